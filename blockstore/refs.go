@@ -1,0 +1,128 @@
+package blockstore
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Version is one root a ref has had.
+type Version struct {
+	Root    string          `json:"root"`
+	Time    time.Time       `json:"time"`
+	Profile string          `json:"profile"`
+	Summary json.RawMessage `json:"summary,omitempty"`
+}
+
+// Ref is a name and the roots it has had, oldest first.
+type Ref struct {
+	Name    string    `json:"name"`
+	History []Version `json:"history"`
+}
+
+// Current is the ref's newest version.
+func (r Ref) Current() (Version, bool) {
+	if len(r.History) == 0 {
+		return Version{}, false
+	}
+	return r.History[len(r.History)-1], true
+}
+
+func (s *Store) refPath(name string) string {
+	// Names are often absolute paths; encode them into one safe file name.
+	return filepath.Join(s.dir, "refs", base64.RawURLEncoding.EncodeToString([]byte(name))+".json")
+}
+
+// Ref reads the ref called name; ok is false when it does not exist.
+func (s *Store) Ref(name string) (ref Ref, ok bool, err error) {
+	data, err := os.ReadFile(s.refPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return Ref{Name: name}, false, nil
+	}
+	if err != nil {
+		return Ref{}, false, fmt.Errorf("read ref %q: %w", name, err)
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		return Ref{}, false, fmt.Errorf("ref %q in %s is corrupt: %w", name, s.refPath(name), err)
+	}
+	return ref, true, nil
+}
+
+// Refs lists every ref, sorted by name.
+func (s *Store) Refs() ([]Ref, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "refs"))
+	if err != nil {
+		return nil, fmt.Errorf("list refs: %w", err)
+	}
+	var out []Ref
+	for _, e := range ents {
+		enc, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		name, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil {
+			continue
+		}
+		r, found, err := s.Ref(string(name))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Advance appends v to the ref called name and writes it atomically. Call
+// it only after Sync: the ref must never name a root whose blocks could be
+// lost.
+func (s *Store) Advance(name string, v Version) error {
+	ref, _, err := s.Ref(name)
+	if err != nil {
+		return err
+	}
+	ref.Name = name
+	ref.History = append(ref.History, v)
+	data, err := json.MarshalIndent(ref, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.refPath(name), data)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,157 @@
+package blockstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// batchBytes bounds the memory a Writer holds before it commits a batch.
+const batchBytes = 8 << 20
+
+// Writer is an ipld.DAGService that writes new blocks in byte-bounded
+// batches and counts them. Blocks already in the store are not rewritten.
+// It is safe for concurrent use by the chunker's workers.
+type Writer struct {
+	s *Store
+
+	mu      sync.Mutex
+	pending []blocks.Block
+	inBatch map[cid.Cid]struct{}
+	size    int
+	err     error
+
+	Blocks int64 // new blocks written
+	Bytes  int64 // bytes of new blocks written
+}
+
+// NewWriter starts a batch writer on s.
+func (s *Store) NewWriter() *Writer {
+	return &Writer{s: s, inBatch: map[cid.Cid]struct{}{}}
+}
+
+// Add implements ipld.DAGService.
+func (w *Writer) Add(ctx context.Context, nd ipld.Node) error {
+	return w.Put(ctx, nd)
+}
+
+// AddMany implements ipld.DAGService.
+func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
+	for _, nd := range nds {
+		if err := w.Put(ctx, nd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Put queues one block, committing the batch when it is full.
+func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
+	c := b.Cid()
+	if c.Prefix().MhType == mh.IDENTITY {
+		return nil
+	}
+	has, err := w.s.bs.Has(ctx, c)
+	if err != nil {
+		return fmt.Errorf("block store %s: %w", w.s.dir, err)
+	}
+	if has {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if _, dup := w.inBatch[c]; dup {
+		return nil
+	}
+	w.inBatch[c] = struct{}{}
+	w.pending = append(w.pending, b)
+	w.size += len(b.RawData())
+	w.Blocks++
+	w.Bytes += int64(len(b.RawData()))
+	if w.size >= batchBytes {
+		return w.commitLocked(ctx)
+	}
+	return nil
+}
+
+func (w *Writer) commitLocked(ctx context.Context) error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	if err := w.s.bs.PutMany(ctx, w.pending); err != nil {
+		w.err = fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
+		return w.err
+	}
+	w.pending = w.pending[:0]
+	clear(w.inBatch)
+	w.size = 0
+	return nil
+}
+
+// Flush commits what is queued and makes every block written durable.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	err := w.commitLocked(ctx)
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return w.s.Sync(ctx)
+}
+
+// Get implements ipld.DAGService, seeing queued blocks too.
+func (w *Writer) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	w.mu.Lock()
+	for _, b := range w.pending {
+		if b.Cid().Equals(c) {
+			w.mu.Unlock()
+			return decode(b)
+		}
+	}
+	w.mu.Unlock()
+	b, err := w.s.bs.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return decode(b)
+}
+
+func decode(b blocks.Block) (ipld.Node, error) {
+	switch b.Cid().Prefix().Codec {
+	case cid.DagProtobuf:
+		return mdag.DecodeProtobufBlock(b)
+	case cid.Raw:
+		return mdag.DecodeRawBlock(b)
+	}
+	return nil, fmt.Errorf("block %s: codec %#x is not UnixFS", b.Cid(), b.Cid().Prefix().Codec)
+}
+
+// GetMany implements ipld.DAGService.
+func (w *Writer) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	for _, c := range cs {
+		nd, err := w.Get(ctx, c)
+		out <- &ipld.NodeOption{Node: nd, Err: err}
+	}
+	close(out)
+	return out
+}
+
+// Remove implements ipld.DAGService; a sync never removes blocks.
+func (w *Writer) Remove(context.Context, cid.Cid) error {
+	return fmt.Errorf("blockstore.Writer does not remove blocks")
+}
+
+// RemoveMany implements ipld.DAGService.
+func (w *Writer) RemoveMany(context.Context, []cid.Cid) error {
+	return fmt.Errorf("blockstore.Writer does not remove blocks")
+}

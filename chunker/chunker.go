@@ -1,0 +1,153 @@
+// Package chunker owns turning one regular file into a UnixFS file DAG: it
+// opens the file safely, splits it with the profile's chunker, lays it out
+// with boxo's balanced or trickle builder, and checks that the file did not
+// change while it was read. It is the only user of boxo's importer.
+package chunker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/trickle"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+	"github.com/ipfs-sync/ipfs-sync/profile"
+)
+
+// ErrChanged means a file kept changing while it was read.
+var ErrChanged = errors.New("file changed while it was read")
+
+// ErrNotRegular means the path no longer names a regular file.
+var ErrNotRegular = errors.New("not a regular file any more")
+
+// Result is one imported file.
+type Result struct {
+	Cid   cid.Cid
+	Tsize uint64        // cumulative DAG size, as a directory link records it
+	Stat  metadata.Stat // what was stored: the stat of the handle that was read
+	Read  int64         // bytes read, retries included
+}
+
+// Importer turns files into DAGs written to DAG.
+type Importer struct {
+	Profile profile.Profile
+	DAG     ipld.DAGService
+	// Open opens a file for reading; tests wrap it to count or fail opens.
+	Open func(path string) (*os.File, error)
+}
+
+// OpenNoFollow opens path read-only without following a final symlink, so a
+// file replaced by a link between walk and read is refused, not followed.
+func OpenNoFollow(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+}
+
+// File imports the regular file at path. A file whose size or mtime changes
+// while it is read is read once more; if it changes again the result is
+// ErrChanged, so a wrong CID is never recorded for a path.
+func (im *Importer) File(ctx context.Context, path string) (Result, error) {
+	var read int64
+	for attempt := 0; ; attempt++ {
+		res, err := im.once(ctx, path)
+		read += res.Read
+		res.Read = read
+		if !errors.Is(err, ErrChanged) || attempt == 1 {
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", path, err)
+			}
+			return res, nil
+		}
+	}
+}
+
+func (im *Importer) once(ctx context.Context, path string) (Result, error) {
+	open := im.Open
+	if open == nil {
+		open = OpenNoFollow
+	}
+	f, err := open(path)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Result{}, err
+	}
+	before := metadata.FromFileInfo(fi)
+	if before.Type != metadata.File {
+		return Result{}, ErrNotRegular
+	}
+	cr := &countingReader{r: f, ctx: ctx}
+	nd, err := im.Layout(cr, before)
+	if err != nil {
+		return Result{Read: cr.n}, err
+	}
+	fi, err = f.Stat()
+	if err != nil {
+		return Result{Read: cr.n}, err
+	}
+	after := metadata.FromFileInfo(fi)
+	if !metadata.Same(before, after) || cr.n != before.Size {
+		return Result{Read: cr.n}, ErrChanged
+	}
+	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: before, Read: cr.n}, nil
+}
+
+// Layout builds the file DAG of r's bytes with st's metadata as the profile
+// stores it.
+func (im *Importer) Layout(r io.Reader, st metadata.Stat) (ipld.Node, error) {
+	spl, err := im.Profile.Splitter(r)
+	if err != nil {
+		return nil, err
+	}
+	fields := metadata.Fields{Mode: im.Profile.PreserveMode, MTime: im.Profile.PreserveMTime}
+	params := helpers.DagBuilderParams{
+		Dagserv:     im.DAG,
+		RawLeaves:   im.Profile.RawLeaves,
+		Maxlinks:    im.Profile.FileDAGWidth,
+		CidBuilder:  im.Profile.CidBuilder(),
+		FileMode:    fields.ModeOf(st),
+		FileModTime: fields.MTimeOf(st),
+	}
+	db, err := params.New(spl)
+	if err != nil {
+		return nil, err
+	}
+	if im.Profile.Trickle {
+		return trickle.Layout(db)
+	}
+	return balanced.Layout(db)
+}
+
+func mustSize(nd ipld.Node) uint64 {
+	s, err := nd.Size()
+	if err != nil {
+		// Size only fails for nodes that cannot encode, which Layout never returns.
+		panic(err)
+	}
+	return s
+}
+
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	ctx context.Context
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,122 @@
+// Package cli owns the command line: commands, flags, output formats and
+// the mapping of errors to exit codes. It turns flags into the engine's
+// Options and prints what the engine returns; it holds no sync logic.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+)
+
+// Run runs the command line args (args[0] is the program name) and returns
+// the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	// Bare `ipfs-sync SRC` is shorthand for `ipfs-sync sync SRC`.
+	args = shorthand(app, args)
+	err := app.RunContext(ctx, args)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		fmt.Fprintf(stderr, "ipfs-sync: %v\n", err)
+	}
+	return exitCode(err)
+}
+
+func newApp(stdout, stderr io.Writer) *ucli.App {
+	app := &ucli.App{
+		Name:  "ipfs-sync",
+		Usage: "keep a large directory tree in IPFS, re-adding only what changed",
+		UsageText: `ipfs-sync [global options] SRC               same as: ipfs-sync sync SRC
+   ipfs-sync [global options] command [options] [arguments...]`,
+		Description: `ipfs-sync imports a directory (a Debian pool, an npm or CRAN mirror, ...) into a
+UnixFS DAG whose root CID is identical to what kubo's 'ipfs add -r' gives with the
+same settings, and keeps it in a local repository.
+
+EXAMPLES:
+   ipfs-sync ./mirror                       import ./mirror, print the root CID
+   ipfs-sync --json sync ./mirror           the same, with a JSON summary
+   ipfs-sync export ROOT --car mirror.car   write the DAG as a CAR file
+
+` + exitHelp,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
+		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "repo", EnvVars: []string{"IPFS_SYNC_REPO"}, Usage: "repository `DIR` (default: $XDG_DATA_HOME/ipfs-sync or ~/.local/share/ipfs-sync)"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
+			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+		},
+		Commands: []*ucli.Command{syncCommand(), exportCommand()},
+	}
+	return app
+}
+
+// shorthand inserts "sync" before the first positional argument when it
+// is not a command name.
+func shorthand(app *ucli.App, args []string) []string {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return args
+		}
+		if strings.HasPrefix(a, "-") {
+			if !strings.Contains(a, "=") && globalTakesValue(app, a) {
+				i++
+			}
+			continue
+		}
+		if app.Command(a) != nil || a == "help" {
+			return args
+		}
+		out := append([]string{}, args[:i]...)
+		out = append(out, "sync")
+		return append(out, args[i:]...)
+	}
+	return args
+}
+
+func globalTakesValue(app *ucli.App, flag string) bool {
+	name := strings.TrimLeft(flag, "-")
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*ucli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
+}
+
+func openStore(c *ucli.Context) (*blockstore.Store, error) {
+	dir := c.String("repo")
+	if dir == "" {
+		var err error
+		if dir, err = blockstore.DefaultDir(); err != nil {
+			return nil, err
+		}
+	}
+	return blockstore.Open(dir)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(v)
+}
+
+func warnf(c *ucli.Context, format string, a ...any) {
+	fmt.Fprintf(c.App.ErrWriter, "ipfs-sync: warning: "+format+"\n", a...)
+}
+

@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/sync"
+)
+
+// Exit codes, documented in --help and docs/usage.md.
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2
+	ExitPartial     = 3
+	ExitLocked      = 4
+	ExitInterrupted = 130
+)
+
+// usageError marks a mistake in how the command was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// exitCode maps an error to the process exit code; the one place that does.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.Is(err, blockstore.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, sync.ErrPartial):
+		return ExitPartial
+	}
+	return ExitError
+}
+
+const exitHelp = `EXIT STATUS:
+   0    success
+   1    error; no ref was moved, the previous root stays valid
+   2    usage error
+   3    partial: a root was recorded, but some entries were skipped (warned on stderr)
+   4    the repository is locked by another ipfs-sync process
+   130  interrupted`

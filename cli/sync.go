@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/profile"
+	"github.com/ipfs-sync/ipfs-sync/sync"
+)
+
+func profileFlags() []ucli.Flag {
+	cat := "CID settings (kubo's names and meanings, applied on top of --profile):"
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "profile", Value: profile.V1_2025, Usage: "IPIP-499 import profile: " + strings.Join(profile.Names(), " or "), Category: cat},
+		&ucli.StringFlag{Name: "metadata", Value: "mtime,mode", Usage: "UnixFS metadata to store: mtime,mode, mtime, mode or none (none gives plain profile CIDs)", Category: cat},
+		&ucli.IntFlag{Name: "cid-version", Usage: "CID version, 0 or 1 (1 turns raw leaves on unless metadata is stored)", Category: cat},
+		&ucli.StringFlag{Name: "hash", Usage: "multihash: sha2-256, blake2b-256, ...", Category: cat},
+		&ucli.BoolFlag{Name: "raw-leaves", Usage: "raw blocks for file leaves (not with metadata, as in kubo)", Category: cat},
+		&ucli.StringFlag{Name: "chunker", Usage: "size-N, rabin-MIN-AVG-MAX or buzhash", Category: cat},
+		&ucli.IntFlag{Name: "max-file-links", Usage: "links per file DAG node", Category: cat},
+		&ucli.BoolFlag{Name: "trickle", Usage: "trickle layout for files instead of balanced", Category: cat},
+		&ucli.BoolFlag{Name: "inline", Usage: "inline blocks up to --inline-limit bytes into identity CIDs", Category: cat},
+		&ucli.IntFlag{Name: "inline-limit", Value: 32, Usage: "largest block to inline with --inline", Category: cat},
+		&ucli.IntFlag{Name: "max-hamt-fanout", Usage: "HAMT shard width (power of 2, 8..1024)", Category: cat},
+		&ucli.IntFlag{Name: "hamt-threshold", Usage: "directory size in bytes above which it becomes a HAMT (0: never)", Category: cat},
+		&ucli.StringFlag{Name: "hamt-estimation", Usage: "how directory size is measured: links or block", Category: cat},
+	}
+}
+
+func profileFromFlags(c *ucli.Context) (profile.Profile, error) {
+	var o profile.Overrides
+	if c.IsSet("cid-version") {
+		o.CIDVersion = ptr(c.Int("cid-version"))
+	}
+	if c.IsSet("hash") {
+		o.Hash = ptr(c.String("hash"))
+	}
+	if c.IsSet("raw-leaves") {
+		o.RawLeaves = ptr(c.Bool("raw-leaves"))
+	}
+	if c.IsSet("chunker") {
+		o.Chunker = ptr(c.String("chunker"))
+	}
+	if c.IsSet("max-file-links") {
+		o.MaxFileLinks = ptr(c.Int("max-file-links"))
+	}
+	if c.IsSet("trickle") {
+		o.Trickle = ptr(c.Bool("trickle"))
+	}
+	if c.IsSet("inline") {
+		o.Inline = ptr(c.Bool("inline"))
+	}
+	if c.IsSet("inline-limit") {
+		o.InlineLimit = ptr(c.Int("inline-limit"))
+	}
+	if c.IsSet("max-hamt-fanout") {
+		o.MaxHAMTFanout = ptr(c.Int("max-hamt-fanout"))
+	}
+	if c.IsSet("hamt-threshold") {
+		o.HAMTThreshold = ptr(c.Int("hamt-threshold"))
+	}
+	if c.IsSet("hamt-estimation") {
+		o.HAMTEstimation = ptr(c.String("hamt-estimation"))
+	}
+	o.Metadata = ptr(c.String("metadata"))
+	p, err := profile.New(c.String("profile"), o)
+	if err != nil {
+		return p, usageError{err}
+	}
+	return p, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func syncCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "sync",
+		Usage:     "import a directory (or file) and record its root CID",
+		ArgsUsage: "SRC",
+		Description: `Walks SRC, chunks its files on all cores, builds every directory once, bottom-up,
+and stores the DAG in the repository. The ref (default: SRC's absolute path, or --name)
+moves to the new root only after every block is durably stored.
+
+Symlinks are stored as UnixFS symlinks and never followed. Hidden files are included
+(rsync's behaviour; use --hidden=false for kubo's default). FIFOs, sockets and devices
+are skipped with a warning (exit 3).
+
+The default (unixfs-v1-2025 with mode and mtime) gives the same root CID as:
+   ipfs init --profile test,unixfs-v1-2025
+   ipfs add -r -H --raw-leaves=false --preserve-mode --preserve-mtime SRC
+
+EXAMPLES:
+   ipfs-sync sync ./pool                           import, print the root CID
+   ipfs-sync sync --json --name debian ./pool      JSON summary, ref named "debian"
+   ipfs-sync sync --metadata none ./pool           no mode/mtime: kubo's plain 'ipfs add -r -H'
+   ipfs-sync sync --profile unixfs-v0-2015 ./pool  legacy CIDv0
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "ref `NAME` to record the root under (default: SRC's absolute path)"},
+			&ucli.BoolFlag{Name: "hidden", Value: true, Usage: "include dotfiles (--hidden=false skips them, as kubo does without -H)"},
+			&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
+		}, profileFlags()...),
+		Action: runSync,
+	}
+}
+
+func runSync(c *ucli.Context) error {
+	if c.NArg() != 1 {
+		return usageError{errors.New("sync needs exactly one SRC")}
+	}
+	p, err := profileFromFlags(c)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	opts := sync.Options{
+		Src:     c.Args().First(),
+		Name:    c.String("name"),
+		Profile: p,
+		Filter:  diff.Filter{Hidden: c.Bool("hidden")},
+		Workers: c.Int("workers"),
+		Warn:    func(path string, err error) { warnf(c, "skipped %v", err) },
+	}
+	sum, err := sync.Run(c.Context, store, opts)
+	if err != nil && !errors.Is(err, sync.ErrPartial) {
+		return err
+	}
+	switch {
+	case c.Bool("json"):
+		if perr := printJSON(c.App.Writer, sum); perr != nil {
+			return perr
+		}
+	case c.Bool("quiet"):
+		fmt.Fprintln(c.App.Writer, sum.Root)
+	default:
+		fmt.Fprintln(c.App.Writer, sum.Root)
+		fmt.Fprintf(c.App.ErrWriter, "%d files, %d dirs, %d symlinks, %s in %.1fs; %d new blocks (%s)\n",
+			sum.Files, sum.Dirs, sum.Symlinks, humanBytes(sum.Bytes), sum.Seconds, sum.BlocksWritten, humanBytes(sum.BytesWritten))
+	}
+	return err
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,75 @@
+// Package diff owns walking the source tree and comparing it with the
+// previous root: directory listings in a stable byte order, the entry
+// filters (hidden files), and what changed between two states.
+package diff
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+)
+
+// Entry is one child of a walked directory.
+type Entry struct {
+	Name   string
+	Stat   metadata.Stat
+	Target string // symlink target
+}
+
+// Filter decides which names a walk includes.
+type Filter struct {
+	Hidden bool // include dotfiles (rsync does; kubo needs -H)
+}
+
+// Include reports whether a child called name is walked.
+func (f Filter) Include(name string) bool {
+	return f.Hidden || !strings.HasPrefix(name, ".")
+}
+
+// ReadDir lists dir's children sorted by name as bytes (the order UnixFS
+// uses), each lstat'ed and never followed. A child that vanishes between
+// the listing and its lstat is left out, as if the listing had been taken
+// a moment later.
+func ReadDir(dir string, f Filter) ([]Entry, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	sort.Strings(names)
+	out := make([]Entry, 0, len(names))
+	for _, name := range names {
+		if !f.Include(name) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e := Entry{Name: name, Stat: metadata.FromFileInfo(fi)}
+		if e.Stat.Type == metadata.Symlink {
+			if e.Target, err = os.Readlink(p); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return nil, err
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,120 @@
+// Package metadata owns what ipfs-sync knows about one filesystem entry and
+// how it maps onto UnixFS: the entry type, size, the mode bits UnixFS can
+// hold (permissions, setuid, setgid, sticky) and the mtime to the
+// nanosecond. It is the one place that defines "the same entry".
+package metadata
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Type is the kind of a filesystem entry, as UnixFS can store it.
+type Type uint8
+
+// Entry types. Other covers FIFOs, sockets and devices, which UnixFS cannot
+// represent and which are skipped with a warning.
+const (
+	File Type = iota + 1
+	Dir
+	Symlink
+	Other
+)
+
+func (t Type) String() string {
+	switch t {
+	case File:
+		return "file"
+	case Dir:
+		return "dir"
+	case Symlink:
+		return "symlink"
+	}
+	return "special"
+}
+
+// Stat is an entry as UnixFS sees it.
+type Stat struct {
+	Type  Type
+	Size  int64       // bytes for files, target length for symlinks
+	Mode  fs.FileMode // type bit plus permissions, setuid, setgid, sticky
+	MTime time.Time   // full nanosecond precision, UTC
+}
+
+// FromFileInfo converts an Lstat result.
+func FromFileInfo(fi fs.FileInfo) Stat {
+	m := fi.Mode()
+	st := Stat{
+		Size:  fi.Size(),
+		Mode:  m & (fs.ModeType | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
+		MTime: fi.ModTime().UTC(),
+	}
+	switch {
+	case m.IsRegular():
+		st.Type = File
+	case m.IsDir():
+		st.Type = Dir
+	case m&fs.ModeSymlink != 0:
+		st.Type = Symlink
+	default:
+		st.Type = Other
+	}
+	return st
+}
+
+// Lstat stats path without following a final symlink.
+func Lstat(path string) (Stat, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return Stat{}, err
+	}
+	return FromFileInfo(fi), nil
+}
+
+// Same reports whether an open file still has the size and mtime seen when
+// it was walked: the check that a file did not change while it was read.
+func Same(a, b Stat) bool {
+	return a.Type == b.Type && a.Size == b.Size && a.MTime.Equal(b.MTime)
+}
+
+// Ino returns the inode and device of fi where the platform has them.
+func Ino(fi fs.FileInfo) (dev, ino uint64) {
+	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Dev), s.Ino
+	}
+	return 0, 0
+}
+
+// Fields says which metadata a DAG stores. It decides the mode and mtime
+// passed to UnixFS: zero values mean "not stored", exactly as kubo's
+// --preserve-mode and --preserve-mtime do.
+type Fields struct {
+	Mode  bool
+	MTime bool
+}
+
+// ModeOf is the mode to store for st, or 0 when modes are not stored.
+// Symlinks never carry a mode: kubo stores only their mtime.
+func (f Fields) ModeOf(st Stat) fs.FileMode {
+	if !f.Mode || st.Type == Symlink {
+		return 0
+	}
+	return st.Mode
+}
+
+// MTimeOf is the mtime to store for st, or the zero time when mtimes are
+// not stored.
+func (f Fields) MTimeOf(st Stat) time.Time {
+	if !f.MTime {
+		return time.Time{}
+	}
+	return st.MTime
+}
+
+// String describes st for itemised output and error messages.
+func (st Stat) String() string {
+	return fmt.Sprintf("%s size=%d mode=%04o mtime=%s", st.Type, st.Size, uint32(st.Mode.Perm()), st.MTime.Format(time.RFC3339Nano))
+}
