@@ -1,0 +1,37 @@
+# ipfs-sync: build, test, benchmark.
+# kubo (the CID oracle for e2e tests and benchmarks) is built from the Go
+# module proxy in its own module, e2e/tools, so the product's go.mod stays lean.
+
+BIN      := $(CURDIR)/bin
+GO       ?= go
+E2E_ARGS ?=
+
+.PHONY: build unit test e2e bench bench-large lint kubo clean
+
+build:
+	$(GO) build -o $(BIN)/ipfs-sync .
+
+unit:
+	$(GO) test ./...
+
+# What CI runs: the fast unit tests, then the kubo-backed end-to-end tests.
+test: lint unit e2e
+
+kubo: $(BIN)/ipfs
+
+$(BIN)/ipfs: e2e/tools/go.mod
+	cd e2e/tools && GOBIN=$(BIN) $(GO) install github.com/ipfs/kubo/cmd/ipfs
+
+e2e: build kubo
+	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(GO) test -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
+
+bench: build kubo
+	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/run.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+
+clean:
+	rm -rf $(BIN)
