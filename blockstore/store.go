@@ -111,7 +111,7 @@ func takeLock(path string) (*os.File, error) {
 
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Infof(string, ...any)      {}
 func (quietLogger) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...) }
 func (quietLogger) Fatalf(f string, a ...any) {
 	fmt.Fprintf(os.Stderr, "pebble: "+f+"\n", a...)

@@ -19,7 +19,8 @@ const batchBytes = 8 << 20
 // batches and counts them. Blocks already in the store are not rewritten.
 // It is safe for concurrent use by the chunker's workers.
 type Writer struct {
-	s *Store
+	s       *Store
+	discard bool
 
 	mu      sync.Mutex
 	pending []blocks.Block
@@ -31,9 +32,10 @@ type Writer struct {
 	Bytes  int64 // bytes of new blocks written
 }
 
-// NewWriter starts a batch writer on s.
-func (s *Store) NewWriter() *Writer {
-	return &Writer{s: s, inBatch: map[cid.Cid]struct{}{}}
+// NewWriter starts a batch writer on s. A discarding writer (for dry
+// runs) counts what it would write and stores nothing.
+func (s *Store) NewWriter(discard bool) *Writer {
+	return &Writer{s: s, discard: discard, inBatch: map[cid.Cid]struct{}{}}
 }
 
 // Add implements ipld.DAGService.
@@ -72,11 +74,14 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	if _, dup := w.inBatch[c]; dup {
 		return nil
 	}
+	w.Blocks++
+	w.Bytes += int64(len(b.RawData()))
+	if w.discard {
+		return nil
+	}
 	w.inBatch[c] = struct{}{}
 	w.pending = append(w.pending, b)
 	w.size += len(b.RawData())
-	w.Blocks++
-	w.Bytes += int64(len(b.RawData()))
 	if w.size >= batchBytes {
 		return w.commitLocked(ctx)
 	}
@@ -99,6 +104,9 @@ func (w *Writer) commitLocked(ctx context.Context) error {
 
 // Flush commits what is queued and makes every block written durable.
 func (w *Writer) Flush(ctx context.Context) error {
+	if w.discard {
+		return nil
+	}
 	w.mu.Lock()
 	err := w.commitLocked(ctx)
 	w.mu.Unlock()

@@ -12,6 +12,9 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/cespare/xxhash/v2"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/trickle"
@@ -34,6 +37,7 @@ type Result struct {
 	Tsize uint64        // cumulative DAG size, as a directory link records it
 	Stat  metadata.Stat // what was stored: the stat of the handle that was read
 	Read  int64         // bytes read, retries included
+	XXH   uint64        // xxhash64 of the content
 }
 
 // Importer turns files into DAGs written to DAG.
@@ -86,7 +90,7 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
 	}
-	cr := &countingReader{r: f, ctx: ctx}
+	cr := &countingReader{r: f, ctx: ctx, h: xxhash.New()}
 	nd, err := im.Layout(cr, before)
 	if err != nil {
 		return Result{Read: cr.n}, err
@@ -99,7 +103,62 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
-	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: before, Read: cr.n}, nil
+	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: before, Read: cr.n, XXH: cr.h.Sum64()}, nil
+}
+
+// Checksum reads the file at path and returns the xxhash64 of its content
+// and the stat of the handle read, for --checksum's content comparison.
+func (im *Importer) Checksum(ctx context.Context, path string) (uint64, metadata.Stat, int64, error) {
+	open := im.Open
+	if open == nil {
+		open = OpenNoFollow
+	}
+	f, err := open(path)
+	if err != nil {
+		return 0, metadata.Stat{}, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, metadata.Stat{}, 0, err
+	}
+	st := metadata.FromFileInfo(fi)
+	h := xxhash.New()
+	n, err := io.Copy(h, &countingReader{r: f, ctx: ctx})
+	if err != nil {
+		return 0, st, n, fmt.Errorf("%s: %w", path, err)
+	}
+	return h.Sum64(), st, n, nil
+}
+
+// Reroot gives a stored file new metadata without reading its data: the
+// root node keeps its links and blocksizes and gets st's mode and mtime,
+// exactly as the importer would have set them (boxo's SetFileAttributes).
+func (im *Importer) Reroot(ctx context.Context, old ipld.Node, st metadata.Stat) (Result, error) {
+	pn, ok := old.(*mdag.ProtoNode)
+	if !ok {
+		return Result{}, fmt.Errorf("file root %s is not dag-pb; cannot carry metadata", old.Cid())
+	}
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return Result{}, fmt.Errorf("file root %s: %w", old.Cid(), err)
+	}
+	fields := metadata.Fields{Mode: im.Profile.PreserveMode, MTime: im.Profile.PreserveMTime}
+	fsn.SetModTime(fields.MTimeOf(st))
+	fsn.SetMode(fields.ModeOf(st))
+	data, err := fsn.GetBytes()
+	if err != nil {
+		return Result{}, err
+	}
+	nd := pn.Copy().(*mdag.ProtoNode)
+	nd.SetData(data)
+	if err := nd.SetCidBuilder(im.Profile.CidBuilder()); err != nil {
+		return Result{}, err
+	}
+	if err := im.DAG.Add(ctx, nd); err != nil {
+		return Result{}, err
+	}
+	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: st}, nil
 }
 
 // Layout builds the file DAG of r's bytes with st's metadata as the profile
@@ -141,6 +200,7 @@ type countingReader struct {
 	r   io.Reader
 	n   int64
 	ctx context.Context
+	h   *xxhash.Digest // optional
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -149,5 +209,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.h != nil {
+		c.h.Write(p[:n])
+	}
 	return n, err
 }

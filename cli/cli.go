@@ -119,4 +119,3 @@ func printJSON(w io.Writer, v any) error {
 func warnf(c *ucli.Context, format string, a ...any) {
 	fmt.Fprintf(c.App.ErrWriter, "ipfs-sync: warning: "+format+"\n", a...)
 }
-

@@ -104,6 +104,11 @@ EXAMPLES:
 			&ucli.StringFlag{Name: "name", Usage: "ref `NAME` to record the root under (default: SRC's absolute path)"},
 			&ucli.BoolFlag{Name: "hidden", Value: true, Usage: "include dotfiles (--hidden=false skips them, as kubo does without -H)"},
 			&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
+			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "walk and diff only: print the itemised changes, write nothing"},
+			&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
+			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxhash64)"},
+			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
+			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
 		}, profileFlags()...),
 		Action: runSync,
 	}
@@ -123,12 +128,19 @@ func runSync(c *ucli.Context) error {
 	}
 	defer store.Close()
 	opts := sync.Options{
-		Src:     c.Args().First(),
-		Name:    c.String("name"),
-		Profile: p,
-		Filter:  diff.Filter{Hidden: c.Bool("hidden")},
-		Workers: c.Int("workers"),
-		Warn:    func(path string, err error) { warnf(c, "skipped %v", err) },
+		Src:      c.Args().First(),
+		Name:     c.String("name"),
+		Profile:  p,
+		Filter:   diff.Filter{Hidden: c.Bool("hidden")},
+		Workers:  c.Int("workers"),
+		Warn:     func(path string, err error) { warnf(c, "%v", err) },
+		Full:     c.Bool("full"),
+		Base:     c.String("base"),
+		Checksum: c.Bool("checksum"),
+		DryRun:   c.Bool("dry-run"),
+	}
+	if opts.DryRun || c.Bool("itemize-changes") {
+		opts.Item = func(ch sync.Change) { printChange(c, ch) }
 	}
 	sum, err := sync.Run(c.Context, store, opts)
 	if err != nil && !errors.Is(err, sync.ErrPartial) {
@@ -140,13 +152,35 @@ func runSync(c *ucli.Context) error {
 			return perr
 		}
 	case c.Bool("quiet"):
-		fmt.Fprintln(c.App.Writer, sum.Root)
+		if sum.Root != "" {
+			fmt.Fprintln(c.App.Writer, sum.Root)
+		}
 	default:
-		fmt.Fprintln(c.App.Writer, sum.Root)
-		fmt.Fprintf(c.App.ErrWriter, "%d files, %d dirs, %d symlinks, %s in %.1fs; %d new blocks (%s)\n",
-			sum.Files, sum.Dirs, sum.Symlinks, humanBytes(sum.Bytes), sum.Seconds, sum.BlocksWritten, humanBytes(sum.BytesWritten))
+		if sum.Root != "" {
+			fmt.Fprintln(c.App.Writer, sum.Root)
+		}
+		fc := sum.FileChanges
+		fmt.Fprintf(c.App.ErrWriter, "%d files (%d added, %d removed, %d modified, %d metadata only, %d unchanged), %d dirs, %d symlinks, %s; read %s, %d new blocks (%s) in %.1fs\n",
+			sum.Files, fc.Added, fc.Removed, fc.Modified, fc.Metadata, fc.Unchanged, sum.Dirs, sum.Symlinks,
+			humanBytes(sum.Bytes), humanBytes(sum.BytesRead), sum.BlocksWritten, humanBytes(sum.BytesNew), sum.Seconds)
 	}
 	return err
+}
+
+func printChange(c *ucli.Context, ch sync.Change) {
+	if c.Bool("json") {
+		why := ""
+		if ch.Why != 0 {
+			why = ch.Why.String()
+		}
+		_ = printJSON(c.App.Writer, struct {
+			Change string `json:"change"`
+			Path   string `json:"path"`
+			Why    string `json:"why,omitempty"`
+		}{string(ch.Kind), ch.Path, why})
+		return
+	}
+	fmt.Fprintln(c.App.Writer, ch)
 }
 
 func humanBytes(n int64) string {

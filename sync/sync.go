@@ -1,8 +1,9 @@
-// Package sync owns one run of ipfs-sync: it walks the source (diff),
-// hands files to the chunker's workers, builds each directory once,
-// bottom-up, as soon as its children are done, writes blocks through the
-// store's batch writer, and moves the ref only after the blocks are durable.
-// It never prints: warnings and results go to the caller.
+// Package sync owns one run of ipfs-sync: it walks the source and the
+// previous root side by side (diff), reuses every unchanged file and
+// directory by its CID, hands changed files to the chunker's workers,
+// builds each changed directory once, bottom-up, as soon as its children
+// are done, and moves the ref only after every block is durable. It never
+// prints: itemised changes, warnings and the summary go to the caller.
 package sync
 
 import (
@@ -27,8 +28,15 @@ import (
 )
 
 // ErrPartial means the run finished and recorded a root, but some entries
-// were skipped (each reported through Options.Warn).
+// were skipped or kept from the previous root (each reported through
+// Options.Warn).
 var ErrPartial = errors.New("some entries were skipped")
+
+// RacyWindow is how close to the previous run's start a file's mtime may be
+// before the quick check stops trusting it: a file rewritten within one
+// timestamp tick of being read keeps its mtime. Two seconds covers the
+// coarsest common filesystems (FAT; ext3 and NFS at one second).
+const RacyWindow = 2 * time.Second
 
 // Options configure one run.
 type Options struct {
@@ -37,16 +45,47 @@ type Options struct {
 	Profile profile.Profile
 	Filter  diff.Filter
 	Workers int // file readers; defaults to GOMAXPROCS
+
+	Full     bool   // ignore the previous root (the result is the same)
+	Base     string // diff against this root instead of the ref's current one
+	Checksum bool   // compare content (xxhash64) of files that pass the quick check
+	DryRun   bool   // walk and diff only: nothing is written, the ref stays
+
+	// Item receives itemised changes in walk order, from one goroutine.
+	Item func(Change)
 	// Warn receives each skipped entry; it may be called from any goroutine.
 	Warn func(path string, err error)
 	// Open opens files for reading (tests count or fail opens through it).
 	Open func(path string) (*os.File, error)
 }
 
-// Skipped is an entry left out of the root.
+// Change is one itemised difference from the previous root.
+type Change struct {
+	Kind byte   // '+' added, '-' removed, '*' changed
+	Path string // relative to the source, slash separated; directories end in '/'
+	Why  metadata.Why
+}
+
+func (c Change) String() string {
+	if c.Kind == '*' {
+		return fmt.Sprintf("* %s (%s)", c.Path, c.Why)
+	}
+	return fmt.Sprintf("%c %s", c.Kind, c.Path)
+}
+
+// Skipped is an entry left out of the root, or kept as it was.
 type Skipped struct {
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
+}
+
+// Counts tallies entries by what happened to them.
+type Counts struct {
+	Added     int64 `json:"added"`
+	Removed   int64 `json:"removed"`
+	Modified  int64 `json:"modified"`
+	Metadata  int64 `json:"metadata_only"`
+	Unchanged int64 `json:"unchanged"`
 }
 
 // Summary is the outcome of a run.
@@ -54,18 +93,21 @@ type Summary struct {
 	Root          string    `json:"root"`
 	Previous      *string   `json:"previous"`
 	Name          string    `json:"name"`
+	DryRun        bool      `json:"dry_run,omitempty"`
 	Files         int64     `json:"files"`
 	Dirs          int64     `json:"dirs"`
 	Symlinks      int64     `json:"symlinks"`
 	Bytes         int64     `json:"bytes"`
+	FileChanges   Counts    `json:"file_changes"`
+	DirChanges    Counts    `json:"dir_changes"`
 	BytesRead     int64     `json:"bytes_read"`
+	BytesNew      int64     `json:"bytes_new"`
 	BlocksWritten int64     `json:"blocks_written"`
-	BytesWritten  int64     `json:"bytes_written"`
 	Skipped       []Skipped `json:"skipped"`
 	Seconds       float64   `json:"seconds"`
 }
 
-// Run imports opts.Src into store and advances the ref. On error the ref
+// Run syncs opts.Src into store and advances the ref. On error the ref
 // is unchanged. ErrPartial comes with a complete Summary.
 func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, error) {
 	start := time.Now()
@@ -83,33 +125,58 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Name: opts.Name, Skipped: []Skipped{}}
-	if v, ok := ref.Current(); ok {
-		sum.Previous = &v.Root
-	}
+	sum := Summary{Name: opts.Name, DryRun: opts.DryRun, Skipped: []Skipped{}}
 
-	w := store.NewWriter()
-	r := &run{opts: opts, w: w, imp: &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open}}
-	root, err := r.walkRoot(ctx, src)
+	w := store.NewWriter(opts.DryRun)
+	r := &run{
+		opts:  opts,
+		store: store,
+		w:     w,
+		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open},
+		tree:  diff.Tree{DAG: w},
+		index: store.Index(opts.Name),
+		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
+		start: start,
+	}
+	prev, err := r.previous(ctx, ref)
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := w.Flush(ctx); err != nil {
+	if prev.Defined() {
+		s := prev.String()
+		sum.Previous = &s
+	}
+
+	root, err := r.walkRoot(ctx, src, prev)
+	if err != nil {
 		return Summary{}, err
 	}
-	sum.Root = root.String()
+	if !opts.DryRun {
+		if err := r.index.Flush(ctx); err != nil {
+			return Summary{}, err
+		}
+		if err := w.Flush(ctx); err != nil {
+			return Summary{}, err
+		}
+	}
+	if root.Defined() {
+		sum.Root = root.String()
+	}
 	sum.Files, sum.Dirs, sum.Symlinks = r.files.Load(), r.dirs.Load(), r.symlinks.Load()
 	sum.Bytes, sum.BytesRead = r.bytes.Load(), r.read.Load()
-	sum.BlocksWritten, sum.BytesWritten = w.Blocks, w.Bytes
+	sum.FileChanges, sum.DirChanges = r.fileCounts.load(), r.dirCounts.load()
+	sum.BlocksWritten, sum.BytesNew = w.Blocks, w.Bytes
 	r.mu.Lock()
 	sum.Skipped = append(sum.Skipped, r.skipped...)
 	r.mu.Unlock()
 	sum.Seconds = time.Since(start).Seconds()
 
-	js, _ := json.Marshal(sum)
-	v := blockstore.Version{Root: sum.Root, Time: start.UTC(), Profile: opts.Profile.String(), Summary: js}
-	if err := store.Advance(opts.Name, v); err != nil {
-		return Summary{}, err
+	if !opts.DryRun {
+		js, _ := json.Marshal(sum)
+		v := blockstore.Version{Root: sum.Root, Time: start.UTC(), Profile: opts.Profile.String(), Summary: js}
+		if err := store.Advance(opts.Name, v); err != nil {
+			return Summary{}, err
+		}
 	}
 	if len(sum.Skipped) > 0 {
 		return sum, ErrPartial
@@ -117,12 +184,75 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	return sum, nil
 }
 
+// previous picks the root to diff against and the time its run started
+// (for the racy-clean check). A root made with other settings, or whose
+// root block is missing, cannot be reused: the run is then a full import.
+func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error) {
+	cur, hasCur := ref.Current()
+	var c cid.Cid
+	switch {
+	case r.opts.Base != "":
+		var err error
+		if c, err = cid.Decode(r.opts.Base); err != nil {
+			return cid.Undef, fmt.Errorf("--base %q: %w", r.opts.Base, err)
+		}
+		// A root from elsewhere has no known run start: trust only mtimes
+		// older than this run.
+		r.prevStart = r.start
+		if hasCur && cur.Root == r.opts.Base {
+			r.prevStart = cur.Time
+		}
+	case hasCur:
+		var err error
+		if c, err = cid.Decode(cur.Root); err != nil {
+			return cid.Undef, fmt.Errorf("ref %q names a bad root %q: %w", ref.Name, cur.Root, err)
+		}
+		r.prevStart = cur.Time
+		if cur.Profile != r.opts.Profile.String() {
+			r.warn("", fmt.Errorf("settings changed since the previous root (%s); importing in full", cur.Profile))
+			r.reuse = false
+			return c, nil
+		}
+	default:
+		return cid.Undef, nil
+	}
+	if r.opts.Full {
+		return c, nil
+	}
+	has, err := r.store.Blockstore().Has(ctx, c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if !has {
+		r.warn("", fmt.Errorf("previous root %s is not in the store; importing in full", c))
+		return c, nil
+	}
+	r.reuse = true
+	return c, nil
+}
+
+type counts struct{ added, removed, modified, meta, unchanged atomic.Int64 }
+
+func (c *counts) load() Counts {
+	return Counts{c.added.Load(), c.removed.Load(), c.modified.Load(), c.meta.Load(), c.unchanged.Load()}
+}
+
 type run struct {
-	opts Options
-	w    *blockstore.Writer
-	imp  *chunker.Importer
+	opts      Options
+	store     *blockstore.Store
+	w         *blockstore.Writer
+	imp       *chunker.Importer
+	tree      diff.Tree
+	index     *blockstore.Index
+	meta      metadata.Fields
+	start     time.Time
+	prevStart time.Time
+	reuse     bool // the previous root may be reused
 
 	files, dirs, symlinks, bytes, read atomic.Int64
+	fileCounts, dirCounts              counts
+
+	items chan *item
 
 	mu      gosync.Mutex
 	skipped []Skipped
@@ -136,18 +266,37 @@ type result struct {
 	err  error
 }
 
+func newResult() *result { return &result{done: make(chan struct{})} }
+
 func resolved(l Link) *result {
-	r := &result{done: make(chan struct{}), link: l}
+	r := newResult()
+	r.link = l
 	close(r.done)
 	return r
 }
 
-type fileJob struct {
-	path, name string
-	res        *result
+func failed(err error) *result {
+	r := newResult()
+	r.err = err
+	close(r.done)
+	return r
 }
 
-func (r *run) walkRoot(ctx context.Context, src string) (cid.Cid, error) {
+func skippedResult() *result {
+	r := newResult()
+	r.skip = true
+	close(r.done)
+	return r
+}
+
+// item is an itemised change whose outcome may depend on reading a file.
+type item struct {
+	done   chan struct{}
+	change Change
+	show   bool
+}
+
+func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, error) {
 	st, err := metadata.Lstat(src)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("source: %w", err)
@@ -155,39 +304,54 @@ func (r *run) walkRoot(ctx context.Context, src string) (cid.Cid, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	jobs := make(chan fileJob)
+	var printed gosync.WaitGroup
+	if r.opts.Item != nil {
+		r.items = make(chan *item, 1024)
+		printed.Go(func() {
+			for it := range r.items {
+				<-it.done
+				if it.show {
+					r.opts.Item(it.change)
+				}
+			}
+		})
+	}
+
+	jobs := make(chan job)
 	var wg gosync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() {
 			for j := range jobs {
-				r.importFile(ctx, cancel, j)
+				r.doJob(ctx, cancel, j)
 			}
 		})
+	}
+	var prevLink *diff.Link
+	if r.reuse {
+		prevLink = &diff.Link{Cid: prev}
 	}
 	var top *result
 	switch st.Type {
 	case metadata.Dir:
-		top = r.walkDir(ctx, cancel, jobs, src, "", st)
+		top = r.walkDir(ctx, cancel, jobs, src, "", "", st, prevLink)
 	case metadata.File:
-		top = &result{done: make(chan struct{})}
-		select {
-		case jobs <- fileJob{path: src, name: filepath.Base(src), res: top}:
-		case <-ctx.Done():
-			top.err = context.Cause(ctx)
-			close(top.done)
-		}
+		top = r.file(ctx, jobs, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink)
 	case metadata.Symlink:
 		target, err := os.Readlink(src)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("source: %w", err)
 		}
-		top = r.symlink(ctx, src, diff.Entry{Name: filepath.Base(src), Stat: st, Target: target})
+		top = r.symlink(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st, Target: target}, prevLink)
 	default:
 		return cid.Undef, fmt.Errorf("source %s is a %s, not a file or directory", src, st.Type)
 	}
 	close(jobs)
 	<-top.done
 	wg.Wait()
+	if r.items != nil {
+		close(r.items)
+		printed.Wait()
+	}
 	if err := context.Cause(ctx); err != nil {
 		return cid.Undef, err
 	}
@@ -200,92 +364,122 @@ func (r *run) walkRoot(ctx context.Context, src string) (cid.Cid, error) {
 	return top.link.Cid, nil
 }
 
-func (r *run) importFile(ctx context.Context, fail context.CancelCauseFunc, j fileJob) {
-	defer close(j.res.done)
-	if ctx.Err() != nil {
-		j.res.err = context.Cause(ctx)
-		return
-	}
-	res, err := r.imp.File(ctx, j.path)
-	r.read.Add(res.Read)
-	if err != nil {
-		if errors.Is(err, chunker.ErrNotRegular) {
-			r.skip(j.path, err)
-			j.res.skip = true
-			return
-		}
-		j.res.err = err
-		fail(err)
-		return
-	}
-	r.files.Add(1)
-	r.bytes.Add(res.Stat.Size)
-	j.res.link = Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
-}
-
-func (r *run) skip(path string, err error) {
+func (r *run) warn(path string, err error) {
 	r.mu.Lock()
-	r.skipped = append(r.skipped, Skipped{Path: path, Reason: err.Error()})
+	if path != "" {
+		r.skipped = append(r.skipped, Skipped{Path: path, Reason: err.Error()})
+	}
 	r.mu.Unlock()
 	if r.opts.Warn != nil {
 		r.opts.Warn(path, err)
 	}
 }
 
-func (r *run) symlink(ctx context.Context, path string, e diff.Entry) *result {
-	fields := metadata.Fields{Mode: r.opts.Profile.PreserveMode, MTime: r.opts.Profile.PreserveMTime}
-	nd, err := symlinkNode(r.opts.Profile, e.Target, fields.MTimeOf(e.Stat))
-	if err == nil {
-		err = r.w.Add(ctx, nd)
+// itemise queues a change for the Item callback in walk order. A nil
+// return means nobody listens.
+func (r *run) itemise(ctx context.Context, c Change, known bool) *item {
+	if r.items == nil {
+		return nil
 	}
-	if err != nil {
-		res := &result{done: make(chan struct{}), err: fmt.Errorf("symlink %s: %w", path, err)}
-		close(res.done)
-		return res
+	it := &item{done: make(chan struct{}), change: c, show: true}
+	if known {
+		close(it.done)
 	}
-	r.symlinks.Add(1)
-	size, _ := nd.Size()
-	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
+	select {
+	case r.items <- it:
+	case <-ctx.Done():
+	}
+	return it
 }
 
-// walkDir lists one directory, queues its files, recurses into its
-// subdirectories, and returns a result that completes once every child has
-// and the directory's own node is built. The walk itself runs on one
-// goroutine, blocked by the unbuffered job channel when all readers are
-// busy, which is what bounds memory.
-func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs chan<- fileJob, path, name string, st metadata.Stat) *result {
-	out := &result{done: make(chan struct{})}
+func (it *item) resolve(show bool, why metadata.Why) {
+	if it == nil {
+		return
+	}
+	it.show = show
+	if why != 0 {
+		it.change.Why = why
+	}
+	close(it.done)
+}
+
+func rel(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "/" + name
+}
+
+// walkDir merges one directory's listing with its previous version, queues
+// what must be read, recurses into subdirectories, and returns a result
+// that completes once every child has and the directory's node is built
+// (or reused). The walk runs on one goroutine, blocked by the unbuffered
+// job channel when all readers are busy, which is what bounds memory.
+func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs chan<- job, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+	var pd *diff.PrevDir
+	if prev != nil {
+		d, err := r.tree.Dir(ctx, prev.Cid)
+		switch {
+		case err == nil:
+			pd = &d
+		case errors.Is(err, diff.ErrNotDir):
+		default:
+			// The store lost part of the previous root: rebuild this
+			// subtree from the source, which gives the same CIDs.
+			r.warn("", fmt.Errorf("%s: %w; re-reading this directory", path, err))
+		}
+	}
 	entries, err := diff.ReadDir(path, r.opts.Filter)
 	if err != nil {
-		out.err = fmt.Errorf("directory %s: %w", path, err)
-		fail(out.err)
-		close(out.done)
-		return out
-	}
-	children := make([]*result, 0, len(entries))
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			break
+		if relPath == "" {
+			err = fmt.Errorf("source: %w", err)
+			fail(err)
+			return failed(err)
 		}
-		p := filepath.Join(path, e.Name)
+		if pd != nil {
+			// Never turn a failed read into deletions: keep what the
+			// previous root has here.
+			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
+			return resolved(Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize})
+		}
+		r.warn(path, fmt.Errorf("%w; skipped", err))
+		return skippedResult()
+	}
+	var prevEntries []diff.Link
+	if pd != nil {
+		prevEntries = pd.Entries
+		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) && relPath != "" {
+			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
+		}
+	} else if prev != nil {
+		r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
+	} else if relPath != "" {
+		r.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
+	}
+
+	children := make([]*result, 0, len(entries))
+	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
+		if ctx.Err() != nil {
+			return
+		}
+		if e == nil {
+			r.removed(ctx, rel(relPath, p.Name), p)
+			return
+		}
+		cp := filepath.Join(path, e.Name)
+		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.File:
-			res := &result{done: make(chan struct{})}
-			select {
-			case jobs <- fileJob{path: p, name: e.Name, res: res}:
-			case <-ctx.Done():
-				res.err = context.Cause(ctx)
-				close(res.done)
-			}
-			children = append(children, res)
+			children = append(children, r.file(ctx, jobs, cp, crel, *e, p))
 		case metadata.Dir:
-			children = append(children, r.walkDir(ctx, fail, jobs, p, e.Name, e.Stat))
+			children = append(children, r.walkDir(ctx, fail, jobs, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
-			children = append(children, r.symlink(ctx, p, e))
+			children = append(children, r.symlink(ctx, cp, crel, *e, p))
 		default:
-			r.skip(p, fmt.Errorf("%s: UnixFS cannot store a %s", p, e.Stat.Type))
+			r.warn(cp, fmt.Errorf("%s: UnixFS cannot store a %s; skipped", cp, e.Stat.Type))
 		}
-	}
+	})
+	out := newResult()
 	go func() {
 		defer close(out.done)
 		links := make([]Link, 0, len(children))
@@ -304,16 +498,122 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 			out.err = err
 			return
 		}
-		fields := metadata.Fields{Mode: r.opts.Profile.PreserveMode, MTime: r.opts.Profile.PreserveMTime}
-		nd, _, err := dirNode(ctx, r.w, r.opts.Profile, fields.ModeOf(st), fields.MTimeOf(st), links)
+		r.dirs.Add(1)
+		if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(st, pd.Known)) {
+			r.dirCounts.unchanged.Add(1)
+			out.link = Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
+			return
+		}
+		if r.opts.DryRun {
+			// Children read in a dry run have no CIDs: count, don't build.
+			if pd == nil {
+				r.dirCounts.added.Add(1)
+			} else {
+				r.dirCounts.modified.Add(1)
+			}
+			out.link = Link{Name: name}
+			return
+		}
+		nd, _, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links)
 		if err != nil {
 			out.err = fmt.Errorf("directory %s: %w", path, err)
 			fail(out.err)
 			return
 		}
 		size, _ := nd.Size()
-		r.dirs.Add(1)
+		switch {
+		case pd == nil:
+			r.dirCounts.added.Add(1)
+		case nd.Cid().Equals(prev.Cid):
+			r.dirCounts.unchanged.Add(1)
+		default:
+			r.dirCounts.modified.Add(1)
+		}
 		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
 	}()
 	return out
+}
+
+// knownMeta fills in what the profile implies about a previous node: where
+// a field is stored at all, its absence means zero.
+func (r *run) knownMeta(k metadata.Known) metadata.Known {
+	if r.meta.Mode && k.Type != metadata.Symlink {
+		k.HasMode = true
+	}
+	if r.meta.MTime {
+		k.HasMTime = true
+	}
+	return k
+}
+
+// dirWhy compares a directory's own metadata with its previous version.
+func (r *run) dirWhy(st metadata.Stat, k metadata.Known) metadata.Why {
+	why := metadata.Changed(st, r.knownMeta(k)) &^ metadata.WhySize
+	if !r.meta.MTime {
+		why &^= metadata.WhyMTime
+	}
+	return why
+}
+
+// storesAny reports whether a difference in why changes a CID under the
+// profile.
+func (r *run) storesAny(why metadata.Why) bool {
+	return why&^(metadata.WhyMode|metadata.WhyMTime) != 0 ||
+		(why&metadata.WhyMode != 0 && r.meta.Mode) ||
+		(why&metadata.WhyMTime != 0 && r.meta.MTime)
+}
+
+func sameLinks(a []Link, b []diff.Link) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !a[i].Cid.Equals(b[i].Cid) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) removed(ctx context.Context, relPath string, p *diff.Link) {
+	k, _, err := r.tree.Known(ctx, p.Cid)
+	switch {
+	case err != nil:
+		r.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
+	case k.Type == metadata.Dir:
+		r.dirCounts.removed.Add(1)
+		r.itemise(ctx, Change{Kind: '-', Path: relPath + "/"}, true)
+	default:
+		if k.Type == metadata.File {
+			r.fileCounts.removed.Add(1)
+		}
+		r.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
+	}
+}
+
+func (r *run) symlink(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+	nd, err := symlinkNode(r.opts.Profile, e.Target, r.meta.MTimeOf(e.Stat))
+	if err == nil {
+		err = r.w.Add(ctx, nd)
+	}
+	if err != nil {
+		return failed(fmt.Errorf("symlink %s: %w", path, err))
+	}
+	r.symlinks.Add(1)
+	size, _ := nd.Size()
+	switch {
+	case prev == nil:
+		r.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
+	case !nd.Cid().Equals(prev.Cid):
+		why := metadata.WhyContent
+		if k, pn, err := r.tree.Known(ctx, prev.Cid); err == nil {
+			if why = metadata.Changed(e.Stat, r.knownMeta(k)) &^ metadata.WhySize; why == 0 || k.Type == metadata.Symlink {
+				if t, err := diff.SymlinkTarget(pn); err == nil && t != e.Target {
+					why |= metadata.WhyContent
+				}
+			}
+		}
+		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
+	}
+	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
 }

@@ -1,0 +1,146 @@
+package blockstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+)
+
+// IndexEntry is what the local index remembers of one file of a ref's
+// root. It is a cache: an entry is trusted only when its CID equals the
+// link the previous root holds for the same path, so a missing, stale or
+// corrupt index can only make a run slower, never change its result.
+type IndexEntry struct {
+	Cid   cid.Cid
+	Size  int64
+	MTime time.Time
+	Mode  fs.FileMode
+	XXH   uint64 // xxhash64 of the content
+}
+
+// Index is the file index of one ref. Reads go to the store; writes are
+// batched and land with Flush.
+type Index struct {
+	s      *Store
+	prefix string
+
+	mu    sync.Mutex
+	batch ds.Batch
+	n     int
+}
+
+// Index opens the index of the ref called name.
+func (s *Store) Index(name string) *Index {
+	return &Index{s: s, prefix: "/ipfs-sync/index/" + strconv.FormatUint(xxhash.Sum64String(name), 16) + "/"}
+}
+
+// Get returns the entry for the path (relative to the source, slash
+// separated); ok is false when there is none or it cannot be decoded.
+func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
+	v, err := ix.s.ds.Get(ctx, ds.RawKey(ix.prefix+path))
+	if err != nil {
+		return IndexEntry{}, false
+	}
+	e, err := decodeEntry(v)
+	return e, err == nil
+}
+
+// Put records e for path.
+func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.batch == nil {
+		b, err := ix.s.ds.Batch(ctx)
+		if err != nil {
+			return err
+		}
+		ix.batch = b
+	}
+	if err := ix.batch.Put(ctx, ds.RawKey(ix.prefix+path), encodeEntry(e)); err != nil {
+		return fmt.Errorf("index %s: %w", path, err)
+	}
+	ix.n++
+	if ix.n >= 4096 {
+		return ix.commitLocked(ctx)
+	}
+	return nil
+}
+
+func (ix *Index) commitLocked(ctx context.Context) error {
+	if ix.batch == nil {
+		return nil
+	}
+	err := ix.batch.Commit(ctx)
+	ix.batch, ix.n = nil, 0
+	if err != nil {
+		return fmt.Errorf("write index in %s: %w", ix.s.dir, err)
+	}
+	return nil
+}
+
+// Flush writes what is batched. Durability comes with the store's Sync.
+func (ix *Index) Flush(ctx context.Context) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.commitLocked(ctx)
+}
+
+func encodeEntry(e IndexEntry) []byte {
+	c := e.Cid.Bytes()
+	b := make([]byte, 0, len(c)+40)
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	b = append(b, c...)
+	b = binary.AppendVarint(b, e.Size)
+	b = binary.AppendVarint(b, e.MTime.Unix())
+	b = binary.AppendUvarint(b, uint64(e.MTime.Nanosecond()))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	return binary.LittleEndian.AppendUint64(b, e.XXH)
+}
+
+var errBadEntry = errors.New("corrupt index entry")
+
+func decodeEntry(b []byte) (IndexEntry, error) {
+	var e IndexEntry
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return e, errBadEntry
+	}
+	b = b[k:]
+	c, err := cid.Cast(b[:n])
+	if err != nil {
+		return e, errBadEntry
+	}
+	e.Cid, b = c, b[n:]
+	var vals [4]int64
+	for i := range vals {
+		var k int
+		if i == 0 || i == 1 {
+			vals[i], k = binary.Varint(b)
+		} else {
+			var u uint64
+			u, k = binary.Uvarint(b)
+			vals[i] = int64(u)
+		}
+		if k <= 0 {
+			return e, errBadEntry
+		}
+		b = b[k:]
+	}
+	if len(b) != 8 || vals[2] > 999999999 {
+		return e, errBadEntry
+	}
+	e.Size = vals[0]
+	e.MTime = time.Unix(vals[1], vals[2]).UTC()
+	e.Mode = fs.FileMode(vals[3])
+	e.XXH = binary.LittleEndian.Uint64(b)
+	return e, nil
+}

@@ -1,0 +1,125 @@
+package diff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/boxo/ipld/unixfs/hamt"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+)
+
+// ErrNotDir means a previous entry expected to be a directory is not one.
+var ErrNotDir = errors.New("not a directory in the previous root")
+
+// Link is a named entry of a directory in a previous root.
+type Link struct {
+	Name  string
+	Cid   cid.Cid
+	Tsize uint64
+}
+
+// PrevDir is one directory of a previous root: its own metadata and its
+// entries sorted by name as bytes.
+type PrevDir struct {
+	Known   metadata.Known
+	Entries []Link
+}
+
+// Tree reads a previous root out of a DAG service.
+type Tree struct {
+	DAG ipld.DAGService
+}
+
+// Dir lists the directory at c. HAMT shards are enumerated and sorted, so
+// both forms compare the same way against a walked listing.
+func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
+	nd, err := t.DAG.Get(ctx, c)
+	if err != nil {
+		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
+	}
+	k, err := metadata.FromNode(nd)
+	if err != nil {
+		return PrevDir{}, err
+	}
+	if k.Type != metadata.Dir {
+		return PrevDir{Known: k}, ErrNotDir
+	}
+	pn := nd.(*mdag.ProtoNode)
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return PrevDir{}, err
+	}
+	var links []*ipld.Link
+	if fsn.Type() == ft.THAMTShard {
+		s, err := hamt.NewHamtFromDag(t.DAG, nd)
+		if err != nil {
+			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
+		}
+		if links, err = s.EnumLinks(ctx); err != nil {
+			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
+		}
+	} else {
+		links = pn.Links()
+	}
+	d := PrevDir{Known: k, Entries: make([]Link, len(links))}
+	for i, l := range links {
+		d.Entries[i] = Link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
+	}
+	sort.Slice(d.Entries, func(i, j int) bool { return d.Entries[i].Name < d.Entries[j].Name })
+	for i := 1; i < len(d.Entries); i++ {
+		if d.Entries[i].Name == d.Entries[i-1].Name {
+			return PrevDir{}, fmt.Errorf("previous root: directory %s has %q twice", c, d.Entries[i].Name)
+		}
+	}
+	return d, nil
+}
+
+// Known reads what the previous root stores about the entry at c.
+func (t Tree) Known(ctx context.Context, c cid.Cid) (metadata.Known, ipld.Node, error) {
+	nd, err := t.DAG.Get(ctx, c)
+	if err != nil {
+		return metadata.Known{}, nil, fmt.Errorf("previous root: %s: %w", c, err)
+	}
+	k, err := metadata.FromNode(nd)
+	return k, nd, err
+}
+
+// SymlinkTarget reads a symlink's target from its node.
+func SymlinkTarget(nd ipld.Node) (string, error) {
+	pn, ok := nd.(*mdag.ProtoNode)
+	if !ok {
+		return "", fmt.Errorf("%s is not a symlink", nd.Cid())
+	}
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return "", err
+	}
+	return string(fsn.Data()), nil
+}
+
+// Merge walks two name-sorted listings in lock step, calling fn with the
+// local entry, the previous link, or both when the names match.
+func Merge(local []Entry, prev []Link, fn func(l *Entry, p *Link)) {
+	i, j := 0, 0
+	for i < len(local) || j < len(prev) {
+		switch {
+		case j == len(prev) || (i < len(local) && local[i].Name < prev[j].Name):
+			fn(&local[i], nil)
+			i++
+		case i == len(local) || local[i].Name > prev[j].Name:
+			fn(nil, &prev[j])
+			j++
+		default:
+			fn(&local[i], &prev[j])
+			i++
+			j++
+		}
+	}
+}

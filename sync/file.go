@@ -1,0 +1,200 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/chunker"
+	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+)
+
+// job is a file that must be read: chunked, or first checksummed to see
+// whether its content is what the previous root holds.
+type job struct {
+	path, rel, name string
+	checksum        bool // compare xxhash64 with prevXXH before chunking
+	prev            *diff.Link
+	prevXXH         uint64
+	why             metadata.Why // what the quick check found
+	res             *result
+	it              *item
+}
+
+// file decides what one walked file needs, by rsync's quick check against
+// what the previous root (or the index, when it agrees with the root) holds:
+// nothing (reuse the CID unopened), a new root node over the stored leaves
+// (mode only), or a read.
+func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+	res := newResult()
+	j := job{path: path, rel: relPath, name: e.Name, res: res}
+	if prev == nil {
+		r.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
+		return r.submit(ctx, jobs, j)
+	}
+	known, ent, hasEnt, err := r.knownFile(ctx, relPath, prev)
+	if err != nil || known.Type != metadata.File {
+		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: metadata.WhyType}, true)
+		j.why = metadata.WhyType
+		return r.submit(ctx, jobs, j)
+	}
+	j.prev, j.why = prev, metadata.Changed(e.Stat, known)
+	racy := !e.Stat.MTime.Before(r.prevStart.Add(-RacyWindow))
+	switch {
+	case j.why&(metadata.WhySize|metadata.WhyType) != 0:
+		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, true)
+		return r.submit(ctx, jobs, j)
+	case (j.why == 0 || j.why == metadata.WhyMode) && !racy && !r.opts.Checksum:
+		return r.sameContent(ctx, j, e.Stat, ent, hasEnt, true)
+	}
+	// The mtime moved (a touch or a same-size rewrite look alike), the
+	// file is racily clean, or --checksum asks: read it.
+	j.it = r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
+	if hasEnt && ent.XXH != 0 {
+		j.checksum, j.prevXXH = true, ent.XXH
+	}
+	return r.submit(ctx, jobs, j)
+}
+
+// knownFile is what the previous root holds for a file: from the index
+// when its entry names the same CID, else from the file's root node.
+func (r *run) knownFile(ctx context.Context, relPath string, prev *diff.Link) (metadata.Known, blockstore.IndexEntry, bool, error) {
+	if ent, ok := r.index.Get(ctx, relPath); ok && ent.Cid.Equals(prev.Cid) {
+		k := metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
+		return k, ent, true, nil
+	}
+	k, _, err := r.tree.Known(ctx, prev.Cid)
+	if err != nil {
+		return k, blockstore.IndexEntry{}, false, err
+	}
+	return r.knownMeta(k), blockstore.IndexEntry{}, false, nil
+}
+
+// sameContent handles a file whose data is known to be unchanged: reuse
+// its CID, or give it a new root when stored metadata changed.
+// Only the walker may itemise (the order of items is the walk's), so a
+// worker passes itemise=false and reports through its pending item.
+func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent blockstore.IndexEntry, hasEnt, itemise bool) *result {
+	r.files.Add(1)
+	r.bytes.Add(st.Size)
+	link := Link{Name: j.name, Cid: j.prev.Cid, Tsize: j.prev.Tsize}
+	if !r.storesAny(j.why) {
+		if j.why == 0 {
+			r.fileCounts.unchanged.Add(1)
+		} else {
+			r.fileCounts.meta.Add(1)
+		}
+		if !hasEnt || j.why != 0 {
+			r.putIndex(ctx, j.rel, link, st, ent.XXH)
+		}
+		return resolved(link)
+	}
+	nd, err := r.w.Get(ctx, j.prev.Cid)
+	if err != nil {
+		return failed(fmt.Errorf("%s: previous version: %w", j.path, err))
+	}
+	res, err := r.imp.Reroot(ctx, nd, st)
+	if err != nil {
+		return failed(fmt.Errorf("%s: %w", j.path, err))
+	}
+	r.fileCounts.meta.Add(1)
+	if itemise {
+		r.itemise(ctx, Change{Kind: '*', Path: j.rel, Why: j.why}, true)
+	}
+	link.Cid, link.Tsize = res.Cid, res.Tsize
+	r.putIndex(ctx, j.rel, link, st, ent.XXH)
+	return resolved(link)
+}
+
+func (r *run) putIndex(ctx context.Context, relPath string, l Link, st metadata.Stat, xxh uint64) {
+	if r.opts.DryRun {
+		return
+	}
+	// A failed index write only makes the next run slower.
+	_ = r.index.Put(ctx, relPath, blockstore.IndexEntry{Cid: l.Cid, Size: st.Size, MTime: st.MTime, Mode: st.Mode, XXH: xxh})
+}
+
+func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
+	if r.opts.DryRun && !j.checksum && (j.prev == nil || j.why&(metadata.WhySize|metadata.WhyType) != 0) {
+		// The change is already known; a dry run does not read the file.
+		if j.prev == nil {
+			r.fileCounts.added.Add(1)
+		} else {
+			r.fileCounts.modified.Add(1)
+		}
+		j.it.resolve(true, 0)
+		r.files.Add(1)
+		j.res.link = Link{Name: j.name}
+		close(j.res.done)
+		return j.res
+	}
+	select {
+	case jobs <- j:
+	case <-ctx.Done():
+		j.it.resolve(false, 0)
+		j.res.err = context.Cause(ctx)
+		close(j.res.done)
+	}
+	return j.res
+}
+
+func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
+	defer close(j.res.done)
+	if ctx.Err() != nil {
+		j.it.resolve(false, 0)
+		j.res.err = context.Cause(ctx)
+		return
+	}
+	if j.checksum {
+		xxh, st, n, err := r.imp.Checksum(ctx, j.path)
+		r.read.Add(n)
+		if err == nil && xxh == j.prevXXH && st.Size == n {
+			res := r.sameContent(ctx, j, st, blockstore.IndexEntry{XXH: xxh}, false, false)
+			<-res.done
+			j.res.link, j.res.err = res.link, res.err
+			if res.err != nil {
+				fail(res.err)
+			}
+			j.it.resolve(!res.link.Cid.Equals(j.prev.Cid), j.why&^metadata.WhyContent)
+			return
+		}
+	}
+	res, err := r.imp.File(ctx, j.path)
+	r.read.Add(res.Read)
+	if err != nil {
+		j.it.resolve(false, 0)
+		if errors.Is(err, chunker.ErrNotRegular) {
+			r.warn(j.path, fmt.Errorf("%w; skipped", err))
+			j.res.skip = true
+			return
+		}
+		j.res.err = err
+		fail(err)
+		return
+	}
+	r.files.Add(1)
+	r.bytes.Add(res.Stat.Size)
+	link := Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
+	sameData := j.prevXXH != 0 && res.XXH == j.prevXXH
+	switch {
+	case j.prev == nil:
+		r.fileCounts.added.Add(1)
+	case res.Cid.Equals(j.prev.Cid):
+		r.fileCounts.unchanged.Add(1)
+	case sameData:
+		r.fileCounts.meta.Add(1)
+	default:
+		r.fileCounts.modified.Add(1)
+	}
+	if j.prev != nil {
+		why := j.why
+		if !sameData {
+			why |= metadata.WhyContent
+		}
+		j.it.resolve(!res.Cid.Equals(j.prev.Cid), why)
+	}
+	r.putIndex(ctx, j.rel, link, res.Stat, res.XXH)
+	j.res.link = link
+}
