@@ -1,0 +1,189 @@
+package sync
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/chunker"
+	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/profile"
+)
+
+func incTree(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	old := time.Unix(1_600_000_000, 123)
+	for _, p := range []string{"a/b/c.deb", "a/d.deb", "e.txt", "f/g/h/i"} {
+		full := filepath.Join(src, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte("content of "+p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(full, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+func incProfile(t *testing.T, metadata string) profile.Profile {
+	p, err := profile.New(profile.V1_2025, profile.Overrides{Metadata: &metadata})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestUnchangedFilesNotOpened counts opens through the Options.Open hook:
+// a second run over an unchanged tree (with old mtimes) opens nothing, and
+// a run after one file changed opens exactly that file.
+func TestUnchangedFilesNotOpened(t *testing.T) {
+	for _, meta := range []string{"mtime,mode", "none"} {
+		t.Run(meta, func(t *testing.T) {
+			src := incTree(t)
+			store, err := blockstore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			var opens atomic.Int64
+			var opened []string
+			opts := Options{Src: src, Profile: incProfile(t, meta), Filter: diff.Filter{Hidden: true},
+				Open: func(p string) (*os.File, error) {
+					opens.Add(1)
+					opened = append(opened, p)
+					return chunker.OpenNoFollow(p)
+				}}
+			ctx := context.Background()
+			first, err := Run(ctx, store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opens.Load() != 4 {
+				t.Fatalf("first run opened %d files, want 4", opens.Load())
+			}
+			opens.Store(0)
+			opened = nil
+			second, err := Run(ctx, store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opens.Load() != 0 || second.Root != first.Root || second.FileChanges.Unchanged != 4 {
+				t.Fatalf("unchanged run opened %v, root %s (want %s), %+v", opened, second.Root, first.Root, second.FileChanges)
+			}
+			changed := filepath.Join(src, "a/d.deb")
+			if err := os.WriteFile(changed, []byte("new and longer content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			third, err := Run(ctx, store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(opened) != 1 || opened[0] != changed || third.FileChanges.Modified != 1 || third.FileChanges.Unchanged != 3 {
+				t.Fatalf("after one change opened %v, counts %+v", opened, third.FileChanges)
+			}
+		})
+	}
+}
+
+// TestRacyRewriteCaught rewrites a file with the same size and puts its
+// mtime back, within the racy window of the previous run: the quick check
+// would pass, so the file must be re-read.
+func TestRacyRewriteCaught(t *testing.T) {
+	for _, meta := range []string{"mtime,mode", "none"} {
+		t.Run(meta, func(t *testing.T) {
+			src := t.TempDir()
+			f := filepath.Join(src, "Packages")
+			if err := os.WriteFile(f, []byte("version 1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := blockstore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ctx := context.Background()
+			opts := Options{Src: src, Name: "racy", Profile: incProfile(t, meta)}
+			if _, err := Run(ctx, store, opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, []byte("version 2"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(f, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Run(ctx, store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.Full, opts.Name = true, "full"
+			want, err := Run(ctx, store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Root != want.Root || got.FileChanges.Modified != 1 {
+				t.Fatalf("racy rewrite missed: incremental %s, full %s, %+v", got.Root, want.Root, got.FileChanges)
+			}
+		})
+	}
+}
+
+// TestDryRunWritesNothing checks that a dry run lists the changes and
+// leaves the ref where it was.
+func TestDryRunWritesNothing(t *testing.T) {
+	src := incTree(t)
+	store, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	opts := Options{Src: src, Name: "dry", Profile: incProfile(t, "mtime,mode")}
+	first, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "new.deb"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "e.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "a/d.deb"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var items []string
+	opts.DryRun = true
+	opts.Item = func(c Change) { items = append(items, c.String()) }
+	if _, err := Run(ctx, store, opts); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"* a/d.deb (mode)", "- e.txt", "+ new.deb"}
+	if len(items) != len(want) {
+		t.Fatalf("items %q, want %q", items, want)
+	}
+	for i := range want {
+		if items[i] != want[i] {
+			t.Fatalf("items %q, want %q", items, want)
+		}
+	}
+	ref, _, err := store.Ref("dry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := ref.Current(); cur.Root != first.Root || len(ref.History) != 1 {
+		t.Fatalf("dry run moved the ref: %+v", ref)
+	}
+}
