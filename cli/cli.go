@@ -20,7 +20,7 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	// Bare `ipfs-sync SRC` is shorthand for `ipfs-sync sync SRC`.
-	args = shorthand(app, args)
+	args = interspersed(app, shorthand(app, args))
 	err := app.RunContext(ctx, args)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -58,7 +58,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), logCommand(), refsCommand()},
 	}
 	return app
 }
@@ -87,9 +87,75 @@ func shorthand(app *ucli.App, args []string) []string {
 	return args
 }
 
+// interspersed moves a command's flags that follow its arguments in front
+// of them (`export ROOT --car F` as well as `export --car F ROOT`): urfave
+// cli v2 stops parsing flags at the first argument.
+func interspersed(app *ucli.App, args []string) []string {
+	i := 1
+	for ; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			break
+		}
+		if !strings.Contains(a, "=") && takesValue(app.Flags, a) {
+			i++
+		}
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	var globals, flags, pos []string
+	rest := args[i+1:]
+	for k := 0; k < len(rest); k++ {
+		a := rest[k]
+		switch {
+		case a == "--":
+			pos = append(pos, rest[k:]...)
+			k = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			dst := &flags
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+				dst = &globals // `sync SRC --json` means the global --json
+			}
+			*dst = append(*dst, a)
+			if !strings.Contains(a, "=") && takesValue(append(cmd.Flags, app.Flags...), a) && k+1 < len(rest) {
+				k++
+				*dst = append(*dst, rest[k])
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out := append([]string{}, args[:i]...)
+	out = append(out, globals...)
+	out = append(out, args[i])
+	out = append(out, flags...)
+	return append(out, pos...)
+}
+
+func hasFlag(fs []ucli.Flag, flag string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(flag, "-"), "=")
+	for _, f := range fs {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func globalTakesValue(app *ucli.App, flag string) bool {
+	return takesValue(app.Flags, flag)
+}
+
+func takesValue(fs []ucli.Flag, flag string) bool {
 	name := strings.TrimLeft(flag, "-")
-	for _, f := range app.Flags {
+	for _, f := range fs {
 		for _, n := range f.Names() {
 			if n == name {
 				_, isBool := f.(*ucli.BoolFlag)
