@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -44,13 +45,20 @@ type Result struct {
 type Importer struct {
 	Profile profile.Profile
 	DAG     ipld.DAGService
-	// Open opens a file for reading; tests wrap it to count or fail opens.
-	Open func(path string) (*os.File, error)
+	// Open opens a file for reading; tests wrap it to count opens or to
+	// fail or change files mid-read.
+	Open func(path string) (File, error)
+}
+
+// File is an open file as the importer reads it.
+type File interface {
+	io.ReadCloser
+	Stat() (fs.FileInfo, error)
 }
 
 // OpenNoFollow opens path read-only without following a final symlink, so a
 // file replaced by a link between walk and read is refused, not followed.
-func OpenNoFollow(path string) (*os.File, error) {
+func OpenNoFollow(path string) (File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 }
 

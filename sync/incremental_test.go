@@ -56,7 +56,7 @@ func TestUnchangedFilesNotOpened(t *testing.T) {
 			var opens atomic.Int64
 			var opened []string
 			opts := Options{Src: src, Profile: incProfile(t, meta), Filter: diff.Filter{Hidden: true},
-				Open: func(p string) (*os.File, error) {
+				Open: func(p string) (chunker.File, error) {
 					opens.Add(1)
 					opened = append(opened, p)
 					return chunker.OpenNoFollow(p)

@@ -56,7 +56,7 @@ type Options struct {
 	// Warn receives each skipped entry; it may be called from any goroutine.
 	Warn func(path string, err error)
 	// Open opens files for reading (tests count or fail opens through it).
-	Open func(path string) (*os.File, error)
+	Open func(path string) (chunker.File, error)
 }
 
 // Change is one itemised difference from the previous root.
