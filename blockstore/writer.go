@@ -30,6 +30,10 @@ type Writer struct {
 
 	Blocks int64 // new blocks written
 	Bytes  int64 // bytes of new blocks written
+
+	// Tee, when set, also receives every new block, one call at a time:
+	// sync --car writes the run's delta through it.
+	Tee func(context.Context, blocks.Block) error
 }
 
 // NewWriter starts a batch writer on s. A discarding writer (for dry
@@ -76,6 +80,12 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	}
 	w.Blocks++
 	w.Bytes += int64(len(b.RawData()))
+	if w.Tee != nil {
+		if err := w.Tee(ctx, b); err != nil {
+			w.err = err
+			return err
+		}
+	}
 	if w.discard {
 		return nil
 	}

@@ -22,10 +22,12 @@ func exportCommand() *ucli.Command {
 EXAMPLES:
    ipfs-sync export bafy... --car mirror.car
    ipfs-sync export bafy... --car - | ipfs dag import
+   ipfs-sync export NEW --since OLD --car delta.car   only what a holder of OLD lacks
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "car", Required: true, Usage: "output `FILE` (- for stdout)"},
+			&ucli.StringFlag{Name: "since", Usage: "only the blocks not under root `OLD` (what a node holding OLD lacks)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -50,7 +52,16 @@ EXAMPLES:
 				defer f.Close()
 				w = f
 			}
-			st, err := export.CAR(c.Context, store.Blockstore(), root, w)
+			var st export.Stats
+			if since := c.String("since"); since != "" {
+				old, derr := cid.Decode(since)
+				if derr != nil {
+					return usageError{fmt.Errorf("--since %q is not a CID: %w", since, derr)}
+				}
+				st, err = export.CARSince(c.Context, store.Blockstore(), old, root, w)
+			} else {
+				st, err = export.CAR(c.Context, store.Blockstore(), root, w)
+			}
 			if err != nil {
 				return fmt.Errorf("export %s: %w", root, err)
 			}

@@ -109,6 +109,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxhash64)"},
 			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
+			&ucli.StringFlag{Name: "car", Usage: "also write the blocks new in this run to `FILE` (a CARv1 rooted at the new root)"},
 		}, profileFlags()...),
 		Action: runSync,
 	}
@@ -138,6 +139,7 @@ func runSync(c *ucli.Context) error {
 		Base:     c.String("base"),
 		Checksum: c.Bool("checksum"),
 		DryRun:   c.Bool("dry-run"),
+		CAR:      c.String("car"),
 	}
 	if opts.DryRun || c.Bool("itemize-changes") {
 		opts.Item = func(ch sync.Change) { printChange(c, ch) }

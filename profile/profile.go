@@ -188,15 +188,15 @@ func (p Profile) Validate() error {
 	return nil
 }
 
+// Prefix is the CID prefix of the profile's dag-pb nodes.
+func (p Profile) Prefix() cid.Prefix {
+	return cid.Prefix{Version: uint64(p.CIDVersion), Codec: cid.DagProtobuf, MhType: p.MhType, MhLength: -1}
+}
+
 // CidBuilder returns the builder for every dag-pb node (and, with the raw
 // codec, every raw leaf) of the import.
 func (p Profile) CidBuilder() cid.Builder {
-	var b cid.Builder = cid.Prefix{
-		Version:  uint64(p.CIDVersion),
-		Codec:    cid.DagProtobuf,
-		MhType:   p.MhType,
-		MhLength: -1,
-	}
+	var b cid.Builder = p.Prefix()
 	if p.InlineLimit > 0 {
 		b = cidutil.InlineBuilder{Builder: b, Limit: p.InlineLimit}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/export"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
@@ -50,6 +51,7 @@ type Options struct {
 	Base     string // diff against this root instead of the ref's current one
 	Checksum bool   // compare content (xxhash64) of files that pass the quick check
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
+	CAR      string // also write the blocks new in this run to this CARv1 file
 
 	// Item receives itemised changes in walk order, from one goroutine.
 	Item func(Change)
@@ -138,6 +140,15 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
 		start: start,
 	}
+	if opts.CAR != "" && !opts.DryRun {
+		delta, err := export.CreateDelta(opts.CAR, opts.Profile.Prefix())
+		if err != nil {
+			return Summary{}, err
+		}
+		defer delta.Abort()
+		w.Tee = delta.Put
+		r.delta = delta
+	}
 	prev, err := r.previous(ctx, ref)
 	if err != nil {
 		return Summary{}, err
@@ -171,6 +182,11 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	r.mu.Unlock()
 	sum.Seconds = time.Since(start).Seconds()
 
+	if r.delta != nil {
+		if err := r.delta.Finish(root); err != nil {
+			return Summary{}, err
+		}
+	}
 	if !opts.DryRun {
 		js, _ := json.Marshal(sum)
 		v := blockstore.Version{Root: sum.Root, Time: start.UTC(), Profile: opts.Profile.String(), Summary: js}
@@ -248,6 +264,7 @@ type run struct {
 	start     time.Time
 	prevStart time.Time
 	reuse     bool // the previous root may be reused
+	delta     *export.DeltaFile
 
 	files, dirs, symlinks, bytes, read atomic.Int64
 	fileCounts, dirCounts              counts

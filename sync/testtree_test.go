@@ -56,6 +56,13 @@ func fxImport(t testing.TB, src string, p profile.Profile) (cid.Cid, *blockstore
 		t.Fatalf("blockstore.Open: %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return fxRun(t, store, src, p), store
+}
+
+// fxRun syncs src into store under the ref named after src: a full import
+// the first time, an incremental one against the ref's root after that.
+func fxRun(t testing.TB, store *blockstore.Store, src string, p profile.Profile) cid.Cid {
+	t.Helper()
 	sum, err := isync.Run(t.Context(), store, isync.Options{Src: src, Profile: p, Filter: diff.Filter{Hidden: true}})
 	if err != nil {
 		t.Fatalf("sync.Run(%s, %s): %v", src, p, err)
@@ -64,7 +71,7 @@ func fxImport(t testing.TB, src string, p profile.Profile) (cid.Cid, *blockstore
 	if err != nil {
 		t.Fatalf("summary root %q: %v", sum.Root, err)
 	}
-	return root, store
+	return root
 }
 
 // --- deterministic inputs ----------------------------------------------------
