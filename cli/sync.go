@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ipfs/go-cid"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
+	"github.com/ipfs-sync/ipfs-sync/push"
 	"github.com/ipfs-sync/ipfs-sync/sync"
 )
 
@@ -110,7 +112,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
 			&ucli.StringFlag{Name: "car", Usage: "also write the blocks new in this run to `FILE` (a CARv1 rooted at the new root)"},
-		}, profileFlags()...),
+		}, append(pushFlags(), profileFlags()...)...),
 		Action: runSync,
 	}
 }
@@ -148,9 +150,21 @@ func runSync(c *ucli.Context) error {
 	if err != nil && !errors.Is(err, sync.ErrPartial) {
 		return err
 	}
+	var pushed *push.Result
+	if c.IsSet("api") && !opts.DryRun {
+		res, perr := runPush(c, store, cid.MustParse(sum.Root), sum.Name)
+		if perr != nil {
+			return fmt.Errorf("synced %s, but: %w", sum.Root, perr)
+		}
+		pushed = &res
+	}
 	switch {
 	case c.Bool("json"):
-		if perr := printJSON(c.App.Writer, sum); perr != nil {
+		out := struct {
+			sync.Summary
+			Push *push.Result `json:"push,omitempty"`
+		}{sum, pushed}
+		if perr := printJSON(c.App.Writer, out); perr != nil {
 			return perr
 		}
 	case c.Bool("quiet"):
@@ -165,6 +179,9 @@ func runSync(c *ucli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "%d files (%d added, %d removed, %d modified, %d metadata only, %d unchanged), %d dirs, %d symlinks, %s; read %s, %d new blocks (%s) in %.1fs\n",
 			sum.Files, fc.Added, fc.Removed, fc.Modified, fc.Metadata, fc.Unchanged, sum.Dirs, sum.Symlinks,
 			humanBytes(sum.Bytes), humanBytes(sum.BytesRead), sum.BlocksWritten, humanBytes(sum.BytesNew), sum.Seconds)
+		if pushed != nil {
+			fmt.Fprintf(c.App.ErrWriter, "pushed to %s: %d blocks, %s\n", pushed.API, pushed.Blocks, humanBytes(pushed.Bytes))
+		}
 	}
 	return err
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/push"
+)
+
+func pushFlags() []ucli.Flag {
+	cat := "Publishing to kubo:"
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "api", EnvVars: []string{"IPFS_SYNC_API"}, Usage: "kubo RPC `URL` (http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001)", Category: cat},
+		&ucli.StringFlag{Name: "to-files", Usage: "point this MFS `PATH` at the root", Category: cat},
+		&ucli.StringFlag{Name: "publish", Usage: "publish the root under this IPNS `KEY`", Category: cat},
+	}
+}
+
+func pushCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "push",
+		Usage:     "send a root to a running kubo node and pin it",
+		ArgsUsage: "ROOT",
+		Description: `Streams the blocks kubo lacks (those not under the root last pushed to the same
+API under the same --name) as one CAR into dag/import, then moves the pin from that root
+to ROOT (pin/update), or pins ROOT the first time. A push that is interrupted is simply
+run again.
+
+EXAMPLES:
+   ipfs-sync push bafy... --api http://127.0.0.1:5001
+   ipfs-sync push bafy... --api /ip4/127.0.0.1/tcp/5001 --to-files /mirrors/debian --publish debian
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME`"},
+		}, pushFlags()...),
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usageError{errors.New("push needs exactly one ROOT")}
+			}
+			root, err := cid.Decode(c.Args().First())
+			if err != nil {
+				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
+			}
+			store, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			res, err := runPush(c, store, root, c.String("name"))
+			if err != nil {
+				return err
+			}
+			switch {
+			case c.Bool("json"):
+				return printJSON(c.App.Writer, res)
+			case !c.Bool("quiet"):
+				fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", res.Root, res.API, res.Blocks, humanBytes(res.Bytes))
+			}
+			return nil
+		},
+	}
+}
+
+func runPush(c *ucli.Context, store *blockstore.Store, root cid.Cid, name string) (push.Result, error) {
+	api := c.String("api")
+	if api == "" {
+		api = "http://127.0.0.1:5001"
+	}
+	k, err := push.NewKubo(api)
+	if err != nil {
+		return push.Result{}, usageError{err}
+	}
+	return push.Push(c.Context, store, k, root, push.Options{Name: name, ToFiles: c.String("to-files"), Publish: c.String("publish")})
+}

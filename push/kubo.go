@@ -1,0 +1,174 @@
+// Package push owns handing roots to a running kubo node through its HTTP
+// RPC API: stream the blocks it lacks as one CAR into dag/import, then move
+// the pin from the previously pushed root, point an MFS path at the new
+// root, and publish it under an IPNS key.
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Kubo is a client of one kubo RPC endpoint.
+type Kubo struct {
+	base   string // http://host:port
+	client *http.Client
+}
+
+// NewKubo accepts an http(s) URL or a multiaddr such as /ip4/127.0.0.1/tcp/5001.
+func NewKubo(api string) (*Kubo, error) {
+	base, err := apiURL(api)
+	if err != nil {
+		return nil, err
+	}
+	return &Kubo{base: base, client: &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 0, // dag/import answers only when the whole CAR is in
+	}}}, nil
+}
+
+// URL is the endpoint, normalised; pushes are recorded under it.
+func (k *Kubo) URL() string { return k.base }
+
+func apiURL(api string) (string, error) {
+	if strings.HasPrefix(api, "/") {
+		// /ip4/HOST/tcp/PORT[/http] or /dns*/HOST/tcp/PORT
+		p := strings.Split(strings.Trim(api, "/"), "/")
+		if len(p) < 4 || p[2] != "tcp" {
+			return "", fmt.Errorf("API multiaddr %q: want /ip4/HOST/tcp/PORT", api)
+		}
+		host := p[1]
+		if p[0] == "ip6" {
+			host = "[" + host + "]"
+		}
+		return "http://" + host + ":" + p[3], nil
+	}
+	u, err := url.Parse(api)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("API %q: want http://HOST:PORT or /ip4/HOST/tcp/PORT", api)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/"), nil
+}
+
+// Error is an error answered by kubo.
+type Error struct {
+	Endpoint string
+	Message  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("kubo %s: %s", e.Endpoint, e.Message) }
+
+func (k *Kubo) call(ctx context.Context, cmd string, args url.Values, body io.Reader, contentType string, out any) error {
+	endpoint := k.base + "/api/v0/" + cmd
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"?"+args.Encode(), body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("kubo %s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("kubo %s: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ke struct{ Message string }
+		if json.Unmarshal(data, &ke) != nil || ke.Message == "" {
+			ke.Message = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+		}
+		return &Error{Endpoint: endpoint, Message: ke.Message}
+	}
+	// kubo streams errors of streaming commands as a trailer object.
+	if tr := resp.Trailer.Get("X-Stream-Error"); tr != "" {
+		return &Error{Endpoint: endpoint, Message: tr}
+	}
+	if out != nil {
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		for {
+			if err := dec.Decode(out); err == io.EOF {
+				break
+			} else if err != nil {
+				return fmt.Errorf("kubo %s: unexpected answer %q: %w", endpoint, data, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Import streams a CAR (written by writeCAR) into dag/import without
+// pinning its roots: the pin moves separately, once the DAG is complete.
+func (k *Kubo) Import(ctx context.Context, writeCAR func(io.Writer) error) error {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		part, err := mw.CreateFormFile("file", "delta.car")
+		if err == nil {
+			err = writeCAR(part)
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	args := url.Values{"pin-roots": {"false"}, "stats": {"true"}}
+	err := k.call(ctx, "dag/import", args, pr, mw.FormDataContentType(), nil)
+	pr.CloseWithError(errors.New("import finished"))
+	return err
+}
+
+// Pin pins root recursively, moving the pin from old when old is defined
+// and still pinned.
+func (k *Kubo) Pin(ctx context.Context, old, root cid.Cid) error {
+	if old.Defined() && !old.Equals(root) {
+		err := k.call(ctx, "pin/update", url.Values{"arg": {old.String(), root.String()}, "unpin": {"true"}}, nil, "", nil)
+		var ke *Error
+		if err == nil || !errors.As(err, &ke) || !strings.Contains(ke.Message, "not pinned") {
+			return err
+		}
+	}
+	return k.call(ctx, "pin/add", url.Values{"arg": {root.String()}, "recursive": {"true"}}, nil, "", nil)
+}
+
+// PinnedRecursively reports whether root is pinned recursively.
+func (k *Kubo) PinnedRecursively(ctx context.Context, root cid.Cid) (bool, error) {
+	var out struct{ Keys map[string]struct{ Type string } }
+	err := k.call(ctx, "pin/ls", url.Values{"arg": {root.String()}, "type": {"recursive"}}, nil, "", &out)
+	var ke *Error
+	if errors.As(err, &ke) && strings.Contains(ke.Message, "not pinned") {
+		return false, nil
+	}
+	return err == nil && out.Keys[root.String()].Type == "recursive", err
+}
+
+// ToFiles points the MFS path at root, replacing what was there.
+func (k *Kubo) ToFiles(ctx context.Context, root cid.Cid, mfsPath string) error {
+	err := k.call(ctx, "files/rm", url.Values{"arg": {mfsPath}, "recursive": {"true"}, "force": {"true"}}, nil, "", nil)
+	var ke *Error
+	if err != nil && !(errors.As(err, &ke) && strings.Contains(ke.Message, "does not exist")) {
+		return err
+	}
+	return k.call(ctx, "files/cp", url.Values{"arg": {"/ipfs/" + root.String(), mfsPath}, "parents": {"true"}}, nil, "", nil)
+}
+
+// Publish publishes root under the IPNS key.
+func (k *Kubo) Publish(ctx context.Context, root cid.Cid, key string) (string, error) {
+	var out struct{ Name, Value string }
+	err := k.call(ctx, "name/publish", url.Values{"arg": {"/ipfs/" + root.String()}, "key": {key}, "allow-offline": {"true"}}, nil, "", &out)
+	return out.Name, err
+}

@@ -1,0 +1,77 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/export"
+)
+
+// Options say what to do with a root on a kubo node.
+type Options struct {
+	Name    string // the record of what was pushed is kept per API and name
+	ToFiles string // MFS path to point at the root
+	Publish string // IPNS key to publish the root under
+}
+
+// Result is what one push did.
+type Result struct {
+	API      string  `json:"api"`
+	Root     string  `json:"root"`
+	Previous *string `json:"previous"`
+	Blocks   int64   `json:"blocks_sent"`
+	Bytes    int64   `json:"bytes_sent"`
+	IPNS     string  `json:"ipns,omitempty"`
+}
+
+// Push sends kubo the blocks of root it lacks (those not under the root
+// last pushed to it under the same name), then pins root in place of that
+// root. The record moves only after the pin, so a push interrupted at any
+// point is simply run again.
+func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, opts Options) (Result, error) {
+	res := Result{API: k.URL(), Root: root.String()}
+	prev, err := store.Pushed(k.URL(), opts.Name)
+	if err != nil {
+		return res, err
+	}
+	if prev.Defined() {
+		if has, _ := store.Blockstore().Has(ctx, prev); !has {
+			prev = cid.Undef // cannot diff against a root we no longer hold
+		} else {
+			s := prev.String()
+			res.Previous = &s
+		}
+	}
+	var st export.Stats
+	err = k.Import(ctx, func(w io.Writer) error {
+		var err error
+		if prev.Defined() {
+			st, err = export.CARSince(ctx, store.Blockstore(), prev, root, w)
+		} else {
+			st, err = export.CAR(ctx, store.Blockstore(), root, w)
+		}
+		return err
+	})
+	res.Blocks, res.Bytes = st.Blocks, st.Bytes
+	if err != nil {
+		return res, fmt.Errorf("push %s: %w", root, err)
+	}
+	if err := k.Pin(ctx, prev, root); err != nil {
+		return res, fmt.Errorf("pin %s: %w", root, err)
+	}
+	if opts.ToFiles != "" {
+		if err := k.ToFiles(ctx, root, opts.ToFiles); err != nil {
+			return res, fmt.Errorf("--to-files %s: %w", opts.ToFiles, err)
+		}
+	}
+	if opts.Publish != "" {
+		if res.IPNS, err = k.Publish(ctx, root, opts.Publish); err != nil {
+			return res, fmt.Errorf("--publish %s: %w", opts.Publish, err)
+		}
+	}
+	return res, store.RecordPush(k.URL(), opts.Name, root)
+}
