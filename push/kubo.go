@@ -147,7 +147,9 @@ func (k *Kubo) Pin(ctx context.Context, old, root cid.Cid) error {
 
 // PinnedRecursively reports whether root is pinned recursively.
 func (k *Kubo) PinnedRecursively(ctx context.Context, root cid.Cid) (bool, error) {
-	var out struct{ Keys map[string]struct{ Type string } }
+	var out struct {
+		Keys map[string]struct{ Type string }
+	}
 	err := k.call(ctx, "pin/ls", url.Values{"arg": {root.String()}, "type": {"recursive"}}, nil, "", &out)
 	var ke *Error
 	if errors.As(err, &ke) && strings.Contains(ke.Message, "not pinned") {
