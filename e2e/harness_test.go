@@ -144,11 +144,13 @@ type kuboOpt struct{ key, json string }
 func kuboConfig(key, js string) kuboOpt { return kuboOpt{key, js} }
 
 // kubo makes a fresh IPFS_PATH under t.TempDir(), initialised with
-// `ipfs init --profile test,<profile>` and then opts, and returns it.
+// `ipfs init --profile test,pebbleds,<profile>` and then opts, and returns
+// it. The pebbleds profile changes only where blocks are kept, not a CID; it
+// adds many small blocks several times faster than the default flatfs.
 func kubo(t testing.TB, profile string, opts ...kuboOpt) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ipfs")
-	kuboRun(t, path, "init", "--profile", "test,"+profile)
+	kuboRun(t, path, "init", "--profile", "test,pebbleds,"+profile)
 	for _, o := range opts {
 		kuboRun(t, path, "config", "--json", o.key, o.json)
 	}

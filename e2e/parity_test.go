@@ -54,7 +54,7 @@ func (m importMode) with(name string, syncFlags, kuboFlags []string, cfg ...kubo
 
 // repro is the pair of commands a failure report quotes.
 func (m importMode) repro(dir string) string {
-	init := "ipfs init --profile test," + m.kuboProfile
+	init := "ipfs init --profile test,pebbleds," + m.kuboProfile
 	for _, c := range m.kuboConfig {
 		init += " && ipfs config --json " + c.key + " " + shellQuote(c.json)
 	}

@@ -50,7 +50,7 @@ var widthTree = &sharedTree{name: "width", build: func(dir string) error {
 	b := newBuilder(dir)
 	c, w := int64(smallChunk), int64(smallWidth)
 	for _, n := range []int64{0, 1, c - 1, c, c + 1, w*c - 1, w * c, w*c + 1, (w+1)*c + 1,
-		w*w*c - 1, w * w * c, w*w*c + 1, w*w*w*c + 1} {
+		w*w*c - 1, w * w * c, w*w*c + 1} {
 		b.file(fmt.Sprintf("size-%08d", n), n, 0o644)
 	}
 	return b.finish()
