@@ -158,3 +158,54 @@ func TestParityFileWidth(t *testing.T) {
 		})
 	}
 }
+
+// TestParitySources: what SRC names, beyond a plain directory path. A
+// single file (README: "import a directory (or file)"), a symlink (stored
+// as a symlink, never followed, as kubo does with its argument), an empty
+// directory, a path with a trailing slash.
+func TestParitySources(t *testing.T) {
+	b := newBuilder(filepath.Join(t.TempDir(), "src"))
+	b.file("dir/small", 100, 0o640)
+	b.file("dir/two-chunks", v1Chunk+1, 0o755)
+	b.dir("empty", 0o700)
+	b.symlink("link-to-dir", "dir")
+	b.symlink("link-to-file", "dir/small")
+	b.symlink("dangling", "nowhere")
+	if err := b.finish(); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"dir/small", "dir/two-chunks", "empty", "link-to-dir", "link-to-file", "dangling", "dir/"} {
+		for _, m := range []importMode{modeDefault, modeNone, modeV0} {
+			t.Run(src+"/"+m.name, func(t *testing.T) {
+				p := b.path(src)
+				if src == "dir/" {
+					p += "/"
+				}
+				checkParity(t, p, m)
+			})
+		}
+	}
+}
+
+// TestParityHiddenFalse: `--hidden=false` leaves dotfiles out as kubo does
+// without -H.
+func TestParityHiddenFalse(t *testing.T) {
+	dir := edgeTree.get(t)
+	for _, area := range []string{"names", "links", "empty"} {
+		for _, m := range []importMode{modeDefault, modeNone} {
+			t.Run(area+"/"+m.name, func(t *testing.T) {
+				src := filepath.Join(dir, area)
+				ipfsPath := kubo(t, m.kuboProfile)
+				want := oneCID(t, kuboRun(t, ipfsPath, append(append([]string{"add", "-r", "-Q", "--offline"}, m.kubo...), src)...))
+				repo := filepath.Join(t.TempDir(), "repo")
+				argv := append(append([]string{"-q", "sync", "--hidden=false"}, m.sync...), src)
+				res := ipfsSync(t, repo, argv...)
+				if res.Code != 0 {
+					t.Fatalf("ipfs-sync %s: %s", shellQuote(argv...), res)
+				}
+				assertSameRoot(t, ipfsPath, repo, want, oneCID(t, res.Stdout),
+					fmt.Sprintf("ipfs add -r (no -H) %s %s  vs  ipfs-sync %s", shellQuote(m.kubo...), src, shellQuote(argv...)))
+			})
+		}
+	}
+}
