@@ -284,8 +284,8 @@ func TestKnownAnswerIPIP499(t *testing.T) {
 		// kubo cid_profiles_test.go:156: 1024 × 1 MiB + 1 byte, seed "v1-2025-seed".
 		{name: "v1/file-over-max-links", build: stream(func() io.Reader { return kuboRandom(1024*v1Chunk+1, "v1-2025-seed") }), profile: v1, size: 1024*v1Chunk + 1, want: "bafybeibdsi225ugbkmpbdohnxioyab6jsqrmkts3twhpvfnzp77xtzpyhe"},
 		// specs ipip-0499.md "Test fixtures" (v1, file over max links) and "DAG
-		// layout" (balanced v1): 1025 MiB; seed "v1-2025-seed" by analogy with
-		// the v0 row above (not confirmed: 1 GiB inputs are only run on demand).
+		// layout" (balanced v1): 1025 MiB = 1025 × 1 MiB. The spec does not name
+		// the input; it is kuboRandom with seed "v1-2025-seed", as for the v0 row.
 		{name: "v1/file-1025-chunks", build: stream(func() io.Reader { return kuboRandom(1025*v1Chunk, "v1-2025-seed") }), profile: v1, size: 1025 * v1Chunk, want: "bafybeihmzokxxjqwxjcryerhp5ezpcog2wcawfryb2xm64xiakgm4a5jue"},
 	})
 }
