@@ -46,7 +46,7 @@ func (s *Store) Index(name string) *Index {
 // Get returns the entry for the path (relative to the source, slash
 // separated); ok is false when there is none or it cannot be decoded.
 func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
-	v, err := ix.s.ds.Get(ctx, ds.RawKey(ix.prefix+path))
+	v, err := ix.s.ds.Get(ctx, ix.key(path))
 	if err != nil {
 		return IndexEntry{}, false
 	}
@@ -65,7 +65,7 @@ func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 		}
 		ix.batch = b
 	}
-	if err := ix.batch.Put(ctx, ds.RawKey(ix.prefix+path), encodeEntry(e)); err != nil {
+	if err := ix.batch.Put(ctx, ix.key(path), encodeEntry(e)); err != nil {
 		return fmt.Errorf("index %s: %w", path, err)
 	}
 	ix.n++
@@ -73,6 +73,15 @@ func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 		return ix.commitLocked(ctx)
 	}
 	return nil
+}
+
+// key maps a source-relative path to its index key; "" (a single-file
+// source) becomes ".", which no walked name can be.
+func (ix *Index) key(path string) ds.Key {
+	if path == "" {
+		path = "."
+	}
+	return ds.RawKey(ix.prefix + path)
 }
 
 func (ix *Index) commitLocked(ctx context.Context) error {

@@ -166,15 +166,29 @@ func takesValue(fs []ucli.Flag, flag string) bool {
 	return false
 }
 
+func repoDir(c *ucli.Context) (string, error) {
+	if dir := c.String("repo"); dir != "" {
+		return dir, nil
+	}
+	return blockstore.DefaultDir()
+}
+
+// openStore opens the repository for writing, under its lock.
 func openStore(c *ucli.Context) (*blockstore.Store, error) {
-	dir := c.String("repo")
-	if dir == "" {
-		var err error
-		if dir, err = blockstore.DefaultDir(); err != nil {
-			return nil, err
-		}
+	dir, err := repoDir(c)
+	if err != nil {
+		return nil, err
 	}
 	return blockstore.Open(dir)
+}
+
+// openReader opens the repository for reading, beside a running sync.
+func openReader(c *ucli.Context) (*blockstore.Store, error) {
+	dir, err := repoDir(c)
+	if err != nil {
+		return nil, err
+	}
+	return blockstore.OpenReader(dir)
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -37,7 +37,7 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
 			}
-			store, err := openStore(c)
+			store, err := openReader(c)
 			if err != nil {
 				return err
 			}

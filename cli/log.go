@@ -41,7 +41,7 @@ EXAMPLES:
 			} else if abs, err := filepath.Abs(name); err == nil && isDir(abs) {
 				name = abs
 			}
-			store, err := openStore(c)
+			store, err := openReader(c)
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func refsCommand() *ucli.Command {
 
 ` + exitHelp,
 		Action: func(c *ucli.Context) error {
-			store, err := openStore(c)
+			store, err := openReader(c)
 			if err != nil {
 				return err
 			}

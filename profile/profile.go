@@ -167,8 +167,6 @@ func New(name string, o Overrides) (Profile, error) {
 // Validate reports settings that would give an invalid or unreadable DAG.
 func (p Profile) Validate() error {
 	switch {
-	case p.CIDVersion == 0 && p.RawLeaves:
-		return errors.New("raw leaves need CIDv1 (--cid-version 1)")
 	case p.CIDVersion == 0 && p.MhType != mh.SHA2_256:
 		return errors.New("CIDv0 only supports sha2-256; use --cid-version 1")
 	case p.CIDVersion == 0 && p.InlineLimit > 0:
