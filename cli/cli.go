@@ -58,7 +58,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), logCommand(), refsCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), logCommand(), refsCommand()},
 	}
 	return app
 }
