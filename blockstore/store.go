@@ -96,13 +96,14 @@ func openBlocks(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open block store in %s: %w", dir, err)
 	}
 	bs := bstore.NewBlockstore(fds, bstore.NoPrefix(), bstore.WriteThrough(true))
-	return &Store{dir: dir, blocks: fds, bs: bstore.NewIdStore(bs)}, nil
+	return &Store{dir: dir, blocks: fds, bs: bstore.NewIdStore(verifying{bs})}, nil
 }
 
 // Dir is the repository's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Blockstore is the store's blocks, identity CIDs answered inline.
+// Blockstore is the store's blocks, identity CIDs answered inline; every
+// block read is checked against its CID.
 func (s *Store) Blockstore() bstore.Blockstore { return s.bs }
 
 // Sync makes every block and index entry written so far durable: one
