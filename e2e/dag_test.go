@@ -230,7 +230,7 @@ func assertSameRoot(t *testing.T, ipfsPath, repo, want, got, repro string) {
 		t.Logf("cannot explain: ipfs dag import failed:\n%s", res)
 		return
 	}
-	budget := 25
+	budget := 10
 	diffDAG(t, ipfsPath, ".", want, got, &budget)
 }
 

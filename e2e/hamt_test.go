@@ -248,18 +248,13 @@ func firstTrue(t testing.TB, guess int, pred func(int) bool) int {
 // their roots; and with a narrow fanout for deeper shards.
 func TestParityTinyHAMT(t *testing.T) {
 	dir := tinyTree.get(t)
-	var modes []importMode
-	for _, est := range []string{"block", "links"} {
-		modes = append(modes,
-			hamtMode(modeDefault, kib, est),
-			hamtMode(modeNone, kib, est),
-			hamtMode(modeV0, kib, est),
-		)
-	}
-	modes = append(modes,
+	modes := []importMode{
+		hamtMode(modeDefault, kib, "block"),
+		hamtMode(modeNone, kib, "links"),
+		hamtMode(modeV0, kib, ""), // v0 estimates by links
 		hamtMode(modeDefault, kib, "block").with("fanout-8", []string{"--max-hamt-fanout", "8"}, []string{"--max-hamt-fanout=8"}),
 		hamtMode(modeV0None, kib, "").with("fanout-16", []string{"--max-hamt-fanout", "16"}, []string{"--max-hamt-fanout=16"}),
-	)
+	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			root, ipfsPath := checkParity(t, dir, m)
@@ -270,6 +265,100 @@ func TestParityTinyHAMT(t *testing.T) {
 			if typ := unixfsType(t, ipfsPath, strings.TrimPrefix(c, "/ipfs/")); typ != ufsHAMTShard {
 				t.Errorf("cran/src/contrib is UnixFS type %d, want a HAMT shard: the test does not test what it says", typ)
 			}
+		})
+	}
+}
+
+// TestHAMTThresholdBytes pins the threshold to the byte: a directory of
+// equal entries plus one whose name grows a byte at a time, so the
+// directory's size (estimate) grows one byte at a time across the 1 KiB
+// threshold. Kubo finds the first name length that shards; ipfs-sync must
+// agree one byte below, at, and above it. With metadata this also tells
+// whether the directory's own mode and mtime count towards its size.
+func TestHAMTThresholdBytes(t *testing.T) {
+	for _, m := range []importMode{
+		hamtMode(modeDefault, kib, "block"),
+		hamtMode(modeNone, kib, "block"),
+		hamtMode(modeDefault, kib, "links"),
+		hamtMode(modeNone, kib, "links"),
+		hamtMode(modeV0, kib, ""),
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			ipfsPath := kubo(t, m.kuboProfile, m.kuboConfig...)
+			flat := &flatDir{dir: filepath.Join(t.TempDir(), "flat"), nameLen: 20}
+			// Two entries fewer than kubo's first HAMT count leaves room
+			// for the growing entry to cross the threshold.
+			add := func() string { return kuboAdd(t, ipfsPath, flat.dir, m.kubo...) }
+			n := firstTrue(t, 16, func(n int) bool {
+				flat.resize(t, n)
+				return unixfsType(t, ipfsPath, add()) == ufsHAMTShard
+			})
+			flat.resize(t, n-2)
+			pad := filepath.Join(flat.dir, "pad-")
+			var padPath string
+			setPad := func(l int) {
+				if padPath != "" {
+					if err := os.Remove(padPath); err != nil {
+						t.Fatal(err)
+					}
+				}
+				padPath = pad + strings.Repeat("x", l)
+				if err := os.WriteFile(padPath, []byte("00000000"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(padPath, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{padPath, flat.dir} {
+					if err := lutimes(p, defaultMTime); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			roots := map[int]string{}
+			root := func(l int) string {
+				if r, ok := roots[l]; ok {
+					return r
+				}
+				setPad(l)
+				roots[l] = add()
+				return roots[l]
+			}
+			l := firstTrue(t, 60, func(l int) bool {
+				if l > 251 {
+					t.Fatalf("no HAMT with a %d-byte name", l)
+				}
+				return unixfsType(t, ipfsPath, root(l)) == ufsHAMTShard
+			})
+			if !strings.Contains(m.name, "links") && m.kuboProfile != "unixfs-v0-2015" {
+				t.Logf("kubo: largest basic directory block %d bytes (threshold %d)", blockSize(t, ipfsPath, root(l-1)), kib)
+			}
+			for _, k := range []int{l - 1, l, l + 1} {
+				want := root(k)
+				setPad(k)
+				repo := filepath.Join(t.TempDir(), fmt.Sprintf("repo-%d", k))
+				argv := append(append([]string{"-q", "sync"}, m.sync...), flat.dir)
+				res := ipfsSync(t, repo, argv...)
+				if res.Code != 0 {
+					t.Fatalf("ipfs-sync %s:\n%s", shellQuote(argv...), res)
+				}
+				repro := fmt.Sprintf("%d files named %q..., content %%08d, plus %q with content 00000000, mode 0644, mtime %s (dir too): %s",
+					n-2, flat.name(0), filepath.Base(padPath), defaultMTime.Format("2006-01-02T15:04:05.999999999Z"), m.repro(flat.dir))
+				assertSameRoot(t, ipfsPath, repo, want, oneCID(t, res.Stdout), repro)
+			}
+		})
+	}
+}
+
+// TestHAMTTinyThreshold: a threshold below the size of an empty directory
+// (1 byte, kubo "1B"). Kubo shards a directory when an entry is added and
+// the size goes over; an empty directory never has one added.
+func TestHAMTTinyThreshold(t *testing.T) {
+	dir := edgeTree.get(t)
+	for _, m := range []importMode{hamtMode(modeDefault, 1, "block"), hamtMode(modeNone, 1, "block"), hamtMode(modeDefault, 1, "links")} {
+		t.Run(m.name, func(t *testing.T) {
+			checkParity(t, filepath.Join(dir, "empty"), m)
 		})
 	}
 }

@@ -113,8 +113,9 @@ func TestParityEdge(t *testing.T) {
 // test already fails for another.
 func TestParityEdgeAreas(t *testing.T) {
 	dir := edgeTree.get(t)
+	inline := modeDefault.with("inline", []string{"--inline"}, []string{"--inline"})
 	for _, area := range []string{"names", "modes", "mtimes", "links", "empty", "deep"} {
-		for _, m := range []importMode{modeDefault, modeV0} {
+		for _, m := range []importMode{modeDefault, modeV0, inline} {
 			t.Run(area+"/"+m.name, func(t *testing.T) { checkParity(t, filepath.Join(dir, area), m) })
 		}
 	}
@@ -146,6 +147,8 @@ func TestParityFileWidth(t *testing.T) {
 		modeNone.with("buzhash", []string{"--chunker", "buzhash"}, []string{"--chunker=buzhash"}),
 		modeNone.with("rabin", []string{"--chunker", "rabin-512-1024-2048"}, []string{"--chunker=rabin-512-1024-2048"}),
 		modeNone.with("raw-leaves-false", []string{"--raw-leaves=false"}, []string{"--raw-leaves=false"}),
+		modeDefault.with("inline", []string{"--inline"}, []string{"--inline"}),
+		modeV0.with("cid-version-1", []string{"--cid-version", "1"}, []string{"--cid-version=1"}),
 		importMode{name: "mode-only", sync: []string{"--metadata", "mode"}, kuboProfile: "unixfs-v1-2025",
 			kubo: []string{"--raw-leaves=false", "--preserve-mode"}},
 		importMode{name: "mtime-only", sync: []string{"--metadata", "mtime"}, kuboProfile: "unixfs-v1-2025",
