@@ -10,6 +10,10 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ipfs/boxo/blockservice"
+	bstore "github.com/ipfs/boxo/blockstore"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ipld "github.com/ipfs/go-ipld-format"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
@@ -58,7 +62,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), logCommand(), refsCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand()},
 	}
 	return app
 }
@@ -189,6 +193,11 @@ func openReader(c *ucli.Context) (*blockstore.Store, error) {
 		return nil, err
 	}
 	return blockstore.OpenReader(dir)
+}
+
+// dagService reads DAG nodes from bs, offline.
+func dagService(bs bstore.Blockstore) ipld.DAGService {
+	return mdag.NewDAGService(blockservice.New(bs, nil))
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -186,7 +186,7 @@ func runSync(c *ucli.Context) error {
 	return err
 }
 
-func printChange(c *ucli.Context, ch sync.Change) {
+func printChange(c *ucli.Context, ch diff.Change) {
 	if c.Bool("json") {
 		why := ""
 		if ch.Why != 0 {

@@ -20,6 +20,7 @@ type Entry struct {
 	Name   string
 	Stat   metadata.Stat
 	Target string // symlink target
+	link   Link   // set when the entry comes from a root (Tree.Roots)
 }
 
 // Filter decides which names a walk includes.

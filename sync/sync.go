@@ -62,18 +62,7 @@ type Options struct {
 }
 
 // Change is one itemised difference from the previous root.
-type Change struct {
-	Kind byte   // '+' added, '-' removed, '*' changed
-	Path string // relative to the source, slash separated; directories end in '/'
-	Why  metadata.Why
-}
-
-func (c Change) String() string {
-	if c.Kind == '*' {
-		return fmt.Sprintf("* %s (%s)", c.Path, c.Why)
-	}
-	return fmt.Sprintf("%c %s", c.Kind, c.Path)
-}
+type Change = diff.Change
 
 // Skipped is an entry left out of the root, or kept as it was.
 type Skipped struct {
