@@ -18,6 +18,8 @@ type Version struct {
 	Time    time.Time       `json:"time"`
 	Profile string          `json:"profile"`
 	Summary json.RawMessage `json:"summary,omitempty"`
+	// Collected: gc may have removed this version's blocks.
+	Collected bool `json:"collected,omitempty"`
 }
 
 // Ref is a name and the roots it has had, oldest first.
@@ -97,6 +99,39 @@ func (s *Store) Advance(name string, v Version) error {
 		return err
 	}
 	return writeFileAtomic(s.refPath(name), data)
+}
+
+// Retire marks all but the newest keep versions of every ref as collected
+// and returns the roots of the versions still kept. gc calls it before it
+// removes anything, so a version is never listed as whole after its blocks
+// may have gone.
+func (s *Store) Retire(keep int) ([]string, error) {
+	refs, err := s.Refs()
+	if err != nil {
+		return nil, err
+	}
+	var roots []string
+	for _, r := range refs {
+		changed := false
+		for i := range r.History {
+			if keep > 0 && i < len(r.History)-keep && !r.History[i].Collected {
+				r.History[i].Collected, changed = true, true
+			}
+			if !r.History[i].Collected {
+				roots = append(roots, r.History[i].Root)
+			}
+		}
+		if changed {
+			data, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(s.refPath(r.Name), data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return roots, nil
 }
 
 func writeFileAtomic(path string, data []byte) error {

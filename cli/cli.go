@@ -62,7 +62,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand()},
 	}
 	return app
 }

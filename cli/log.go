@@ -69,11 +69,12 @@ func isDir(p string) bool {
 func printVersion(c *ucli.Context, v blockstore.Version) {
 	if c.Bool("json") {
 		_ = printJSON(c.App.Writer, struct {
-			Root    string          `json:"root"`
-			Time    time.Time       `json:"time"`
-			Profile string          `json:"profile"`
-			Summary json.RawMessage `json:"summary,omitempty"`
-		}{v.Root, v.Time, v.Profile, v.Summary})
+			Root      string          `json:"root"`
+			Time      time.Time       `json:"time"`
+			Profile   string          `json:"profile"`
+			Summary   json.RawMessage `json:"summary,omitempty"`
+			Collected bool            `json:"collected,omitempty"`
+		}{v.Root, v.Time, v.Profile, v.Summary, v.Collected})
 		return
 	}
 	var s struct {
@@ -86,9 +87,13 @@ func printVersion(c *ucli.Context, v blockstore.Version) {
 		} `json:"file_changes"`
 	}
 	_ = json.Unmarshal(v.Summary, &s)
-	fmt.Fprintf(c.App.Writer, "%s  %s  %d files, %s; +%d -%d *%d, %s new, %.1fs\n",
+	collected := ""
+	if v.Collected {
+		collected = " (collected)"
+	}
+	fmt.Fprintf(c.App.Writer, "%s  %s  %d files, %s; +%d -%d *%d, %s new, %.1fs%s\n",
 		v.Root, v.Time.Local().Format("2006-01-02 15:04:05"), s.Files, humanBytes(s.Bytes),
-		s.FileChanges.Added, s.FileChanges.Removed, s.FileChanges.Modified, humanBytes(s.BytesNew), s.Seconds)
+		s.FileChanges.Added, s.FileChanges.Removed, s.FileChanges.Modified, humanBytes(s.BytesNew), s.Seconds, collected)
 }
 
 func refsCommand() *ucli.Command {

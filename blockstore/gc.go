@@ -1,0 +1,179 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	dshelp "github.com/ipfs/boxo/datastore/dshelp"
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// GCResult is what a collection did.
+type GCResult struct {
+	Roots       int   `json:"roots"`
+	Kept        int64 `json:"blocks_kept"`
+	Removed     int64 `json:"blocks_removed"`
+	BytesFreed  int64 `json:"bytes_freed"`
+	BytesKept   int64 `json:"bytes_kept"`
+	EmptyBlocks int64 `json:"-"`
+}
+
+// GC removes every block that is under none of roots. It needs the write
+// lock (no sync can add blocks meanwhile); readers such as serve keep
+// working and only lose blocks nobody references.
+//
+// Marking reads only blocks that can have children: a raw block has none,
+// and a dag-pb block whose stored size equals the Tsize its parent records
+// for it has no non-empty children (Tsize counts the block plus all its
+// descendants). The one block that could hide behind that rule is an
+// empty one, so empty blocks are never removed; they cost nothing.
+func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
+	if s.lock == nil {
+		return GCResult{}, errors.New("gc needs the repository opened for writing")
+	}
+	res := GCResult{Roots: len(roots)}
+	live := map[string]struct{}{}
+	for _, r := range roots {
+		if err := s.mark(ctx, r, 0, true, live); err != nil {
+			return res, fmt.Errorf("gc: root %s is incomplete, nothing removed: %w", r, err)
+		}
+	}
+	q, err := s.blocks.Query(ctx, query.Query{KeysOnly: true, ReturnsSizes: true})
+	if err != nil {
+		return res, err
+	}
+	defer q.Close()
+	for e := range q.Next() {
+		if e.Error != nil {
+			return res, e.Error
+		}
+		h, err := dshelp.DsKeyToMultihash(ds.RawKey(e.Key))
+		if err != nil {
+			continue // not a block file
+		}
+		if _, ok := live[string(h)]; ok || e.Size == 0 {
+			res.Kept++
+			res.BytesKept += int64(e.Size)
+			continue
+		}
+		if err := s.blocks.Delete(ctx, ds.RawKey(e.Key)); err != nil {
+			return res, fmt.Errorf("gc: remove %s: %w", e.Key, err)
+		}
+		res.Removed++
+		res.BytesFreed += int64(e.Size)
+	}
+	return res, nil
+}
+
+// mark adds c and what is under it to live. tsize is the size the parent
+// records for c; read forces reading c.
+func (s *Store) mark(ctx context.Context, c cid.Cid, tsize uint64, read bool, live map[string]struct{}) error {
+	if c.Prefix().MhType == mh.IDENTITY {
+		return nil
+	}
+	if _, ok := live[string(c.Hash())]; ok {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.Prefix().Codec == cid.Raw || !read {
+		size, err := s.bs.GetSize(ctx, c)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", c, err)
+		}
+		if c.Prefix().Codec == cid.Raw || uint64(size) == tsize {
+			live[string(c.Hash())] = struct{}{}
+			return nil
+		}
+	}
+	b, err := s.bs.Get(ctx, c)
+	if err != nil {
+		return fmt.Errorf("block %s: %w", c, err)
+	}
+	live[string(c.Hash())] = struct{}{}
+	if c.Prefix().Codec != cid.DagProtobuf {
+		return nil
+	}
+	nd, err := mdag.DecodeProtobuf(b.RawData())
+	if err != nil {
+		return fmt.Errorf("block %s: %w", c, err)
+	}
+	for _, l := range nd.Links() {
+		if err := s.mark(ctx, l.Cid, l.Size, false, live); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FsckResult is what a check found.
+type FsckResult struct {
+	Roots   int   `json:"roots"`
+	Blocks  int64 `json:"blocks"`
+	Bytes   int64 `json:"bytes"`
+	Missing int64 `json:"missing"`
+	Corrupt int64 `json:"corrupt"`
+}
+
+// Fsck reads every block under roots and checks it hashes to its CID,
+// reporting each missing or corrupt block with the path it was reached by.
+func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, report func(c cid.Cid, path string, err error)) (FsckResult, error) {
+	res := FsckResult{Roots: len(roots)}
+	seen := cid.NewSet()
+	var walk func(c cid.Cid, path string) error
+	walk = func(c cid.Cid, path string) error {
+		if c.Prefix().MhType == mh.IDENTITY || !seen.Visit(c) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := s.bs.Get(ctx, c)
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			res.Corrupt++
+			report(c, path, err)
+			return nil
+		case errors.Is(err, ipld.ErrNotFound{Cid: c}) || ipld.IsNotFound(err):
+			res.Missing++
+			report(c, path, err)
+			return nil
+		case err != nil:
+			return err
+		}
+		res.Blocks++
+		res.Bytes += int64(len(b.RawData()))
+		if c.Prefix().Codec != cid.DagProtobuf {
+			return nil
+		}
+		nd, err := mdag.DecodeProtobuf(b.RawData())
+		if err != nil {
+			res.Corrupt++
+			report(c, path, err)
+			return nil
+		}
+		for _, l := range nd.Links() {
+			p := path
+			if l.Name != "" {
+				p += "/" + l.Name
+			}
+			if err := walk(l.Cid, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, r := range roots {
+		if err := walk(r, r.String()); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
