@@ -34,6 +34,8 @@ type Writer struct {
 	// Tee, when set, also receives every new block, one call at a time:
 	// sync --car writes the run's delta through it.
 	Tee func(context.Context, blocks.Block) error
+	// OnNew, when set, is called for every new block (progress).
+	OnNew func()
 }
 
 // NewWriter starts a batch writer on s. A discarding writer (for dry
@@ -80,6 +82,9 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	}
 	w.Blocks++
 	w.Bytes += int64(len(b.RawData()))
+	if w.OnNew != nil {
+		w.OnNew()
+	}
 	if w.Tee != nil {
 		if err := w.Tee(ctx, b); err != nil {
 			w.err = err

@@ -48,6 +48,8 @@ type Importer struct {
 	// Open opens a file for reading; tests wrap it to count opens or to
 	// fail or change files mid-read.
 	Open func(path string) (File, error)
+	// OnRead, if set, is told of every read (progress reporting).
+	OnRead func(n int)
 }
 
 // File is an open file as the importer reads it.
@@ -98,7 +100,7 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
 	}
-	cr := &countingReader{r: f, ctx: ctx, h: xxhash.New()}
+	cr := &countingReader{r: f, ctx: ctx, h: xxhash.New(), on: im.OnRead}
 	nd, err := im.Layout(cr, before)
 	if err != nil {
 		return Result{Read: cr.n}, err
@@ -132,7 +134,7 @@ func (im *Importer) Checksum(ctx context.Context, path string) (uint64, metadata
 	}
 	st := metadata.FromFileInfo(fi)
 	h := xxhash.New()
-	n, err := io.Copy(h, &countingReader{r: f, ctx: ctx})
+	n, err := io.Copy(h, &countingReader{r: f, ctx: ctx, on: im.OnRead})
 	if err != nil {
 		return 0, st, n, fmt.Errorf("%s: %w", path, err)
 	}
@@ -209,6 +211,7 @@ type countingReader struct {
 	n   int64
 	ctx context.Context
 	h   *xxhash.Digest // optional
+	on  func(int)      // optional
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -219,6 +222,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	if c.h != nil {
 		c.h.Write(p[:n])
+	}
+	if c.on != nil && n > 0 {
+		c.on(n)
 	}
 	return n, err
 }

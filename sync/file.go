@@ -15,6 +15,7 @@ import (
 // whether its content is what the previous root holds.
 type job struct {
 	path, rel, name string
+	size            int64
 	checksum        bool // compare xxhash64 with prevXXH before chunking
 	prev            *diff.Link
 	prevXXH         uint64
@@ -29,7 +30,7 @@ type job struct {
 // (mode only), or a read.
 func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e diff.Entry, prev *diff.Link) *result {
 	res := newResult()
-	j := job{path: path, rel: relPath, name: e.Name, res: res}
+	j := job{path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
 	if prev == nil {
 		r.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
 		return r.submit(ctx, jobs, j)
@@ -130,6 +131,7 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 		close(j.res.done)
 		return j.res
 	}
+	r.opts.Progress.Queued.Add(j.size)
 	select {
 	case jobs <- j:
 	case <-ctx.Done():
@@ -176,6 +178,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 	}
 	r.files.Add(1)
 	r.bytes.Add(res.Stat.Size)
+	r.opts.Progress.FilesDone.Add(1)
 	link := Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
 	sameData := j.prevXXH != 0 && res.XXH == j.prevXXH
 	switch {

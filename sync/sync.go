@@ -53,6 +53,8 @@ type Options struct {
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
 	CAR      string // also write the blocks new in this run to this CARv1 file
 
+	// Progress, if set, is updated as the run goes; read it at any time.
+	Progress *Progress
 	// Item receives itemised changes in walk order, from one goroutine.
 	Item func(Change)
 	// Warn receives each skipped entry; it may be called from any goroutine.
@@ -63,6 +65,16 @@ type Options struct {
 
 // Change is one itemised difference from the previous root.
 type Change = diff.Change
+
+// Progress counts a run's work while it happens.
+type Progress struct {
+	Entries   atomic.Int64 // entries walked
+	Queued    atomic.Int64 // bytes of files queued to be read
+	Read      atomic.Int64 // bytes read so far
+	FilesDone atomic.Int64 // files read and chunked
+	Blocks    atomic.Int64 // new blocks written
+	WalkDone  atomic.Bool
+}
 
 // Skipped is an entry left out of the root, or kept as it was.
 type Skipped struct {
@@ -119,11 +131,15 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	sum := Summary{Name: opts.Name, DryRun: opts.DryRun, Skipped: []Skipped{}}
 
 	w := store.NewWriter(opts.DryRun)
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	w.OnNew = func() { opts.Progress.Blocks.Add(1) }
 	r := &run{
 		opts:  opts,
 		store: store,
 		w:     w,
-		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open},
+		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open, OnRead: func(n int) { opts.Progress.Read.Add(int64(n)) }},
 		tree:  diff.Tree{DAG: w},
 		index: store.Index(opts.Name),
 		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
@@ -351,6 +367,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	default:
 		return cid.Undef, fmt.Errorf("source %s is a %s, not a file or directory", src, st.Type)
 	}
+	r.opts.Progress.WalkDone.Store(true)
 	close(jobs)
 	<-top.done
 	wg.Wait()
@@ -464,6 +481,7 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 	}
 
 	children := make([]*result, 0, len(entries))
+	r.opts.Progress.Entries.Add(int64(len(entries)))
 	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
 		if ctx.Err() != nil {
 			return
