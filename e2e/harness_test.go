@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,9 +52,21 @@ func runMain(m *testing.M) int {
 		// Keep the shared trees to reproduce a failure by hand.
 		defer fmt.Fprintf(os.Stderr, "e2e: trees kept in %s\n", scratch)
 	} else {
-		defer os.RemoveAll(scratch)
+		defer removeAll(scratch)
 	}
 	return m.Run()
+}
+
+// removeAll removes a tree even where a test left directories without
+// write or search permission.
+func removeAll(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
 }
 
 func binFromEnv(name string) (string, error) {
