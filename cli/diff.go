@@ -64,10 +64,9 @@ EXAMPLES:
    ipfs-sync verify --checksum /srv/mirror bafy...
 
 ` + exitHelp,
-		Flags: append([]ucli.Flag{
+		Flags: append(append([]ucli.Flag{
 			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "compare file contents too"},
-			&ucli.BoolFlag{Name: "hidden", Value: true, Usage: "include dotfiles"},
-		}, profileFlags()...),
+		}, filterFlags()...), profileFlags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 2 {
 				return usageError{errors.New("verify needs SRC and ROOT")}
@@ -76,6 +75,10 @@ EXAMPLES:
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().Get(1), err)}
 			}
 			p, err := profileFromFlags(c)
+			if err != nil {
+				return err
+			}
+			filter, err := filterFromFlags(c)
 			if err != nil {
 				return err
 			}
@@ -97,7 +100,7 @@ EXAMPLES:
 			differs := false
 			_, err = sync.Run(c.Context, store, sync.Options{
 				Src: c.Args().Get(0), Name: name, Profile: p,
-				Filter:   diff.Filter{Hidden: c.Bool("hidden")},
+				Filter:   filter,
 				Base:     c.Args().Get(1),
 				Checksum: c.Bool("checksum"),
 				DryRun:   true,

@@ -33,6 +33,40 @@ func profileFlags() []ucli.Flag {
 	}
 }
 
+func filterFlags() []ucli.Flag {
+	cat := "Filters (first match wins; also read from SRC/.ipfs-syncignore):"
+	return []ucli.Flag{
+		&ucli.BoolFlag{Name: "hidden", Value: true, Usage: "include dotfiles (--hidden=false skips them, as kubo does without -H)", Category: cat},
+		&ucli.StringSliceFlag{Name: "include", Usage: "include paths matching `PATTERN` (checked before --exclude)", Category: cat},
+		&ucli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `PATTERN` (rsync/gitignore globs: *.tmp, /tmp/, **/cache/)", Category: cat},
+		&ucli.StringFlag{Name: "exclude-from", Usage: "read patterns from `FILE` (one per line, !PATTERN includes)", Category: cat},
+	}
+}
+
+func filterFromFlags(c *ucli.Context) (diff.Filter, error) {
+	f := diff.Filter{Hidden: c.Bool("hidden")}
+	for _, set := range []struct {
+		patterns []string
+		include  bool
+	}{{c.StringSlice("include"), true}, {c.StringSlice("exclude"), false}} {
+		for _, p := range set.patterns {
+			r, err := diff.ParseRule(p, set.include)
+			if err != nil {
+				return f, usageError{err}
+			}
+			f.Rules = append(f.Rules, r)
+		}
+	}
+	if from := c.String("exclude-from"); from != "" {
+		rules, err := diff.ReadRules(from)
+		if err != nil {
+			return f, usageError{fmt.Errorf("--exclude-from: %w", err)}
+		}
+		f.Rules = append(f.Rules, rules...)
+	}
+	return f, nil
+}
+
 func profileFromFlags(c *ucli.Context) (profile.Profile, error) {
 	var o profile.Overrides
 	if c.IsSet("cid-version") {
@@ -104,7 +138,6 @@ EXAMPLES:
 ` + exitHelp,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Usage: "ref `NAME` to record the root under (default: SRC's absolute path)"},
-			&ucli.BoolFlag{Name: "hidden", Value: true, Usage: "include dotfiles (--hidden=false skips them, as kubo does without -H)"},
 			&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
 			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "walk and diff only: print the itemised changes, write nothing"},
 			&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
@@ -112,7 +145,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
 			&ucli.StringFlag{Name: "car", Usage: "also write the blocks new in this run to `FILE` (a CARv1 rooted at the new root)"},
-		}, append(pushFlags(), profileFlags()...)...),
+		}, append(append(filterFlags(), pushFlags()...), profileFlags()...)...),
 		Action: runSync,
 	}
 }
@@ -125,6 +158,10 @@ func runSync(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	filter, err := filterFromFlags(c)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(c)
 	if err != nil {
 		return err
@@ -134,7 +171,7 @@ func runSync(c *ucli.Context) error {
 		Src:      c.Args().First(),
 		Name:     c.String("name"),
 		Profile:  p,
-		Filter:   diff.Filter{Hidden: c.Bool("hidden")},
+		Filter:   filter,
 		Workers:  c.Int("workers"),
 		Warn:     func(path string, err error) { warnf(c, "%v", err) },
 		Full:     c.Bool("full"),

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
@@ -23,21 +22,13 @@ type Entry struct {
 	link   Link   // set when the entry comes from a root (Tree.Roots)
 }
 
-// Filter decides which names a walk includes.
-type Filter struct {
-	Hidden bool // include dotfiles (rsync does; kubo needs -H)
-}
-
-// Include reports whether a child called name is walked.
-func (f Filter) Include(name string) bool {
-	return f.Hidden || !strings.HasPrefix(name, ".")
-}
-
 // ReadDir lists dir's children sorted by name as bytes (the order UnixFS
-// uses), each lstat'ed and never followed. A child that vanishes between
-// the listing and its lstat is left out, as if the listing had been taken
-// a moment later.
-func ReadDir(dir string, f Filter) ([]Entry, error) {
+// uses), each lstat'ed and never followed; rel is dir's path relative to
+// the source ("" at the top) for the filter. Excluded names are not
+// lstat'ed unless a directory-only rule needs their type. A child that
+// vanishes between the listing and its lstat is left out, as if the
+// listing had been taken a moment later.
+func ReadDir(dir, rel string, f Filter) ([]Entry, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -49,8 +40,13 @@ func ReadDir(dir string, f Filter) ([]Entry, error) {
 	}
 	sort.Strings(names)
 	out := make([]Entry, 0, len(names))
+	typed := f.needsStat()
 	for _, name := range names {
-		if !f.Include(name) {
+		crel := name
+		if rel != "" {
+			crel = rel + "/" + name
+		}
+		if !typed && !f.Include(crel, name, false) {
 			continue
 		}
 		p := filepath.Join(dir, name)
@@ -60,6 +56,9 @@ func ReadDir(dir string, f Filter) ([]Entry, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if typed && !f.Include(crel, name, fi.IsDir()) {
+			continue
 		}
 		e := Entry{Name: name, Stat: metadata.FromFileInfo(fi)}
 		if e.Stat.Type == metadata.Symlink {

@@ -124,6 +124,9 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.Filter, err = opts.Filter.WithIgnoreFile(src); err != nil {
+		return Summary{}, fmt.Errorf("source: %w", err)
+	}
 	ref, _, err := store.Ref(opts.Name)
 	if err != nil {
 		return Summary{}, err
@@ -452,7 +455,7 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 			r.warn("", fmt.Errorf("%s: %w; re-reading this directory", path, err))
 		}
 	}
-	entries, err := diff.ReadDir(path, r.opts.Filter)
+	entries, err := diff.ReadDir(path, relPath, r.opts.Filter)
 	if err != nil {
 		if relPath == "" {
 			err = fmt.Errorf("source: %w", err)
