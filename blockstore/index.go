@@ -46,6 +46,9 @@ func (s *Store) Index(name string) *Index {
 // Get returns the entry for the path (relative to the source, slash
 // separated); ok is false when there is none or it cannot be decoded.
 func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
+	if ix.s.ds == nil {
+		return IndexEntry{}, false
+	}
 	v, err := ix.s.ds.Get(ctx, ix.key(path))
 	if err != nil {
 		return IndexEntry{}, false

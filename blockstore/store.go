@@ -77,6 +77,34 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
+// OpenDryRun opens the repository at dir for a run that writes nothing:
+// it takes the lock (so no writer changes the store underneath) but leaves
+// every byte of the repository as it was, index included (read-only).
+func OpenDryRun(dir string) (*Store, error) {
+	if _, err := os.Stat(filepath.Join(dir, "blocks")); errors.Is(err, os.ErrNotExist) {
+		return Open(dir) // nothing to preserve yet
+	}
+	lock, err := lockFile(filepath.Join(dir, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := openBlocks(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	idx := filepath.Join(dir, "index")
+	if _, err := os.Stat(idx); err == nil {
+		opts := &pebble.Options{Logger: quietLogger{}, ReadOnly: true}
+		if s.ds, err = pebbleds.NewDatastore(idx, pebbleds.WithPebbleOpts(opts)); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open index in %s: %w", dir, err)
+		}
+	}
+	return s, nil
+}
+
 // OpenReader opens an existing repository's blocks and refs for reading,
 // without the lock: it works while another process syncs. Blocks are
 // written to a temporary name and renamed, so a reader never sees half a
@@ -143,6 +171,18 @@ func (s *Store) Close() error {
 }
 
 func takeLock(path string) (*os.File, error) {
+	f, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	_ = f.Truncate(0)
+	_, _ = fmt.Fprintf(f, "pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+	return f, nil
+}
+
+// lockFile takes the exclusive lock without recording who holds it.
+func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
@@ -155,9 +195,6 @@ func takeLock(path string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	host, _ := os.Hostname()
-	_ = f.Truncate(0)
-	_, _ = fmt.Fprintf(f, "pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
 	return f, nil
 }
 

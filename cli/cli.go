@@ -23,6 +23,11 @@ import (
 // the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	configure(app) // IPFS_SYNC_* environment variables, the repository's config.json
+	// SIGUSR1 prints a status line, from the start to the end of the run.
+	status := watchStatus(stderr)
+	defer status.stop()
+	app.Metadata = map[string]any{statusKey: status}
 	// Bare `ipfs-sync SRC` is shorthand for `ipfs-sync sync SRC`.
 	args = interspersed(app, shorthand(app, args))
 	err := app.RunContext(ctx, args)
@@ -61,8 +66,14 @@ EXAMPLES:
 			&ucli.StringFlag{Name: "repo", EnvVars: []string{"IPFS_SYNC_REPO"}, Usage: "repository `DIR` (default: $XDG_DATA_HOME/ipfs-sync or ~/.local/share/ipfs-sync)"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			&ucli.BoolFlag{Name: "progress", Usage: "show sync's progress on stderr: bars on a terminal (the default there), else a status line every 5s; --progress=false: none (SIGUSR1 prints one status line at any time)"},
 		},
 		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand()},
+	}
+	for _, cmd := range app.Commands {
+		// A bad flag is a usage error (exit 2) with a one-line message,
+		// not a page of help.
+		cmd.OnUsageError = app.OnUsageError
 	}
 	return app
 }
@@ -184,6 +195,15 @@ func openStore(c *ucli.Context) (*blockstore.Store, error) {
 		return nil, err
 	}
 	return blockstore.Open(dir)
+}
+
+// openDryRun opens the repository under its lock, changing nothing.
+func openDryRun(c *ucli.Context) (*blockstore.Store, error) {
+	dir, err := repoDir(c)
+	if err != nil {
+		return nil, err
+	}
+	return blockstore.OpenDryRun(dir)
 }
 
 // openReader opens the repository for reading, beside a running sync.

@@ -82,7 +82,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			store, err := openStore(c)
+			store, err := openDryRun(c)
 			if err != nil {
 				return err
 			}

@@ -26,12 +26,15 @@ EXAMPLES:
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "car", Required: true, Usage: "output `FILE` (- for stdout)"},
+			&ucli.StringFlag{Name: "car", Usage: "output `FILE` (- for stdout); required"},
 			&ucli.StringFlag{Name: "since", Usage: "only the blocks not under root `OLD` (what a node holding OLD lacks)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{errors.New("export needs exactly one ROOT")}
+			}
+			if c.String("car") == "" {
+				return usageError{errors.New("export needs --car FILE (or --car - for stdout)")}
 			}
 			root, err := cid.Decode(c.Args().First())
 			if err != nil {

@@ -19,7 +19,7 @@ func profileFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "profile", Value: profile.V1_2025, Usage: "IPIP-499 import profile: " + strings.Join(profile.Names(), " or "), Category: cat},
 		&ucli.StringFlag{Name: "metadata", Value: "mtime,mode", Usage: "UnixFS metadata to store: mtime,mode, mtime, mode or none (none gives plain profile CIDs)", Category: cat},
-		&ucli.IntFlag{Name: "cid-version", Usage: "CID version, 0 or 1 (1 turns raw leaves on unless metadata is stored)", Category: cat},
+		&ucli.IntFlag{Name: "cid-version", Usage: "CID version, 0 or 1 (raw leaves stay as the profile sets them)", Category: cat},
 		&ucli.StringFlag{Name: "hash", Usage: "multihash: sha2-256, blake2b-256, ...", Category: cat},
 		&ucli.BoolFlag{Name: "raw-leaves", Usage: "raw blocks for file leaves (not with metadata, as in kubo)", Category: cat},
 		&ucli.StringFlag{Name: "chunker", Usage: "size-N, rabin-MIN-AVG-MAX or buzhash", Category: cat},
@@ -162,7 +162,11 @@ func runSync(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c)
+	open := openStore
+	if c.Bool("dry-run") {
+		open = openDryRun
+	}
+	store, err := open(c)
 	if err != nil {
 		return err
 	}
@@ -183,7 +187,14 @@ func runSync(c *ucli.Context) error {
 	if opts.DryRun || c.Bool("itemize-changes") {
 		opts.Item = func(ch sync.Change) { printChange(c, ch) }
 	}
+	// Progress on stderr (bars on a terminal, lines with --progress);
+	// warnings go through it so that they print above the bars.
+	prog := newProgress(c, opts.Item != nil)
+	opts.Progress = &sync.Progress{}
+	opts.Warn = func(path string, err error) { fmt.Fprintf(prog, "ipfs-sync: warning: %v\n", err) }
+	prog.Start(c.Context, opts.Progress)
 	sum, err := sync.Run(c.Context, store, opts)
+	prog.Stop() // the bars are gone before anything else is printed
 	if err != nil && !errors.Is(err, sync.ErrPartial) {
 		return err
 	}

@@ -2,11 +2,14 @@ package diff
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 )
 
 // IgnoreFile is read from the source's top directory when present.
@@ -157,8 +160,8 @@ func ReadRules(path string) ([]Rule, error) {
 // WithIgnoreFile appends the rules of src's .ipfs-syncignore, if any.
 func (f Filter) WithIgnoreFile(src string) (Filter, error) {
 	rules, err := ReadRules(filepath.Join(src, IgnoreFile))
-	if os.IsNotExist(err) {
-		return f, nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return f, nil // none, or the source is a single file
 	}
 	if err != nil {
 		return f, err

@@ -24,7 +24,7 @@ type Stats struct {
 // CAR writes every block under root, each once, as a CARv1 with root as
 // its only root. A missing block is an error naming its CID.
 func CAR(ctx context.Context, bs bstore.Blockstore, root cid.Cid, w io.Writer) (Stats, error) {
-	car, err := storage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(true))
+	car, err := newStream(w, root)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -38,6 +38,12 @@ func CAR(ctx context.Context, bs bstore.Blockstore, root cid.Cid, w io.Writer) (
 		return st, err
 	}
 	return st, car.Finalize()
+}
+
+// newStream starts a CARv1 on w. w is wrapped so go-car sees a plain
+// writer: an *os.File has WriteAt, and go-car would seek a pipe (stdout).
+func newStream(w io.Writer, root cid.Cid) (storage.WritableCar, error) {
+	return storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(true))
 }
 
 // Walk visits every block under root once, parents before children, links

@@ -9,15 +9,13 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
-	"github.com/ipld/go-car/v2/storage"
 	mh "github.com/multiformats/go-multihash"
 )
 
 // CARSince writes, as a CARv1 rooted at root, the blocks under root that
 // are not under old: what a node that holds old needs to hold root.
 func CARSince(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, w io.Writer) (Stats, error) {
-	car, err := storage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(true))
+	car, err := newStream(w, root)
 	if err != nil {
 		return Stats{}, err
 	}

@@ -100,9 +100,9 @@ func New(name string, o Overrides) (Profile, error) {
 		if *o.CIDVersion != 0 && *o.CIDVersion != 1 {
 			return Profile{}, fmt.Errorf("--cid-version must be 0 or 1, not %d", *o.CIDVersion)
 		}
+		// kubo's "CIDv1 automatically enables raw-leaves" applies only when
+		// nothing set raw leaves; a profile always does, so it stays.
 		p.CIDVersion = *o.CIDVersion
-		// kubo: "CIDv1 automatically enables raw-leaves"; CIDv0 cannot have them.
-		p.RawLeaves = p.CIDVersion == 1
 	}
 	if o.Hash != nil {
 		code, ok := mh.Names[*o.Hash]
@@ -110,10 +110,6 @@ func New(name string, o Overrides) (Profile, error) {
 			return Profile{}, fmt.Errorf("unknown --hash %q", *o.Hash)
 		}
 		p.MhType = code
-		if code != mh.SHA2_256 && o.CIDVersion == nil && p.CIDVersion == 0 {
-			// kubo switches to CIDv1 when a non-default hash needs it.
-			p.CIDVersion, p.RawLeaves = 1, true
-		}
 	}
 	if o.RawLeaves != nil {
 		p.RawLeaves = *o.RawLeaves
@@ -168,7 +164,7 @@ func New(name string, o Overrides) (Profile, error) {
 func (p Profile) Validate() error {
 	switch {
 	case p.CIDVersion == 0 && p.MhType != mh.SHA2_256:
-		return errors.New("CIDv0 only supports sha2-256; use --cid-version 1")
+		return errors.New("CIDv0 only supports sha2-256; add --cid-version 1")
 	case p.CIDVersion == 0 && p.InlineLimit > 0:
 		return errors.New("--inline needs CIDv1")
 	case p.FileDAGWidth < 2:

@@ -316,7 +316,7 @@ func TestKnownAnswerBoxoAndKuboAdd(t *testing.T) {
 			check: wantDirKind(true)},
 		// kubo test/cli/add_test.go:39,64-75: Import.HashFunction=sha2-512 on the
 		// default (v0) profile switches to CIDv1 and raw leaves.
-		{name: "kubo-add-sha2-512", build: text("hello world"), profile: v0, o: profile.Overrides{Hash: ptr("sha2-512")}, want: "bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid5qf3t35yvkc5e5ottlw6"},
+		{name: "kubo-add-sha2-512", build: text("hello world"), profile: v0, o: profile.Overrides{Hash: ptr("sha2-512"), CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid5qf3t35yvkc5e5ottlw6"},
 		// kubo add_test.go:38,103-117: Import.CidVersion=1 with UnixFSRawLeaves=false.
 		{name: "kubo-add-cidv1-no-raw-leaves", build: text("hello world"), profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(false)}, want: "bafybeihykld7uyxzogax6vgyvag42y7464eywpf55gxi5qpoisibh3c5wa"},
 		// kubo add_test.go:157-182: 262144 KiB of DeterministicRandomReader(seed
@@ -534,7 +534,7 @@ func TestKnownAnswerT0260Sharding(t *testing.T) {
 				wantEntries(map[string]string{"file100": "QmZ3RfWk1u5LEGYLHA633B5TNJy3Du27K6Fny9wcxpowGS"})(t, store, root)
 			}},
 		// t0260:115-117 `ipfs add -r -Q --cid-version=1` with the 1B threshold still set.
-		{name: "sharded-1B-cidv1", build: t0260Data, profile: v0, o: profile.Overrides{HAMTThreshold: ptr(1), CIDVersion: ptr(1)}, want: "bafybeibiemewfzzdyhq2l74wrd6qj2oz42usjlktgnlqv4yfawgouaqn4u",
+		{name: "sharded-1B-cidv1", build: t0260Data, profile: v0, o: profile.Overrides{HAMTThreshold: ptr(1), CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafybeibiemewfzzdyhq2l74wrd6qj2oz42usjlktgnlqv4yfawgouaqn4u",
 			check: wantDirKind(true)},
 		// Default v0 threshold (256 KiB links-bytes): 2000 short names stay
 		// basic, so the default gives the unsharded root of t0260:34.
@@ -600,7 +600,7 @@ func TestKnownAnswerT0040AddCat(t *testing.T) {
 		// t0040:338-346 hello2.txt = "Helloo Worlds!\n".
 		{name: "hello2", build: text("Helloo Worlds!\n"), profile: v0, want: "Qmf35k66MZNW2GijohUmXQEWKZU4cCGTCwK6idfnt152wJ"},
 		// t0040:403-409,458-463 `ipfs add --cid-version 1 -r test` of mfs1.txt, mfs2.txt.
-		{name: "mfs-test-dir-cidv1", build: tree(map[string]string{"mfs1.txt": "file1\n", "mfs2.txt": "file2\n"}), profile: v0, o: profile.Overrides{CIDVersion: ptr(1)}, want: "bafybeic7xwqwovt4g4bax6d3udp6222i63vj2rblpbim7uy2uw4a5gahha",
+		{name: "mfs-test-dir-cidv1", build: tree(map[string]string{"mfs1.txt": "file1\n", "mfs2.txt": "file2\n"}), profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafybeic7xwqwovt4g4bax6d3udp6222i63vj2rblpbim7uy2uw4a5gahha",
 			check: wantEntries(map[string]string{
 				"mfs1.txt": "bafkreihm3rktn5z33luic3youqdsn326toaq3ekesmdvsa53sbrd3f5r3a",
 				"mfs2.txt": "bafkreidh5zkhr2vnwa2luwmuj24xo6l3jhfgvkgtk5cyp43oxs7owzpxby",
@@ -617,13 +617,13 @@ func TestKnownAnswerT0040AddCat(t *testing.T) {
 		// t0040:860-863 add_directory '--raw-leaves' (CIDv0 root, raw leaves).
 		{name: "planets-raw-leaves", build: t0040Planets, profile: v0, o: profile.Overrides{RawLeaves: ptr(true)}, want: "QmfWfQfKCY5Ukv9peBbxM5vqWM9BzmqUSXvdCgjT2wsiBT", bug: rawLeavesV0},
 		// t0040:865-868 add_directory '--cid-version=1'.
-		{name: "planets-cidv1", build: t0040Planets, profile: v0, o: profile.Overrides{CIDVersion: ptr(1)}, want: "bafybeih7e5dmkyk25up5vxug4q3hrg2fxbzf23dfrac2fns5h7z4aa7ioi",
+		{name: "planets-cidv1", build: t0040Planets, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafybeih7e5dmkyk25up5vxug4q3hrg2fxbzf23dfrac2fns5h7z4aa7ioi",
 			check: wantEntries(map[string]string{"mars.txt": "bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4", "venus.txt": "bafkreihfsphazrk2ilejpekyltjeh5k4yvwgjuwg26ueafohqioeo3sdca"})},
 		// t0040:870-873 add_directory '--cid-version=1 --raw-leaves=false'.
 		{name: "planets-cidv1-no-raw-leaves", build: t0040Planets, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(false)}, want: "bafybeif5tuep5ap2d7zyhbktucey75aoacxufgt6i3v4gebmixyipnyp7y",
 			check: wantEntries(map[string]string{"mars.txt": "bafybeiawta2ntdmsy24aro35w3homzl4ak7svr3si7l7gesvq4erglyye4", "venus.txt": "bafybeicvkvhs2fr75ynebtdjqpgm4g2fc63abqbmysupwpmcjl4gx7mzrm"})},
 		// t0040:875-878 add_directory '--hash=blake2b-256' (implies CIDv1 and raw leaves).
-		{name: "planets-blake2b-256", build: t0040Planets, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256")}, want: "bafykbzaceaptbcs7ik5mdfpot3b4ackvxlwh7loc5jcrtkayf64ukl7zyk46e",
+		{name: "planets-blake2b-256", build: t0040Planets, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256"), CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafykbzaceaptbcs7ik5mdfpot3b4ackvxlwh7loc5jcrtkayf64ukl7zyk46e",
 			check: wantEntries(map[string]string{"mars.txt": "bafk2bzaceaqcxw46uzkyd2jmczoogof6pnkqt4dpiv3pwkunsv4g5rkkmecie", "venus.txt": "bafk2bzacebxnke2fb5mgzxyjuuavvcfht4fd3gvn4klkujz6k72wboynhuvfw"})},
 		// t0040:880-903 `ipfs add -rn mountdir/moons`.
 		{name: "moons", profile: v0, want: "QmbGoaQZm8kjYfCiN1aBsgwhqfUBGDYTrDb91Mz7Dvq81B",
@@ -638,19 +638,19 @@ func TestKnownAnswerT0040AddCat(t *testing.T) {
 		// t0040:911 test_add_cat_5MB --raw-leaves.
 		{name: "5MB-raw-leaves", build: big5, profile: v0, o: profile.Overrides{RawLeaves: ptr(true)}, want: "Qmf6a54RFHB3sAH5Beh5pha6Y8UZz22pfDKZAgmQ2UvLJH", bug: rawLeavesV0},
 		// t0040:913-915 --cid-version=1.
-		{name: "5MB-cidv1", build: big5, profile: v0, o: profile.Overrides{CIDVersion: ptr(1)}, want: "bafybeihy7ngsovmm2dqanlpjeddvs7kshb4bdwrue3pe5nsf6rkn3hg45y"},
+		{name: "5MB-cidv1", build: big5, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafybeihy7ngsovmm2dqanlpjeddvs7kshb4bdwrue3pe5nsf6rkn3hg45y"},
 		// t0040:917-920 '--cid-version=1 --raw-leaves=false'.
 		{name: "5MB-cidv1-no-raw-leaves", build: big5, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(false)}, want: "bafybeie4nox52gy5qpv5bhbrzrfgpwwdfpk257v2ixy66whvqdjd67r3fq"},
 		// t0040:922-925 --hash=blake2b-256.
-		{name: "5MB-blake2b-256", build: big5, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256")}, want: "bafykbzacebiss6bbf5ynrrcsweg66zau5p6w2a52scmpgcxaaeqremw5vpy22"},
+		{name: "5MB-blake2b-256", build: big5, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256"), CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafykbzacebiss6bbf5ynrrcsweg66zau5p6w2a52scmpgcxaaeqremw5vpy22"},
 		// t0040:927-929 '--hash=blake2b-256 --raw-leaves=false'.
-		{name: "5MB-blake2b-256-no-raw-leaves", build: big5, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256"), RawLeaves: ptr(false)}, want: "bafykbzacecn3yylzcrinh2mf3kcwxrql4haddl6pb4wmnkc6wurtfqi2mghhy"},
+		{name: "5MB-blake2b-256-no-raw-leaves", build: big5, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256"), CIDVersion: ptr(1), RawLeaves: ptr(false)}, want: "bafykbzacecn3yylzcrinh2mf3kcwxrql4haddl6pb4wmnkc6wurtfqi2mghhy"},
 		// t0040:931 test_add_cat_expensive "" (EXPENSIVE in sharness too).
 		{name: "100MB", build: big100, profile: v0, size: 104857600, want: "QmPYo95xiEmcqiqWpqg9iwHgcbWi7n4fQuP27xCNQLmytG"},
 		// t0040:933-935 --cid-version=1.
-		{name: "100MB-cidv1", build: big100, profile: v0, o: profile.Overrides{CIDVersion: ptr(1)}, size: 104857600, want: "bafybeidwwhjvrpu2j34ppvr2swm2u55ljcuhqzm7s5xd7rlsvlu7ny2rry"},
+		{name: "100MB-cidv1", build: big100, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(true)}, size: 104857600, want: "bafybeidwwhjvrpu2j34ppvr2swm2u55ljcuhqzm7s5xd7rlsvlu7ny2rry"},
 		// t0040:937-940 --hash=blake2b-256.
-		{name: "100MB-blake2b-256", build: big100, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256")}, size: 104857600, want: "bafykbzacebosow2qjoynvjq2qmjuhh6qgkxqwjpqqreucu5idbq3n75wobtxa"},
+		{name: "100MB-blake2b-256", build: big100, profile: v0, o: profile.Overrides{Hash: ptr("blake2b-256"), CIDVersion: ptr(1), RawLeaves: ptr(true)}, size: 104857600, want: "bafykbzacebosow2qjoynvjq2qmjuhh6qgkxqwjpqqreucu5idbq3n75wobtxa"},
 	})
 }
 
@@ -694,7 +694,7 @@ func TestKnownAnswerT0044Symlink(t *testing.T) {
 		// t0044:20-27 `ipfs add -Q -r files`.
 		{name: "files", build: t0044Files, profile: v0, want: "QmWdiHKoeSW8G1u7ATCgpx4yMoUhYaJBQGkyPLkS9goYZ8"},
 		// t0044:29-36 `ipfs add -Q -r --cid-version=1 files`.
-		{name: "files-cidv1", build: t0044Files, profile: v0, o: profile.Overrides{CIDVersion: ptr(1)}, want: "bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua"},
+		{name: "files-cidv1", build: t0044Files, profile: v0, o: profile.Overrides{CIDVersion: ptr(1), RawLeaves: ptr(true)}, want: "bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua"},
 		// t0044:38-45 "adding a symlink adds the link itself": files/bar/baz.
 		{name: "good-link", profile: v0, want: "QmdocmZeF7qwPT9Z8SiVhMSyKA2KKoA2J7jToW6z6WBmxR",
 			build: func(t testing.TB, dir string) string { return filepath.Join(t0044Files(t, dir), "bar/baz") }},
@@ -703,6 +703,11 @@ func TestKnownAnswerT0044Symlink(t *testing.T) {
 			build: func(t testing.TB, dir string) string { return filepath.Join(t0044Files(t, dir), "bad") }},
 	})
 }
+
+// The sharness scripts run kubo without an import profile, where
+// --cid-version=1 implies raw leaves; under a profile (which always sets
+// raw leaves) it does not, so those rows spell raw leaves out. Likewise a
+// non-sha2-256 --hash upgrades to CIDv1 only without a profile.
 
 // --- checks ------------------------------------------------------------------------
 

@@ -92,7 +92,9 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 // the encoded block is measured directly; in links mode the estimate is the
 // legacy sum of name and CID lengths (boxo's linksize.LinkSizeFunction).
 func needsHAMT(p profile.Profile, basic *mdag.ProtoNode, linksEstimate int) (bool, error) {
-	if p.HAMTThreshold == 0 {
+	// kubo checks the threshold when an entry is added, so an empty
+	// directory stays basic whatever the threshold.
+	if p.HAMTThreshold == 0 || len(basic.Links()) == 0 {
 		return false, nil
 	}
 	switch p.HAMTEstimation {

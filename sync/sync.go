@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -277,7 +278,8 @@ type run struct {
 	files, dirs, symlinks, bytes, read atomic.Int64
 	fileCounts, dirCounts              counts
 
-	items chan *item
+	items      chan *item
+	quietUnder string // items under this new directory are not listed (walker only)
 
 	mu      gosync.Mutex
 	skipped []Skipped
@@ -404,7 +406,7 @@ func (r *run) warn(path string, err error) {
 // itemise queues a change for the Item callback in walk order. A nil
 // return means nobody listens.
 func (r *run) itemise(ctx context.Context, c Change, known bool) *item {
-	if r.items == nil {
+	if r.items == nil || (r.quietUnder != "" && strings.HasPrefix(c.Path, r.quietUnder) && c.Path != r.quietUnder) {
 		return nil
 	}
 	it := &item{done: make(chan struct{}), change: c, show: true}
@@ -477,10 +479,17 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) && relPath != "" {
 			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
 		}
-	} else if prev != nil {
-		r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
 	} else if relPath != "" {
-		r.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
+		if prev != nil {
+			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
+		} else {
+			r.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
+		}
+		// A new subtree is one change, as `diff` reports it.
+		if r.quietUnder == "" {
+			r.quietUnder = relPath + "/"
+			defer func() { r.quietUnder = "" }()
+		}
 	}
 
 	children := make([]*result, 0, len(entries))
