@@ -68,7 +68,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			&ucli.BoolFlag{Name: "progress", Usage: "show sync's progress on stderr: bars on a terminal (the default there), else a status line every 5s; --progress=false: none (SIGUSR1 prints one status line at any time)"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand(), pullCommand()},
 	}
 	for _, cmd := range app.Commands {
 		// A bad flag is a usage error (exit 2) with a one-line message,

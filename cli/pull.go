@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/pull"
+)
+
+func pullCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "pull",
+		Usage:     "make a directory exactly match a root, fetching only what changed",
+		ArgsUsage: "ROOT DEST",
+		Description: `Writes the directory ROOT into DEST: files, directories, symlinks (written as links,
+never followed), mode and mtime. Entries of DEST that are not in ROOT are removed
+(--no-delete keeps them). Blocks come from the trustless gateways given with --from
+(several: requests are spread over them, and one that fails is skipped), else from the
+local repository; every block is checked against its CID.
+
+Run again with a newer ROOT, it fetches only what changed: DEST/` + pull.StateDir + ` records the
+root pulled last, what was written where, and the directory blocks, so unchanged
+directories cost nothing, unchanged files are left alone (size, mtime and mode as
+written), renamed files are copied locally, and a changed file reuses the chunks its old
+version still holds. Each file is written under a temporary name and renamed into
+place; an interrupted pull, run again, resumes.
+
+A ROOT with a bad name (empty, ".", "..", containing "/" or NUL), a name twice in one
+directory, or more than the limits allow is refused with the path in the DAG that is
+wrong, and nothing is ever written outside DEST.
+
+EXAMPLES:
+   ipfs-sync pull bafy... /srv/mirror --from http://mirror.example:8080
+   ipfs-sync pull bafy... /srv/mirror --from https://a.example --from https://b.example
+   ipfs-sync --json pull bafy... ./mirror            from the local repository
+
+` + exitHelp,
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "from", Usage: "trustless gateway `URL` to fetch from (repeatable; default: the local repository)"},
+			&ucli.BoolFlag{Name: "delete", Value: true, Usage: "remove entries of DEST that are not in ROOT"},
+			&ucli.BoolFlag{Name: "no-delete", Usage: "keep entries of DEST that are not in ROOT"},
+			&ucli.IntFlag{Name: "max-depth", Value: pull.DefaultMaxDepth, Usage: "refuse directories nested deeper than `N`"},
+			&ucli.Int64Flag{Name: "max-entries", Value: pull.DefaultMaxEntries, Usage: "refuse a ROOT with more than `N` entries"},
+			&ucli.StringFlag{Name: "max-bytes", Value: "64TiB", Usage: "refuse a ROOT whose files total more than `SIZE` (bytes, or with K/M/G/T[iB])"},
+			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "entries fetched at once (default: max(8, 2×CPUs))"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 2 {
+				return usageError{errors.New("pull needs ROOT and DEST")}
+			}
+			root, err := cid.Decode(c.Args().Get(0))
+			if err != nil {
+				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().Get(0), err)}
+			}
+			maxBytes, err := pullParseBytes(c.String("max-bytes"))
+			if err != nil {
+				return usageError{fmt.Errorf("--max-bytes: %w", err)}
+			}
+			opts := pull.Options{
+				Root: root, Dest: c.Args().Get(1),
+				NoDelete:   c.Bool("no-delete") || !c.Bool("delete"),
+				MaxDepth:   c.Int("max-depth"),
+				MaxEntries: c.Int64("max-entries"),
+				MaxBytes:   maxBytes,
+				Jobs:       c.Int("jobs"),
+			}
+			if from := c.StringSlice("from"); len(from) > 0 {
+				g, err := pull.NewGateways(from)
+				if err != nil {
+					return usageError{err}
+				}
+				opts.Source = g
+			} else {
+				store, err := openReader(c)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				opts.Source = &pull.Store{BS: store.Blockstore()}
+			}
+			tty := !c.Bool("quiet") && !c.Bool("json") && pullIsTerminal(c.App.ErrWriter)
+			if tty {
+				opts.Progress = func(p pull.Progress) {
+					fmt.Fprintf(c.App.ErrWriter, "\r\x1b[K%d entries, %d files written, %s fetched", p.Entries, p.FilesWritten, humanBytes(p.Fetched.Bytes))
+				}
+			}
+			res, err := pull.Run(c.Context, opts)
+			if tty {
+				fmt.Fprint(c.App.ErrWriter, "\r\x1b[K")
+			}
+			if err != nil {
+				return fmt.Errorf("pull %s into %s: %w", root, opts.Dest, err)
+			}
+			switch {
+			case c.Bool("json"):
+				return printJSON(c.App.Writer, res)
+			case !c.Bool("quiet"):
+				fmt.Fprintf(c.App.ErrWriter, "%s: %d files (%d written, %d copied locally), %d dirs, %d symlinks, %s; %d deleted; fetched %s in %d blocks, reused %s locally, in %.1fs\n",
+					res.Dest, res.Files, res.FilesWritten, res.FilesCopied, res.Dirs, res.Symlinks, humanBytes(res.Bytes), res.Deleted,
+					humanBytes(res.BytesFetched), res.BlocksFetched, humanBytes(res.BytesReused), res.Seconds)
+			}
+			return nil
+		},
+	}
+}
+
+// pullParseBytes reads a size: plain bytes, or a number with K, M, G, T, P
+// (powers of 1024, with or without "iB").
+func pullParseBytes(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGTP", t[n-1]); i >= 0 {
+			mult = int64(1) << (10 * (i + 1))
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > (1<<63-1)/mult {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return v * mult, nil
+}
+
+func pullIsTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

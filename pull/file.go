@@ -1,0 +1,307 @@
+package pull
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
+)
+
+// maxFileDepth bounds the levels of one file's DAG. With 1 MiB chunks and
+// 174 links per node (kubo's narrowest layout), 8 levels already address
+// more than any disk holds; a deeper file is a hostile one.
+const maxFileDepth = 32
+
+// maxReuse is the largest chunk looked for in the old local version of a
+// file: a leaf is at most one block.
+const maxReuse = MaxBlockSize
+
+// fileParallel is how many chunks of one file are fetched at once when
+// they come block by block.
+const fileParallel = 4
+
+// file writes the file t whose root block is b (fsn nil for a raw block).
+func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls localStat, stream Stream) error {
+	d := t.dir
+	m := metaOf(fsn)
+	size := int64(len(b.RawData()))
+	if fsn != nil {
+		if fsn.FileSize() > math.MaxInt64 {
+			return fmt.Errorf("%s: file size %d: %w", p.dagPath(rel), fsn.FileSize(), errLimit)
+		}
+		size = int64(fsn.FileSize())
+	}
+	if err := p.addBytes(size, rel); err != nil {
+		return err
+	}
+	p.files.Add(1)
+	// rsync's quick check against what the root says of the file: DEST may
+	// already hold it (written by another tool, or by a run whose state was
+	// lost).
+	if ls.Type == typeFile && m.hasMTime && ls.Size == size && ls.MTime == m.mtime && (!m.hasMode || ls.Mode == m.mode) {
+		return p.record(d, t.name, rel, t.cid)
+	}
+	w := &fileWriter{p: p, rel: rel, old: -1, stream: stream, seen: map[cid.Cid]span{}}
+	if ls.Type == typeFile && ls.Size > 0 {
+		// The old version's chunks are reused where they still match.
+		if fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			if st, err := fstat(fd); err == nil && st.Type == typeFile {
+				w.old, w.oldSize = fd, st.Size
+				defer unix.Close(fd)
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
+		w.fd = fd
+		return w.node(b, 0, size, 0)
+	})
+	if err != nil {
+		return err
+	}
+	p.filesWritten.Add(1)
+	p.bytesWritten.Add(size)
+	p.bytesReused.Add(w.reused.Load())
+	return p.record(d, t.name, rel, t.cid)
+}
+
+// span is where a chunk already sits in the file being written.
+type span struct{ off, n int64 }
+
+// fileWriter writes one file's DAG into a temporary file. Nodes are
+// checked as they come: each node's data plus its children's declared
+// sizes must equal its own declared size, and each child must hold exactly
+// the size its parent declares, so offsets are known before the data
+// arrives and a lying DAG is refused rather than written.
+type fileWriter struct {
+	p       *puller
+	rel     string
+	fd      int
+	old     int // the old local version, -1 if none
+	oldSize int64
+	stream  Stream // the entity CAR, while it delivers what is expected
+
+	mu     sync.Mutex
+	seen   map[cid.Cid]span
+	reused atomic.Int64
+}
+
+func (w *fileWriter) errorf(format string, a ...any) error {
+	return fmt.Errorf("%s: %s", w.p.dagPath(w.rel), fmt.Sprintf(format, a...))
+}
+
+// node writes block b, which must hold want bytes, at off.
+func (w *fileWriter) node(b blocks.Block, off, want int64, depth int) error {
+	if depth > maxFileDepth {
+		return w.errorf("file DAG deeper than %d levels: %v", maxFileDepth, errLimit)
+	}
+	var data []byte
+	var links []cid.Cid
+	var sizes []uint64
+	switch b.Cid().Prefix().Codec {
+	case cid.Raw:
+		data = b.RawData()
+	case cid.DagProtobuf:
+		nd, err := mdag.DecodeProtobuf(b.RawData())
+		if err != nil {
+			return w.errorf("block %s: %v", b.Cid(), err)
+		}
+		fsn, err := ft.FSNodeFromBytes(nd.Data())
+		if err != nil {
+			return w.errorf("block %s: not UnixFS: %v", b.Cid(), err)
+		}
+		if t := fsn.Type(); t != ft.TFile && t != ft.TRaw {
+			return w.errorf("block %s: a %s inside a file", b.Cid(), t)
+		}
+		data, sizes = fsn.Data(), fsn.BlockSizes()
+		if len(sizes) != len(nd.Links()) {
+			return w.errorf("block %s: %d links but %d block sizes", b.Cid(), len(nd.Links()), len(sizes))
+		}
+		for _, l := range nd.Links() {
+			links = append(links, l.Cid)
+		}
+		total := uint64(len(data))
+		for _, s := range sizes {
+			if s == 0 {
+				return w.errorf("block %s: an empty chunk", b.Cid())
+			}
+			if total += s; total < s || total > math.MaxInt64 {
+				return w.errorf("block %s: sizes overflow", b.Cid())
+			}
+		}
+		if fsn.FileSize() != total {
+			return w.errorf("block %s: declares %d bytes but holds %d", b.Cid(), fsn.FileSize(), total)
+		}
+	default:
+		return w.errorf("block %s: codec %#x inside a file", b.Cid(), b.Cid().Prefix().Codec)
+	}
+	total := int64(len(data))
+	for _, s := range sizes {
+		total += int64(s)
+	}
+	if total != want {
+		return w.errorf("block %s: holds %d bytes where %d are declared", b.Cid(), total, want)
+	}
+	if len(data) > 0 {
+		if err := pwriteAll(w.fd, data, off); err != nil {
+			return fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
+		}
+	}
+	coff := off + int64(len(data))
+	offs := make([]int64, len(links))
+	for i := range links {
+		offs[i] = coff
+		coff += int64(sizes[i])
+	}
+	var err error
+	if w.stream != nil {
+		for i, c := range links {
+			if err = w.child(c, offs[i], int64(sizes[i]), depth+1); err != nil {
+				break
+			}
+		}
+	} else {
+		err = w.children(links, offs, sizes, depth+1)
+	}
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.seen[b.Cid()] = span{off, want}
+	w.mu.Unlock()
+	return nil
+}
+
+// children writes the children of a node fetched block by block, a few at
+// once; each lands at its own offset.
+func (w *fileWriter) children(links []cid.Cid, offs []int64, sizes []uint64, depth int) error {
+	var wg sync.WaitGroup
+	var first onceErr
+	sem := make(chan struct{}, fileParallel)
+	for i, c := range links {
+		if first.get() != nil || w.p.ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := w.child(c, offs[i], int64(sizes[i]), depth); err != nil {
+				first.set(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := first.get(); err != nil {
+		return err
+	}
+	return w.p.ctx.Err()
+}
+
+// child writes the chunk c of n bytes at off: copied from where this file
+// already holds it, read from the old local version if it is there at the
+// same offset, else fetched.
+func (w *fileWriter) child(c cid.Cid, off, n int64, depth int) error {
+	w.mu.Lock()
+	s, ok := w.seen[c]
+	w.mu.Unlock()
+	if ok && s.n == n {
+		if err := copyRange(w.fd, off, w.fd, s.off, n); err != nil {
+			return fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
+		}
+		return nil
+	}
+	if w.reuse(c, off, n) {
+		return nil
+	}
+	b, err := w.get(c)
+	if err != nil {
+		return err
+	}
+	return w.node(b, off, n, depth)
+}
+
+// reuse looks for the chunk c at the same offset of the old local version
+// (an appended or patched file keeps its unchanged chunks there) and, if
+// the bytes there encode to c, writes them. The hash is checked: a local
+// file is evidence, not proof.
+func (w *fileWriter) reuse(c cid.Cid, off, n int64) bool {
+	if w.old < 0 || n > maxReuse || off+n > w.oldSize {
+		return false
+	}
+	buf := make([]byte, n)
+	if preadFull(w.old, buf, off) != nil || !isLeaf(c, buf) {
+		return false
+	}
+	if pwriteAll(w.fd, buf, off) != nil {
+		return false
+	}
+	w.reused.Add(n)
+	w.mu.Lock()
+	w.seen[c] = span{off, n}
+	w.mu.Unlock()
+	return true
+}
+
+// isLeaf reports whether data, as a file leaf, has the CID c: a raw block,
+// or a dag-pb UnixFS node of type File (kubo's balanced layout) or Raw
+// (trickle layout) holding data.
+func isLeaf(c cid.Cid, data []byte) bool {
+	pre := c.Prefix()
+	switch pre.Codec {
+	case cid.Raw:
+		got, err := pre.Sum(data)
+		return err == nil && got.Equals(c)
+	case cid.DagProtobuf:
+		for _, t := range []unixfspb.Data_DataType{ft.TFile, ft.TRaw} {
+			fsn := ft.NewFSNode(t)
+			fsn.SetData(data)
+			pb, err := fsn.GetBytes()
+			if err != nil {
+				return false
+			}
+			enc, err := mdag.NodeWithData(pb).EncodeProtobuf(false)
+			if err != nil {
+				return false
+			}
+			if got, err := pre.Sum(enc); err == nil && got.Equals(c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// get takes the next block from the entity stream if it is c (skipping
+// duplicates a gateway sent anyway); otherwise the stream is dropped and c
+// is fetched on its own.
+func (w *fileWriter) get(c cid.Cid) (blocks.Block, error) {
+	for w.stream != nil {
+		b, err := w.stream.Next()
+		if err == nil && b.Cid().Equals(c) {
+			return b, nil
+		}
+		if err == nil {
+			w.mu.Lock()
+			_, dup := w.seen[b.Cid()]
+			w.mu.Unlock()
+			if dup {
+				continue
+			}
+		}
+		w.stream.Close()
+		w.stream = nil
+	}
+	b, err := w.p.block(w.p.ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.p.dagPath(w.rel), err)
+	}
+	return b, nil
+}

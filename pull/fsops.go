@@ -1,0 +1,263 @@
+package pull
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every write under DEST goes through a directory file descriptor and a
+// single validated name (openat, mkdirat, symlinkat, renameat, unlinkat),
+// never through a joined path string, and nothing is ever opened through a
+// symlink (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW): whatever a root or an earlier
+// pull left in DEST, a write cannot land outside it.
+
+// entryType is a local entry's kind as the index stores it.
+type entryType uint8
+
+const (
+	typeNone entryType = iota // absent
+	typeFile
+	typeDir
+	typeSymlink
+	typeOther
+)
+
+// localStat is the part of an lstat the quick check compares.
+type localStat struct {
+	Type  entryType
+	Size  int64
+	MTime int64  // ns since the epoch
+	Mode  uint32 // permission, setuid, setgid and sticky bits
+}
+
+func fromStat(st *unix.Stat_t) localStat {
+	ls := localStat{
+		Size:  st.Size,
+		MTime: st.Mtim.Nano(),
+		Mode:  st.Mode & 0o7777,
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		ls.Type = typeFile
+	case unix.S_IFDIR:
+		ls.Type = typeDir
+		ls.Size = 0 // a directory's size says nothing about its entries
+	case unix.S_IFLNK:
+		ls.Type = typeSymlink
+	default:
+		ls.Type = typeOther
+	}
+	return ls
+}
+
+// lstatAt stats name in dirfd without following a symlink; a missing
+// entry gives typeNone and no error.
+func lstatAt(dirfd int, name string) (localStat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return localStat{}, nil
+		}
+		return localStat{}, err
+	}
+	return fromStat(&st), nil
+}
+
+func fstat(fd int) (localStat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return localStat{}, err
+	}
+	return fromStat(&st), nil
+}
+
+// openDir opens the directory name in dirfd, refusing a symlink.
+func openDir(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// readNames lists a directory's entries (without . and ..).
+func readNames(dirfd int) ([]string, error) {
+	dup, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// tmpName is a fresh temporary name; O_EXCL makes a collision an error,
+// never an overwrite.
+func tmpName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return tmpPrefix + hex.EncodeToString(b[:])
+}
+
+// removeAt removes name from dirfd, a directory with everything under it.
+// A symlink is removed, never followed.
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	switch {
+	case err == nil || errors.Is(err, unix.ENOENT):
+		return nil
+	case !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM):
+		return err
+	}
+	fd, err := openDir(dirfd, name)
+	if err != nil {
+		return err
+	}
+	// A read-only directory (a root can make one) must be writable to be
+	// emptied.
+	unix.Fchmod(fd, 0o700)
+	names, err := readNames(fd)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAt(fd, n); err != nil {
+				break
+			}
+		}
+	}
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+}
+
+// futimens sets an open file's mtime (and atime) to the nanosecond.
+// x/sys has no futimens; utimensat with a NULL path is what libc's is.
+func futimens(fd int, mtime int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// lutimesAt sets a symlink's own mtime.
+func lutimesAt(dirfd int, name string, mtime int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
+	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// readFileAt reads a small file of the state directory.
+func readFileAt(dirfd int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// writeFileAt replaces name in dirfd with data: temporary name, fsync,
+// rename.
+func writeFileAt(dirfd int, name string, data []byte) error {
+	tmp := tmpName()
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s/%s: %w", StateDir, name, err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(dirfd, tmp, dirfd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("write %s/%s: %w", StateDir, name, err)
+	}
+	return nil
+}
+
+// pwriteAll writes b at off.
+func pwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// preadFull reads len(b) bytes at off.
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// copyRange copies n bytes from src at soff to dst at doff, in the kernel
+// where it can (copy_file_range; a reflink on filesystems that have them).
+func copyRange(dst int, doff int64, src int, soff int64, n int64) error {
+	for n > 0 {
+		k, err := unix.CopyFileRange(src, &soff, dst, &doff, int(min(n, 1<<30)), 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+				return copyRangeSlow(dst, doff, src, soff, n)
+			}
+			return err
+		}
+		if k == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		n -= int64(k)
+	}
+	return nil
+}
+
+func copyRangeSlow(dst int, doff int64, src int, soff int64, n int64) error {
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		b := buf[:min(n, int64(len(buf)))]
+		if err := preadFull(src, b, soff); err != nil {
+			return err
+		}
+		if err := pwriteAll(dst, b, doff); err != nil {
+			return err
+		}
+		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
+	}
+	return nil
+}
+
+// nsOf converts a time to what lstat gives.
+func nsOf(t time.Time) int64 { return t.UnixNano() }

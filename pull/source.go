@@ -1,0 +1,355 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bstore "github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	carv2 "github.com/ipld/go-car/v2"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+)
+
+// MaxBlockSize is the largest block accepted from a source: 2 MiB, the
+// limit of bitswap and of every IPFS implementation's importer.
+const MaxBlockSize = 2 << 20
+
+// ErrNotFound means no source has a block.
+var ErrNotFound = errors.New("block not found")
+
+// Source gives blocks by CID. Every block it returns has been checked to
+// hash to its CID.
+type Source interface {
+	// Block fetches one block.
+	Block(ctx context.Context, c cid.Cid) (blocks.Block, error)
+	// Entity opens a stream of the blocks of the UnixFS entity at c (a
+	// whole file, or a directory with its HAMT shards) in depth-first
+	// order, each verified, in one round trip; nil if the source has no
+	// such thing (the caller then asks block by block).
+	Entity(ctx context.Context, c cid.Cid) (Stream, error)
+	// Counters reports what crossed from the source so far.
+	Counters() Counters
+}
+
+// Stream is an open sequence of verified blocks.
+type Stream interface {
+	Next() (blocks.Block, error) // io.EOF at the end
+	Close() error
+}
+
+// Counters are what a source has delivered.
+type Counters struct {
+	Bytes  int64 // payload bytes received (HTTP bodies, or blocks read)
+	Blocks int64
+	Wire   int64 // bytes on the TCP connections, both ways (HTTP only)
+}
+
+// verify checks that data hashes to c and returns it as a block.
+func verify(c cid.Cid, data []byte) (blocks.Block, error) {
+	b, err := blocks.NewBlockWithCid(data, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := blockstore.Verify(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// identity answers an identity CID from its own digest; ok is false for
+// every other CID.
+func identity(c cid.Cid) (blocks.Block, bool, error) {
+	if c.Prefix().MhType != mh.IDENTITY {
+		return nil, false, nil
+	}
+	dm, err := mh.Decode(c.Hash())
+	if err != nil {
+		return nil, true, err
+	}
+	b, err := blocks.NewBlockWithCid(dm.Digest, c)
+	return b, true, err
+}
+
+// Store reads blocks from a local ipfs-sync repository (whose reader
+// already verifies every block).
+type Store struct {
+	BS     bstore.Blockstore
+	bytes  atomic.Int64
+	blocks atomic.Int64
+}
+
+func (s *Store) Block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	b, err := s.BS.Get(ctx, c)
+	if err != nil {
+		if ipld.IsNotFound(err) {
+			return nil, fmt.Errorf("%s: %w in the local store", c, ErrNotFound)
+		}
+		return nil, err
+	}
+	s.bytes.Add(int64(len(b.RawData())))
+	s.blocks.Add(1)
+	return b, nil
+}
+
+func (s *Store) Entity(context.Context, cid.Cid) (Stream, error) { return nil, nil }
+
+func (s *Store) Counters() Counters {
+	return Counters{Bytes: s.bytes.Load(), Blocks: s.blocks.Load()}
+}
+
+// Gateways fetches from one or more trustless HTTP gateways
+// (https://specs.ipfs.tech/http-gateways/trustless-gateway/): raw blocks
+// and CARs. Requests are spread over the gateways by CID; one that fails
+// is skipped for a while and the next one is asked.
+type Gateways struct {
+	urls   []string
+	down   []atomic.Int64 // unix ns until which a gateway is skipped
+	client *http.Client
+	bytes  atomic.Int64
+	blocks atomic.Int64
+	wire   atomic.Int64
+}
+
+// downFor is how long a failing gateway is asked last.
+const downFor = 10 * time.Second
+
+// NewGateways checks the URLs (http or https, no path beyond /) and
+// prepares a client that keeps enough connections to each open for
+// parallel fetches.
+func NewGateways(urls []string) (*Gateways, error) {
+	g := &Gateways{down: make([]atomic.Int64, len(urls))}
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return nil, fmt.Errorf("gateway %q: want http(s)://HOST[:PORT]", u)
+		}
+		g.urls = append(g.urls, strings.TrimRight(p.String(), "/"))
+	}
+	if len(g.urls) == 0 {
+		return nil, errors.New("no gateway")
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	g.client = &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, n: &g.wire}, nil
+		},
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}}
+	return g, nil
+}
+
+func (g *Gateways) Counters() Counters {
+	return Counters{Bytes: g.bytes.Load(), Blocks: g.blocks.Load(), Wire: g.wire.Load()}
+}
+
+// order lists the gateways to ask for c: spread by CID, healthy first.
+func (g *Gateways) order(c cid.Cid) []int {
+	n := len(g.urls)
+	h := c.Hash()
+	start := 0
+	if len(h) > 0 {
+		start = int(h[len(h)-1]) % n
+	}
+	now := time.Now().UnixNano()
+	var up, down []int
+	for i := range n {
+		k := (start + i) % n
+		if g.down[k].Load() > now {
+			down = append(down, k)
+		} else {
+			up = append(up, k)
+		}
+	}
+	return append(up, down...)
+}
+
+func (g *Gateways) get(ctx context.Context, i int, c cid.Cid, accept, query string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.urls[i]+"/ipfs/"+c.String()+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		err := fmt.Errorf("%s: %s %s", g.urls[i], resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+			err = fmt.Errorf("%w (%v)", ErrNotFound, err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (g *Gateways) fail(i int) { g.down[i].Store(time.Now().Add(downFor).UnixNano()) }
+
+// Block GETs /ipfs/{cid}?format=raw from each gateway in turn until one
+// answers with bytes that hash to c.
+func (g *Gateways) Block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	var errs []error
+	for _, i := range g.order(c) {
+		b, err := g.block(ctx, i, c)
+		if err == nil {
+			return b, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		g.fail(i)
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("block %s: %w", c, errors.Join(errs...))
+}
+
+func (g *Gateways) block(ctx context.Context, i int, c cid.Cid) (blocks.Block, error) {
+	resp, err := g.get(ctx, i, c, "application/vnd.ipld.raw", "?format=raw")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBlockSize+1))
+	g.bytes.Add(int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", g.urls[i], err)
+	}
+	if len(data) > MaxBlockSize {
+		return nil, fmt.Errorf("%s: block %s is larger than %d bytes", g.urls[i], c, MaxBlockSize)
+	}
+	b, err := verify(c, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", g.urls[i], err)
+	}
+	g.blocks.Add(1)
+	return b, nil
+}
+
+// Entity GETs a CAR of the entity at c (dag-scope=entity, depth-first, no
+// duplicates). Blocks are verified as they are read; a stream that goes
+// wrong midway is the caller's to abandon.
+func (g *Gateways) Entity(ctx context.Context, c cid.Cid) (Stream, error) {
+	var errs []error
+	for _, i := range g.order(c) {
+		resp, err := g.get(ctx, i, c, "application/vnd.ipld.car; version=1; order=dfs; dups=n", "?format=car&dag-scope=entity")
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			g.fail(i)
+			errs = append(errs, err)
+			continue
+		}
+		body := &countingReader{r: resp.Body, n: &g.bytes}
+		br, err := carv2.NewBlockReader(body, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(MaxBlockSize+256))
+		if err != nil {
+			resp.Body.Close()
+			g.fail(i)
+			errs = append(errs, fmt.Errorf("%s: CAR: %w", g.urls[i], err))
+			continue
+		}
+		return &carStream{br: br, body: resp.Body, g: g, url: g.urls[i]}, nil
+	}
+	return nil, fmt.Errorf("entity %s: %w", c, errors.Join(errs...))
+}
+
+type carStream struct {
+	br   *carv2.BlockReader
+	body io.Closer
+	g    *Gateways
+	url  string
+}
+
+func (s *carStream) Next() (blocks.Block, error) {
+	b, err := s.br.Next()
+	if err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("%s: CAR: %w", s.url, err)
+	}
+	// The reader was told the CAR is trusted so that each block is hashed
+	// once, here.
+	if err := blockstore.Verify(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.url, err)
+	}
+	s.g.blocks.Add(1)
+	return b, nil
+}
+
+func (s *carStream) Close() error { return s.body.Close() }
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingConn counts the bytes of a connection both ways: what a
+// benchmark calls bytes on the wire (headers and framing included).
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// onceErr keeps the first error of several goroutines.
+type onceErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (o *onceErr) set(err error) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.err = err
+		return true
+	}
+	return false
+}
+
+func (o *onceErr) get() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}

@@ -1,0 +1,390 @@
+package pull
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+)
+
+// StateDir is the directory in DEST where pull keeps what it knows about
+// DEST. It is never compared with ROOT and never deleted; a ROOT with a
+// top-level entry of this name is refused.
+const StateDir = ".ipfs-sync-pull"
+
+// Files in StateDir.
+const (
+	stateFile = "state.json" // the last root pulled completely
+	indexFile = "index"      // path → CID and the stat it was written with
+	cacheFile = "blocks"     // directory and file-structure blocks of that root
+	lockFile  = "lock"
+)
+
+// tmpPrefix starts every temporary name pull creates in DEST. Leftovers of
+// an interrupted run are removed on the next one (with or without --delete).
+const tmpPrefix = ".ipfs-sync-pull-tmp-"
+
+// record is what the index knows about one path of DEST: the CID pulled
+// there and the lstat the entry had right after pull wrote it. A record is
+// trusted only while lstat still gives exactly that (rsync's quick check),
+// so a file changed by hand is fetched again.
+type record struct {
+	Path  string // relative to DEST, "/"-separated; "" is DEST itself
+	Cid   cid.Cid
+	Local localStat
+}
+
+// savedState is state.json.
+type savedState struct {
+	Root     string    `json:"root"`
+	Previous string    `json:"previous,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// state is DEST's pull state, open for one run: the previous root, the
+// index and the block cache as loaded, and both files open for appending
+// so that what this run completes survives an interruption (the next run
+// resumes from it). At the end of a successful run both are rewritten with
+// only what the new root needs.
+type state struct {
+	dirfd int // StateDir
+	lock  int
+	prev  savedState
+
+	mu      sync.Mutex
+	index   map[string]record
+	byCid   map[cid.Cid]string // a file's CID → a path that holds it
+	cache   map[cid.Cid][]byte
+	indexW  *logWriter
+	cacheW  *logWriter
+	written map[string]record // what this run recorded, for the compacted index
+}
+
+// openState opens (creating) StateDir in dest and takes its lock: a second
+// pull into the same DEST is refused.
+func openState(destfd int) (*state, error) {
+	if err := unix.Mkdirat(destfd, StateDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create %s: %w", StateDir, err)
+	}
+	fd, err := openDir(destfd, StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", StateDir, err)
+	}
+	s := &state{dirfd: fd, lock: -1, index: map[string]record{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid][]byte{}, written: map[string]record{}}
+	if s.lock, err = unix.Openat(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
+		s.close()
+		return nil, fmt.Errorf("open %s/%s: %w", StateDir, lockFile, err)
+	}
+	if err := unix.Flock(s.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		s.close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			// blockstore.ErrLocked gives the documented exit status 4.
+			return nil, fmt.Errorf("%w: another pull is writing into this DEST", blockstore.ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", StateDir, err)
+	}
+	if err := s.load(); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *state) load() error {
+	if data, err := readFileAt(s.dirfd, stateFile); err == nil {
+		if err := json.Unmarshal(data, &s.prev); err != nil {
+			// A damaged state only costs a full comparison, never a wrong
+			// file: every record is re-checked against lstat anyway.
+			s.prev = savedState{}
+		}
+	} else if !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("read %s/%s: %w", StateDir, stateFile, err)
+	}
+	var err error
+	s.indexW, err = openLog(s.dirfd, indexFile, func(p []byte) {
+		if r, ok := decodeRecord(p); ok {
+			s.index[r.Path] = r
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.indexW.eager = true
+	for p, r := range s.index {
+		if r.Local.Type == typeFile {
+			s.byCid[r.Cid] = p
+		}
+	}
+	s.cacheW, err = openLog(s.dirfd, cacheFile, func(p []byte) {
+		n, c, err := cid.CidFromBytes(p)
+		if err != nil {
+			return
+		}
+		// The cache sits in a directory anyone with access to DEST can
+		// write: its blocks are verified like fetched ones.
+		data := append([]byte(nil), p[n:]...)
+		if b, err := blocks.NewBlockWithCid(data, c); err == nil && blockstore.Verify(b) == nil {
+			s.cache[c] = data
+		}
+	})
+	return err
+}
+
+// lookup returns the index record for path.
+func (s *state) lookup(path string) (record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.index[path]
+	return r, ok
+}
+
+// pathOf returns a path whose record holds the file c.
+func (s *state) pathOf(c cid.Cid) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.byCid[c]
+	return p, ok
+}
+
+// put records path as holding r, durably enough for a re-run to find it
+// (appended, not synced: after a crash of the machine the next run re-checks
+// every record against lstat and the block hashes anyway).
+func (s *state) put(r record, appendLog bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written[r.Path] = r
+	if !appendLog {
+		return nil
+	}
+	s.index[r.Path] = r
+	if r.Local.Type == typeFile {
+		s.byCid[r.Cid] = r.Path
+	}
+	return s.indexW.append(encodeRecord(r))
+}
+
+// block returns a cached block.
+func (s *state) block(c cid.Cid) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.cache[c]
+	return d, ok
+}
+
+// cacheBlock keeps a verified structure block (a directory, HAMT shard or
+// file node with links) for the next run.
+func (s *state) cacheBlock(c cid.Cid, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cache[c]; ok {
+		return nil
+	}
+	s.cache[c] = data
+	p := append(c.Bytes(), data...)
+	return s.cacheW.append(p)
+}
+
+// commit rewrites the index with exactly the records of this run and the
+// cache with the blocks in keep, then records root as pulled. Each file is
+// written to a temporary name and renamed, so a crash leaves the old or the
+// new version.
+func (s *state) commit(root cid.Cid, keep func(cid.Cid) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf []byte
+	for _, r := range s.written {
+		buf = appendFrame(buf, encodeRecord(r))
+	}
+	if err := writeFileAt(s.dirfd, indexFile, buf); err != nil {
+		return err
+	}
+	buf = buf[:0]
+	for c, data := range s.cache {
+		if keep(c) {
+			buf = appendFrame(buf, append(c.Bytes(), data...))
+		}
+	}
+	if err := writeFileAt(s.dirfd, cacheFile, buf); err != nil {
+		return err
+	}
+	st := savedState{Root: root.String(), Previous: s.prev.Root, Time: time.Now().UTC()}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAt(s.dirfd, stateFile, append(data, '\n'))
+}
+
+func (s *state) close() {
+	if s.indexW != nil {
+		s.indexW.close()
+	}
+	if s.cacheW != nil {
+		s.cacheW.close()
+	}
+	if s.lock >= 0 {
+		unix.Close(s.lock)
+	}
+	unix.Close(s.dirfd)
+}
+
+// Records are encoded as: uvarint path length, path, uvarint CID length,
+// CID, type, varint size, varint mtime (ns), uvarint mode.
+func encodeRecord(r record) []byte {
+	cb := r.Cid.Bytes()
+	b := make([]byte, 0, len(r.Path)+len(cb)+32)
+	b = binary.AppendUvarint(b, uint64(len(r.Path)))
+	b = append(b, r.Path...)
+	b = binary.AppendUvarint(b, uint64(len(cb)))
+	b = append(b, cb...)
+	b = append(b, byte(r.Local.Type))
+	b = binary.AppendVarint(b, r.Local.Size)
+	b = binary.AppendVarint(b, r.Local.MTime)
+	b = binary.AppendUvarint(b, uint64(r.Local.Mode))
+	return b
+}
+
+func decodeRecord(b []byte) (record, bool) {
+	var r record
+	str := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		s := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return s, true
+	}
+	p, ok := str()
+	if !ok {
+		return r, false
+	}
+	r.Path = string(p)
+	cb, ok := str()
+	if !ok {
+		return r, false
+	}
+	c, err := cid.Cast(cb)
+	if err != nil || len(b) < 1 {
+		return r, false
+	}
+	r.Cid = c
+	r.Local.Type = entryType(b[0])
+	b = b[1:]
+	var k int
+	if r.Local.Size, k = binary.Varint(b); k <= 0 {
+		return r, false
+	}
+	b = b[k:]
+	if r.Local.MTime, k = binary.Varint(b); k <= 0 {
+		return r, false
+	}
+	b = b[k:]
+	m, k := binary.Uvarint(b)
+	if k <= 0 {
+		return r, false
+	}
+	r.Local.Mode = uint32(m)
+	return r, true
+}
+
+// A log is a sequence of frames: uvarint length, payload, CRC-32C of the
+// payload. Reading stops at the first damaged frame (the tail of a run that
+// was killed mid-write) and the file is cut there before appending.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func appendFrame(b, payload []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	b = append(b, payload...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(payload, crcTable))
+}
+
+type logWriter struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
+	// eager hands every frame to the kernel at once: index records must
+	// survive a killed run for the next one to resume.
+	eager bool
+}
+
+// maxFrame bounds a frame's length as read back, so a damaged length
+// cannot make the reader allocate gigabytes.
+const maxFrame = 4 << 20
+
+func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s/%s: %w", StateDir, name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	br := bufio.NewReaderSize(f, 1<<20)
+	var good int64
+	for {
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > maxFrame {
+			break
+		}
+		buf := make([]byte, n+4)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			break
+		}
+		p := buf[:n]
+		if binary.LittleEndian.Uint32(buf[n:]) != crc32.Checksum(p, crcTable) {
+			break
+		}
+		each(p)
+		good += int64(uvarintLen(n)) + int64(n) + 4
+	}
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("truncate %s/%s: %w", StateDir, name, err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
+}
+
+func (l *logWriter) append(payload []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.w.Write(appendFrame(nil, payload)); err != nil {
+		return fmt.Errorf("write %s/%s: %w", StateDir, l.f.Name(), err)
+	}
+	if l.eager {
+		return l.w.Flush()
+	}
+	return nil
+}
+
+// flush hands what was appended to the kernel, so that a killed process
+// loses nothing it recorded.
+func (l *logWriter) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Flush()
+}
+
+func (l *logWriter) close() {
+	l.flush()
+	l.f.Close()
+}

@@ -1,0 +1,610 @@
+package pull
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+)
+
+// dirNode is a directory of the root being written. Its descriptor stays
+// open while its entries are being written and is closed when the last one
+// is done; its mode and mtime are set at the very end (finish), after
+// every entry under it, since each write into it moves its mtime.
+type dirNode struct {
+	parent *dirNode
+	name   string
+	rel    string
+	depth  int
+	fd     int
+	cid    cid.Cid
+	meta   meta
+	// mode is what the directory had before this run, or 0 if this run
+	// created it: what it gets back if the root stores no mode.
+	mode    uint32
+	created bool
+
+	pending atomic.Int64 // entries not yet done, +1 while listing
+
+	mu       sync.Mutex
+	deletes  []string // local entries not in the root, removed at the end
+	children []*dirNode
+}
+
+// task is one entry to make right.
+type task struct {
+	dir  *dirNode
+	name string
+	cid  cid.Cid
+	size uint64 // the link's Tsize: a hint of how big the entry is
+}
+
+// queue is a LIFO of tasks with N workers: depth-first, so few directories
+// are open at once and a subtree finishes before the next starts.
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	stack   []task
+	pending int
+	closed  bool
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(ts []task) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	// Reversed, so the first name is popped first.
+	for i := len(ts) - 1; i >= 0; i-- {
+		q.stack = append(q.stack, ts[i])
+	}
+	q.pending += len(ts)
+	q.cond.Broadcast()
+}
+
+func (q *queue) pop() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.stack) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.stack) == 0 {
+		return task{}, false
+	}
+	t := q.stack[len(q.stack)-1]
+	q.stack = q.stack[:len(q.stack)-1]
+	return t, true
+}
+
+func (q *queue) done() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending--; q.pending == 0 {
+		q.closed = true
+		q.cond.Broadcast()
+	}
+}
+
+func (q *queue) abort() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.stack = nil
+	q.cond.Broadcast()
+}
+
+// work runs the queue to the end (or the first error) on Jobs workers.
+func (p *puller) work() {
+	q := p.q
+	q.mu.Lock()
+	empty := q.pending == 0
+	q.mu.Unlock()
+	if empty {
+		return
+	}
+	var wg sync.WaitGroup
+	for range p.o.Jobs {
+		wg.Go(func() {
+			for {
+				t, ok := q.pop()
+				if !ok {
+					return
+				}
+				if err := p.entry(t); err != nil {
+					p.fail(err)
+				}
+				q.done()
+			}
+		})
+	}
+	wg.Wait()
+	p.closeDirs(p.root)
+}
+
+// closeDirs closes whatever directory an aborted run left open.
+func (p *puller) closeDirs(d *dirNode) {
+	d.mu.Lock()
+	children := slices.Clone(d.children)
+	d.mu.Unlock()
+	for _, c := range children {
+		p.closeDirs(c)
+	}
+	if d != p.root && d.fd >= 0 && d.pending.Load() > 0 {
+		unix.Close(d.fd)
+		d.fd = -1
+	}
+}
+
+// entryDone marks one entry of d finished; the last one closes d and
+// finishes d in its parent.
+func (p *puller) entryDone(d *dirNode) {
+	for d != nil && d.pending.Add(-1) == 0 {
+		if d.parent == nil {
+			return // DEST's descriptor is Run's
+		}
+		unix.Close(d.fd)
+		d.fd = -1
+		d = d.parent
+	}
+}
+
+// expand lists what DEST has in d against the root's entries: local names
+// not in the root are removed at the end (with delete), leftovers of an
+// interrupted run at once, and each entry of the root becomes a task.
+func (p *puller) expand(d *dirNode, entries []link) error {
+	names, err := readNames(d.fd)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+	}
+	slices.Sort(names)
+	i := 0
+	for _, n := range names {
+		for i < len(entries) && entries[i].Name < n {
+			i++
+		}
+		if i < len(entries) && entries[i].Name == n {
+			continue
+		}
+		switch {
+		case d.parent == nil && n == StateDir:
+		case strings.HasPrefix(n, tmpPrefix):
+			if err := removeAt(d.fd, n); err != nil {
+				return fmt.Errorf("remove leftover %s: %w", p.local(join(d.rel, n)), err)
+			}
+		case !p.o.NoDelete:
+			d.deletes = append(d.deletes, n)
+		}
+	}
+	ts := make([]task, len(entries))
+	for i, e := range entries {
+		ts[i] = task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize}
+	}
+	d.pending.Store(int64(len(ts)) + 1)
+	p.q.push(ts)
+	p.entryDone(d) // the listing's own hold
+	return nil
+}
+
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// local names a path of DEST in errors.
+func (p *puller) local(rel string) string {
+	if rel == "" {
+		return p.o.Dest
+	}
+	return strings.TrimRight(p.o.Dest, "/") + "/" + rel
+}
+
+// rawMax is the largest entry (by its link's Tsize) fetched as a raw block
+// rather than as a CAR: one block, and a raw answer is the cheapest a
+// gateway gives.
+const rawMax = 1<<20 + 4<<10
+
+// entry makes one entry of the root right in DEST.
+func (p *puller) entry(t task) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	d := t.dir
+	rel := join(d.rel, t.name)
+	ls, err := lstatAt(d.fd, t.name)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	isDir := false
+	defer func() {
+		if !isDir {
+			p.entryDone(d)
+		}
+	}()
+	// Unchanged since it was written here: nothing to do.
+	if rec, ok := p.st.lookup(rel); ok && ls.Type != typeNone && rec.Local == ls && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
+		return p.keep(rec)
+	}
+	// The same file elsewhere in DEST (renamed, or a copy): copy it.
+	if ls.Type != typeDir {
+		if from, ok := p.st.pathOf(t.cid); ok && from != rel {
+			if done, err := p.copyLocal(t, rel, from); done || err != nil {
+				return err
+			}
+		}
+	}
+
+	var stream Stream
+	var root []byte
+	if _, cached := p.st.block(t.cid); !cached && ls.Type == typeNone && t.size > rawMax {
+		// Nothing local to reuse: the whole entity in one round trip.
+		if stream, err = p.src.Entity(p.ctx, t.cid); err != nil {
+			if p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			stream = nil // block by block instead
+		}
+	}
+	if stream != nil {
+		defer stream.Close()
+		if b, err := stream.Next(); err == nil && b.Cid().Equals(t.cid) {
+			root = b.RawData()
+		} else {
+			stream.Close()
+			stream = nil
+		}
+	}
+	if root == nil {
+		b, err := p.block(p.ctx, t.cid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.dagPath(rel), err)
+		}
+		root = b.RawData()
+	}
+	b, err := verify(t.cid, root)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.dagPath(rel), err)
+	}
+	nd, fsn, k, err := decodeEntry(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.dagPath(rel), err)
+	}
+	switch k {
+	case kindDir:
+		isDir = true
+		if err := p.dir(t, rel, nd, fsn, ls, stream, root); err != nil {
+			isDir = false
+			return err
+		}
+		return nil
+	case kindSymlink:
+		return p.symlink(t, rel, fsn, ls)
+	}
+	return p.file(t, rel, b, fsn, ls, stream)
+}
+
+// keep carries an unchanged entry's record into the new index.
+func (p *puller) keep(rec record) error {
+	switch rec.Local.Type {
+	case typeFile:
+		p.files.Add(1)
+		if err := p.addBytes(rec.Local.Size, rec.Path); err != nil {
+			return err
+		}
+	case typeSymlink:
+		p.symlinks.Add(1)
+	}
+	return p.st.put(rec, false)
+}
+
+// dir makes the directory t in DEST and queues its entries.
+func (p *puller) dir(t task, rel string, pn *mdag.ProtoNode, fsn *ft.FSNode, ls localStat, stream Stream, root []byte) error {
+	d := t.dir
+	if d.depth+1 > p.o.MaxDepth {
+		return fmt.Errorf("%s: directories nested deeper than %d (--max-depth): %w", p.dagPath(rel), p.o.MaxDepth, errLimit)
+	}
+	if err := p.st.cacheBlock(t.cid, root); err != nil {
+		return err
+	}
+	if stream != nil && fsn.Type() == ft.THAMTShard {
+		// The rest of the entity is the HAMT's shards: cache them, so the
+		// walk below finds them without a round trip each.
+		p.drainShards(stream)
+	}
+	entries, err := p.list(p.ctx, pn, fsn, rel)
+	if err != nil {
+		return err
+	}
+	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode}
+	switch ls.Type {
+	case typeDir:
+	case typeNone:
+		n.created = true
+	default:
+		if err := removeAt(d.fd, t.name); err != nil {
+			return fmt.Errorf("DEST %s: replace with a directory: %w", p.local(rel), err)
+		}
+		n.created = true
+	}
+	if n.created {
+		if err := unix.Mkdirat(d.fd, t.name, 0o700); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		}
+	}
+	if n.fd, err = openDir(d.fd, t.name); err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	if !n.created && ls.Mode&0o700 != 0o700 {
+		// Entries must be writable into it until finish sets its mode.
+		if err := unix.Fchmod(n.fd, ls.Mode|0o700); err != nil {
+			unix.Close(n.fd)
+			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		}
+	}
+	p.dirs.Add(1)
+	d.mu.Lock()
+	d.children = append(d.children, n)
+	d.mu.Unlock()
+	if err := p.expand(n, entries); err != nil {
+		return err
+	}
+	return nil
+}
+
+// drainShards caches the HAMT shards that follow a directory in its entity
+// CAR, up to a bound; the walk fetches whatever is left.
+func (p *puller) drainShards(s Stream) {
+	var n int64
+	for n < 64<<20 {
+		b, err := s.Next()
+		if err != nil {
+			return
+		}
+		_, fsn, k, err := decodeEntry(b)
+		if err != nil || k != kindDir || fsn.Type() != ft.THAMTShard {
+			return
+		}
+		if p.st.cacheBlock(b.Cid(), b.RawData()) != nil {
+			return
+		}
+		n += int64(len(b.RawData()))
+	}
+}
+
+// symlink writes the symlink t: created under a temporary name with its
+// mtime, then renamed over whatever was there. It is never followed.
+func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error {
+	d := t.dir
+	target := fsn.Data()
+	switch {
+	case len(target) == 0:
+		return fmt.Errorf("%s: symlink with an empty target", p.dagPath(rel))
+	case bytes.IndexByte(target, 0) >= 0:
+		return fmt.Errorf("%s: symlink target contains NUL", p.dagPath(rel))
+	case len(target) >= 4096:
+		return fmt.Errorf("%s: symlink target longer than 4095 bytes", p.dagPath(rel))
+	}
+	m := metaOf(fsn)
+	p.symlinks.Add(1)
+	same := false
+	if ls.Type == typeSymlink {
+		buf := make([]byte, 4096)
+		if n, err := unix.Readlinkat(d.fd, t.name, buf); err == nil && bytes.Equal(buf[:n], target) {
+			same = true
+		}
+	}
+	if same {
+		if m.hasMTime && ls.MTime != m.mtime {
+			if err := lutimesAt(d.fd, t.name, m.mtime); err != nil {
+				return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+			}
+		}
+	} else {
+		tmp := tmpName()
+		if err := unix.Symlinkat(string(target), d.fd, tmp); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		}
+		err := func() error {
+			if m.hasMTime {
+				if err := lutimesAt(d.fd, tmp, m.mtime); err != nil {
+					return err
+				}
+			}
+			if ls.Type == typeDir {
+				if err := removeAt(d.fd, t.name); err != nil {
+					return err
+				}
+			}
+			return unix.Renameat(d.fd, tmp, d.fd, t.name)
+		}()
+		if err != nil {
+			unix.Unlinkat(d.fd, tmp, 0)
+			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		}
+		p.symlinksWritten.Add(1)
+	}
+	now, err := lstatAt(d.fd, t.name)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	return p.st.put(record{Path: rel, Cid: t.cid, Local: now}, true)
+}
+
+// copyLocal copies the file t from the path from, where an earlier pull
+// wrote the same CID and which still passes the quick check. done is false
+// if it does not (the caller fetches instead).
+func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
+	rec, ok := p.st.lookup(from)
+	if !ok || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile {
+		return false, nil
+	}
+	src, err := p.openFile(from)
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(src)
+	// The descriptor pins the inode: if another task replaces the path
+	// meanwhile, this one still reads what the record describes.
+	if now, err := fstat(src); err != nil || now != rec.Local {
+		return false, nil
+	}
+	if err := p.addBytes(rec.Local.Size, rel); err != nil {
+		return true, err
+	}
+	d := t.dir
+	m := meta{hasMode: true, mode: rec.Local.Mode, hasMTime: true, mtime: rec.Local.MTime}
+	err = p.writeTemp(d, t.name, rel, m, func(fd int) error {
+		return copyRange(fd, 0, src, 0, rec.Local.Size)
+	})
+	if err != nil {
+		return true, err
+	}
+	p.files.Add(1)
+	p.filesWritten.Add(1)
+	p.filesCopied.Add(1)
+	p.bytesWritten.Add(rec.Local.Size)
+	p.bytesReused.Add(rec.Local.Size)
+	return true, p.record(d, t.name, rel, t.cid)
+}
+
+// openFile opens the regular file at rel, one component at a time, never
+// through a symlink.
+func (p *puller) openFile(rel string) (int, error) {
+	parts := strings.Split(rel, "/")
+	fd := -1
+	dir := func() int {
+		if fd < 0 {
+			return p.root.fd
+		}
+		return fd
+	}
+	for _, name := range parts[:len(parts)-1] {
+		next, err := openDir(dir(), name)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	f, err := unix.Openat(dir(), parts[len(parts)-1], unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	return f, err
+}
+
+// writeTemp creates a temporary file in d, fills it with fill, gives it its
+// mode and mtime, and renames it over name (removing a directory that was
+// there). On any error the temporary file is removed.
+func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd int) error) error {
+	tmp := tmpName()
+	mode := uint32(0o644)
+	if m.hasMode {
+		mode = m.mode
+	}
+	fd, err := unix.Openat(d.fd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	if err := fill(fd); err != nil {
+		// fill's errors name their path (in the DAG or in DEST).
+		unix.Close(fd)
+		unix.Unlinkat(d.fd, tmp, 0)
+		return err
+	}
+	// fchmod rather than the create mode: the umask must not apply.
+	err = unix.Fchmod(fd, mode)
+	if err == nil && m.hasMTime {
+		err = futimens(fd, m.mtime)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		var ls localStat
+		if ls, err = lstatAt(d.fd, name); err == nil && ls.Type == typeDir {
+			err = removeAt(d.fd, name)
+		}
+	}
+	if err == nil {
+		err = unix.Renameat(d.fd, tmp, d.fd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(d.fd, tmp, 0)
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	return nil
+}
+
+// record notes in the index that name now holds c.
+func (p *puller) record(d *dirNode, name, rel string, c cid.Cid) error {
+	ls, err := lstatAt(d.fd, name)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	}
+	return p.st.put(record{Path: rel, Cid: c, Local: ls}, true)
+}
+
+// finish runs after every entry is written, depth first: it removes the
+// local entries the root does not have, then gives each directory its
+// mode and mtime, children before parents (each change inside a directory
+// moves its mtime).
+func (p *puller) finish(d *dirNode, fd int) error {
+	for _, name := range d.deletes {
+		if err := removeAt(fd, name); err != nil {
+			return fmt.Errorf("DEST %s: remove: %w", p.local(join(d.rel, name)), err)
+		}
+		p.deleted.Add(1)
+	}
+	for _, c := range d.children {
+		cfd, err := openDir(fd, c.name)
+		if err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(c.rel), err)
+		}
+		err = p.finish(c, cfd)
+		unix.Close(cfd)
+		if err != nil {
+			return err
+		}
+	}
+	ls, err := fstat(fd)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+	}
+	mode := d.mode
+	switch {
+	case d.meta.hasMode:
+		mode = d.meta.mode
+	case d.created:
+		mode = 0o755
+	}
+	if ls.Mode != mode {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+		}
+	}
+	if d.meta.hasMTime && ls.MTime != d.meta.mtime {
+		if err := futimens(fd, d.meta.mtime); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+		}
+	}
+	return nil
+}
