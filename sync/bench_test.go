@@ -1,0 +1,38 @@
+package sync
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/profile"
+)
+
+// BenchmarkFullImport imports the tree named by IPFS_SYNC_BENCH_TREE (for
+// example a `mkmirror gen --preset small` tree) into a fresh repository;
+// run with -cpuprofile/-memprofile to see where a full import goes.
+// `make bench` measures the binary end to end against kubo.
+func BenchmarkFullImport(b *testing.B) {
+	src := os.Getenv("IPFS_SYNC_BENCH_TREE")
+	if src == "" {
+		b.Skip("set IPFS_SYNC_BENCH_TREE to a directory to import")
+	}
+	p, err := profile.New(profile.V1_2025, profile.Overrides{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum, err := Run(context.Background(), store, Options{Src: src, Profile: p})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(sum.Bytes)
+		store.Close()
+	}
+}
