@@ -218,7 +218,12 @@ func (p *Progress) snapshot() snapshot {
 	}
 	p.mu.Lock()
 	s.entryRate, s.readRate, s.blockRate = p.rate.entryRate, p.rate.readRate, p.rate.blockRate
+	sampled := p.rate.sampled
 	p.mu.Unlock()
+	if secs := s.elapsed.Seconds(); !sampled && secs > 0 {
+		// Before the first sample: the averages so far.
+		s.entryRate, s.readRate, s.blockRate = float64(s.entries)/secs, float64(s.read)/secs, float64(s.blocks)/secs
+	}
 	return s
 }
 
