@@ -46,6 +46,9 @@ func (t Tree) Roots(ctx context.Context, old, new cid.Cid, fn func(Change)) erro
 		fn(Change{Kind: '*', Path: ".", Why: why(ok, nk)})
 		return nil
 	}
+	if w := why(od.Known, nd.Known) &^ metadata.WhyContent; w != 0 {
+		fn(Change{Kind: '*', Path: "/", Why: w})
+	}
 	return t.dirs(ctx, "", od, nd, fn)
 }
 

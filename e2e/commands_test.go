@@ -60,6 +60,10 @@ func changedPaths(t *testing.T, oldDir, newDir string) []string {
 		return m
 	}
 	o, n := list(oldDir), list(newDir)
+	var out []string
+	if a, b := stat(t, oldDir), stat(t, newDir); a.Mode() != b.Mode() || !a.ModTime().Equal(b.ModTime()) {
+		out = append(out, "/")
+	}
 	name := func(rel string, fi fs.FileInfo) string {
 		if fi.IsDir() {
 			return rel + "/"
@@ -72,7 +76,6 @@ func changedPaths(t *testing.T, oldDir, newDir string) []string {
 		_, inOther := other[parent]
 		return parent != "." && in && !inOther
 	}
-	var out []string
 	for rel, a := range o {
 		b, ok := n[rel]
 		switch {
@@ -103,6 +106,15 @@ func changedPaths(t *testing.T, oldDir, newDir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func stat(t *testing.T, p string) fs.FileInfo {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }
 
 func itemPaths(out string) []string {

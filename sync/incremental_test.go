@@ -170,7 +170,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if _, err := Run(ctx, store, opts); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"* a/d.deb (mode)", "- e.txt", "+ new.deb"}
+	want := []string{"* / (mtime)", "* a/d.deb (mode)", "- e.txt", "+ new.deb"}
 	if len(items) != len(want) {
 		t.Fatalf("items %q, want %q", items, want)
 	}

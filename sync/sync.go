@@ -431,6 +431,8 @@ func (it *item) resolve(show bool, why metadata.Why) {
 	close(it.done)
 }
 
+// rel joins a source-relative path; the source itself is "" (and is
+// itemised as "/").
 func rel(parent, name string) string {
 	if parent == "" {
 		return name
@@ -476,7 +478,7 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 	var prevEntries []diff.Link
 	if pd != nil {
 		prevEntries = pd.Entries
-		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) && relPath != "" {
+		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) {
 			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
 		}
 	} else if relPath != "" {
