@@ -30,6 +30,7 @@ type Link struct {
 type PrevDir struct {
 	Known   metadata.Known
 	Entries []Link
+	Sharded bool // a HAMT
 }
 
 // Tree reads a previous root out of a DAG service.
@@ -68,7 +69,7 @@ func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
 	} else {
 		links = pn.Links()
 	}
-	d := PrevDir{Known: k, Entries: make([]Link, len(links))}
+	d := PrevDir{Known: k, Entries: make([]Link, len(links)), Sharded: fsn.Type() == ft.THAMTShard}
 	for i, l := range links {
 		d.Entries[i] = Link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
 	}

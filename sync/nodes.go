@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
+	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -53,7 +54,13 @@ func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.Proto
 // DynamicDirectory gives when the same entries are added one by one: during
 // an import entries are only added, the size estimate only grows, and the
 // switch happens once the estimate is strictly above the threshold.
-func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (ipld.Node, bool, error) {
+//
+// When the previous version was a HAMT and the new one is too, the old
+// shards are loaded and only the changed entries are set or removed: boxo's
+// HAMT is canonical (independent of insertion order, empty shards pruned),
+// so the result equals a fresh build while only the shards on the changed
+// entries' paths are read, rebuilt and written.
+func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, bool, error) {
 	basic := mdag.NodeWithData(ft.FolderPBDataWithStat(mode, mtime))
 	if err := basic.SetCidBuilder(p.CidBuilder()); err != nil {
 		return nil, false, err
@@ -71,6 +78,12 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 		}
 		return basic, false, err
 	}
+	if prev != nil {
+		if nd, err := editShard(ctx, dag, p, mode, mtime, links, prev); err == nil {
+			return nd, true, nil
+		}
+		// A previous shard that cannot be edited is rebuilt from scratch.
+	}
 	s, err := hamt.NewShard(dag, p.HAMTFanout)
 	if err != nil {
 		return nil, false, err
@@ -85,6 +98,61 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 	// Node writes every shard, the root included, to dag.
 	nd, err := s.Node()
 	return nd, true, err
+}
+
+// prevShard is a directory's previous version when it was a HAMT.
+type prevShard struct {
+	cid     cid.Cid
+	entries []diff.Link
+}
+
+func editShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, error) {
+	old, err := dag.Get(ctx, prev.cid)
+	if err != nil {
+		return nil, err
+	}
+	if fanout, ok := shardFanout(old); !ok || fanout != p.HAMTFanout {
+		return nil, fmt.Errorf("previous HAMT has another fanout")
+	}
+	s, err := hamt.NewHamtFromDag(dag, old)
+	if err != nil {
+		return nil, err
+	}
+	s.SetCidBuilder(p.CidBuilder())
+	s.SetStat(mode, mtime)
+	i, j := 0, 0
+	for i < len(links) || j < len(prev.entries) {
+		switch {
+		case j == len(prev.entries) || (i < len(links) && links[i].Name < prev.entries[j].Name):
+			err = s.SetLink(ctx, links[i].Name, &ipld.Link{Name: links[i].Name, Cid: links[i].Cid, Size: links[i].Tsize})
+			i++
+		case i == len(links) || links[i].Name > prev.entries[j].Name:
+			err = s.Remove(ctx, prev.entries[j].Name)
+			j++
+		default:
+			if !links[i].Cid.Equals(prev.entries[j].Cid) || links[i].Tsize != prev.entries[j].Tsize {
+				err = s.SetLink(ctx, links[i].Name, &ipld.Link{Name: links[i].Name, Cid: links[i].Cid, Size: links[i].Tsize})
+			}
+			i++
+			j++
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.Node()
+}
+
+func shardFanout(nd ipld.Node) (int, bool) {
+	pn, ok := nd.(*mdag.ProtoNode)
+	if !ok {
+		return 0, false
+	}
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return 0, false
+	}
+	return int(fsn.Fanout()), true
 }
 
 // needsHAMT applies the profile's threshold. In block mode boxo's estimate

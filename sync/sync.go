@@ -552,7 +552,11 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 			out.link = Link{Name: name}
 			return
 		}
-		nd, _, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links)
+		var ps *prevShard
+		if pd != nil && pd.Sharded {
+			ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
+		}
+		nd, _, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
 		if err != nil {
 			out.err = fmt.Errorf("directory %s: %w", path, err)
 			fail(out.err)
