@@ -28,7 +28,9 @@ const maxReuse = MaxBlockSize
 const fileParallel = 4
 
 // file writes the file t whose root block is b (fsn nil for a raw block).
-func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls localStat, stream Stream) error {
+// known says the index vouches for what the local entry holds (another
+// CID): then it is rewritten even if its size and mtime look right.
+func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls localStat, known bool, stream Stream) error {
 	d := t.dir
 	m := metaOf(fsn)
 	size := int64(len(b.RawData()))
@@ -45,7 +47,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 	// rsync's quick check against what the root says of the file: DEST may
 	// already hold it (written by another tool, or by a run whose state was
 	// lost).
-	if ls.Type == typeFile && m.hasMTime && ls.Size == size && ls.MTime == m.mtime && (!m.hasMode || ls.Mode == m.mode) {
+	if !known && ls.Type == typeFile && m.hasMTime && ls.Size == size && ls.MTime == m.mtime && (!m.hasMode || ls.Mode == m.mode) {
 		return p.record(d, t.name, rel, t.cid)
 	}
 	w := &fileWriter{p: p, rel: rel, old: -1, stream: stream, seen: map[cid.Cid]span{}}

@@ -237,8 +237,12 @@ func (p *puller) entry(t task) error {
 			p.entryDone(d)
 		}
 	}()
-	// Unchanged since it was written here: nothing to do.
-	if rec, ok := p.st.lookup(rel); ok && ls.Type != typeNone && rec.Local == ls && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
+	// Unchanged since it was written here: nothing to do. A record that
+	// still matches but names another CID says the local entry is known to
+	// differ, whatever its size and mtime.
+	rec, ok := p.st.lookup(rel)
+	known := ok && ls.Type != typeNone && rec.Local == ls
+	if known && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
 		return p.keep(rec)
 	}
 	// The same file elsewhere in DEST (renamed, or a copy): copy it.
@@ -296,7 +300,7 @@ func (p *puller) entry(t task) error {
 	case kindSymlink:
 		return p.symlink(t, rel, fsn, ls)
 	}
-	return p.file(t, rel, b, fsn, ls, stream)
+	return p.file(t, rel, b, fsn, ls, known, stream)
 }
 
 // keep carries an unchanged entry's record into the new index.
