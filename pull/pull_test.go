@@ -42,10 +42,10 @@ func sample() *spec {
 			}),
 			"contrib": dir(0o755, t0, nil),
 		}),
-		"cran":      hamtDir,
-		"nomtime":   file("no mtime stored", 0, time.Time{}),
-		"readonly":  dir(0o555, t0, map[string]*spec{"f": file("ro", 0o444, t0)}),
-		"Packages":  &spec{kind: 'f', data: randBytes(4, 30_000), mode: 0o644, mtime: t0},
+		"cran":                           hamtDir,
+		"nomtime":                        file("no mtime stored", 0, time.Time{}),
+		"readonly":                       dir(0o555, t0, map[string]*spec{"f": file("ro", 0o444, t0)}),
+		"Packages":                       &spec{kind: 'f', data: randBytes(4, 30_000), mode: 0o644, mtime: t0},
 		"name with spaces\tand\nnewline": file("odd", 0o644, t0),
 	})
 }
@@ -101,7 +101,7 @@ func TestIncremental(t *testing.T) {
 		change func(s *spec)
 		// at most this many bytes fetched beyond the changed files' sizes
 		slack int64
-		check  func(t *testing.T, r Result)
+		check func(t *testing.T, r Result)
 	}{
 		{"nothing", func(s *spec) {}, 0, nil},
 		{"append to a chunked file", func(s *spec) {
