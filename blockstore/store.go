@@ -77,6 +77,25 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
+// OpenWait is Open, retrying for up to wait while another process holds
+// the lock (restic's --retry-lock).
+func OpenWait(ctx context.Context, dir string, wait time.Duration) (*Store, error) {
+	deadline := time.Now().Add(wait)
+	delay := 100 * time.Millisecond
+	for {
+		s, err := Open(dir)
+		if !errors.Is(err, ErrLocked) || time.Now().Add(delay).After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
 // OpenDryRun opens the repository at dir for a run that writes nothing:
 // it takes the lock (so no writer changes the store underneath) but leaves
 // every byte of the repository as it was, index included (read-only).

@@ -66,6 +66,7 @@ EXAMPLES:
 			&ucli.StringFlag{Name: "repo", EnvVars: []string{"IPFS_SYNC_REPO"}, Usage: "repository `DIR` (default: $XDG_DATA_HOME/ipfs-sync or ~/.local/share/ipfs-sync)"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the result (the root CID)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			&ucli.DurationFlag{Name: "retry-lock", Usage: "wait up to `DURATION` (e.g. 10m) for another process's lock instead of exiting 4"},
 			&ucli.BoolFlag{Name: "progress", Usage: "show sync's progress on stderr: bars on a terminal (the default there), else a status line every 5s; --progress=false: none (SIGUSR1 prints one status line at any time)"},
 		},
 		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand(), pullCommand()},
@@ -194,7 +195,7 @@ func openStore(c *ucli.Context) (*blockstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return blockstore.Open(dir)
+	return blockstore.OpenWait(c.Context, dir, c.Duration("retry-lock"))
 }
 
 // openDryRun opens the repository under its lock, changing nothing.
