@@ -92,10 +92,11 @@ func newProgress(c *ucli.Context, itemsOnStdout bool) *Progress {
 	return p
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal that understands cursor
+// movement (not TERM=dumb).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) && os.Getenv("TERM") != "dumb"
 }
 
 // Start shows src until Stop. It answers SIGUSR1 with a status line.
