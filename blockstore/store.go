@@ -68,8 +68,11 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	s.lock = lock
-	// Pebble logs compactions at info level to stderr; only errors matter.
-	opts := &pebble.Options{Logger: quietLogger{}}
+	// The index is a cache (a lost entry only costs a re-read), so it
+	// needs no write-ahead log: pebble treats a WAL write failure, such as
+	// a full disk, as fatal and panics. Pebble logs compactions at info
+	// level to stderr; only errors matter.
+	opts := &pebble.Options{Logger: quietLogger{}, DisableWAL: true}
 	if s.ds, err = pebbleds.NewDatastore(filepath.Join(dir, "index"), pebbleds.WithPebbleOpts(opts)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open index in %s: %w", dir, err)
