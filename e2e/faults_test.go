@@ -1,0 +1,95 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestDiskFull syncs onto a filesystem too small for the tree: the run
+// fails with a clear error naming the store, no ref moves, and once there
+// is room the next run succeeds with the right root.
+func TestDiskFull(t *testing.T) {
+	mnt := filepath.Join(t.TempDir(), "small")
+	os.Mkdir(mnt, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=20m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, 0) })
+	repo := filepath.Join(mnt, "repo")
+	src := tinyTree.get(t)
+
+	res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
+	if res.Code != 1 || !strings.Contains(res.Stderr, repo) || !strings.Contains(res.Stderr, "no space left") {
+		t.Fatalf("want exit 1 naming %s and ENOSPC:\n%s", repo, res)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(repo, "refs")); len(ents) != 0 {
+		t.Fatalf("a ref was written: %v", ents)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=200m"); err != nil {
+		t.Fatal(err)
+	}
+	res = ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
+	if res.Code != 0 {
+		t.Fatalf("after freeing space: %s", res)
+	}
+	if got, want := oneCID(t, res.Stdout), syncRoot(t, src); got != want {
+		t.Fatalf("root after disk full %s, fresh import %s", got, want)
+	}
+	if res := ipfsSync(t, repo, "fsck"); res.Code != 0 {
+		t.Fatalf("fsck: %s", res)
+	}
+}
+
+// TestSoak runs 100 publish cycles of mutate + sync + gc --keep 3 on one
+// repository: every root is right (every tenth checked against a fresh
+// import), fsck passes, and the store stays within 1.5 times the unique
+// blocks of the three kept versions.
+func TestSoak(t *testing.T) {
+	cycles := 100
+	if testing.Short() {
+		cycles = 10
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mirror")
+	copyTree(t, tinyTree.get(t), src)
+	repo := filepath.Join(dir, "repo")
+	for cycle := 1; cycle <= cycles; cycle++ {
+		mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), src)
+		res := ipfsSync(t, repo, "-q", "sync", "--name", "soak", src)
+		if res.Code != 0 {
+			t.Fatalf("cycle %d: %s", cycle, res)
+		}
+		root := oneCID(t, res.Stdout)
+		if cycle%10 == 0 {
+			if want := syncRoot(t, src, "--full"); root != want {
+				t.Fatalf("cycle %d: incremental %s, fresh import %s", cycle, root, want)
+			}
+		}
+		if res := ipfsSync(t, repo, "gc", "--keep", "3"); res.Code != 0 {
+			t.Fatalf("cycle %d gc: %s", cycle, res)
+		}
+	}
+	res := ipfsSync(t, repo, "--json", "fsck")
+	var fs struct{ Bytes int64 }
+	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &fs) != nil {
+		t.Fatalf("fsck: %s", res)
+	}
+	out, err := exec.Command("du", "-sb", filepath.Join(repo, "blocks")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var du int64
+	fmt.Sscan(string(out), &du)
+	if float64(du) > 1.5*float64(fs.Bytes) {
+		t.Fatalf("store holds %d bytes for %d bytes of kept blocks", du, fs.Bytes)
+	}
+	t.Logf("%d cycles: kept blocks %d bytes, store %d bytes", cycles, fs.Bytes, du)
+}
