@@ -48,7 +48,6 @@ func TestExitUsage(t *testing.T) {
 		{"sync", "--metadata", "owner", src},
 		{"sync", "--cid-version", "2", src},
 		{"sync", "--raw-leaves", src}, // metadata needs dag-pb leaves, as in kubo
-		{"sync", "--profile", "unixfs-v0-2015", "--metadata", "none", "--raw-leaves", src}, // CIDv0 has no raw leaves
 		{"sync", "--chunker", "fixed-99", src},
 		{"sync", "--max-file-links", "1", src},
 		{"sync", "--max-hamt-fanout", "100", src},
