@@ -120,11 +120,14 @@ type FsckResult struct {
 	Bytes   int64 `json:"bytes"`
 	Missing int64 `json:"missing"`
 	Corrupt int64 `json:"corrupt"`
+	Removed int64 `json:"removed,omitempty"` // corrupt blocks removed by repair
 }
 
 // Fsck reads every block under roots and checks it hashes to its CID,
 // reporting each missing or corrupt block with the path it was reached by.
-func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, report func(c cid.Cid, path string, err error)) (FsckResult, error) {
+// With repair, corrupt blocks are removed: the next sync then finds them
+// missing and reads the affected files from the source again.
+func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report func(c cid.Cid, path string, err error)) (FsckResult, error) {
 	res := FsckResult{Roots: len(roots)}
 	seen := cid.NewSet()
 	var walk func(c cid.Cid, path string) error
@@ -140,6 +143,12 @@ func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, report func(c cid.Cid
 		case errors.Is(err, ErrCorrupt):
 			res.Corrupt++
 			report(c, path, err)
+			if repair {
+				if err := s.bs.DeleteBlock(ctx, c); err != nil {
+					return fmt.Errorf("remove corrupt block %s: %w", c, err)
+				}
+				res.Removed++
+			}
 			return nil
 		case errors.Is(err, ipld.ErrNotFound{Cid: c}) || ipld.IsNotFound(err):
 			res.Missing++

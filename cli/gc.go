@@ -110,10 +110,12 @@ the path it was reached by; the exit status is then 1. It takes the repository l
 EXAMPLES:
    ipfs-sync fsck
    ipfs-sync fsck --keep 1        only the current root of each ref
+   ipfs-sync fsck --repair && ipfs-sync sync /srv/mirror    replace corrupt blocks from the source
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
 			&ucli.IntFlag{Name: "keep", Usage: "roots to check per ref, newest first (0: all)"},
+			&ucli.BoolFlag{Name: "repair", Usage: "remove corrupt blocks; the next sync reads the affected files again"},
 		},
 		Action: func(c *ucli.Context) error {
 			store, err := openStore(c)
@@ -125,7 +127,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			res, err := store.Fsck(c.Context, roots, func(b cid.Cid, path string, err error) {
+			res, err := store.Fsck(c.Context, roots, c.Bool("repair"), func(b cid.Cid, path string, err error) {
 				fmt.Fprintf(c.App.Writer, "%s\t%s\t%v\n", b, path, err)
 			})
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/diff"
@@ -47,6 +49,11 @@ func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e
 	case j.why&(metadata.WhySize|metadata.WhyType) != 0:
 		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, true)
 		return r.submit(ctx, jobs, j)
+	case !r.complete(ctx, prev):
+		// Blocks of the previous version are gone: read the file again,
+		// whatever its metadata says.
+		j.it = r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
+		return r.submit(ctx, jobs, j)
 	case (j.why == 0 || j.why == metadata.WhyMode) && !racy && !r.opts.Checksum:
 		return r.sameContent(ctx, j, e.Stat, ent, hasEnt, true)
 	}
@@ -57,6 +64,36 @@ func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e
 		j.checksum, j.prevXXH = true, ent.XXH
 	}
 	return r.submit(ctx, jobs, j)
+}
+
+// complete reports whether every block of the previous file DAG at l is in
+// the store, so reusing it unread leaves no hole (blocks lost to a crash of
+// the disk, or removed by fsck --repair, make the file be read again). A
+// block whose stored size equals the Tsize its parent records has no
+// children; only the few blocks above the leaves of large files are read.
+func (r *run) complete(ctx context.Context, l *diff.Link) bool {
+	bs := r.store.Blockstore()
+	var walk func(c cid.Cid, tsize uint64) bool
+	walk = func(c cid.Cid, tsize uint64) bool {
+		size, err := bs.GetSize(ctx, c)
+		if err != nil {
+			return false
+		}
+		if uint64(size) == tsize || c.Prefix().Codec != cid.DagProtobuf {
+			return true
+		}
+		nd, err := r.w.Get(ctx, c)
+		if err != nil {
+			return false
+		}
+		for _, child := range nd.Links() {
+			if !walk(child.Cid, child.Size) {
+				return false
+			}
+		}
+		return true
+	}
+	return walk(l.Cid, l.Tsize)
 }
 
 // knownFile is what the previous root holds for a file: from the index

@@ -54,7 +54,7 @@ func TestGCKeepsKeptRootsOnly(t *testing.T) {
 			if res.Removed == 0 {
 				t.Fatal("nothing removed")
 			}
-			fs, err := store.Fsck(ctx, []cid.Cid{cid.MustParse(second.Root)}, func(c cid.Cid, p string, err error) {
+			fs, err := store.Fsck(ctx, []cid.Cid{cid.MustParse(second.Root)}, false, func(c cid.Cid, p string, err error) {
 				t.Errorf("%s at %s: %v", c, p, err)
 			})
 			if err != nil || fs.Blocks == 0 {
