@@ -45,6 +45,18 @@ func TestBadInput(t *testing.T) {
 			wantErr: ErrPartial, moved: true,
 		},
 		{
+			name: "file deleted after the listing is left out",
+			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
+				return func(p string) (chunker.File, error) {
+					if strings.HasSuffix(p, "e.txt") {
+						os.Remove(p)
+					}
+					return chunker.OpenNoFollow(p)
+				}
+			},
+			moved: true,
+		},
+		{
 			name: "file growing once while read is read again",
 			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
 				grown := false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/ipfs/go-cid"
 
@@ -206,6 +207,12 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 		j.it.resolve(false, 0)
 		if errors.Is(err, chunker.ErrNotRegular) {
 			r.warn(j.path, fmt.Errorf("%w; skipped", err))
+			j.res.skip = true
+			return
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// Deleted since the directory was listed: left out, as if the
+			// listing had been taken a moment later (what ReadDir does).
 			j.res.skip = true
 			return
 		}
