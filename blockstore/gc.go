@@ -16,12 +16,11 @@ import (
 
 // GCResult is what a collection did.
 type GCResult struct {
-	Roots       int   `json:"roots"`
-	Kept        int64 `json:"blocks_kept"`
-	Removed     int64 `json:"blocks_removed"`
-	BytesFreed  int64 `json:"bytes_freed"`
-	BytesKept   int64 `json:"bytes_kept"`
-	EmptyBlocks int64 `json:"-"`
+	Roots      int   `json:"roots"`
+	Kept       int64 `json:"blocks_kept"`
+	Removed    int64 `json:"blocks_removed"`
+	BytesFreed int64 `json:"bytes_freed"`
+	BytesKept  int64 `json:"bytes_kept"`
 }
 
 // GC removes every block that is under none of roots. It needs the write

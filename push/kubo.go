@@ -145,19 +145,6 @@ func (k *Kubo) Pin(ctx context.Context, old, root cid.Cid) error {
 	return k.call(ctx, "pin/add", url.Values{"arg": {root.String()}, "recursive": {"true"}}, nil, "", nil)
 }
 
-// PinnedRecursively reports whether root is pinned recursively.
-func (k *Kubo) PinnedRecursively(ctx context.Context, root cid.Cid) (bool, error) {
-	var out struct {
-		Keys map[string]struct{ Type string }
-	}
-	err := k.call(ctx, "pin/ls", url.Values{"arg": {root.String()}, "type": {"recursive"}}, nil, "", &out)
-	var ke *Error
-	if errors.As(err, &ke) && strings.Contains(ke.Message, "not pinned") {
-		return false, nil
-	}
-	return err == nil && out.Keys[root.String()].Type == "recursive", err
-}
-
 // ToFiles points the MFS path at root, replacing what was there.
 func (k *Kubo) ToFiles(ctx context.Context, root cid.Cid, mfsPath string) error {
 	err := k.call(ctx, "files/rm", url.Values{"arg": {mfsPath}, "recursive": {"true"}, "force": {"true"}}, nil, "", nil)
