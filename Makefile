@@ -6,7 +6,7 @@ BIN      := $(CURDIR)/bin
 GO       ?= go
 E2E_ARGS ?=
 
-.PHONY: build unit test e2e bench bench-large lint kubo clean
+.PHONY: build unit test e2e bench bench-large lint kubo clean e2e-deps
 
 build:
 	$(GO) build -o $(BIN)/ipfs-sync .
@@ -22,7 +22,13 @@ kubo: $(BIN)/ipfs
 $(BIN)/ipfs: e2e/tools/go.mod
 	cd e2e/tools && GOBIN=$(BIN) $(GO) install github.com/ipfs/kubo/cmd/ipfs
 
-e2e: build kubo
+# The e2e tests compare trees with rsync, as a mirror host would.
+e2e-deps:
+	@command -v rsync >/dev/null || { echo "e2e: installing rsync"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rsync >/dev/null; \
+	  else echo "e2e needs rsync: sudo apt-get install rsync" >&2; exit 1; fi; }
+
+e2e: build kubo e2e-deps
 	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(GO) test -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
 
 bench: build kubo
