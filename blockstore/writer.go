@@ -27,6 +27,10 @@ type Writer struct {
 	inBatch map[cid.Cid]struct{}
 	size    int
 	err     error
+	// The batch being committed, still visible to Get and duplicate checks.
+	flight    []blocks.Block
+	flightSet map[cid.Cid]struct{}
+	commitMu  sync.Mutex // one commit at a time
 
 	Blocks int64 // new blocks written
 	Bytes  int64 // bytes of new blocks written
@@ -73,11 +77,14 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 		return nil
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.err != nil {
+		w.mu.Unlock()
 		return w.err
 	}
-	if _, dup := w.inBatch[c]; dup {
+	_, dup := w.inBatch[c]
+	_, flying := w.flightSet[c]
+	if dup || flying {
+		w.mu.Unlock()
 		return nil
 	}
 	w.Blocks++
@@ -88,33 +95,52 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	if w.Tee != nil {
 		if err := w.Tee(ctx, b); err != nil {
 			w.err = err
+			w.mu.Unlock()
 			return err
 		}
 	}
 	if w.discard {
+		w.mu.Unlock()
 		return nil
 	}
 	w.inBatch[c] = struct{}{}
 	w.pending = append(w.pending, b)
 	w.size += len(b.RawData())
-	if w.size >= batchBytes {
-		return w.commitLocked(ctx)
-	}
-	return nil
-}
-
-func (w *Writer) commitLocked(ctx context.Context) error {
-	if len(w.pending) == 0 {
+	if w.size < batchBytes {
+		w.mu.Unlock()
 		return nil
 	}
-	if err := w.s.bs.PutMany(ctx, w.pending); err != nil {
+	batch, set := w.takeLocked()
+	w.mu.Unlock()
+	// Committed without holding mu: the other workers keep filling the
+	// next batch meanwhile.
+	return w.commit(ctx, batch, set)
+}
+
+func (w *Writer) takeLocked() ([]blocks.Block, map[cid.Cid]struct{}) {
+	batch, set := w.pending, w.inBatch
+	w.pending, w.inBatch, w.size = nil, map[cid.Cid]struct{}{}, 0
+	return batch, set
+}
+
+func (w *Writer) commit(ctx context.Context, batch []blocks.Block, set map[cid.Cid]struct{}) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
+	w.mu.Lock()
+	w.flight, w.flightSet = batch, set
+	w.mu.Unlock()
+	err := w.s.bs.PutMany(ctx, batch)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flight, w.flightSet = nil, nil
+	if err != nil {
 		w.err = fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
 		return w.err
 	}
-	w.pending = w.pending[:0]
-	clear(w.inBatch)
-	w.size = 0
-	return nil
+	return w.err
 }
 
 // Flush commits what is queued and makes every block written durable.
@@ -123,9 +149,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 		return nil
 	}
 	w.mu.Lock()
-	err := w.commitLocked(ctx)
+	batch, set := w.takeLocked()
 	w.mu.Unlock()
-	if err != nil {
+	if err := w.commit(ctx, batch, set); err != nil {
 		return err
 	}
 	return w.s.Sync(ctx)
@@ -134,10 +160,12 @@ func (w *Writer) Flush(ctx context.Context) error {
 // Get implements ipld.DAGService, seeing queued blocks too.
 func (w *Writer) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	w.mu.Lock()
-	for _, b := range w.pending {
-		if b.Cid().Equals(c) {
-			w.mu.Unlock()
-			return decode(b)
+	for _, batch := range [][]blocks.Block{w.pending, w.flight} {
+		for _, b := range batch {
+			if b.Cid().Equals(c) {
+				w.mu.Unlock()
+				return decode(b)
+			}
 		}
 	}
 	w.mu.Unlock()
