@@ -31,8 +31,17 @@ e2e-deps:
 e2e: build kubo e2e-deps
 	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(GO) test -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
 
-bench: build kubo
+# One run, side by side: import vs kubo vs the machine's floor, pushing a
+# publish cycle to kubo, pulling it back vs HTTP and rsync.
+bench: build kubo e2e-deps
 	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/run.sh
+	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/push.sh
+	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/pull.sh
+
+# The same import and update on mkmirror's large preset (~1M files, ~20 GiB):
+# hours of disk and CPU on a small machine.
+bench-large: build kubo e2e-deps
+	PRESET=large IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/run.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
