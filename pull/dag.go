@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/files"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -98,6 +99,9 @@ func (p *puller) block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 		return b, err
 	}
 	if data, ok := p.st.block(c); ok {
+		return blocks.NewBlockWithCid(data, c)
+	}
+	if data, ok := p.pre.take(c); ok {
 		return blocks.NewBlockWithCid(data, c)
 	}
 	select {
@@ -211,7 +215,7 @@ func (a *dagAdapter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 func (a *dagAdapter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
 	out := make(chan *ipld.NodeOption, len(cs))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, 32)
 	for _, c := range cs {
 		wg.Go(func() {
 			sem <- struct{}{}
@@ -228,3 +232,76 @@ func (a *dagAdapter) Add(context.Context, ipld.Node) error        { return errRe
 func (a *dagAdapter) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
 func (a *dagAdapter) Remove(context.Context, cid.Cid) error       { return errReadOnly }
 func (a *dagAdapter) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
+
+// newHAMT lists and queues the entries of a HAMT directory DEST does not
+// have yet, one child shard at a time: the shard's whole subtree (its
+// entries' blocks with it) comes in one CAR when it is small enough, and
+// its entries are queued at once, so the memory held ahead stays bounded
+// however big the directory. Names are checked as in list, duplicates
+// across shards included.
+func (p *puller) newHAMT(n *dirNode, pn *mdag.ProtoNode) (err error) {
+	a := &dagAdapter{p: p, rel: n.rel}
+	herr := func(err error) error {
+		if errors.Is(err, errLimit) || p.ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%s: HAMT: %w", p.dagPath(n.rel), err)
+	}
+	if _, err := hamt.NewHamtFromDag(a, pn); err != nil { // checks the header
+		return herr(err)
+	}
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	if err != nil {
+		return herr(err)
+	}
+	padlen := len(fmt.Sprintf("%X", fsn.Fanout()-1))
+	seen := map[string]bool{}
+	n.pending.Store(1) // the listing's own hold, released last
+	defer p.entryDone(n)
+	queue := func(links []*ipld.Link) error {
+		if err := p.addEntries(int64(len(links)), n.rel); err != nil {
+			return err
+		}
+		ts := make([]task, 0, len(links))
+		for _, l := range links {
+			if err := checkName(l.Name); err != nil {
+				return fmt.Errorf("%s: entry %q: %w", p.dagPath(n.rel), l.Name, err)
+			}
+			if seen[l.Name] {
+				return fmt.Errorf("%s: entry %q appears twice", p.dagPath(n.rel), l.Name)
+			}
+			seen[l.Name] = true
+			ts = append(ts, task{dir: n, name: l.Name, cid: l.Cid, size: l.Size})
+		}
+		n.pending.Add(int64(len(ts)))
+		p.q.push(ts)
+		return nil
+	}
+	var direct []*ipld.Link
+	for _, l := range pn.Links() {
+		switch {
+		case len(l.Name) > padlen:
+			direct = append(direct, &ipld.Link{Name: l.Name[padlen:], Cid: l.Cid, Size: l.Size})
+		case len(l.Name) == padlen:
+			p.subtree(p.ctx, l.Cid, l.Size, time.Second)
+			child, err := a.Get(p.ctx, l.Cid)
+			if err != nil {
+				return herr(err)
+			}
+			s, err := hamt.NewHamtFromDag(a, child)
+			if err != nil {
+				return herr(err)
+			}
+			links, err := s.EnumLinks(p.ctx)
+			if err != nil {
+				return herr(err)
+			}
+			if err := queue(links); err != nil {
+				return err
+			}
+		default:
+			return herr(fmt.Errorf("invalid link name %q", l.Name))
+		}
+	}
+	return queue(direct)
+}

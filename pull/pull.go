@@ -107,6 +107,7 @@ type puller struct {
 	// fetches bounds the blocks being fetched one by one at any moment
 	// (each holds up to MaxBlockSize): the memory bound of a run.
 	fetches chan struct{}
+	pre     *prefetch
 
 	entries, bytes                             atomic.Int64
 	files, dirs, symlinks                      atomic.Int64
@@ -153,7 +154,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(),
-		fetches: make(chan struct{}, 4*opts.Jobs)}
+		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}}
 
 	stopProgress := p.progress()
 	err = p.run(destfd)

@@ -3,6 +3,7 @@ package pull
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -246,6 +247,8 @@ func TestLocalChangesRepaired(t *testing.T) {
 	must(os.RemoveAll(filepath.Join(dest, "cran")))
 	must(os.WriteFile(filepath.Join(dest, "cran"), []byte("a file where a directory was"), 0o644))
 	must(os.WriteFile(filepath.Join(dest, tmpPrefix+"0123"), []byte("a leftover"), 0o644))
+	must(os.Chtimes(filepath.Join(dest, "pool/main/h"), time.Now(), time.Now()))
+	must(os.Chmod(filepath.Join(dest, "tools/sticky"), 0o700))
 
 	before := src.Counters().Bytes
 	res := mustPull(t, src, root, dest, func(o *Options) { o.NoDelete = false })
@@ -280,7 +283,7 @@ func (f *failingSource) Block(ctx context.Context, c cid.Cid) (blocks.Block, err
 	return f.Source.Block(ctx, c)
 }
 
-func (f *failingSource) Entity(context.Context, cid.Cid) (Stream, error) { return nil, nil }
+func (f *failingSource) CAR(context.Context, cid.Cid, string) (Stream, error) { return nil, nil }
 
 // TestResume interrupts pulls at several points: DEST never holds a file
 // under its final name with the wrong content, and the next run finishes,
@@ -405,7 +408,7 @@ func TestStateLogTail(t *testing.T) {
 	}
 	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
 	for _, p := range []string{"a", "b/c", "d\nodd"} {
-		if err := st.put(record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}, true); err != nil {
+		if err := st.put(record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -434,5 +437,58 @@ func TestParseSizeFlag(t *testing.T) {
 	// The CLI's size parsing lives in cli; here only the limits' defaults.
 	if DefaultMaxBytes != 64<<40 || DefaultMaxDepth < 32 || DefaultMaxEntries < 10_000_000 {
 		t.Fatal("limits' defaults changed: update docs/pull.md")
+	}
+}
+
+// TestStateCommit: paths a run did not keep are gone after commit (and
+// after reopening), and the logs are compacted once mostly dead, so they
+// stay in proportion to the tree over many runs.
+func TestStateCommit(t *testing.T) {
+	dest := t.TempDir()
+	fd, err := os.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
+	rec := func(p string) record {
+		return record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}
+	}
+	for run := range 50 {
+		st, err := openState(int(fd.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run > 0 {
+			if len(st.index) != 100 {
+				t.Fatalf("run %d: %d records, want 100", run, len(st.index))
+			}
+			if _, ok := st.index[fmt.Sprintf("run%d/%d", run-1, 99)]; !ok {
+				t.Fatalf("run %d: last run's records are missing", run)
+			}
+		}
+		// Each run keeps half of the last run's paths and writes 50 new.
+		for p := range st.index {
+			var r, i int
+			fmt.Sscanf(p, "run%d/%d", &r, &i)
+			if i%2 == 0 {
+				st.keep(p)
+			}
+		}
+		for i := range 100 {
+			if i%2 == 1 || run == 0 {
+				if err := st.put(rec(fmt.Sprintf("run%d/%d", run, i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := st.commit(c, func(cid.Cid) bool { return true }); err != nil {
+			t.Fatal(err)
+		}
+		st.close()
+	}
+	fi, err := os.Stat(filepath.Join(dest, StateDir, indexFile))
+	if err != nil || fi.Size() > 200_000 {
+		t.Fatalf("index log: %v, %d bytes after 50 runs of 100 paths", err, fi.Size())
 	}
 }

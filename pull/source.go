@@ -35,11 +35,12 @@ var ErrNotFound = errors.New("block not found")
 type Source interface {
 	// Block fetches one block.
 	Block(ctx context.Context, c cid.Cid) (blocks.Block, error)
-	// Entity opens a stream of the blocks of the UnixFS entity at c (a
-	// whole file, or a directory with its HAMT shards) in depth-first
-	// order, each verified, in one round trip; nil if the source has no
-	// such thing (the caller then asks block by block).
-	Entity(ctx context.Context, c cid.Cid) (Stream, error)
+	// CAR opens a stream of verified blocks under c in depth-first order,
+	// in one round trip: with scope "entity" the UnixFS entity (a whole
+	// file, or a directory with its HAMT shards), with "all" everything
+	// under c. nil if the source has no such thing (the caller then asks
+	// block by block).
+	CAR(ctx context.Context, c cid.Cid, scope string) (Stream, error)
 	// Counters reports what crossed from the source so far.
 	Counters() Counters
 }
@@ -104,7 +105,7 @@ func (s *Store) Block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	return b, nil
 }
 
-func (s *Store) Entity(context.Context, cid.Cid) (Stream, error) { return nil, nil }
+func (s *Store) CAR(context.Context, cid.Cid, string) (Stream, error) { return nil, nil }
 
 func (s *Store) Counters() Counters {
 	return Counters{Bytes: s.bytes.Load(), Blocks: s.blocks.Load()}
@@ -248,13 +249,13 @@ func (g *Gateways) block(ctx context.Context, i int, c cid.Cid) (blocks.Block, e
 	return b, nil
 }
 
-// Entity GETs a CAR of the entity at c (dag-scope=entity, depth-first, no
-// duplicates). Blocks are verified as they are read; a stream that goes
-// wrong midway is the caller's to abandon.
-func (g *Gateways) Entity(ctx context.Context, c cid.Cid) (Stream, error) {
+// CAR GETs a CAR of the blocks under c with dag-scope=scope, depth-first,
+// without duplicates. Blocks are verified as they are read; a stream that
+// goes wrong midway is the caller's to abandon.
+func (g *Gateways) CAR(ctx context.Context, c cid.Cid, scope string) (Stream, error) {
 	var errs []error
 	for _, i := range g.order(c) {
-		resp, err := g.get(ctx, i, c, "application/vnd.ipld.car; version=1; order=dfs; dups=n", "?format=car&dag-scope=entity")
+		resp, err := g.get(ctx, i, c, "application/vnd.ipld.car; version=1; order=dfs; dups=n", "?format=car&dag-scope="+scope)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -273,7 +274,7 @@ func (g *Gateways) Entity(ctx context.Context, c cid.Cid) (Stream, error) {
 		}
 		return &carStream{br: br, body: resp.Body, g: g, url: g.urls[i]}, nil
 	}
-	return nil, fmt.Errorf("entity %s: %w", c, errors.Join(errs...))
+	return nil, fmt.Errorf("CAR %s: %w", c, errors.Join(errs...))
 }
 
 type carStream struct {

@@ -54,22 +54,24 @@ type savedState struct {
 }
 
 // state is DEST's pull state, open for one run: the previous root, the
-// index and the block cache as loaded, and both files open for appending
+// index and the block cache as loaded, and both files open for appending,
 // so that what this run completes survives an interruption (the next run
-// resumes from it). At the end of a successful run both are rewritten with
-// only what the new root needs.
+// resumes from it). Both files are logs: a run appends what it writes (and
+// tombstones for paths no longer in the root), and rewrites a log only when
+// more than half of it is dead, so an update costs writes in proportion
+// to the change, not to the tree.
 type state struct {
 	dirfd int // StateDir
 	lock  int
 	prev  savedState
 
-	mu      sync.Mutex
-	index   map[string]record
-	byCid   map[cid.Cid]string // a file's CID → a path that holds it
-	cache   map[cid.Cid][]byte
-	indexW  *logWriter
-	cacheW  *logWriter
-	written map[string]record // what this run recorded, for the compacted index
+	mu     sync.Mutex
+	index  map[string]record
+	byCid  map[cid.Cid]string // a file's CID → a path that holds it
+	cache  map[cid.Cid][]byte
+	indexW *logWriter
+	cacheW *logWriter
+	live   map[string]bool // the paths this run found or wrote
 }
 
 // openState opens (creating) StateDir in dest and takes its lock: a second
@@ -82,7 +84,7 @@ func openState(destfd int) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", StateDir, err)
 	}
-	s := &state{dirfd: fd, lock: -1, index: map[string]record{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid][]byte{}, written: map[string]record{}}
+	s := &state{dirfd: fd, lock: -1, index: map[string]record{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid][]byte{}, live: map[string]bool{}}
 	if s.lock, err = unix.Openat(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
 		s.close()
 		return nil, fmt.Errorf("open %s/%s: %w", StateDir, lockFile, err)
@@ -114,8 +116,12 @@ func (s *state) load() error {
 	}
 	var err error
 	s.indexW, err = openLog(s.dirfd, indexFile, func(p []byte) {
-		if r, ok := decodeRecord(p); ok {
+		if r, ok := decodeRecord(p); !ok {
+			return
+		} else if r.Cid.Defined() {
 			s.index[r.Path] = r
+		} else {
+			delete(s.index, r.Path) // a tombstone
 		}
 	})
 	if err != nil {
@@ -158,16 +164,20 @@ func (s *state) pathOf(c cid.Cid) (string, bool) {
 	return p, ok
 }
 
-// put records path as holding r, durably enough for a re-run to find it
-// (appended, not synced: after a crash of the machine the next run re-checks
-// every record against lstat and the block hashes anyway).
-func (s *state) put(r record, appendLog bool) error {
+// keep marks path as still holding what its record says.
+func (s *state) keep(path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.written[r.Path] = r
-	if !appendLog {
-		return nil
-	}
+	s.live[path] = true
+}
+
+// put records path as holding r: appended and handed to the kernel at
+// once, so a re-run finds it (not synced: after a crash of the machine the
+// next run re-checks every record against lstat and block hashes anyway).
+func (s *state) put(r record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live[r.Path] = true
 	s.index[r.Path] = r
 	if r.Local.Type == typeFile {
 		s.byCid[r.Cid] = r.Path
@@ -183,8 +193,8 @@ func (s *state) block(c cid.Cid) ([]byte, bool) {
 	return d, ok
 }
 
-// cacheBlock keeps a verified structure block (a directory, HAMT shard or
-// file node with links) for the next run.
+// cacheBlock keeps a verified structure block (a directory or HAMT shard)
+// for the next run.
 func (s *state) cacheBlock(c cid.Cid, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,31 +202,52 @@ func (s *state) cacheBlock(c cid.Cid, data []byte) error {
 		return nil
 	}
 	s.cache[c] = data
-	p := append(c.Bytes(), data...)
-	return s.cacheW.append(p)
+	return s.cacheW.append(append(c.Bytes(), data...))
 }
 
-// commit rewrites the index with exactly the records of this run and the
-// cache with the blocks in keep, then records root as pulled. Each file is
-// written to a temporary name and renamed, so a crash leaves the old or the
-// new version.
+// commit ends a successful run: tombstones for the paths the root no
+// longer has, the cache trimmed to the blocks in keep, both logs synced
+// (compacted first if mostly dead), then root recorded as pulled.
 func (s *state) commit(root cid.Cid, keep func(cid.Cid) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var buf []byte
-	for _, r := range s.written {
-		buf = appendFrame(buf, encodeRecord(r))
-	}
-	if err := writeFileAt(s.dirfd, indexFile, buf); err != nil {
-		return err
-	}
-	buf = buf[:0]
-	for c, data := range s.cache {
-		if keep(c) {
-			buf = appendFrame(buf, append(c.Bytes(), data...))
+	for p := range s.index {
+		if !s.live[p] {
+			delete(s.index, p)
+			if err := s.indexW.append(encodeRecord(record{Path: p})); err != nil {
+				return err
+			}
 		}
 	}
-	if err := writeFileAt(s.dirfd, cacheFile, buf); err != nil {
+	if s.indexW.frames > 2*len(s.index)+1024 {
+		var buf []byte
+		for _, r := range s.index {
+			buf = appendFrame(buf, encodeRecord(r))
+		}
+		if err := s.indexW.replace(buf, len(s.index)); err != nil {
+			return err
+		}
+	}
+	if err := s.indexW.sync(); err != nil {
+		return err
+	}
+	dead := 0
+	for c := range s.cache {
+		if !keep(c) {
+			delete(s.cache, c)
+			dead++
+		}
+	}
+	if dead > 0 && s.cacheW.frames > 2*len(s.cache)+256 {
+		var buf []byte
+		for c, data := range s.cache {
+			buf = appendFrame(buf, append(c.Bytes(), data...))
+		}
+		if err := s.cacheW.replace(buf, len(s.cache)); err != nil {
+			return err
+		}
+	}
+	if err := s.cacheW.sync(); err != nil {
 		return err
 	}
 	st := savedState{Root: root.String(), Previous: s.prev.Root, Time: time.Now().UTC()}
@@ -243,7 +274,10 @@ func (s *state) close() {
 // Records are encoded as: uvarint path length, path, uvarint CID length,
 // CID, type, varint size, varint mtime (ns), uvarint mode.
 func encodeRecord(r record) []byte {
-	cb := r.Cid.Bytes()
+	var cb []byte
+	if r.Cid.Defined() {
+		cb = r.Cid.Bytes()
+	}
 	b := make([]byte, 0, len(r.Path)+len(cb)+32)
 	b = binary.AppendUvarint(b, uint64(len(r.Path)))
 	b = append(b, r.Path...)
@@ -275,6 +309,9 @@ func decodeRecord(b []byte) (record, bool) {
 	cb, ok := str()
 	if !ok {
 		return r, false
+	}
+	if len(cb) == 0 {
+		return r, true // a tombstone: the path is gone
 	}
 	c, err := cid.Cast(cb)
 	if err != nil || len(b) < 1 {
@@ -317,7 +354,10 @@ type logWriter struct {
 	w  *bufio.Writer
 	// eager hands every frame to the kernel at once: index records must
 	// survive a killed run for the next one to resume.
-	eager bool
+	eager  bool
+	frames int // in the file
+	dirfd  int
+	name   string
 }
 
 // maxFrame bounds a frame's length as read back, so a damaged length
@@ -332,6 +372,7 @@ func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
 	f := os.NewFile(uintptr(fd), name)
 	br := bufio.NewReaderSize(f, 1<<20)
 	var good int64
+	frames := 0
 	for {
 		n, err := binary.ReadUvarint(br)
 		if err != nil || n > maxFrame {
@@ -346,6 +387,7 @@ func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
 			break
 		}
 		each(p)
+		frames++
 		good += int64(uvarintLen(n)) + int64(n) + 4
 	}
 	if err := f.Truncate(good); err != nil {
@@ -356,7 +398,7 @@ func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
 		f.Close()
 		return nil, err
 	}
-	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10), frames: frames, dirfd: dirfd, name: name}, nil
 }
 
 func uvarintLen(n uint64) int {
@@ -368,8 +410,9 @@ func (l *logWriter) append(payload []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.w.Write(appendFrame(nil, payload)); err != nil {
-		return fmt.Errorf("write %s/%s: %w", StateDir, l.f.Name(), err)
+		return fmt.Errorf("write %s/%s: %w", StateDir, l.name, err)
 	}
+	l.frames++
 	if l.eager {
 		return l.w.Flush()
 	}
@@ -382,6 +425,38 @@ func (l *logWriter) flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Flush()
+}
+
+// sync makes the log durable.
+func (l *logWriter) sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("write %s/%s: %w", StateDir, l.name, err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s/%s: %w", StateDir, l.name, err)
+	}
+	return nil
+}
+
+// replace swaps the log for the frames in data (written to a temporary
+// name, synced, renamed) and goes on appending to the new file.
+func (l *logWriter) replace(data []byte, frames int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := writeFileAt(l.dirfd, l.name, data); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(l.dirfd, l.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s/%s: %w", StateDir, l.name, err)
+	}
+	l.f.Close()
+	l.f = os.NewFile(uintptr(fd), l.name)
+	l.w.Reset(l.f)
+	l.frames = frames
+	return nil
 }
 
 func (l *logWriter) close() {

@@ -34,9 +34,22 @@ type dirNode struct {
 
 	pending atomic.Int64 // entries not yet done, +1 while listing
 
+	// dirty: something in this directory was written or removed, or its
+	// mode or mtime are not the root's; below: the same of a descendant.
+	// finish visits only what is marked, so an update costs no walk of the
+	// directories it did not touch.
+	dirty, below atomic.Bool
+
 	mu       sync.Mutex
 	deletes  []string // local entries not in the root, removed at the end
 	children []*dirNode
+}
+
+// touch marks d as changed, and its ancestors as having a change below.
+func (d *dirNode) touch() {
+	d.dirty.Store(true)
+	for a := d.parent; a != nil && !a.below.Swap(true); a = a.parent {
+	}
 }
 
 // task is one entry to make right.
@@ -186,18 +199,58 @@ func (p *puller) expand(d *dirNode, entries []link) error {
 			if err := removeAt(d.fd, n); err != nil {
 				return fmt.Errorf("remove leftover %s: %w", p.local(join(d.rel, n)), err)
 			}
+			d.touch()
 		case !p.o.NoDelete:
 			d.deletes = append(d.deletes, n)
+			d.touch()
 		}
 	}
-	ts := make([]task, len(entries))
-	for i, e := range entries {
-		ts[i] = task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize}
+	// Entries unchanged since the last run are settled here, without a
+	// task each: on an update they are nearly all of them. A huge
+	// directory is checked in parts at once (lstat is a system call each).
+	const part = 2048
+	parts := make([][]task, (len(entries)+part-1)/part)
+	var wg sync.WaitGroup
+	var first onceErr
+	for k := range parts {
+		wg.Go(func() {
+			for _, e := range entries[k*part : min(len(entries), (k+1)*part)] {
+				unchanged, err := p.unchanged(d, e)
+				if err != nil {
+					first.set(err)
+					return
+				}
+				if !unchanged {
+					parts[k] = append(parts[k], task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
+				}
+			}
+		})
+		if len(parts) > 1 && k%4 == 3 {
+			wg.Wait() // at most four at once
+		}
 	}
+	wg.Wait()
+	if err := first.get(); err != nil {
+		return err
+	}
+	ts := slices.Concat(parts...)
 	d.pending.Store(int64(len(ts)) + 1)
 	p.q.push(ts)
 	p.entryDone(d) // the listing's own hold
 	return nil
+}
+
+// unchanged settles the entry e of d if DEST still holds exactly what the
+// index says was written there, with e's CID.
+func (p *puller) unchanged(d *dirNode, e link) (bool, error) {
+	rec, ok := p.st.lookup(join(d.rel, e.Name))
+	if !ok || !rec.Cid.Equals(e.Cid) || (rec.Local.Type != typeFile && rec.Local.Type != typeSymlink) {
+		return false, nil
+	}
+	if ls, err := lstatAt(d.fd, e.Name); err != nil || ls != rec.Local {
+		return false, nil
+	}
+	return true, p.keep(rec)
 }
 
 func join(dir, name string) string {
@@ -254,34 +307,13 @@ func (p *puller) entry(t task) error {
 		}
 	}
 
-	var stream Stream
-	var root []byte
-	if _, cached := p.st.block(t.cid); !cached && ls.Type == typeNone && t.size > rawMax {
-		// Nothing local to reuse: the whole entity in one round trip.
-		if stream, err = p.src.Entity(p.ctx, t.cid); err != nil {
-			if p.ctx.Err() != nil {
-				return p.ctx.Err()
-			}
-			stream = nil // block by block instead
-		}
+	_, cached := p.st.block(t.cid)
+	prefetched := false
+	if !cached && ls.Type == typeNone {
+		// Nothing local: a small subtree comes whole, in one round trip.
+		prefetched = p.subtree(p.ctx, t.cid, t.size, 0)
 	}
-	if stream != nil {
-		defer stream.Close()
-		if b, err := stream.Next(); err == nil && b.Cid().Equals(t.cid) {
-			root = b.RawData()
-		} else {
-			stream.Close()
-			stream = nil
-		}
-	}
-	if root == nil {
-		b, err := p.block(p.ctx, t.cid)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.dagPath(rel), err)
-		}
-		root = b.RawData()
-	}
-	b, err := verify(t.cid, root)
+	b, err := p.block(p.ctx, t.cid)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.dagPath(rel), err)
 	}
@@ -292,13 +324,26 @@ func (p *puller) entry(t task) error {
 	switch k {
 	case kindDir:
 		isDir = true
-		if err := p.dir(t, rel, nd, fsn, ls, stream, root); err != nil {
+		if err := p.dir(t, rel, b.RawData(), nd, fsn, ls, prefetched); err != nil {
 			isDir = false
 			return err
 		}
 		return nil
 	case kindSymlink:
 		return p.symlink(t, rel, fsn, ls)
+	}
+	var stream Stream
+	if !prefetched && ls.Type == typeNone && nd != nil && len(nd.Links()) > 0 {
+		// A big new file: the rest of it in one stream (whose first block
+		// is the root, already here).
+		if s, err := p.src.CAR(p.ctx, t.cid, "entity"); err == nil && s != nil {
+			if first, err := s.Next(); err == nil && first.Cid().Equals(t.cid) {
+				stream = s
+				defer s.Close()
+			} else {
+				s.Close()
+			}
+		}
 	}
 	return p.file(t, rel, b, fsn, ls, known, stream)
 }
@@ -314,26 +359,28 @@ func (p *puller) keep(rec record) error {
 	case typeSymlink:
 		p.symlinks.Add(1)
 	}
-	return p.st.put(rec, false)
+	p.st.keep(rec.Path)
+	return nil
 }
 
 // dir makes the directory t in DEST and queues its entries.
-func (p *puller) dir(t task, rel string, pn *mdag.ProtoNode, fsn *ft.FSNode, ls localStat, stream Stream, root []byte) error {
+func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft.FSNode, ls localStat, prefetched bool) error {
 	d := t.dir
 	if d.depth+1 > p.o.MaxDepth {
 		return fmt.Errorf("%s: directories nested deeper than %d (--max-depth): %w", p.dagPath(rel), p.o.MaxDepth, errLimit)
 	}
-	if err := p.st.cacheBlock(t.cid, root); err != nil {
+	if err := p.st.cacheBlock(t.cid, raw); err != nil {
 		return err
 	}
-	if stream != nil && fsn.Type() == ft.THAMTShard {
-		// The rest of the entity is the HAMT's shards: cache them, so the
-		// walk below finds them without a round trip each.
-		p.drainShards(stream)
-	}
-	entries, err := p.list(p.ctx, pn, fsn, rel)
-	if err != nil {
-		return err
+	// A big new HAMT directory is listed and written a group of entries at
+	// a time (newHAMT); any other is listed whole first.
+	grouped := ls.Type != typeDir && !prefetched && fsn.Type() == ft.THAMTShard
+	var entries []link
+	if !grouped {
+		var err error
+		if entries, err = p.list(p.ctx, pn, fsn, rel); err != nil {
+			return err
+		}
 	}
 	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode}
 	switch ls.Type {
@@ -351,6 +398,7 @@ func (p *puller) dir(t task, rel string, pn *mdag.ProtoNode, fsn *ft.FSNode, ls 
 			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 		}
 	}
+	var err error
 	if n.fd, err = openDir(d.fd, t.name); err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
@@ -360,35 +408,22 @@ func (p *puller) dir(t task, rel string, pn *mdag.ProtoNode, fsn *ft.FSNode, ls 
 			unix.Close(n.fd)
 			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 		}
+		n.touch()
 	}
 	p.dirs.Add(1)
 	d.mu.Lock()
 	d.children = append(d.children, n)
 	d.mu.Unlock()
-	if err := p.expand(n, entries); err != nil {
-		return err
+	if n.created {
+		d.touch()
+		n.touch()
+	} else if (n.meta.hasMode && ls.Mode != n.meta.mode) || (n.meta.hasMTime && ls.MTime != n.meta.mtime) {
+		n.touch()
 	}
-	return nil
-}
-
-// drainShards caches the HAMT shards that follow a directory in its entity
-// CAR, up to a bound; the walk fetches whatever is left.
-func (p *puller) drainShards(s Stream) {
-	var n int64
-	for n < 64<<20 {
-		b, err := s.Next()
-		if err != nil {
-			return
-		}
-		_, fsn, k, err := decodeEntry(b)
-		if err != nil || k != kindDir || fsn.Type() != ft.THAMTShard {
-			return
-		}
-		if p.st.cacheBlock(b.Cid(), b.RawData()) != nil {
-			return
-		}
-		n += int64(len(b.RawData()))
+	if grouped {
+		return p.newHAMT(n, pn)
 	}
+	return p.expand(n, entries)
 }
 
 // symlink writes the symlink t: created under a temporary name with its
@@ -442,12 +477,13 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 		}
 		p.symlinksWritten.Add(1)
+		d.touch()
 	}
 	now, err := lstatAt(d.fd, t.name)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
-	return p.st.put(record{Path: rel, Cid: t.cid, Local: now}, true)
+	return p.st.put(record{Path: rel, Cid: t.cid, Local: now})
 }
 
 // copyLocal copies the file t from the path from, where an earlier pull
@@ -551,6 +587,7 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	if err == nil {
 		err = unix.Renameat(d.fd, tmp, d.fd, name)
 	}
+	d.touch()
 	if err != nil {
 		unix.Unlinkat(d.fd, tmp, 0)
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
@@ -564,7 +601,7 @@ func (p *puller) record(d *dirNode, name, rel string, c cid.Cid) error {
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
-	return p.st.put(record{Path: rel, Cid: c, Local: ls}, true)
+	return p.st.put(record{Path: rel, Cid: c, Local: ls})
 }
 
 // finish runs after every entry is written, depth first: it removes the
@@ -579,6 +616,9 @@ func (p *puller) finish(d *dirNode, fd int) error {
 		p.deleted.Add(1)
 	}
 	for _, c := range d.children {
+		if !c.dirty.Load() && !c.below.Load() {
+			continue
+		}
 		cfd, err := openDir(fd, c.name)
 		if err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(c.rel), err)
