@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# bench/pull.sh: one publish cycle of a synthetic mirror (mkmirror), fetched
+# on loopback by three downstream mirrors:
+#   (a) ipfs-sync pull from `ipfs-sync serve` (trustless gateway),
+#   (b) wget --mirror from a static HTTP file server of the tree (Go's
+#       http.FileServer, symlinks not followed),
+#   (c) rsync from an rsync daemon.
+# For the first full pull (into an empty directory) and for the update
+# (the mutated tree, into the same directory): wall time and bytes on the
+# wire. Every client talks to its server through a counting TCP proxy, so
+# "wire" is every byte of the TCP payload both ways (requests, headers,
+# framing, data), measured the same way for all three. Times include a
+# final sync(1): each run ends with its data on disk (ipfs-sync pull syncs
+# before it records the root; the others are given the same).
+#
+# Environment (all optional):
+#   IPFS_SYNC_BIN  ipfs-sync binary  (default: <repo>/bin/ipfs-sync)
+#   MKMIRROR       tree generator    (default: /work/shared/bench/mkmirror)
+#   PRESET         mkmirror preset   (default: small)
+#   SEED, MUTATE_SEED                (default: 1, 1)
+#   BENCH_DIR      cache of trees and scratch space (default: /tmp/ipfs-sync-bench;
+#                  the trees are shared with bench/run.sh)
+#   JOBS           ipfs-sync pull --jobs (default: its own)
+#   RECORD         1 appends the results to docs/pull-benchmarks.md (default: 0)
+#   KEEP           1 keeps the scratch directory (default: 0)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(dirname "$here")
+IPFS_SYNC_BIN=${IPFS_SYNC_BIN:-$repo_root/bin/ipfs-sync}
+MKMIRROR=${MKMIRROR:-/work/shared/bench/mkmirror}
+PRESET=${PRESET:-small}
+SEED=${SEED:-1}
+MUTATE_SEED=${MUTATE_SEED:-1}
+BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
+JOBS=${JOBS:-}
+RECORD=${RECORD:-0}
+KEEP=${KEEP:-0}
+GO=${GO:-go}
+
+die() { echo "bench/pull: $*" >&2; exit 1; }
+log() { echo "bench/pull: $*" >&2; }
+
+[[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build' or set IPFS_SYNC_BIN)"
+[[ -x $MKMIRROR ]] || die "no mkmirror at $MKMIRROR (set MKMIRROR)"
+for tool in wget rsync python3 "$GO"; do
+	command -v "$tool" >/dev/null || die "$tool is needed (apt-get install -y wget rsync)"
+done
+IPFS_SYNC_BIN=$(cd "$(dirname "$IPFS_SYNC_BIN")" && pwd)/$(basename "$IPFS_SYNC_BIN")
+
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+work=$(mktemp -d "$BENCH_DIR/pull.XXXXXX")
+pids=()
+cleanup() {
+	local rc=$?
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [[ $KEEP == 1 ]]; then
+		log "kept $work"
+	else
+		chmod -R u+w "$work" 2>/dev/null || true
+		rm -rf "$work"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+
+# ---- the trees (cached and fingerprinted as bench/run.sh does) -----------
+fingerprint() { "$MKMIRROR" fingerprint "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
+ensure_tree() {
+	local dir=$1
+	shift
+	if [[ -d $dir && -s $dir.fingerprint ]] && [[ $(fingerprint "$dir") == "$(cat "$dir.fingerprint")" ]]; then
+		return 0
+	fi
+	chmod -R u+w "$dir" "$dir.tmp" 2>/dev/null || true
+	rm -rf "$dir" "$dir.tmp" "$dir.fingerprint"
+	"$@" "$dir.tmp" >&2
+	fingerprint "$dir.tmp" >"$dir.fingerprint.tmp"
+	mv "$dir.tmp" "$dir"
+	mv "$dir.fingerprint.tmp" "$dir.fingerprint"
+}
+V1=$BENCH_DIR/$PRESET-seed$SEED
+V2=$V1.mut$MUTATE_SEED
+log "trees: $V1 and $V2"
+ensure_tree "$V1" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
+mutated() { cp -a "$V1" "$1" && "$MKMIRROR" mutate --seed "$MUTATE_SEED" "$1"; }
+ensure_tree "$V2" mutated
+
+# ---- a file server and a counting proxy (Go, standard library only) ------
+mkdir -p "$work/tool"
+cat >"$work/tool/go.mod" <<'EOF'
+module benchtool
+
+go 1.22
+EOF
+cat >"$work/tool/main.go" <<'EOF'
+// benchtool fileserver DIR ADDR: Go's http.FileServer over DIR, refusing
+// symlinks below DIR (a mirror's "debian -> ." would loop forever), and
+// sending no Last-Modified for directory listings, as nginx's and Apache's
+// autoindex do: wget --mirror skips the whole subtree of a listing that
+// answers 304, so with them it would miss changes below unchanged
+// directories.
+// benchtool proxy LISTEN TARGET: forwards TCP, counts the bytes each way,
+// prints "UP DOWN" on SIGTERM once the connections are done.
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type noLinks string
+
+func (d noLinks) Open(name string) (http.File, error) {
+	p := string(d)
+	for _, part := range strings.Split(strings.TrimPrefix(path.Clean("/"+name), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fs.ErrNotExist
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return listing{f}, nil
+	}
+	return f, nil
+}
+
+type listing struct{ *os.File }
+
+func (l listing) Stat() (fs.FileInfo, error) {
+	fi, err := l.File.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return undated{fi}, nil
+}
+
+type undated struct{ fs.FileInfo }
+
+func (undated) ModTime() time.Time { return time.Time{} }
+
+func main() {
+	switch os.Args[1] {
+	case "fileserver":
+		l, err := net.Listen("tcp", os.Args[3])
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("ready")
+		panic(http.Serve(l, http.FileServer(noLinks(os.Args[2]))))
+	case "proxy":
+		l, err := net.Listen("tcp", os.Args[2])
+		if err != nil {
+			panic(err)
+		}
+		var up, down atomic.Int64
+		var wg sync.WaitGroup
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				t, err := net.Dial("tcp", os.Args[3])
+				if err != nil {
+					c.Close()
+					continue
+				}
+				wg.Add(2)
+				go func() { n, _ := io.Copy(t, c); up.Add(n); t.(*net.TCPConn).CloseWrite(); wg.Done() }()
+				go func() { n, _ := io.Copy(c, t); down.Add(n); c.(*net.TCPConn).CloseWrite(); wg.Done() }()
+			}
+		}()
+		fmt.Println("ready")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		l.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		fmt.Println(up.Load(), down.Load())
+	}
+}
+EOF
+(cd "$work/tool" && GOFLAGS= "$GO" build -o benchtool .) || die "building the file server and proxy failed"
+tool=$work/tool/benchtool
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_line FILE TEXT: until FILE holds TEXT (a server's ready line).
+wait_line() {
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	die "$1: no '$2'"
+}
+
+# ---- the servers, all serving "current" (a symlink to V1, then to V2) ----
+ln -sfn "$V1" "$work/current"
+log "importing both versions into an ipfs-sync repository"
+repo=$work/repo
+ROOT1=$("$IPFS_SYNC_BIN" --repo "$repo" -q sync --name bench "$V1")
+ROOT2=$("$IPFS_SYNC_BIN" --repo "$repo" -q sync --name bench --base "$ROOT1" "$V2")
+
+serve_port=$(freeport)
+"$IPFS_SYNC_BIN" --repo "$repo" serve --listen "127.0.0.1:$serve_port" 2>"$work/serve.log" &
+pids+=($!)
+wait_line "$work/serve.log" serving
+
+http_port=$(freeport)
+"$tool" fileserver "$work/current" "127.0.0.1:$http_port" >"$work/http.log" 2>&1 &
+pids+=($!)
+wait_line "$work/http.log" ready
+
+rsync_port=$(freeport)
+cat >"$work/rsyncd.conf" <<EOF
+use chroot = no
+uid = $(id -u)
+gid = $(id -g)
+pid file = $work/rsyncd.pid
+log file = $work/rsyncd.log
+[mirror]
+path = $work/current
+read only = yes
+EOF
+rsync --daemon --no-detach --address 127.0.0.1 --port "$rsync_port" --config "$work/rsyncd.conf" &
+pids+=($!)
+for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rsync_port/" >/dev/null 2>&1 && break; sleep 0.05; done
+
+# run NAME PORT CMD...: CMD through a fresh counting proxy in front of PORT
+# (CMD's "@PROXY@" becomes the proxy's host:port); sets WALL and WIRE.
+run() {
+	local name=$1 port=$2
+	shift 2
+	local pport
+	pport=$(freeport)
+	"$tool" proxy "127.0.0.1:$pport" "127.0.0.1:$port" >"$work/$name.proxy" &
+	local ppid=$!
+	wait_line "$work/$name.proxy" ready
+	local args=()
+	for a in "$@"; do args+=("${a//@PROXY@/127.0.0.1:$pport}"); done
+	sync
+	local t0 rc=0
+	t0=$(now)
+	"${args[@]}" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+	sync
+	WALL=$(calc "$(now) - $t0")
+	kill -TERM $ppid
+	wait $ppid || true
+	WIRE=$(tail -n 1 "$work/$name.proxy" | awk '{print $1 + $2}')
+	RC=$rc
+}
+
+declare -A wall wire fetched
+pull_json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+jobs_flag=()
+[[ -n $JOBS ]] && jobs_flag=(--jobs "$JOBS")
+
+for phase in full update; do
+	if [[ $phase == update ]]; then
+		ln -sfn "$V2" "$work/current"
+		root=$ROOT2
+	else
+		root=$ROOT1
+	fi
+	log "$phase: ipfs-sync pull"
+	run "pull-$phase" "$serve_port" "$IPFS_SYNC_BIN" --json pull "$root" "$work/dest-pull" --from "http://@PROXY@" "${jobs_flag[@]}"
+	[[ $RC == 0 ]] || { cat "$work/pull-$phase.err" >&2; die "ipfs-sync pull failed"; }
+	wall[pull-$phase]=$WALL wire[pull-$phase]=$WIRE
+	fetched[$phase]=$(pull_json "$work/pull-$phase.out" bytes_fetched)
+
+	log "$phase: wget --mirror"
+	run "wget-$phase" "$http_port" wget --mirror --no-host-directories --no-verbose -e robots=off -P "$work/dest-wget" "http://@PROXY@/"
+	# 8: some requests failed (the symlinks, which the file server refuses).
+	[[ $RC == 0 || $RC == 8 ]] || { tail "$work/wget-$phase.err" >&2; die "wget failed ($RC)"; }
+	wall[wget-$phase]=$WALL wire[wget-$phase]=$WIRE
+
+	log "$phase: rsync"
+	run "rsync-$phase" "$rsync_port" rsync -a --delete --stats "rsync://@PROXY@/mirror/" "$work/dest-rsync/"
+	[[ $RC == 0 ]] || { tail "$work/rsync-$phase.err" >&2; die "rsync failed ($RC)"; }
+	wall[rsync-$phase]=$WALL wire[rsync-$phase]=$WIRE
+
+	want=$V1
+	[[ $phase == update ]] && want=$V2
+	for d in pull rsync; do
+		if [[ -n $(rsync -rlptDnc --itemize-changes --delete --exclude=/.ipfs-sync-pull "$want/" "$work/dest-$d/") ]]; then
+			die "$phase: dest-$d differs from the tree"
+		fi
+	done
+done
+
+# ---- report ---------------------------------------------------------------
+files=$(find "$V1" -type f | wc -l)
+bytes=$(du -sb "$V1" | cut -f1)
+changed=$(rsync -rlptDnc --itemize-changes --delete "$V2/" "$V1/" | grep -c '^[>.c]f' || true)
+mib() { calc "round($1 / 1048576, 1)"; }
+table=$(
+	printf '| client | full: time | full: wire | update: time | update: wire |\n'
+	printf '|---|---:|---:|---:|---:|\n'
+	for c in pull wget rsync; do
+		case $c in
+		pull) label="ipfs-sync pull ← serve" ;;
+		wget) label="wget --mirror ← http.FileServer" ;;
+		rsync) label="rsync ← rsync daemon" ;;
+		esac
+		printf '| %s | %.2f s | %s MiB | %.2f s | %s MiB |\n' "$label" "${wall[$c-full]}" "$(mib "${wire[$c-full]}")" "${wall[$c-update]}" "$(mib "${wire[$c-update]}")"
+	done
+)
+summary="ipfs-sync pull fetched $(mib "${fetched[full]}") MiB of blocks for the full pull and $(mib "${fetched[update]}") MiB for the update"
+echo
+echo "$PRESET tree (seed $SEED): $files files, $(mib "$bytes") MiB; publish cycle (mutate --seed $MUTATE_SEED): $changed files changed"
+echo
+echo "$table"
+echo
+echo "$summary"
+
+if [[ $RECORD == 1 ]]; then
+	doc=$repo_root/docs/pull-benchmarks.md
+	[[ -s $doc ]] || printf '# pull benchmarks\n\nAppended by `RECORD=1 bench/pull.sh`; see the script for what is measured.\n' >"$doc"
+	{
+		echo
+		echo "## $(date -u +%Y-%m-%d) $PRESET, seed $SEED, mutate --seed $MUTATE_SEED ($(git -C "$repo_root" rev-parse --short HEAD))"
+		echo
+		echo "\`PRESET=$PRESET SEED=$SEED MUTATE_SEED=$MUTATE_SEED${JOBS:+ JOBS=$JOBS} bench/pull.sh\` on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+		echo "Tree: $files files, $(mib "$bytes") MiB; the cycle changes $changed files."
+		echo
+		echo "$table"
+		echo
+		echo "$summary."
+	} >>"$doc"
+	log "appended to $doc"
+fi
