@@ -37,6 +37,14 @@ func (f *prefetch) reserve(n int64) bool {
 	return true
 }
 
+// has reports whether c was read ahead.
+func (f *prefetch) has(c cid.Cid) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.blocks[c]
+	return ok
+}
+
 // take removes and returns a block.
 func (f *prefetch) take(c cid.Cid) ([]byte, bool) {
 	f.mu.Lock()

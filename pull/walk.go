@@ -308,8 +308,9 @@ func (p *puller) entry(t task) error {
 	}
 
 	_, cached := p.st.block(t.cid)
-	prefetched := false
-	if !cached && ls.Type == typeNone {
+	// Read ahead with an enclosing subtree: everything below is there too.
+	prefetched := p.pre.has(t.cid)
+	if !cached && !prefetched && ls.Type == typeNone {
 		// Nothing local: a small subtree comes whole, in one round trip.
 		prefetched = p.subtree(p.ctx, t.cid, t.size, 0)
 	}
