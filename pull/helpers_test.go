@@ -132,6 +132,24 @@ func (g *dagStore) protoWith(fsn *ft.FSNode, links ...*ipld.Link) cid.Cid {
 	return g.add(nd)
 }
 
+// totalBytes is the size of every block in the store.
+func (g *dagStore) totalBytes() int64 {
+	g.t.Helper()
+	keys, err := g.bs.AllKeysChan(context.Background())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var n int64
+	for k := range keys {
+		b, err := g.bs.Get(context.Background(), k)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		n += int64(len(b.RawData()))
+	}
+	return n
+}
+
 func (g *dagStore) size(c cid.Cid) uint64 {
 	nd, err := g.ds.Get(context.Background(), c)
 	if err != nil {

@@ -84,6 +84,10 @@ func TestRoundTrip(t *testing.T) {
 			if res.Previous != nil || res.Files != 51 || res.FilesWritten != 51 || res.Symlinks != 4 {
 				t.Errorf("first pull: %+v", res)
 			}
+			// Each block crosses once (CAR framing aside).
+			if all := g.totalBytes(); res.BytesFetched > all+all/20+4096 {
+				t.Errorf("first pull fetched %d bytes, the DAG has %d", res.BytesFetched, all)
+			}
 			before := src.Counters()
 			res = mustPull(t, src, root, dest)
 			checkTree(t, dest, tree)
