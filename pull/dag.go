@@ -7,16 +7,13 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ipfs/boxo/files"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
-	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 )
 
 // kind is what a UnixFS root node is.
@@ -123,28 +120,25 @@ type link struct {
 // list reads the entries of the directory node nd at rel (HAMT shards are
 // walked with boxo's hamt over a DAG service that fetches what the cache
 // lacks), checks every name and returns them sorted by name as bytes.
-func (p *puller) list(ctx context.Context, nd *mdag.ProtoNode, fsn *ft.FSNode, rel string) ([]link, error) {
-	var links []*ipld.Link
+func (p *puller) list(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, fsn *ft.FSNode, rel string) ([]link, error) {
+	var out []link
 	if fsn.Type() == ft.THAMTShard {
-		s, err := hamt.NewHamtFromDag(&dagAdapter{p: p, rel: rel}, nd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: HAMT: %w", p.dagPath(rel), err)
-		}
-		if links, err = s.EnumLinks(ctx); err != nil {
+		var err error
+		if out, err = p.hamtLinks(ctx, c, nd, rel); err != nil {
 			if errors.Is(err, errLimit) || ctx.Err() != nil {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%s: HAMT: %w", p.dagPath(rel), err)
 		}
 	} else {
-		links = nd.Links()
+		for _, l := range nd.Links() {
+			out = append(out, link{Name: l.Name, Cid: l.Cid, Tsize: l.Size})
+		}
 	}
-	if err := p.addEntries(int64(len(links)), rel); err != nil {
+	if err := p.addEntries(int64(len(out)), rel); err != nil {
 		return nil, err
 	}
-	out := make([]link, len(links))
-	for i, l := range links {
-		out[i] = link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
+	for _, l := range out {
 		if err := checkName(l.Name); err != nil {
 			return nil, fmt.Errorf("%s: entry %q: %w", p.dagPath(rel), l.Name, err)
 		}
@@ -179,60 +173,6 @@ func checkName(name string) error {
 	return nil
 }
 
-// dagAdapter is the read-only DAG service boxo's hamt walks: shards come
-// from the cache (unchanged shards of the previous root cost nothing) or
-// the source, and each one fetched is cached for the next run. Every shard
-// counts as an entry, so a hostile HAMT cannot grow without bound.
-type dagAdapter struct {
-	p   *puller
-	rel string
-}
-
-var errReadOnly = errors.New("read-only DAG service")
-
-func (a *dagAdapter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
-	if err := a.p.addEntries(1, a.rel); err != nil {
-		return nil, err
-	}
-	b, err := a.p.block(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if c.Prefix().Codec != cid.DagProtobuf {
-		return nil, fmt.Errorf("HAMT shard %s is not dag-pb", c)
-	}
-	nd, err := mdag.DecodeProtobuf(b.RawData())
-	if err != nil {
-		return nil, fmt.Errorf("HAMT shard %s: %w", c, err)
-	}
-	if err := a.p.st.cacheBlock(c, b.RawData()); err != nil {
-		return nil, err
-	}
-	nd.SetCidBuilder(c.Prefix())
-	return nd, nil
-}
-
-func (a *dagAdapter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	out := make(chan *ipld.NodeOption, len(cs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for _, c := range cs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			nd, err := a.Get(ctx, c)
-			out <- &ipld.NodeOption{Node: nd, Err: err}
-		})
-	}
-	go func() { wg.Wait(); close(out) }()
-	return out
-}
-
-func (a *dagAdapter) Add(context.Context, ipld.Node) error        { return errReadOnly }
-func (a *dagAdapter) AddMany(context.Context, []ipld.Node) error  { return errReadOnly }
-func (a *dagAdapter) Remove(context.Context, cid.Cid) error       { return errReadOnly }
-func (a *dagAdapter) RemoveMany(context.Context, []cid.Cid) error { return errReadOnly }
-
 // newHAMT lists and queues the entries of a HAMT directory DEST does not
 // have yet, one child shard at a time: the shard's whole subtree (its
 // entries' blocks with it) comes in one CAR when it is small enough, and
@@ -240,25 +180,20 @@ func (a *dagAdapter) RemoveMany(context.Context, []cid.Cid) error { return errRe
 // however big the directory. Names are checked as in list, duplicates
 // across shards included.
 func (p *puller) newHAMT(n *dirNode, pn *mdag.ProtoNode) (err error) {
-	a := &dagAdapter{p: p, rel: n.rel}
 	herr := func(err error) error {
 		if errors.Is(err, errLimit) || p.ctx.Err() != nil {
 			return err
 		}
 		return fmt.Errorf("%s: HAMT: %w", p.dagPath(n.rel), err)
 	}
-	if _, err := hamt.NewHamtFromDag(a, pn); err != nil { // checks the header
-		return herr(err)
-	}
-	fsn, err := ft.FSNodeFromBytes(pn.Data())
+	pad, err := shardPad(pn)
 	if err != nil {
 		return herr(err)
 	}
-	padlen := len(fmt.Sprintf("%X", fsn.Fanout()-1))
 	seen := map[string]bool{}
 	n.pending.Store(1) // the listing's own hold, released last
 	defer p.entryDone(n)
-	queue := func(links []*ipld.Link) error {
+	queue := func(links []link) error {
 		if err := p.addEntries(int64(len(links)), n.rel); err != nil {
 			return err
 		}
@@ -271,28 +206,27 @@ func (p *puller) newHAMT(n *dirNode, pn *mdag.ProtoNode) (err error) {
 				return fmt.Errorf("%s: entry %q appears twice", p.dagPath(n.rel), l.Name)
 			}
 			seen[l.Name] = true
-			ts = append(ts, task{dir: n, name: l.Name, cid: l.Cid, size: l.Size})
+			ts = append(ts, task{dir: n, name: l.Name, cid: l.Cid, size: l.Tsize})
 		}
 		n.pending.Add(int64(len(ts)))
 		p.q.push(ts)
 		return nil
 	}
-	var direct []*ipld.Link
+	var direct []link
 	for _, l := range pn.Links() {
 		switch {
-		case len(l.Name) > padlen:
-			direct = append(direct, &ipld.Link{Name: l.Name[padlen:], Cid: l.Cid, Size: l.Size})
-		case len(l.Name) == padlen:
+		case len(l.Name) > pad:
+			direct = append(direct, link{Name: l.Name[pad:], Cid: l.Cid, Tsize: l.Size})
+		case len(l.Name) == pad:
 			p.subtree(p.ctx, l.Cid, l.Size, time.Second)
-			child, err := a.Get(p.ctx, l.Cid)
+			if err := p.addEntries(1, n.rel); err != nil {
+				return err
+			}
+			child, err := p.shard(p.ctx, l.Cid)
 			if err != nil {
 				return herr(err)
 			}
-			s, err := hamt.NewHamtFromDag(a, child)
-			if err != nil {
-				return herr(err)
-			}
-			links, err := s.EnumLinks(p.ctx)
+			links, err := p.hamtLinks(p.ctx, l.Cid, child, n.rel)
 			if err != nil {
 				return herr(err)
 			}

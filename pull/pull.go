@@ -190,7 +190,7 @@ func (p *puller) run(destfd int) error {
 	if err := p.st.cacheBlock(p.o.Root, rootBlock.RawData()); err != nil {
 		return err
 	}
-	entries, err := p.list(p.ctx, nd, fsn, "")
+	entries, err := p.list(p.ctx, p.o.Root, nd, fsn, "")
 	if err != nil {
 		return err
 	}

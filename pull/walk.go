@@ -379,7 +379,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	var entries []link
 	if !grouped {
 		var err error
-		if entries, err = p.list(p.ctx, pn, fsn, rel); err != nil {
+		if entries, err = p.list(p.ctx, t.cid, pn, fsn, rel); err != nil {
 			return err
 		}
 	}
