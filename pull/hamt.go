@@ -54,52 +54,75 @@ func shardPad(nd *mdag.ProtoNode) (int, error) {
 	return len(fmt.Sprintf("%X", fanout-1)), nil
 }
 
-// hamtLinks lists every entry under the HAMT shard nd at rel. Sub-shards
-// come from the cache (those unchanged since the last run) or the source,
-// a level at a time and in parallel; each is cached for the next run and
-// counts as an entry against --max-entries.
+// shardLinks is what one shard holds: entries, and sub-shards.
+type shardLinks struct {
+	values []link
+	subs   []cid.Cid
+}
+
+// parseShard splits the shard c's links into entries and sub-shards.
+func parseShard(c cid.Cid, nd *mdag.ProtoNode) (shardLinks, error) {
+	pad, err := shardPad(nd)
+	if err != nil {
+		return shardLinks{}, fmt.Errorf("shard %s: %w", c, err)
+	}
+	var sl shardLinks
+	for _, l := range nd.Links() {
+		switch {
+		case len(l.Name) > pad:
+			sl.values = append(sl.values, link{Name: l.Name[pad:], Cid: l.Cid, Tsize: l.Size})
+		case len(l.Name) == pad:
+			sl.subs = append(sl.subs, l.Cid)
+		default:
+			return shardLinks{}, fmt.Errorf("shard %s: invalid link name %q", c, l.Name)
+		}
+	}
+	return sl, nil
+}
+
+// hamtLinks lists every entry under the HAMT shard nd (whose CID is c) at
+// rel. Sub-shards come from the cache (those unchanged since the last run)
+// or the source, a level at a time, fetched and parsed in parallel; each
+// is cached for the next run and counts as an entry against --max-entries.
 func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, rel string) ([]link, error) {
-	var out []link
+	root, err := parseShard(c, nd)
+	if err != nil {
+		return nil, err
+	}
+	out := root.values
 	seen := cid.NewSet()
-	cids, level := []cid.Cid{c}, []*mdag.ProtoNode{nd}
-	for depth := 0; len(level) > 0; depth++ {
+	var next []cid.Cid
+	add := func(subs []cid.Cid) {
+		for _, s := range subs {
+			if seen.Visit(s) {
+				next = append(next, s)
+			}
+		}
+	}
+	add(root.subs)
+	for depth := 1; len(next) > 0; depth++ {
 		if depth >= maxHAMTLevels {
 			return nil, fmt.Errorf("HAMT deeper than %d levels", maxHAMTLevels)
 		}
-		var next []cid.Cid
-		for i, sh := range level {
-			pad, err := shardPad(sh)
-			if err != nil {
-				return nil, fmt.Errorf("shard %s: %w", cids[i], err)
-			}
-			for _, l := range sh.Links() {
-				switch {
-				case len(l.Name) > pad:
-					out = append(out, link{Name: l.Name[pad:], Cid: l.Cid, Tsize: l.Size})
-				case len(l.Name) == pad:
-					if seen.Visit(l.Cid) {
-						next = append(next, l.Cid)
-					}
-				default:
-					return nil, fmt.Errorf("shard %s: invalid link name %q", cids[i], l.Name)
-				}
-			}
-		}
-		var err error
-		if level, err = p.shards(ctx, next, rel); err != nil {
+		level, err := p.shards(ctx, next, rel)
+		if err != nil {
 			return nil, err
 		}
-		cids = next
+		next = nil
+		for _, sl := range level {
+			out = append(out, sl.values...)
+			add(sl.subs)
+		}
 	}
 	return out, nil
 }
 
-// shards gets the HAMT shards cs, 32 at a time.
-func (p *puller) shards(ctx context.Context, cs []cid.Cid, rel string) ([]*mdag.ProtoNode, error) {
+// shards gets and parses the HAMT shards cs, 32 at a time.
+func (p *puller) shards(ctx context.Context, cs []cid.Cid, rel string) ([]shardLinks, error) {
 	if err := p.addEntries(int64(len(cs)), rel); err != nil {
 		return nil, err
 	}
-	out := make([]*mdag.ProtoNode, len(cs))
+	out := make([]shardLinks, len(cs))
 	var wg sync.WaitGroup
 	var first onceErr
 	sem := make(chan struct{}, 32)
@@ -108,11 +131,12 @@ func (p *puller) shards(ctx context.Context, cs []cid.Cid, rel string) ([]*mdag.
 		wg.Go(func() {
 			defer func() { <-sem }()
 			nd, err := p.shard(ctx, c)
+			if err == nil {
+				out[i], err = parseShard(c, nd)
+			}
 			if err != nil {
 				first.set(err)
-				return
 			}
-			out[i] = nd
 		})
 	}
 	wg.Wait()

@@ -65,7 +65,7 @@ type state struct {
 	lock  int
 	prev  savedState
 
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	index  map[string]record
 	byCid  map[cid.Cid]string // a file's CID → a path that holds it
 	cache  map[cid.Cid][]byte
@@ -114,6 +114,15 @@ func (s *state) load() error {
 	} else if !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("read %s/%s: %w", StateDir, stateFile, err)
 	}
+	// The two logs are read at once: on a big tree each takes tens of
+	// milliseconds, and an update is a few hundred.
+	var cacheErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cacheErr = s.loadCache()
+	}()
+	defer func() { <-done }()
 	var err error
 	s.indexW, err = openLog(s.dirfd, indexFile, func(p []byte) {
 		if r, ok := decodeRecord(p); !ok {
@@ -133,6 +142,12 @@ func (s *state) load() error {
 			s.byCid[r.Cid] = p
 		}
 	}
+	<-done
+	return cacheErr
+}
+
+func (s *state) loadCache() error {
+	var err error
 	s.cacheW, err = openLog(s.dirfd, cacheFile, func(p []byte) {
 		n, c, err := cid.CidFromBytes(p)
 		if err != nil {
@@ -150,25 +165,27 @@ func (s *state) load() error {
 
 // lookup returns the index record for path.
 func (s *state) lookup(path string) (record, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	r, ok := s.index[path]
 	return r, ok
 }
 
 // pathOf returns a path whose record holds the file c.
 func (s *state) pathOf(c cid.Cid) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	p, ok := s.byCid[c]
 	return p, ok
 }
 
-// keep marks path as still holding what its record says.
-func (s *state) keep(path string) {
+// keep marks paths as still holding what their records say.
+func (s *state) keep(paths ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.live[path] = true
+	for _, p := range paths {
+		s.live[p] = true
+	}
 }
 
 // put records path as holding r: appended and handed to the kernel at
@@ -187,8 +204,8 @@ func (s *state) put(r record) error {
 
 // block returns a cached block.
 func (s *state) block(c cid.Cid) ([]byte, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	d, ok := s.cache[c]
 	return d, ok
 }

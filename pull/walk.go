@@ -214,13 +214,17 @@ func (p *puller) expand(d *dirNode, entries []link) error {
 	var first onceErr
 	for k := range parts {
 		wg.Go(func() {
+			var kept []string
+			defer func() { p.st.keep(kept...) }()
 			for _, e := range entries[k*part : min(len(entries), (k+1)*part)] {
-				unchanged, err := p.unchanged(d, e)
+				rel, unchanged, err := p.unchanged(d, e)
 				if err != nil {
 					first.set(err)
 					return
 				}
-				if !unchanged {
+				if unchanged {
+					kept = append(kept, rel)
+				} else {
 					parts[k] = append(parts[k], task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
 				}
 			}
@@ -241,16 +245,17 @@ func (p *puller) expand(d *dirNode, entries []link) error {
 }
 
 // unchanged settles the entry e of d if DEST still holds exactly what the
-// index says was written there, with e's CID.
-func (p *puller) unchanged(d *dirNode, e link) (bool, error) {
-	rec, ok := p.st.lookup(join(d.rel, e.Name))
+// index says was written there, with e's CID; the caller marks rel kept.
+func (p *puller) unchanged(d *dirNode, e link) (rel string, ok bool, err error) {
+	rel = join(d.rel, e.Name)
+	rec, ok := p.st.lookup(rel)
 	if !ok || !rec.Cid.Equals(e.Cid) || (rec.Local.Type != typeFile && rec.Local.Type != typeSymlink) {
-		return false, nil
+		return rel, false, nil
 	}
 	if ls, err := lstatAt(d.fd, e.Name); err != nil || ls != rec.Local {
-		return false, nil
+		return rel, false, nil
 	}
-	return true, p.keep(rec)
+	return rel, true, p.keep(rec)
 }
 
 func join(dir, name string) string {
@@ -296,6 +301,7 @@ func (p *puller) entry(t task) error {
 	rec, ok := p.st.lookup(rel)
 	known := ok && ls.Type != typeNone && rec.Local == ls
 	if known && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
+		p.st.keep(rec.Path)
 		return p.keep(rec)
 	}
 	// The same file elsewhere in DEST (renamed, or a copy): copy it.
@@ -360,7 +366,6 @@ func (p *puller) keep(rec record) error {
 	case typeSymlink:
 		p.symlinks.Add(1)
 	}
-	p.st.keep(rec.Path)
 	return nil
 }
 
