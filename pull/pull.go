@@ -207,11 +207,15 @@ func (p *puller) run(destfd int) error {
 	if err := p.finish(p.root, destfd); err != nil {
 		return err
 	}
-	// The state says "DEST holds ROOT" only once all of it is on disk.
+	if err := p.st.settle(p.reachable()); err != nil {
+		return err
+	}
+	// The state says "DEST holds ROOT" only once all of it (the state's
+	// logs included) is on disk.
 	if err := unix.Syncfs(destfd); err != nil {
 		return fmt.Errorf("sync DEST: %w", err)
 	}
-	return p.st.commit(p.o.Root, p.reachable())
+	return p.st.record(p.o.Root)
 }
 
 // fail records the run's first error and stops every worker.

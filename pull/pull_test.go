@@ -486,7 +486,10 @@ func TestStateCommit(t *testing.T) {
 				}
 			}
 		}
-		if err := st.commit(c, func(cid.Cid) bool { return true }); err != nil {
+		if err := st.settle(func(cid.Cid) bool { return true }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.record(c); err != nil {
 			t.Fatal(err)
 		}
 		st.close()

@@ -222,10 +222,12 @@ func (s *state) cacheBlock(c cid.Cid, data []byte) error {
 	return s.cacheW.append(append(c.Bytes(), data...))
 }
 
-// commit ends a successful run: tombstones for the paths the root no
-// longer has, the cache trimmed to the blocks in keep, both logs synced
-// (compacted first if mostly dead), then root recorded as pulled.
-func (s *state) commit(root cid.Cid, keep func(cid.Cid) bool) error {
+// settle ends a successful run's logs: tombstones for the paths the root
+// no longer has, the cache trimmed to the blocks in keep, each log
+// compacted if mostly dead, all handed to the kernel. The caller then
+// makes DEST durable (one syncfs, which covers these files too) before
+// record says the root is pulled.
+func (s *state) settle(keep func(cid.Cid) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p := range s.index {
@@ -245,7 +247,7 @@ func (s *state) commit(root cid.Cid, keep func(cid.Cid) bool) error {
 			return err
 		}
 	}
-	if err := s.indexW.sync(); err != nil {
+	if err := s.indexW.flush(); err != nil {
 		return err
 	}
 	dead := 0
@@ -264,9 +266,11 @@ func (s *state) commit(root cid.Cid, keep func(cid.Cid) bool) error {
 			return err
 		}
 	}
-	if err := s.cacheW.sync(); err != nil {
-		return err
-	}
+	return s.cacheW.flush()
+}
+
+// record notes root as the last root pulled into DEST.
+func (s *state) record(root cid.Cid) error {
 	st := savedState{Root: root.String(), Previous: s.prev.Root, Time: time.Now().UTC()}
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -442,19 +446,6 @@ func (l *logWriter) flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Flush()
-}
-
-// sync makes the log durable.
-func (l *logWriter) sync() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("write %s/%s: %w", StateDir, l.name, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("sync %s/%s: %w", StateDir, l.name, err)
-	}
-	return nil
 }
 
 // replace swaps the log for the frames in data (written to a temporary
