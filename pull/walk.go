@@ -157,7 +157,7 @@ func (p *puller) closeDirs(d *dirNode) {
 	for _, c := range children {
 		p.closeDirs(c)
 	}
-	if d != p.root && d.fd >= 0 && d.pending.Load() > 0 {
+	if d != p.root && d.fd >= 0 {
 		unix.Close(d.fd)
 		d.fd = -1
 	}
