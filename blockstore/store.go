@@ -58,24 +58,32 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "refs"), 0o755); err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", dir, err)
 	}
-	lock, err := takeLock(filepath.Join(dir, "lock"))
+	// The index is a cache (a lost entry only costs a re-read), so it
+	// needs no write-ahead log: pebble treats a WAL write failure, such as
+	// a full disk, as fatal and panics.
+	return openLocked(dir, takeLock, &pebble.Options{DisableWAL: true})
+}
+
+// openLocked takes the lock with lock, then opens the blocks and, with
+// index options, the index.
+func openLocked(dir string, lock func(string) (*os.File, error), index *pebble.Options) (*Store, error) {
+	lf, err := lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return nil, err
 	}
 	s, err := openBlocks(dir)
 	if err != nil {
-		lock.Close()
+		lf.Close()
 		return nil, err
 	}
-	s.lock = lock
-	// The index is a cache (a lost entry only costs a re-read), so it
-	// needs no write-ahead log: pebble treats a WAL write failure, such as
-	// a full disk, as fatal and panics. Pebble logs compactions at info
-	// level to stderr; only errors matter.
-	opts := &pebble.Options{Logger: quietLogger{}, DisableWAL: true}
-	if s.ds, err = pebbleds.NewDatastore(filepath.Join(dir, "index"), pebbleds.WithPebbleOpts(opts)); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("open index in %s: %w", dir, err)
+	s.lock = lf
+	if index != nil {
+		// Pebble logs compactions at info level to stderr; only errors matter.
+		index.Logger = quietLogger{}
+		if s.ds, err = pebbleds.NewDatastore(filepath.Join(dir, "index"), pebbleds.WithPebbleOpts(index)); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open index in %s: %w", dir, err)
+		}
 	}
 	return s, nil
 }
@@ -106,25 +114,11 @@ func OpenDryRun(dir string) (*Store, error) {
 	if _, err := os.Stat(filepath.Join(dir, "blocks")); errors.Is(err, os.ErrNotExist) {
 		return Open(dir) // nothing to preserve yet
 	}
-	lock, err := lockFile(filepath.Join(dir, "lock"))
-	if err != nil {
-		return nil, err
+	var index *pebble.Options
+	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
+		index = &pebble.Options{ReadOnly: true}
 	}
-	s, err := openBlocks(dir)
-	if err != nil {
-		lock.Close()
-		return nil, err
-	}
-	s.lock = lock
-	idx := filepath.Join(dir, "index")
-	if _, err := os.Stat(idx); err == nil {
-		opts := &pebble.Options{Logger: quietLogger{}, ReadOnly: true}
-		if s.ds, err = pebbleds.NewDatastore(idx, pebbleds.WithPebbleOpts(opts)); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open index in %s: %w", dir, err)
-		}
-	}
-	return s, nil
+	return openLocked(dir, lockFile, index)
 }
 
 // OpenReader opens an existing repository's blocks and refs for reading,

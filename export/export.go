@@ -8,7 +8,6 @@ import (
 	"io"
 
 	bstore "github.com/ipfs/boxo/blockstore"
-	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
@@ -67,19 +66,12 @@ func Walk(ctx context.Context, bs bstore.Blockstore, root cid.Cid, visit func(ci
 		if err := visit(c, b.RawData()); err != nil {
 			return err
 		}
-		switch c.Prefix().Codec {
-		case cid.Raw:
-		case cid.DagProtobuf:
-			nd, err := mdag.DecodeProtobuf(b.RawData())
-			if err != nil {
-				return fmt.Errorf("block %s: %w", c, err)
-			}
-			links := nd.Links()
-			for i := len(links) - 1; i >= 0; i-- {
-				stack = append(stack, links[i].Cid)
-			}
-		default:
-			return fmt.Errorf("block %s: codec %#x is not UnixFS", c, c.Prefix().Codec)
+		links, err := linksOf(b)
+		if err != nil {
+			return err
+		}
+		for i := len(links) - 1; i >= 0; i-- {
+			stack = append(stack, links[i].Cid)
 		}
 	}
 	return nil
