@@ -21,6 +21,7 @@
 #   BENCH_DIR      cache of trees and scratch space (default: /tmp/ipfs-sync-bench;
 #                  the trees are shared with bench/run.sh)
 #   JOBS           ipfs-sync pull --jobs (default: its own)
+#   RUNS           runs of each client per phase, the best wall time kept (default: 3)
 #   RECORD         1 appends the results to docs/pull-benchmarks.md (default: 0)
 #   KEEP           1 keeps the scratch directory (default: 0)
 set -euo pipefail
@@ -34,6 +35,7 @@ SEED=${SEED:-1}
 MUTATE_SEED=${MUTATE_SEED:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
 JOBS=${JOBS:-}
+RUNS=${RUNS:-3}
 RECORD=${RECORD:-0}
 KEEP=${KEEP:-0}
 GO=${GO:-go}
@@ -289,30 +291,55 @@ pull_json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sy
 jobs_flag=()
 [[ -n $JOBS ]] && jobs_flag=(--jobs "$JOBS")
 
+# client NAME PHASE: one run of client NAME (pull, wget, rsync) into
+# $work/dest-NAME; sets WALL, WIRE, RC.
+client() {
+	local c=$1 phase=$2 root=$ROOT1
+	[[ $phase == update ]] && root=$ROOT2
+	case $c in
+	pull)
+		run "pull-$phase" "$serve_port" "$IPFS_SYNC_BIN" --json pull "$root" "$work/dest-pull" --from "http://@PROXY@" "${jobs_flag[@]}"
+		[[ $RC == 0 ]] || { cat "$work/pull-$phase.err" >&2; die "ipfs-sync pull failed"; }
+		;;
+	wget)
+		run "wget-$phase" "$http_port" wget --mirror --no-host-directories --no-verbose -e robots=off -P "$work/dest-wget" "http://@PROXY@/"
+		# 8: some requests failed (the symlinks, which the file server refuses).
+		[[ $RC == 0 || $RC == 8 ]] || { tail "$work/wget-$phase.err" >&2; die "wget failed ($RC)"; }
+		;;
+	rsync)
+		run "rsync-$phase" "$rsync_port" rsync -a --delete --stats "rsync://@PROXY@/mirror/" "$work/dest-rsync/"
+		[[ $RC == 0 ]] || { tail "$work/rsync-$phase.err" >&2; die "rsync failed ($RC)"; }
+		;;
+	esac
+}
+
+# Each client runs RUNS times per phase and its best wall time is kept (the
+# machine may be shared): a full pull starts from an empty directory each
+# time; an update from a copy of the full pull's result, restored before
+# each run (with rsync, which copies back only what the update changed).
 for phase in full update; do
-	if [[ $phase == update ]]; then
-		ln -sfn "$V2" "$work/current"
-		root=$ROOT2
-	else
-		root=$ROOT1
-	fi
-	log "$phase: ipfs-sync pull"
-	run "pull-$phase" "$serve_port" "$IPFS_SYNC_BIN" --json pull "$root" "$work/dest-pull" --from "http://@PROXY@" "${jobs_flag[@]}"
-	[[ $RC == 0 ]] || { cat "$work/pull-$phase.err" >&2; die "ipfs-sync pull failed"; }
-	wall[pull-$phase]=$WALL wire[pull-$phase]=$WIRE
-	fetched[$phase]=$(pull_json "$work/pull-$phase.out" bytes_fetched)
-
-	log "$phase: wget --mirror"
-	run "wget-$phase" "$http_port" wget --mirror --no-host-directories --no-verbose -e robots=off -P "$work/dest-wget" "http://@PROXY@/"
-	# 8: some requests failed (the symlinks, which the file server refuses).
-	[[ $RC == 0 || $RC == 8 ]] || { tail "$work/wget-$phase.err" >&2; die "wget failed ($RC)"; }
-	wall[wget-$phase]=$WALL wire[wget-$phase]=$WIRE
-
-	log "$phase: rsync"
-	run "rsync-$phase" "$rsync_port" rsync -a --delete --stats "rsync://@PROXY@/mirror/" "$work/dest-rsync/"
-	[[ $RC == 0 ]] || { tail "$work/rsync-$phase.err" >&2; die "rsync failed ($RC)"; }
-	wall[rsync-$phase]=$WALL wire[rsync-$phase]=$WIRE
-
+	[[ $phase == update ]] && ln -sfn "$V2" "$work/current"
+	for c in pull wget rsync; do
+		best=
+		for i in $(seq "$RUNS"); do
+			if [[ $phase == full ]]; then
+				chmod -R u+w "$work/dest-$c" 2>/dev/null || true
+				rm -rf "$work/dest-$c"
+			elif [[ $i == 1 ]]; then
+				cp -a "$work/dest-$c" "$work/v1-$c"
+			else
+				rsync -a --delete "$work/v1-$c/" "$work/dest-$c/"
+			fi
+			client "$c" "$phase"
+			log "$phase: $c run $i: $(printf %.2f "$WALL") s, $WIRE bytes on the wire"
+			if [[ -z $best ]] || (($(python3 -c "print(int($WALL < $best))"))); then
+				best=$WALL
+				wire[$c-$phase]=$WIRE
+				[[ $c == pull ]] && fetched[$phase]=$(pull_json "$work/pull-$phase.out" bytes_fetched)
+			fi
+		done
+		wall[$c-$phase]=$best
+	done
 	want=$V1
 	[[ $phase == update ]] && want=$V2
 	for d in pull rsync; do
@@ -354,7 +381,7 @@ if [[ $RECORD == 1 ]]; then
 		echo
 		echo "## $(date -u +%Y-%m-%d) $PRESET, seed $SEED, mutate --seed $MUTATE_SEED ($(git -C "$repo_root" rev-parse --short HEAD))"
 		echo
-		echo "\`PRESET=$PRESET SEED=$SEED MUTATE_SEED=$MUTATE_SEED${JOBS:+ JOBS=$JOBS} bench/pull.sh\` on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+		echo "\`RECORD=1 PRESET=$PRESET SEED=$SEED MUTATE_SEED=$MUTATE_SEED RUNS=$RUNS${JOBS:+ JOBS=$JOBS} bench/pull.sh\` on $(nproc) CPUs (best of $RUNS runs each), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 		echo "Tree: $files files, $(mib "$bytes") MiB; the cycle changes $changed files."
 		echo
 		echo "$table"
