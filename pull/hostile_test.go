@@ -221,42 +221,48 @@ func TestHostileRoots(t *testing.T) {
 			return g.dirOf(named("gone", cid.NewCidV1(cid.DagProtobuf, h)))
 		}, nil, `/gone: block`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			parent := t.TempDir()
-			outside := filepath.Join(parent, "outside")
-			if err := os.MkdirAll(filepath.Join(outside, "sub"), 0o755); err != nil {
-				t.Fatal(err)
+	for _, ahead := range []uint64{0, 1} {
+		for _, tc := range cases {
+			name := tc.name
+			if ahead == 1 {
+				name += ", no read-ahead"
 			}
-			os.WriteFile(filepath.Join(outside, "keep"), []byte("keep"), 0o644)
-			dest := filepath.Join(parent, "dest")
-			os.Mkdir(dest, 0o755)
-			g := newDAGStore(t)
-			root := tc.build(g, outside)
-			before := snapshot(t, parent, dest)
-			opts := []func(*Options){func(o *Options) { o.Jobs = 2 }}
-			if tc.opts != nil {
-				opts = append(opts, tc.opts)
-			}
-			start := time.Now()
-			_, err := pullInto(t, gateways(t, serveGateway(t, g.bs).URL), root, dest, opts...)
-			if err == nil {
-				t.Fatal("pull succeeded")
-			}
-			t.Logf("refused: %v", err)
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), root.String()) {
-				t.Errorf("error %q\nwant it to contain %q and the root", err, tc.want)
-			}
-			if errors.Is(err, blockstore.ErrLocked) || errors.Is(err, context.Canceled) {
-				t.Errorf("error %v would not exit 1", err)
-			}
-			if took := time.Since(start); took > 10*time.Second {
-				t.Errorf("refusing took %v", took)
-			}
-			if after := snapshot(t, parent, dest); after != before {
-				t.Errorf("outside DEST changed:\nbefore:\n%s\nafter:\n%s", before, after)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				parent := t.TempDir()
+				outside := filepath.Join(parent, "outside")
+				if err := os.MkdirAll(filepath.Join(outside, "sub"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(outside, "keep"), []byte("keep"), 0o644)
+				dest := filepath.Join(parent, "dest")
+				os.Mkdir(dest, 0o755)
+				g := newDAGStore(t)
+				root := tc.build(g, outside)
+				before := snapshot(t, parent, dest)
+				opts := []func(*Options){func(o *Options) { o.Jobs = 2; o.subtreeMax = ahead }}
+				if tc.opts != nil {
+					opts = append(opts, tc.opts)
+				}
+				start := time.Now()
+				_, err := pullInto(t, gateways(t, serveGateway(t, g.bs).URL), root, dest, opts...)
+				if err == nil {
+					t.Fatal("pull succeeded")
+				}
+				t.Logf("refused: %v", err)
+				if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), root.String()) {
+					t.Errorf("error %q\nwant it to contain %q and the root", err, tc.want)
+				}
+				if errors.Is(err, blockstore.ErrLocked) || errors.Is(err, context.Canceled) {
+					t.Errorf("error %v would not exit 1", err)
+				}
+				if took := time.Since(start); took > 10*time.Second {
+					t.Errorf("refusing took %v", took)
+				}
+				if after := snapshot(t, parent, dest); after != before {
+					t.Errorf("outside DEST changed:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+			})
+		}
 	}
 }
 

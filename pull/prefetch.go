@@ -63,7 +63,7 @@ func (f *prefetch) take(c cid.Cid) ([]byte, bool) {
 // anything else, is simply cut off: what is missing is fetched block by
 // block later, and every block is verified either way.
 func (p *puller) subtree(ctx context.Context, c cid.Cid, tsize uint64, wait time.Duration) bool {
-	if tsize == 0 || tsize > subtreeMax {
+	if tsize == 0 || tsize > p.subtreeMax {
 		return false
 	}
 	n := int64(tsize)

@@ -60,6 +60,10 @@ type Options struct {
 
 	// Progress, if set, is called a few times a second during the run.
 	Progress func(Progress)
+
+	// subtreeMax overrides the largest subtree read ahead whole (tests:
+	// small trees exercise the paths big ones take).
+	subtreeMax uint64
 }
 
 // Progress is a run's work so far.
@@ -106,8 +110,9 @@ type puller struct {
 	root   *dirNode
 	// fetches bounds the blocks being fetched one by one at any moment
 	// (each holds up to MaxBlockSize): the memory bound of a run.
-	fetches chan struct{}
-	pre     *prefetch
+	fetches    chan struct{}
+	pre        *prefetch
+	subtreeMax uint64
 
 	entries, bytes                             atomic.Int64
 	files, dirs, symlinks                      atomic.Int64
@@ -154,7 +159,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(),
-		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}}
+		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax}
+	if opts.subtreeMax > 0 {
+		p.subtreeMax = opts.subtreeMax
+	}
 
 	stopProgress := p.progress()
 	err = p.run(destfd)

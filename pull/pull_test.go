@@ -499,3 +499,37 @@ func TestStateCommit(t *testing.T) {
 		t.Fatalf("index log: %v, %d bytes after 50 runs of 100 paths", err, fi.Size())
 	}
 }
+
+// TestBigHAMTGroups pulls a HAMT directory too big to read ahead whole: it
+// is listed and fetched a child shard's subtree at a time (few requests),
+// or, with no read-ahead at all, entry by entry; the result is the same.
+func TestBigHAMTGroups(t *testing.T) {
+	kids := map[string]*spec{}
+	for i := range 300 {
+		kids[fmt.Sprintf("pkg%03d_1.0.tar.gz", i)] = file(string(randBytes(uint64(i), 200+i)), 0o644, t0)
+	}
+	big := dir(0o755, t0, kids)
+	big.hamt = true
+	tree := dir(0o755, t0, map[string]*spec{"contrib": big})
+	for _, tc := range []struct {
+		name       string
+		ahead      uint64
+		atMostReqs int64
+	}{
+		{"shard groups", 16 << 10, 30},
+		{"no read-ahead", 1, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newDAGStore(t)
+			root := g.build(tree)
+			gw := serveGateway(t, g.bs)
+			dest := filepath.Join(t.TempDir(), "dest")
+			mustPull(t, gateways(t, gw.URL), root, dest, func(o *Options) { o.subtreeMax = tc.ahead })
+			checkTree(t, dest, tree)
+			t.Logf("%d requests", gw.requests.Load())
+			if n := gw.requests.Load(); n > tc.atMostReqs {
+				t.Errorf("%d requests for 300 entries", n)
+			}
+		})
+	}
+}
