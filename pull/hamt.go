@@ -80,16 +80,20 @@ func parseShard(c cid.Cid, nd *mdag.ProtoNode) (shardLinks, error) {
 	return sl, nil
 }
 
-// hamtLinks lists every entry under the HAMT shard nd (whose CID is c) at
-// rel. Sub-shards come from the cache (those unchanged since the last run)
-// or the source, a level at a time, fetched and parsed in parallel; each
-// is cached for the next run and counts as an entry against --max-entries.
-func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, rel string) ([]link, error) {
+// hamtLinks walks the HAMT shard nd (whose CID is c) at rel and hands
+// its entries to each, a level at a time: the root shard's, then those of
+// every shard one level down, and so on. Sub-shards come from the cache
+// (those unchanged since the last run) or the source, fetched and parsed in
+// parallel; each is cached for the next run and counts as an entry against
+// --max-entries.
+func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, rel string, each func([]link) error) error {
 	root, err := parseShard(c, nd)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := root.values
+	if err := each(root.values); err != nil {
+		return err
+	}
 	seen := cid.NewSet()
 	var next []cid.Cid
 	add := func(subs []cid.Cid) {
@@ -102,19 +106,23 @@ func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, r
 	add(root.subs)
 	for depth := 1; len(next) > 0; depth++ {
 		if depth >= maxHAMTLevels {
-			return nil, fmt.Errorf("HAMT deeper than %d levels", maxHAMTLevels)
+			return fmt.Errorf("HAMT deeper than %d levels", maxHAMTLevels)
 		}
 		level, err := p.shards(ctx, next, rel)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		next = nil
+		var values []link
 		for _, sl := range level {
-			out = append(out, sl.values...)
+			values = append(values, sl.values...)
 			add(sl.subs)
 		}
+		if err := each(values); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // shards gets and parses the HAMT shards cs, 32 at a time.

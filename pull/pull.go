@@ -167,7 +167,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	stopProgress := p.progress()
 	err = p.run(destfd)
 	stopProgress()
-	p.fill(&res)
+	p.summary(&res)
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
 		st.indexW.flush()
@@ -198,14 +198,19 @@ func (p *puller) run(destfd int) error {
 	if err := p.st.cacheBlock(p.o.Root, rootBlock.RawData()); err != nil {
 		return err
 	}
-	entries, err := p.list(p.ctx, p.o.Root, nd, fsn, "")
-	if err != nil {
-		return err
+	// The workers start on the root's first entries while the rest of it
+	// is listed; the queue is held open until the listing is done.
+	p.q.hold()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.work()
+	}()
+	if err := p.fill(p.root, p.o.Root, nd, fsn, false); err != nil {
+		p.fail(err)
 	}
-	if err := p.expand(p.root, entries); err != nil {
-		return err
-	}
-	p.work()
+	p.q.done()
+	<-done
 	if err := p.err.get(); err != nil {
 		return err
 	}
@@ -257,7 +262,7 @@ func (p *puller) progress() (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-func (p *puller) fill(r *Result) {
+func (p *puller) summary(r *Result) {
 	r.Files, r.Dirs, r.Symlinks, r.Bytes = p.files.Load(), p.dirs.Load(), p.symlinks.Load(), p.bytes.Load()
 	r.FilesWritten, r.FilesCopied, r.SymlinksWritten = p.filesWritten.Load(), p.filesCopied.Load(), p.symlinksWritten.Load()
 	r.Deleted, r.BytesWritten, r.BytesReused = p.deleted.Load(), p.bytesWritten.Load(), p.bytesReused.Load()

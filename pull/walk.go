@@ -40,9 +40,10 @@ type dirNode struct {
 	// directories it did not touch.
 	dirty, below atomic.Bool
 
-	mu       sync.Mutex
-	deletes  []string // local entries not in the root, removed at the end
-	children []*dirNode
+	mu        sync.Mutex
+	deletes   []string // local entries not in the root, removed at the end
+	leftovers []string // temporary names, removed at the end (gone if this run's)
+	children  []*dirNode
 }
 
 // touch marks d as changed, and its ancestors as having a change below.
@@ -102,6 +103,13 @@ func (q *queue) pop() (task, bool) {
 	t := q.stack[len(q.stack)-1]
 	q.stack = q.stack[:len(q.stack)-1]
 	return t, true
+}
+
+// hold keeps the queue open (as a pending task would) until done.
+func (q *queue) hold() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending++
 }
 
 func (q *queue) done() {
@@ -174,88 +182,6 @@ func (p *puller) entryDone(d *dirNode) {
 		d.fd = -1
 		d = d.parent
 	}
-}
-
-// expand lists what DEST has in d against the root's entries: local names
-// not in the root are removed at the end (with delete), leftovers of an
-// interrupted run at once, and each entry of the root becomes a task.
-func (p *puller) expand(d *dirNode, entries []link) error {
-	names, err := readNames(d.fd)
-	if err != nil {
-		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
-	}
-	slices.Sort(names)
-	i := 0
-	for _, n := range names {
-		for i < len(entries) && entries[i].Name < n {
-			i++
-		}
-		if i < len(entries) && entries[i].Name == n {
-			continue
-		}
-		switch {
-		case d.parent == nil && n == StateDir:
-		case strings.HasPrefix(n, tmpPrefix):
-			if err := removeAt(d.fd, n); err != nil {
-				return fmt.Errorf("remove leftover %s: %w", p.local(join(d.rel, n)), err)
-			}
-			d.touch()
-		case !p.o.NoDelete:
-			d.deletes = append(d.deletes, n)
-			d.touch()
-		}
-	}
-	// Entries unchanged since the last run are settled here, without a
-	// task each: on an update they are nearly all of them. A huge
-	// directory is checked in parts at once (lstat is a system call each).
-	const part = 2048
-	parts := make([][]task, (len(entries)+part-1)/part)
-	var wg sync.WaitGroup
-	var first onceErr
-	for k := range parts {
-		wg.Go(func() {
-			var kept []string
-			defer func() { p.st.keep(kept...) }()
-			for _, e := range entries[k*part : min(len(entries), (k+1)*part)] {
-				rel, unchanged, err := p.unchanged(d, e)
-				if err != nil {
-					first.set(err)
-					return
-				}
-				if unchanged {
-					kept = append(kept, rel)
-				} else {
-					parts[k] = append(parts[k], task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
-				}
-			}
-		})
-		if len(parts) > 1 && k%4 == 3 {
-			wg.Wait() // at most four at once
-		}
-	}
-	wg.Wait()
-	if err := first.get(); err != nil {
-		return err
-	}
-	ts := slices.Concat(parts...)
-	d.pending.Store(int64(len(ts)) + 1)
-	p.q.push(ts)
-	p.entryDone(d) // the listing's own hold
-	return nil
-}
-
-// unchanged settles the entry e of d if DEST still holds exactly what the
-// index says was written there, with e's CID; the caller marks rel kept.
-func (p *puller) unchanged(d *dirNode, e link) (rel string, ok bool, err error) {
-	rel = join(d.rel, e.Name)
-	rec, ok := p.st.lookup(rel)
-	if !ok || !rec.Cid.Equals(e.Cid) || (rec.Local.Type != typeFile && rec.Local.Type != typeSymlink) {
-		return rel, false, nil
-	}
-	if ls, err := lstatAt(d.fd, e.Name); err != nil || ls != rec.Local {
-		return rel, false, nil
-	}
-	return rel, true, p.keep(rec)
 }
 
 func join(dir, name string) string {
@@ -379,15 +305,8 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 		return err
 	}
 	// A big new HAMT directory is listed and written a group of entries at
-	// a time (newHAMT); any other is listed whole first.
+	// a time.
 	grouped := ls.Type != typeDir && !prefetched && fsn.Type() == ft.THAMTShard
-	var entries []link
-	if !grouped {
-		var err error
-		if entries, err = p.list(p.ctx, t.cid, pn, fsn, rel); err != nil {
-			return err
-		}
-	}
 	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode}
 	switch ls.Type {
 	case typeDir:
@@ -426,10 +345,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	} else if (n.meta.hasMode && ls.Mode != n.meta.mode) || (n.meta.hasMTime && ls.MTime != n.meta.mtime) {
 		n.touch()
 	}
-	if grouped {
-		return p.newHAMT(n, pn)
-	}
-	return p.expand(n, entries)
+	return p.fill(n, t.cid, pn, fsn, grouped)
 }
 
 // symlink writes the symlink t: created under a temporary name with its
@@ -620,6 +536,11 @@ func (p *puller) finish(d *dirNode, fd int) error {
 			return fmt.Errorf("DEST %s: remove: %w", p.local(join(d.rel, name)), err)
 		}
 		p.deleted.Add(1)
+	}
+	for _, name := range d.leftovers {
+		if err := removeAt(fd, name); err != nil {
+			return fmt.Errorf("DEST %s: remove leftover: %w", p.local(join(d.rel, name)), err)
+		}
 	}
 	for _, c := range d.children {
 		if !c.dirty.Load() && !c.below.Load() {
