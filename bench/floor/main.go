@@ -1,0 +1,164 @@
+// Command floor measures the machine's floor for an import: it reads, or
+// reads and SHA-256-hashes, every regular file under a directory on
+// runtime.NumCPU() workers and prints the throughput. bench/run.sh runs it
+// in read mode (which also warms the page cache), in sha256 mode (the
+// ceiling for any importer that hashes every byte once) and in sha256-write
+// mode: hash every file and also write it, as a new file, under -dst
+// (1024 shard directories, like a flatfs block store) and syncfs(2) at the
+// end; the ceiling for an importer that keeps one file per block.
+//
+// Output, one line: "files=N bytes=N seconds=S mbps=X workers=W mode=M
+// sync_seconds=S" (MB = 10^6 bytes; sync_seconds is the syncfs(2) part of
+// seconds, 0 unless -dst).
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) Sum(b []byte) []byte         { return b }
+func (discard) Reset()                      {}
+func (discard) Size() int                   { return 0 }
+func (discard) BlockSize() int              { return 1 }
+
+func main() {
+	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-write: hash and write a copy under -dst")
+	workers := flag.Int("workers", runtime.NumCPU(), "files processed at once")
+	dst := flag.String("dst", "", "`DIR` (absent or empty) for -mode sha256-write")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-write] [-dst DIR] [-workers N] DIR\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ok := *mode == "sha256" || *mode == "read" || (*mode == "sha256-write" && *dst != "")
+	if flag.NArg() != 1 || !ok || *workers < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	root := flag.Arg(0)
+	if *dst != "" {
+		for i := range shards {
+			if err := os.MkdirAll(filepath.Join(*dst, fmt.Sprintf("%03x", i)), 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "floor:", err)
+				os.Exit(1)
+			}
+		}
+	}
+
+	start := time.Now()
+	paths := make(chan string, 1024)
+	var files, total, seq atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+
+	var wg sync.WaitGroup
+	for range *workers {
+		wg.Go(func() {
+			var h hash.Hash = discard{}
+			if *mode != "read" {
+				h = sha256.New()
+			}
+			buf := make([]byte, 1<<20)
+			for p := range paths {
+				out := ""
+				if *dst != "" {
+					n := seq.Add(1)
+					out = filepath.Join(*dst, fmt.Sprintf("%03x", n%shards), fmt.Sprintf("%d.data", n))
+				}
+				n, err := hashFile(p, out, h, buf)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				files.Add(1)
+				total.Add(n)
+			}
+		})
+	}
+	walkErr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			paths <- p
+		}
+		return nil
+	})
+	close(paths)
+	wg.Wait()
+	var syncErr error
+	syncSecs := 0.0
+	if *dst != "" {
+		t := time.Now()
+		syncErr = syncfs(*dst)
+		syncSecs = time.Since(t).Seconds()
+	}
+	secs := time.Since(start).Seconds()
+	if err := errors.Join(walkErr, firstErr, syncErr); err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("files=%d bytes=%d seconds=%.3f mbps=%.1f workers=%d mode=%s sync_seconds=%.3f\n",
+		files.Load(), total.Load(), secs, float64(total.Load())/secs/1e6, *workers, *mode, syncSecs)
+}
+
+const shards = 1024
+
+// hashFile hashes the file at p and, if out is set, writes a copy there.
+func hashFile(p, out string, h hash.Hash, buf []byte) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h.Reset()
+	var w io.Writer = struct{ io.Writer }{h}
+	var o *os.File
+	if out != "" {
+		if o, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return 0, err
+		}
+		w = io.MultiWriter(h, o)
+	}
+	n, err := io.CopyBuffer(w, struct{ io.Reader }{f}, buf)
+	if o != nil {
+		if cerr := o.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("copy %s: %w", p, err)
+	}
+	h.Sum(nil)
+	return n, nil
+}
+
+func syncfs(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
+}
