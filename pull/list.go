@@ -56,11 +56,15 @@ func (l *lister) offer(links []link) error {
 		}
 		l.seen[e.Name] = struct{}{}
 	}
+	type candidate struct {
+		link
+		rec *entry
+	}
 	var now []task
-	var maybe []link
+	var maybe []candidate
 	for _, e := range links {
-		if rec, ok := p.st.lookup(join(d.rel, e.Name)); ok && rec.Cid.Equals(e.Cid) && (rec.Local.Type == typeFile || rec.Local.Type == typeSymlink) {
-			maybe = append(maybe, e)
+		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && (rec.Local.Type == typeFile || rec.Local.Type == typeSymlink) {
+			maybe = append(maybe, candidate{e, rec})
 		} else {
 			now = append(now, task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
 		}
@@ -73,19 +77,15 @@ func (l *lister) offer(links []link) error {
 	var first onceErr
 	for k := range parts {
 		wg.Go(func() {
-			var kept []string
-			defer func() { p.st.keep(kept...) }()
 			for _, e := range maybe[k*part : min(len(maybe), (k+1)*part)] {
-				rel, unchanged, err := p.unchanged(d, e)
-				if err != nil {
-					first.set(err)
-					return
+				if ls, err := lstatAt(d.fd, e.Name); err == nil && ls == e.rec.Local {
+					if err := p.keep(e.rec); err != nil {
+						first.set(err)
+						return
+					}
+					continue
 				}
-				if unchanged {
-					kept = append(kept, rel)
-				} else {
-					parts[k] = append(parts[k], task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
-				}
+				parts[k] = append(parts[k], task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
 			}
 		})
 		if len(parts) > 1 && k%4 == 3 {
@@ -138,20 +138,6 @@ func (l *lister) end() error {
 		}
 	}
 	return nil
-}
-
-// unchanged settles the entry e of d if DEST still holds exactly what the
-// index says was written there, with e's CID; the caller marks rel kept.
-func (p *puller) unchanged(d *dirNode, e link) (rel string, ok bool, err error) {
-	rel = join(d.rel, e.Name)
-	rec, ok := p.st.lookup(rel)
-	if !ok || !rec.Cid.Equals(e.Cid) || (rec.Local.Type != typeFile && rec.Local.Type != typeSymlink) {
-		return rel, false, nil
-	}
-	if ls, err := lstatAt(d.fd, e.Name); err != nil || ls != rec.Local {
-		return rel, false, nil
-	}
-	return rel, true, p.keep(rec)
 }
 
 // fill lists the directory node nd (CID c) into d. A basic directory is one

@@ -31,7 +31,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
 )
@@ -220,7 +219,7 @@ func (p *puller) run(destfd int) error {
 	if err := p.finish(p.root, destfd); err != nil {
 		return err
 	}
-	if err := p.st.settle(p.reachable()); err != nil {
+	if err := p.st.settle(); err != nil {
 		return err
 	}
 	// The state says "DEST holds ROOT" only once all of it (the state's
@@ -268,29 +267,6 @@ func (p *puller) summary(r *Result) {
 	r.Deleted, r.BytesWritten, r.BytesReused = p.deleted.Load(), p.bytesWritten.Load(), p.bytesReused.Load()
 	c := p.src.Counters()
 	r.BytesFetched, r.BlocksFetched, r.WireBytes = c.Bytes, c.Blocks, c.Wire
-}
-
-// reachable is the set of cached blocks under the root: what the next run
-// will want to find in the cache.
-func (p *puller) reachable() func(cid.Cid) bool {
-	keep := cid.NewSet()
-	stack := []cid.Cid{p.o.Root}
-	for len(stack) > 0 {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		data, ok := p.st.cache[c]
-		if !ok || !keep.Visit(c) || c.Prefix().Codec != cid.DagProtobuf {
-			continue
-		}
-		nd, err := mdag.DecodeProtobuf(data)
-		if err != nil {
-			continue
-		}
-		for _, l := range nd.Links() {
-			stack = append(stack, l.Cid)
-		}
-	}
-	return keep.Has
 }
 
 // errLimit marks a root that asks for more than the limits allow.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -66,12 +67,26 @@ type state struct {
 	prev  savedState
 
 	mu     sync.RWMutex
-	index  map[string]record
+	index  map[string]*entry
 	byCid  map[cid.Cid]string // a file's CID → a path that holds it
-	cache  map[cid.Cid][]byte
+	cache  map[cid.Cid]*cached
 	indexW *logWriter
 	cacheW *logWriter
-	live   map[string]bool // the paths this run found or wrote
+}
+
+// entry is an index record, and whether this run found it still true (or
+// wrote it): settle tombstones the others.
+type entry struct {
+	record
+	live atomic.Bool
+}
+
+// cached is a block of the cache, and whether this run used it: every
+// directory block and HAMT shard of the root is read on each run, so what
+// was not used is under no root DEST needs.
+type cached struct {
+	data []byte
+	used atomic.Bool
 }
 
 // openState opens (creating) StateDir in dest and takes its lock: a second
@@ -84,7 +99,7 @@ func openState(destfd int) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", StateDir, err)
 	}
-	s := &state{dirfd: fd, lock: -1, index: map[string]record{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid][]byte{}, live: map[string]bool{}}
+	s := &state{dirfd: fd, lock: -1, index: map[string]*entry{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid]*cached{}}
 	if s.lock, err = unix.Openat(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
 		s.close()
 		return nil, fmt.Errorf("open %s/%s: %w", StateDir, lockFile, err)
@@ -128,7 +143,7 @@ func (s *state) load() error {
 		if r, ok := decodeRecord(p); !ok {
 			return
 		} else if r.Cid.Defined() {
-			s.index[r.Path] = r
+			s.index[r.Path] = &entry{record: r}
 		} else {
 			delete(s.index, r.Path) // a tombstone
 		}
@@ -157,18 +172,18 @@ func (s *state) loadCache() error {
 		// write: its blocks are verified like fetched ones.
 		data := append([]byte(nil), p[n:]...)
 		if b, err := blocks.NewBlockWithCid(data, c); err == nil && blockstore.Verify(b) == nil {
-			s.cache[c] = data
+			s.cache[c] = &cached{data: data}
 		}
 	})
 	return err
 }
 
-// lookup returns the index record for path.
-func (s *state) lookup(path string) (record, bool) {
+// lookup returns the index entry for path, nil if there is none. Mark it
+// live (e.live.Store(true)) when DEST still matches it.
+func (s *state) lookup(path string) *entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r, ok := s.index[path]
-	return r, ok
+	return s.index[path]
 }
 
 // pathOf returns a path whose record holds the file c.
@@ -179,35 +194,39 @@ func (s *state) pathOf(c cid.Cid) (string, bool) {
 	return p, ok
 }
 
-// keep marks paths as still holding what their records say.
-func (s *state) keep(paths ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range paths {
-		s.live[p] = true
-	}
-}
-
 // put records path as holding r: appended and handed to the kernel at
 // once, so a re-run finds it (not synced: after a crash of the machine the
 // next run re-checks every record against lstat and block hashes anyway).
 func (s *state) put(r record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.live[r.Path] = true
-	s.index[r.Path] = r
+	e := &entry{record: r}
+	e.live.Store(true)
+	s.index[r.Path] = e
 	if r.Local.Type == typeFile {
 		s.byCid[r.Cid] = r.Path
 	}
 	return s.indexW.append(encodeRecord(r))
 }
 
-// block returns a cached block.
+// block returns a cached block, marking it used.
 func (s *state) block(c cid.Cid) ([]byte, bool) {
 	s.mu.RLock()
+	b, ok := s.cache[c]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	b.used.Store(true)
+	return b.data, true
+}
+
+// has reports whether c is cached (without marking it used).
+func (s *state) has(c cid.Cid) bool {
+	s.mu.RLock()
 	defer s.mu.RUnlock()
-	d, ok := s.cache[c]
-	return d, ok
+	_, ok := s.cache[c]
+	return ok
 }
 
 // cacheBlock keeps a verified structure block (a directory or HAMT shard)
@@ -215,23 +234,26 @@ func (s *state) block(c cid.Cid) ([]byte, bool) {
 func (s *state) cacheBlock(c cid.Cid, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.cache[c]; ok {
+	if b, ok := s.cache[c]; ok {
+		b.used.Store(true)
 		return nil
 	}
-	s.cache[c] = data
+	b := &cached{data: data}
+	b.used.Store(true)
+	s.cache[c] = b
 	return s.cacheW.append(append(c.Bytes(), data...))
 }
 
 // settle ends a successful run's logs: tombstones for the paths the root
-// no longer has, the cache trimmed to the blocks in keep, each log
+// no longer has, the cache trimmed to the blocks this run used, each log
 // compacted if mostly dead, all handed to the kernel. The caller then
 // makes DEST durable (one syncfs, which covers these files too) before
 // record says the root is pulled.
-func (s *state) settle(keep func(cid.Cid) bool) error {
+func (s *state) settle() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p := range s.index {
-		if !s.live[p] {
+	for p, e := range s.index {
+		if !e.live.Load() {
 			delete(s.index, p)
 			if err := s.indexW.append(encodeRecord(record{Path: p})); err != nil {
 				return err
@@ -240,8 +262,8 @@ func (s *state) settle(keep func(cid.Cid) bool) error {
 	}
 	if s.indexW.frames > 2*len(s.index)+1024 {
 		var buf []byte
-		for _, r := range s.index {
-			buf = appendFrame(buf, encodeRecord(r))
+		for _, e := range s.index {
+			buf = appendFrame(buf, encodeRecord(e.record))
 		}
 		if err := s.indexW.replace(buf, len(s.index)); err != nil {
 			return err
@@ -251,16 +273,16 @@ func (s *state) settle(keep func(cid.Cid) bool) error {
 		return err
 	}
 	dead := 0
-	for c := range s.cache {
-		if !keep(c) {
+	for c, b := range s.cache {
+		if !b.used.Load() {
 			delete(s.cache, c)
 			dead++
 		}
 	}
 	if dead > 0 && s.cacheW.frames > 2*len(s.cache)+256 {
 		var buf []byte
-		for c, data := range s.cache {
-			buf = appendFrame(buf, append(c.Bytes(), data...))
+		for c, b := range s.cache {
+			buf = appendFrame(buf, append(c.Bytes(), b.data...))
 		}
 		if err := s.cacheW.replace(buf, len(s.cache)); err != nil {
 			return err

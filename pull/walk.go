@@ -224,10 +224,9 @@ func (p *puller) entry(t task) error {
 	// Unchanged since it was written here: nothing to do. A record that
 	// still matches but names another CID says the local entry is known to
 	// differ, whatever its size and mtime.
-	rec, ok := p.st.lookup(rel)
-	known := ok && ls.Type != typeNone && rec.Local == ls
+	rec := p.st.lookup(rel)
+	known := rec != nil && ls.Type != typeNone && rec.Local == ls
 	if known && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
-		p.st.keep(rec.Path)
 		return p.keep(rec)
 	}
 	// The same file elsewhere in DEST (renamed, or a copy): copy it.
@@ -239,7 +238,7 @@ func (p *puller) entry(t task) error {
 		}
 	}
 
-	_, cached := p.st.block(t.cid)
+	cached := p.st.has(t.cid)
 	// Read ahead with an enclosing subtree: everything below is there too.
 	prefetched := p.pre.has(t.cid)
 	if !cached && !prefetched && ls.Type == typeNone {
@@ -282,7 +281,8 @@ func (p *puller) entry(t task) error {
 }
 
 // keep carries an unchanged entry's record into the new index.
-func (p *puller) keep(rec record) error {
+func (p *puller) keep(rec *entry) error {
+	rec.live.Store(true)
 	switch rec.Local.Type {
 	case typeFile:
 		p.files.Add(1)
@@ -412,8 +412,8 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 // wrote the same CID and which still passes the quick check. done is false
 // if it does not (the caller fetches instead).
 func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
-	rec, ok := p.st.lookup(from)
-	if !ok || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile {
+	rec := p.st.lookup(from)
+	if rec == nil || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile {
 		return false, nil
 	}
 	src, err := p.openFile(from)
