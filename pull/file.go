@@ -1,6 +1,9 @@
 package pull
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,6 +98,12 @@ type fileWriter struct {
 	mu     sync.Mutex
 	seen   map[cid.Cid]span
 	reused atomic.Int64
+	// misses counts leaves not found in the old version since the last one
+	// that was: after two, it is not looked in any more (a rewritten file
+	// would cost a read and a hash per chunk for nothing). leafSize is the
+	// largest leaf seen: anything bigger is an inner node, not looked for.
+	misses   atomic.Int32
+	leafSize atomic.Int64
 }
 
 func (w *fileWriter) errorf(format string, a ...any) error {
@@ -220,42 +230,108 @@ func (w *fileWriter) child(c cid.Cid, off, n int64, depth int) error {
 		}
 		return nil
 	}
-	if w.reuse(c, off, n) {
+	hit, tried := w.reuse(c, off, n)
+	if hit {
 		return nil
 	}
 	b, err := w.get(c)
 	if err != nil {
 		return err
 	}
+	if leaf := isLeafBlock(b); leaf {
+		w.sawLeaf(n)
+		if tried {
+			w.misses.Add(1)
+		}
+	}
 	return w.node(b, off, n, depth)
+}
+
+// sawLeaf notes a leaf's size: the largest is what a leaf can be.
+func (w *fileWriter) sawLeaf(n int64) {
+	for {
+		ls := w.leafSize.Load()
+		if n <= ls || w.leafSize.CompareAndSwap(ls, n) {
+			return
+		}
+	}
+}
+
+// isLeafBlock reports whether b is a file leaf (no links), cheaply.
+func isLeafBlock(b blocks.Block) bool {
+	if b.Cid().Prefix().Codec == cid.Raw {
+		return true
+	}
+	nd, err := mdag.DecodeProtobuf(b.RawData())
+	return err == nil && len(nd.Links()) == 0
 }
 
 // reuse looks for the chunk c at the same offset of the old local version
 // (an appended or patched file keeps its unchanged chunks there) and, if
 // the bytes there encode to c, writes them. The hash is checked: a local
 // file is evidence, not proof.
-func (w *fileWriter) reuse(c cid.Cid, off, n int64) bool {
-	if w.old < 0 || n > maxReuse || off+n > w.oldSize {
-		return false
+func (w *fileWriter) reuse(c cid.Cid, off, n int64) (hit, tried bool) {
+	if w.old < 0 || n > maxReuse || off+n > w.oldSize || w.misses.Load() >= 2 {
+		return false, false
+	}
+	if ls := w.leafSize.Load(); ls > 0 && n > ls {
+		return false, false // bigger than a leaf: an inner node
 	}
 	buf := make([]byte, n)
 	if preadFull(w.old, buf, off) != nil || !isLeaf(c, buf) {
-		return false
+		return false, true
 	}
+	w.misses.Store(0)
+	w.sawLeaf(n)
 	if pwriteAll(w.fd, buf, off) != nil {
-		return false
+		return false, true
 	}
 	w.reused.Add(n)
 	w.mu.Lock()
 	w.seen[c] = span{off, n}
 	w.mu.Unlock()
-	return true
+	return true, true
 }
 
 // isLeaf reports whether data, as a file leaf, has the CID c: a raw block,
 // or a dag-pb UnixFS node of type File (kubo's balanced layout) or Raw
 // (trickle layout) holding data.
 func isLeaf(c cid.Cid, data []byte) bool {
+	pre := c.Prefix()
+	if pre.Codec == cid.DagProtobuf && pre.MhType == mh.SHA2_256 {
+		dm, err := mh.Decode(c.Hash())
+		if err != nil {
+			return false
+		}
+		for _, t := range []unixfspb.Data_DataType{ft.TFile, ft.TRaw} {
+			if bytes.Equal(leafSHA256(t, data), dm.Digest) {
+				return true
+			}
+		}
+		return false
+	}
+	return isLeafEncoded(c, data)
+}
+
+// leafSHA256 hashes the dag-pb encoding of a UnixFS leaf of type t holding
+// data, without building it: PBNode{Data: Data{Type, Data, filesize}} is
+// a few bytes of header, the data, and the filesize, in that order (the
+// fields' numbers'), exactly as boxo's importer (kubo's) writes leaves.
+func leafSHA256(t unixfspb.Data_DataType, data []byte) []byte {
+	n := uint64(len(data))
+	head := binary.AppendUvarint([]byte{0x08, byte(t), 0x12}, n)
+	tail := binary.AppendUvarint([]byte{0x18}, n)
+	outer := binary.AppendUvarint([]byte{0x0a}, uint64(len(head)+len(data)+len(tail)))
+	h := sha256.New()
+	h.Write(outer)
+	h.Write(head)
+	h.Write(data)
+	h.Write(tail)
+	return h.Sum(nil)
+}
+
+// isLeafEncoded is isLeaf by building each candidate block: for any hash.
+func isLeafEncoded(c cid.Cid, data []byte) bool {
 	pre := c.Prefix()
 	switch pre.Codec {
 	case cid.Raw:

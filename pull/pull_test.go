@@ -391,7 +391,7 @@ func TestIsLeaf(t *testing.T) {
 		}
 		for i, c := range leaves {
 			chunk := data[i*1000 : (i+1)*1000]
-			if !isLeaf(c, chunk) {
+			if !isLeaf(c, chunk) || !isLeafEncoded(c, chunk) {
 				t.Errorf("layout %c: leaf %d not recognised", layout, i)
 			}
 			chunk[0] ^= 1
