@@ -50,10 +50,18 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 UnixFS DAG whose root CID is identical to what kubo's 'ipfs add -r' gives with the
 same settings, and keeps it in a local repository.
 
+Run it again after each publish: only what changed is read, chunked and written.
+
 EXAMPLES:
-   ipfs-sync ./mirror                       import ./mirror, print the root CID
-   ipfs-sync --json sync ./mirror           the same, with a JSON summary
-   ipfs-sync export ROOT --car mirror.car   write the DAG as a CAR file
+   ipfs-sync ./mirror                          import ./mirror, print the root CID
+   ipfs-sync sync -n ./mirror                  what changed since the last run (+ - *), nothing written
+   ipfs-sync --json sync ./mirror              the same run, a JSON summary for scripts
+   ipfs-sync sync ./mirror --api http://127.0.0.1:5001 --publish mirror
+                                               and hand the new blocks to kubo, pin, publish
+   ipfs-sync sync ./mirror --car delta.car     or write only the new blocks as a CAR
+   ipfs-sync serve                             serve the repository as a trustless gateway
+   ipfs-sync pull ROOT /srv/copy --from URL    materialise a root elsewhere, incrementally
+   ipfs-sync log ./mirror                      the roots ./mirror has had
 
 ` + exitHelp,
 		Writer:         stdout,
