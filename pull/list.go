@@ -66,7 +66,7 @@ func (l *lister) offer(links []link) error {
 		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && (rec.Local.Type == typeFile || rec.Local.Type == typeSymlink) {
 			maybe = append(maybe, candidate{e, rec})
 		} else {
-			now = append(now, task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize})
+			now = append(now, task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize, changed: true})
 		}
 	}
 	l.queue(now)
