@@ -66,7 +66,9 @@ func (l *lister) offer(links []link) error {
 		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && (rec.Local.Type == typeFile || rec.Local.Type == typeSymlink) {
 			maybe = append(maybe, candidate{e, rec})
 		} else {
-			now = append(now, task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize, changed: true})
+			// In a directory this run created everything is new: there,
+			// the order that keeps read-ahead in budget is the walk's.
+			now = append(now, task{dir: d, name: e.Name, cid: e.Cid, size: e.Tsize, changed: !d.created})
 		}
 	}
 	l.queue(now)
