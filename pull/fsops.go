@@ -36,6 +36,11 @@ type localStat struct {
 	Size  int64
 	MTime int64  // ns since the epoch
 	Mode  uint32 // permission, setuid, setgid and sticky bits
+	// CTime, directories only: any entry added, removed or renamed, any
+	// chmod or utimes moves it, and nothing sets it back. A file's is left
+	// out: a copy of DEST made elsewhere keeps sizes and mtimes, and should
+	// pass the quick check there.
+	CTime int64
 }
 
 func fromStat(st *unix.Stat_t) localStat {
@@ -50,6 +55,7 @@ func fromStat(st *unix.Stat_t) localStat {
 	case unix.S_IFDIR:
 		ls.Type = typeDir
 		ls.Size = 0 // a directory's size says nothing about its entries
+		ls.CTime = st.Ctim.Nano()
 	case unix.S_IFLNK:
 		ls.Type = typeSymlink
 	default:

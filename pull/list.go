@@ -24,6 +24,10 @@ type lister struct {
 	p    *puller
 	d    *dirNode
 	seen map[string]struct{}
+	// quiet: the directory's record says pull left it as it is now (same
+	// CID, mode, mtime and ctime): nothing was added to or removed from it
+	// since, so it need not be read for names the root lacks.
+	quiet bool
 }
 
 // begin starts listing d: d stays open (pending > 0) until end.
@@ -117,6 +121,9 @@ func (l *lister) queue(ts []task) {
 func (l *lister) end() error {
 	p, d := l.p, l.d
 	defer p.entryDone(d)
+	if l.quiet {
+		return nil
+	}
 	names, err := readNames(d.fd)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
@@ -139,7 +146,21 @@ func (l *lister) end() error {
 			d.touch()
 		}
 	}
+	if !d.dirty.Load() {
+		// Nothing to change here so far: record the directory as it is
+		// (if something is written into it later, finish records it again).
+		return p.recordDir(d, d.fd)
+	}
 	return nil
+}
+
+// recordDir notes in the index that d, open as fd, is as pull leaves it.
+func (p *puller) recordDir(d *dirNode, fd int) error {
+	ls, err := fstat(fd)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+	}
+	return p.st.put(record{Path: d.rel, Cid: d.cid, Local: ls})
 }
 
 // fill lists the directory node nd (CID c) into d. A basic directory is one
@@ -149,6 +170,10 @@ func (l *lister) end() error {
 // time, so the memory read ahead stays bounded however big it is.
 func (p *puller) fill(d *dirNode, c cid.Cid, nd *mdag.ProtoNode, fsn *ft.FSNode, grouped bool) error {
 	l := p.begin(d)
+	if rec := p.st.lookup(d.rel); rec != nil && rec.Local.Type == typeDir && rec.Cid.Equals(c) && rec.Local == d.before {
+		l.quiet = true
+		rec.live.Store(true)
+	}
 	err := p.fillWith(l, c, nd, fsn, grouped)
 	if err != nil {
 		p.entryDone(d) // release the hold; the run stops anyway

@@ -192,7 +192,7 @@ func (p *puller) run(destfd int) error {
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.o.Dest, err)
 	}
-	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: metaOf(fsn), mode: ls.Mode}
+	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: metaOf(fsn), mode: ls.Mode, before: ls}
 	p.dirs.Add(1)
 	if err := p.st.cacheBlock(p.o.Root, rootBlock.RawData()); err != nil {
 		return err

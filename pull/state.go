@@ -315,7 +315,8 @@ func (s *state) close() {
 }
 
 // Records are encoded as: uvarint path length, path, uvarint CID length,
-// CID, type, varint size, varint mtime (ns), uvarint mode.
+// CID, type, varint size, varint mtime (ns), uvarint mode, and for a
+// directory varint ctime (ns).
 func encodeRecord(r record) []byte {
 	var cb []byte
 	if r.Cid.Defined() {
@@ -330,6 +331,9 @@ func encodeRecord(r record) []byte {
 	b = binary.AppendVarint(b, r.Local.Size)
 	b = binary.AppendVarint(b, r.Local.MTime)
 	b = binary.AppendUvarint(b, uint64(r.Local.Mode))
+	if r.Local.CTime != 0 {
+		b = binary.AppendVarint(b, r.Local.CTime)
+	}
 	return b
 }
 
@@ -377,6 +381,11 @@ func decodeRecord(b []byte) (record, bool) {
 		return r, false
 	}
 	r.Local.Mode = uint32(m)
+	if b = b[k:]; len(b) > 0 {
+		if r.Local.CTime, k = binary.Varint(b); k <= 0 {
+			return r, false
+		}
+	}
 	return r, true
 }
 

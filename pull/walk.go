@@ -31,6 +31,7 @@ type dirNode struct {
 	// created it: what it gets back if the root stores no mode.
 	mode    uint32
 	created bool
+	before  localStat // its lstat before this run touched it
 
 	pending atomic.Int64 // entries not yet done, +1 while listing
 
@@ -324,7 +325,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	// A big new HAMT directory is listed and written a group of entries at
 	// a time.
 	grouped := ls.Type != typeDir && !prefetched && fsn.Type() == ft.THAMTShard
-	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode}
+	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode, before: ls}
 	switch ls.Type {
 	case typeDir:
 	case typeNone:
@@ -594,5 +595,5 @@ func (p *puller) finish(d *dirNode, fd int) error {
 			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 		}
 	}
-	return nil
+	return p.recordDir(d, fd)
 }
