@@ -168,6 +168,10 @@ func (s *state) loadCache() error {
 		if err != nil {
 			return
 		}
+		if len(p) == n {
+			delete(s.cache, c) // a tombstone: no directory block is empty
+			return
+		}
 		// The cache sits in a directory anyone with access to DEST can
 		// write: its blocks are verified like fetched ones.
 		data := append([]byte(nil), p[n:]...)
@@ -277,6 +281,9 @@ func (s *state) settle() error {
 		if !b.used.Load() {
 			delete(s.cache, c)
 			dead++
+			if err := s.cacheW.append(c.Bytes()); err != nil { // a tombstone
+				return err
+			}
 		}
 	}
 	if dead > 0 && s.cacheW.frames > 2*len(s.cache)+256 {
