@@ -2,6 +2,7 @@ package pull
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -383,3 +384,71 @@ func (w *fileWriter) get(c cid.Cid) (blocks.Block, error) {
 	}
 	return b, nil
 }
+
+// tailer is a source that can send the end of a raw block alone.
+type tailer interface {
+	Tail(ctx context.Context, c cid.Cid, size, n int) (data []byte, whole bool, err error)
+}
+
+// maxTail is the most a single-block file's root may hold beyond its data
+// (filesize, mode, mtime and the framing) for splice to try.
+const maxTail = 64
+
+// splice rebuilds the single-block file c from the file DEST holds (whose
+// record says it is another CID) and the end of c's block, fetched alone:
+// when only a file's mode or mtime changed, its block differs only after
+// the data. A UnixFS file leaf is dag-pb PBNode{Data: Data{Type: File,
+// Data, filesize, mode, mtime}}, fields in that order; the data is the old
+// file, the rest is the tail. The result is used only if it hashes to c;
+// otherwise (nil) the block is fetched whole.
+func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
+	tl, ok := p.src.(tailer)
+	size := int(t.size)
+	if !ok || ls.Type != typeFile || size > MaxBlockSize || t.size <= uint64(ls.Size) || t.size-uint64(ls.Size) > maxTail || notProto(t.cid) {
+		return nil
+	}
+	n := int(ls.Size)
+	// The block is 0x0a len(U) U, U = 08 02 12 len(data) data rest.
+	lenU := -1
+	for v := 1; v <= 3; v++ {
+		if u := size - 1 - v; u >= 0 && uvarintLen(uint64(u)) == v {
+			lenU = u
+		}
+	}
+	head := binary.AppendUvarint([]byte{0x08, 0x02, 0x12}, uint64(n))
+	rest := lenU - len(head) - n
+	if lenU < 0 || rest < 2 || rest > maxTail {
+		return nil
+	}
+	fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	if st, err := fstat(fd); err != nil || st != ls {
+		return nil
+	}
+	block := binary.AppendUvarint([]byte{0x0a}, uint64(lenU))
+	block = append(block, head...)
+	block = append(block, make([]byte, n)...)
+	if preadFull(fd, block[len(block)-n:], 0) != nil {
+		return nil
+	}
+	tail, whole, err := tl.Tail(p.ctx, t.cid, size, rest)
+	if err != nil {
+		return nil
+	}
+	if whole {
+		block = tail
+	} else {
+		block = append(block, tail...)
+	}
+	b, err := verify(t.cid, block)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// notProto reports a CID whose block is not dag-pb: nothing to splice.
+func notProto(c cid.Cid) bool { return c.Prefix().Codec != cid.DagProtobuf }

@@ -47,6 +47,7 @@ func sample() *spec {
 		"nomtime":                        file("no mtime stored", 0, time.Time{}),
 		"readonly":                       dir(0o555, t0, map[string]*spec{"f": file("ro", 0o444, t0)}),
 		"Packages":                       &spec{kind: 'f', data: randBytes(4, 30_000), mode: 0o644, mtime: t0},
+		"one-block":                      &spec{kind: 'f', data: randBytes(5, 20_000), mode: 0o644, mtime: t0, chunk: 1 << 16},
 		"name with spaces\tand\nnewline": file("odd", 0o644, t0),
 	})
 }
@@ -81,7 +82,7 @@ func TestRoundTrip(t *testing.T) {
 			src := s.make(t, g)
 			res := mustPull(t, src, root, dest)
 			checkTree(t, dest, tree)
-			if res.Previous != nil || res.Files != 51 || res.FilesWritten != 51 || res.Symlinks != 4 {
+			if res.Previous != nil || res.Files != 52 || res.FilesWritten != 52 || res.Symlinks != 4 {
 				t.Errorf("first pull: %+v", res)
 			}
 			// Each block crosses once (CAR framing aside).
@@ -170,6 +171,10 @@ func TestIncremental(t *testing.T) {
 			s.at("pool").mtime = t0.Add(time.Hour)
 			s.at("readonly").mode = 0o755
 		}, 2048, nil},
+		{"touch and chmod a one-block file", func(s *spec) {
+			s.at("one-block").mtime = t0.Add(time.Hour)
+			s.at("one-block").mode = 0o600
+		}, 1024, nil},
 		{"symlink retargeted", func(s *spec) {
 			s.kids["debian"] = symlinkTo("..", t0)
 		}, 1024, nil},

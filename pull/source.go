@@ -185,17 +185,20 @@ func (g *Gateways) order(c cid.Cid) []int {
 	return append(up, down...)
 }
 
-func (g *Gateways) get(ctx context.Context, i int, c cid.Cid, accept, query string) (*http.Response, error) {
+func (g *Gateways) get(ctx context.Context, i int, c cid.Cid, accept, query string, header ...string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.urls[i]+"/ipfs/"+c.String()+query, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", accept)
+	for k := 0; k+1 < len(header); k += 2 {
+		req.Header.Set(header[k], header[k+1])
+	}
 	resp, err := g.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		err := fmt.Errorf("%s: %s %s", g.urls[i], resp.Status, strings.TrimSpace(string(msg)))
@@ -247,6 +250,36 @@ func (g *Gateways) block(ctx context.Context, i int, c cid.Cid) (blocks.Block, e
 	}
 	g.blocks.Add(1)
 	return b, nil
+}
+
+// Tail GETs the last n bytes of the raw block c, which is size bytes long
+// (an HTTP Range request; trustless gateways serve raw blocks with
+// http.ServeContent). A gateway that ignores the range sends the whole
+// block, which is verified and returned as whole. Nothing in a tail can be
+// verified alone: the caller completes the block and checks its hash.
+func (g *Gateways) Tail(ctx context.Context, c cid.Cid, size, n int) (data []byte, whole bool, err error) {
+	i := g.order(c)[0]
+	resp, err := g.get(ctx, i, c, "application/vnd.ipld.raw", "?format=raw", "Range", fmt.Sprintf("bytes=%d-%d", size-n, size-1))
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	data, err = io.ReadAll(io.LimitReader(resp.Body, MaxBlockSize+1))
+	g.bytes.Add(int64(len(data)))
+	if err != nil {
+		return nil, false, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		if _, err := verify(c, data); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", g.urls[i], err)
+		}
+		g.blocks.Add(1)
+		return data, true, nil
+	}
+	if len(data) != n {
+		return nil, false, fmt.Errorf("%s: asked for %d bytes of %s, got %d", g.urls[i], n, c, len(data))
+	}
+	return data, false, nil
 }
 
 // CAR GETs a CAR of the blocks under c with dag-scope=scope, depth-first,

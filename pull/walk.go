@@ -256,6 +256,15 @@ func (p *puller) entry(t task) error {
 		}
 	}
 
+	// A file whose mode or mtime alone changed: its data is here.
+	if known && ls.Type == typeFile {
+		if b := p.splice(d, t, ls); b != nil {
+			_, fsn, k, err := decodeEntry(b)
+			if err == nil && k == kindFile {
+				return p.file(t, rel, b, fsn, ls, known, nil)
+			}
+		}
+	}
 	cached := p.st.has(t.cid)
 	// Read ahead with an enclosing subtree: everything below is there too.
 	prefetched := p.pre.has(t.cid)
