@@ -74,11 +74,7 @@ EXAMPLES:
 			if _, err := cid.Decode(c.Args().Get(1)); err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().Get(1), err)}
 			}
-			p, err := profileFromFlags(c)
-			if err != nil {
-				return err
-			}
-			filter, err := filterFromFlags(c)
+			p, filter, err := importFlags(c)
 			if err != nil {
 				return err
 			}

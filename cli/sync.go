@@ -67,6 +67,16 @@ func filterFromFlags(c *ucli.Context) (diff.Filter, error) {
 	return f, nil
 }
 
+// importFlags reads what decides a DAG: CID settings and filters.
+func importFlags(c *ucli.Context) (profile.Profile, diff.Filter, error) {
+	p, err := profileFromFlags(c)
+	if err != nil {
+		return p, diff.Filter{}, err
+	}
+	f, err := filterFromFlags(c)
+	return p, f, err
+}
+
 func profileFromFlags(c *ucli.Context) (profile.Profile, error) {
 	var o profile.Overrides
 	if c.IsSet("cid-version") {
@@ -154,11 +164,7 @@ func runSync(c *ucli.Context) error {
 	if c.NArg() != 1 {
 		return usageError{errors.New("sync needs exactly one SRC")}
 	}
-	p, err := profileFromFlags(c)
-	if err != nil {
-		return err
-	}
-	filter, err := filterFromFlags(c)
+	p, filter, err := importFlags(c)
 	if err != nil {
 		return err
 	}
