@@ -91,7 +91,28 @@ func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, r
 	if err != nil {
 		return err
 	}
-	if err := each(root.values); err != nil {
+	// Each level's entries are handed over while the next level is being
+	// fetched: each (checking and queueing thousands of entries) and the
+	// round trips overlap. One call of each at a time, in level order.
+	var last chan error
+	wait := func() error {
+		if last == nil {
+			return nil
+		}
+		err := <-last
+		last = nil
+		return err
+	}
+	defer wait()
+	emit := func(values []link) error {
+		if err := wait(); err != nil {
+			return err
+		}
+		last = make(chan error, 1)
+		go func() { last <- each(values) }()
+		return nil
+	}
+	if err := emit(root.values); err != nil {
 		return err
 	}
 	seen := cid.NewSet()
@@ -118,11 +139,11 @@ func (p *puller) hamtLinks(ctx context.Context, c cid.Cid, nd *mdag.ProtoNode, r
 			values = append(values, sl.values...)
 			add(sl.subs)
 		}
-		if err := each(values); err != nil {
+		if err := emit(values); err != nil {
 			return err
 		}
 	}
-	return nil
+	return wait()
 }
 
 // shards gets and parses the HAMT shards cs, 32 at a time.

@@ -79,7 +79,7 @@ type queue struct {
 }
 
 // bigTask is the Tsize from which a changed entry is fetched first.
-const bigTask = 1 << 20
+const bigTask = 256 << 10
 
 func newQueue() *queue {
 	q := &queue{}
