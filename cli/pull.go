@@ -85,7 +85,9 @@ EXAMPLES:
 				defer store.Close()
 				opts.Source = &pull.Store{BS: store.Blockstore()}
 			}
-			tty := !c.Bool("quiet") && !c.Bool("json") && pullIsTerminal(c.App.ErrWriter)
+			// A status line on a terminal, unless --progress=false.
+			tty := !c.Bool("quiet") && !c.Bool("json") && pullIsTerminal(c.App.ErrWriter) &&
+				(!c.IsSet("progress") || c.Bool("progress"))
 			if tty {
 				opts.Progress = func(p pull.Progress) {
 					fmt.Fprintf(c.App.ErrWriter, "\r\x1b[K%d entries, %d files written, %s fetched", p.Entries, p.FilesWritten, humanBytes(p.Fetched.Bytes))
