@@ -27,19 +27,24 @@ type GCResult struct {
 // lock (no sync can add blocks meanwhile); readers such as serve keep
 // working and only lose blocks nobody references.
 //
-// Marking reads only blocks that can have children: a raw block has none,
-// and a dag-pb block whose stored size equals the Tsize its parent records
-// for it has no non-empty children (Tsize counts the block plus all its
-// descendants). The one block that could hide behind that rule is an
-// empty one, so empty blocks are never removed; they cost nothing.
+// Marking reads only blocks that can have children (see Reach); the one
+// block that could hide behind that rule is an empty one, so empty blocks
+// are never removed; they cost nothing.
 func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 	if s.lock == nil {
 		return GCResult{}, errors.New("gc needs the repository opened for writing")
 	}
 	res := GCResult{Roots: len(roots)}
 	live := map[string]struct{}{}
+	mark := func(c cid.Cid) bool {
+		if _, ok := live[string(c.Hash())]; ok {
+			return false
+		}
+		live[string(c.Hash())] = struct{}{}
+		return true
+	}
 	for _, r := range roots {
-		if err := s.mark(ctx, r, 0, true, live); err != nil {
+		if err := s.Reach(ctx, r, 0, mark); err != nil {
 			return res, fmt.Errorf("gc: root %s is incomplete, nothing removed: %w", r, err)
 		}
 	}
@@ -70,25 +75,26 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 	return res, nil
 }
 
-// mark adds c and what is under it to live. tsize is the size the parent
-// records for c; read forces reading c.
-func (s *Store) mark(ctx context.Context, c cid.Cid, tsize uint64, read bool, live map[string]struct{}) error {
-	if c.Prefix().MhType == mh.IDENTITY {
-		return nil
-	}
-	if _, ok := live[string(c.Hash())]; ok {
+// Reach visits c and every block under it, each subtree once per true
+// answer of visit (false: already seen, skip it). It reads only blocks that
+// can have children: a raw block has none, and a dag-pb block whose stored
+// size equals the Tsize its parent records for it (tsize; 0 for a root,
+// which is always read) has no non-empty children, since Tsize counts a
+// block and everything under it. An empty child can hide behind that rule,
+// which is why gc never removes empty blocks. A missing block is an error.
+func (s *Store) Reach(ctx context.Context, c cid.Cid, tsize uint64, visit func(cid.Cid) bool) error {
+	if c.Prefix().MhType == mh.IDENTITY || !visit(c) {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.Prefix().Codec == cid.Raw || !read {
+	if c.Prefix().Codec != cid.DagProtobuf || tsize != 0 {
 		size, err := s.bs.GetSize(ctx, c)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", c, err)
 		}
-		if c.Prefix().Codec == cid.Raw || uint64(size) == tsize {
-			live[string(c.Hash())] = struct{}{}
+		if c.Prefix().Codec != cid.DagProtobuf || uint64(size) == tsize {
 			return nil
 		}
 	}
@@ -96,16 +102,12 @@ func (s *Store) mark(ctx context.Context, c cid.Cid, tsize uint64, read bool, li
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}
-	live[string(c.Hash())] = struct{}{}
-	if c.Prefix().Codec != cid.DagProtobuf {
-		return nil
-	}
 	nd, err := mdag.DecodeProtobuf(b.RawData())
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}
 	for _, l := range nd.Links() {
-		if err := s.mark(ctx, l.Cid, l.Size, false, live); err != nil {
+		if err := s.Reach(ctx, l.Cid, l.Size, visit); err != nil {
 			return err
 		}
 	}

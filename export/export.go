@@ -23,12 +23,21 @@ type Stats struct {
 // CAR writes every block under root, each once, as a CARv1 with root as
 // its only root. A missing block is an error naming its CID.
 func CAR(ctx context.Context, bs bstore.Blockstore, root cid.Cid, w io.Writer) (Stats, error) {
-	car, err := newStream(w, root)
+	return stream(ctx, w, root, func(visit func(cid.Cid, []byte) error) error {
+		return Walk(ctx, bs, root, visit)
+	})
+}
+
+// stream writes a CARv1 rooted at root holding the blocks walk visits. w
+// is wrapped so go-car sees a plain writer: an *os.File has WriteAt, and
+// go-car would seek a pipe (stdout).
+func stream(ctx context.Context, w io.Writer, root cid.Cid, walk func(visit func(cid.Cid, []byte) error) error) (Stats, error) {
+	car, err := storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(true))
 	if err != nil {
 		return Stats{}, err
 	}
 	var st Stats
-	err = Walk(ctx, bs, root, func(c cid.Cid, data []byte) error {
+	err = walk(func(c cid.Cid, data []byte) error {
 		st.Blocks++
 		st.Bytes += int64(len(data))
 		return car.Put(ctx, c.KeyString(), data)
@@ -37,12 +46,6 @@ func CAR(ctx context.Context, bs bstore.Blockstore, root cid.Cid, w io.Writer) (
 		return st, err
 	}
 	return st, car.Finalize()
-}
-
-// newStream starts a CARv1 on w. w is wrapped so go-car sees a plain
-// writer: an *os.File has WriteAt, and go-car would seek a pipe (stdout).
-func newStream(w io.Writer, root cid.Cid) (storage.WritableCar, error) {
-	return storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(true))
 }
 
 // Walk visits every block under root once, parents before children, links

@@ -15,20 +15,9 @@ import (
 // CARSince writes, as a CARv1 rooted at root, the blocks under root that
 // are not under old: what a node that holds old needs to hold root.
 func CARSince(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, w io.Writer) (Stats, error) {
-	car, err := newStream(w, root)
-	if err != nil {
-		return Stats{}, err
-	}
-	var st Stats
-	err = WalkSince(ctx, bs, old, root, func(c cid.Cid, data []byte) error {
-		st.Blocks++
-		st.Bytes += int64(len(data))
-		return car.Put(ctx, c.KeyString(), data)
+	return stream(ctx, w, root, func(visit func(cid.Cid, []byte) error) error {
+		return WalkSince(ctx, bs, old, root, visit)
 	})
-	if err != nil {
-		return st, err
-	}
-	return st, car.Finalize()
 }
 
 // WalkSince visits each block under root that is not under old, once.

@@ -69,32 +69,10 @@ func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e
 
 // complete reports whether every block of the previous file DAG at l is in
 // the store, so reusing it unread leaves no hole (blocks lost to a crash of
-// the disk, or removed by fsck --repair, make the file be read again). A
-// block whose stored size equals the Tsize its parent records has no
-// children; only the few blocks above the leaves of large files are read.
+// the disk, or removed by fsck --repair, make the file be read again). Only
+// the few blocks above the leaves of large files are read (Store.Reach).
 func (r *run) complete(ctx context.Context, l *diff.Link) bool {
-	bs := r.store.Blockstore()
-	var walk func(c cid.Cid, tsize uint64) bool
-	walk = func(c cid.Cid, tsize uint64) bool {
-		size, err := bs.GetSize(ctx, c)
-		if err != nil {
-			return false
-		}
-		if uint64(size) == tsize || c.Prefix().Codec != cid.DagProtobuf {
-			return true
-		}
-		nd, err := r.w.Get(ctx, c)
-		if err != nil {
-			return false
-		}
-		for _, child := range nd.Links() {
-			if !walk(child.Cid, child.Size) {
-				return false
-			}
-		}
-		return true
-	}
-	return walk(l.Cid, l.Tsize)
+	return r.store.Reach(ctx, l.Cid, l.Tsize, func(cid.Cid) bool { return true }) == nil
 }
 
 // knownFile is what the previous root holds for a file: from the index
