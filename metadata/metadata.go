@@ -10,6 +10,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Type is the kind of a filesystem entry, as UnixFS can store it.
@@ -117,4 +119,39 @@ func (f Fields) MTimeOf(st Stat) time.Time {
 // String describes st for itemised output and error messages.
 func (st Stat) String() string {
 	return fmt.Sprintf("%s size=%d mode=%04o mtime=%s", st.Type, st.Size, uint32(st.Mode.Perm()), st.MTime.Format(time.RFC3339Nano))
+}
+
+// FromStatT converts a raw lstat result, as the walker gets it from
+// fstatat(2) on a directory descriptor without building an fs.FileInfo.
+// It gives what FromFileInfo gives for the same entry.
+func FromStatT(s *unix.Stat_t) Stat {
+	mode := fs.FileMode(s.Mode & 0o777)
+	if s.Mode&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if s.Mode&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if s.Mode&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	st := Stat{Size: s.Size, MTime: time.Unix(s.Mtim.Unix()).UTC()}
+	switch s.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		st.Type = File
+	case unix.S_IFDIR:
+		st.Type, mode = Dir, mode|fs.ModeDir
+	case unix.S_IFLNK:
+		st.Type, mode = Symlink, mode|fs.ModeSymlink
+	case unix.S_IFIFO:
+		st.Type, mode = Other, mode|fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		st.Type, mode = Other, mode|fs.ModeSocket
+	case unix.S_IFCHR:
+		st.Type, mode = Other, mode|fs.ModeDevice|fs.ModeCharDevice
+	default:
+		st.Type, mode = Other, mode|fs.ModeDevice
+	}
+	st.Mode = mode
+	return st
 }

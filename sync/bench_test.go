@@ -36,3 +36,35 @@ func BenchmarkFullImport(b *testing.B) {
 		store.Close()
 	}
 }
+
+// BenchmarkResync re-syncs IPFS_SYNC_BENCH_TREE, unchanged, against the
+// root of one full import: the cost of a publish cycle that touched
+// nothing, which is the walk, the quick check and the index.
+func BenchmarkResync(b *testing.B) {
+	src := os.Getenv("IPFS_SYNC_BENCH_TREE")
+	if src == "" {
+		b.Skip("set IPFS_SYNC_BENCH_TREE to a directory to import")
+	}
+	p, err := profile.New(profile.V1_2025, profile.Overrides{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := Run(context.Background(), store, Options{Src: src, Profile: p}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sum, err := Run(context.Background(), store, Options{Src: src, Profile: p})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if sum.BytesRead != 0 {
+			b.Fatalf("an unchanged re-sync read %d bytes", sum.BytesRead)
+		}
+	}
+}
