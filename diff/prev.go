@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -123,4 +124,23 @@ func Merge(local []Entry, prev []Link, fn func(l *Entry, p *Link)) {
 			j++
 		}
 	}
+}
+
+// Lookup finds the link at the slash-separated path rel under root, going
+// down one directory (or HAMT) at a time. ok is false when some component
+// is missing or not a directory.
+func (t Tree) Lookup(ctx context.Context, root cid.Cid, rel string) (Link, bool) {
+	l := Link{Cid: root}
+	for _, name := range strings.Split(rel, "/") {
+		d, err := t.Dir(ctx, l.Cid)
+		if err != nil {
+			return Link{}, false
+		}
+		i := sort.Search(len(d.Entries), func(i int) bool { return d.Entries[i].Name >= name })
+		if i == len(d.Entries) || d.Entries[i].Name != name {
+			return Link{}, false
+		}
+		l = d.Entries[i]
+	}
+	return l, true
 }

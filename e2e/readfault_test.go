@@ -559,9 +559,9 @@ func chmod(t *testing.T, mode os.FileMode, paths ...string) {
 // root's permission to read everything). The outcomes are TestReadFaultEIO's:
 // an unreadable file that must be read fails the run and moves nothing; an
 // unreadable directory keeps its previous version, or is left out if new
-// (exit 3). Also: with --full or other CID settings there is no previous
-// version to keep, so an unreadable directory is left out even though the
-// previous root has it; a file made unreadable without another change
+// (exit 3), with --full too. Under other CID settings the previous version
+// cannot stand in, so an unreadable directory is left out even though the
+// previous root has it. A file made unreadable without another change
 // passes the quick check and is not opened: its new mode is recorded over
 // the stored data (exit 0).
 func TestReadFaultPermission(t *testing.T) {
@@ -620,24 +620,35 @@ func TestReadFaultPermission(t *testing.T) {
 	checkRef(t, sync, "m", sum.Root, 2)
 	t.Logf("EACCES on directories: %s", strings.TrimSpace(res.Stderr))
 
-	// The same run with --full, or with other CID settings, each on a copy
-	// of the repository: the previous root is not reused, so olddir/ is left
-	// out like newdir/ (what the code does; docs/reliability.md says so).
-	for i, flags := range [][]string{{"--full"}, {"--metadata", "none"}} {
+	// The same run with --full, and with other CID settings, each on a
+	// copy of the repository. --full reuses nothing, but the previous root
+	// was made with the same settings, so olddir/ keeps its version there
+	// too; under other settings the previous version would mix two kinds
+	// of CIDs, so olddir/ is left out like newdir/.
+	for i, tc := range []struct {
+		flags   []string
+		keepOld bool
+	}{{[]string{"--full"}, true}, {[]string{"--metadata", "none"}, false}} {
 		other := filepath.Join(base, fmt.Sprintf("repo-%d", i))
 		copyTree(t, repo, other)
-		args := append([]string{"--repo", other, "--json", "sync", "--name", "m"}, flags...)
+		args := append([]string{"--repo", other, "--json", "sync", "--name", "m"}, tc.flags...)
 		res = nobody(append(args, src)...)
 		if res.Code != 3 {
-			t.Fatalf("%s: want exit 3, got %s", flags, res)
+			t.Fatalf("%s: want exit 3, got %s", tc.flags, res)
 		}
 		osum := parseFaultSummary(t, res)
+		oldWant := []string{"skipped", "permission denied"}
+		want := (faultTree{dataSize: 3000}).root(t, tc.flags...)
+		if tc.keepOld {
+			oldWant = []string{"keeping the previous version", "permission denied"}
+			want = (faultTree{dataSize: 3000, olddir: true}).root(t, tc.flags...)
+		}
 		checkSkipped(t, res, osum, map[string][]string{
-			olddir: {"skipped", "permission denied"},
+			olddir: oldWant,
 			newdir: {"skipped", "permission denied"},
 		})
-		if want := (faultTree{dataSize: 3000}).root(t, flags...); osum.Root != want {
-			t.Fatalf("%s: root %s, want %s (the tree without olddir/ and newdir/)", flags, osum.Root, want)
+		if osum.Root != want {
+			t.Fatalf("%s: root %s, want %s", tc.flags, osum.Root, want)
 		}
 	}
 

@@ -241,9 +241,6 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 	default:
 		return cid.Undef, nil
 	}
-	if r.opts.Full {
-		return c, nil
-	}
 	has, err := r.store.Blockstore().Has(ctx, c)
 	if err != nil {
 		return cid.Undef, err
@@ -252,7 +249,10 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 		r.warn("", fmt.Errorf("previous root %s is not in the store; importing in full", c))
 		return c, nil
 	}
-	r.reuse = true
+	// Made with the same settings, so its subtrees can stand in for a
+	// directory that cannot be read, even when --full reuses nothing else.
+	r.fallback = c
+	r.reuse = !r.opts.Full
 	return c, nil
 }
 
@@ -272,7 +272,8 @@ type run struct {
 	meta      metadata.Fields
 	start     time.Time
 	prevStart time.Time
-	reuse     bool // the previous root may be reused
+	reuse     bool    // the previous root may be reused
+	fallback  cid.Cid // a previous root with these settings, for unreadable directories
 	delta     *export.DeltaFile
 
 	files, dirs, symlinks, bytes, read atomic.Int64
@@ -465,6 +466,13 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 			err = fmt.Errorf("source: %w", err)
 			fail(err)
 			return failed(err)
+		}
+		if prev == nil && r.fallback.Defined() {
+			if l, ok := r.tree.Lookup(ctx, r.fallback, relPath); ok {
+				if _, err := r.tree.Dir(ctx, l.Cid); err == nil {
+					prev, pd = &l, &diff.PrevDir{}
+				}
+			}
 		}
 		if pd != nil {
 			// Never turn a failed read into deletions: keep what the
