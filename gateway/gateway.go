@@ -60,7 +60,11 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	if ready != nil {
 		ready(l.Addr().String())
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A client that stops reading or leaves a keep-alive connection idle
+	// must not hold a descriptor and a goroutine for ever. A whole-response
+	// WriteTimeout would cut off slow but healthy downloads of big CARs, so
+	// each write gets its own deadline instead.
+	srv := &http.Server{Handler: stallGuard(h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -72,3 +76,31 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	}
 	return nil
 }
+
+const idleTimeout = 2 * time.Minute
+
+// stallTimeout is the longest a single write may wait on the client.
+var stallTimeout = time.Minute
+
+// stallGuard gives every write of a response a fresh deadline.
+func stallGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w)}, r)
+	})
+}
+
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(stallTimeout))
+	return d.ResponseWriter.Write(p)
+}
+
+// Flush keeps streaming responses streaming through the wrapper.
+func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
+
+// Unwrap lets http.ResponseController reach the connection (Flush).
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
