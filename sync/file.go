@@ -31,16 +31,17 @@ type job struct {
 // what the previous root (or the index, when it agrees with the root) holds:
 // nothing (reuse the CID unopened), a new root node over the stored leaves
 // (mode only), or a read.
-func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+	r, jobs := w.run, w.jobs
 	res := newResult()
 	j := job{path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
 	if prev == nil {
-		r.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
+		w.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
 		return r.submit(ctx, jobs, j)
 	}
 	known, ent, hasEnt, err := r.knownFile(ctx, relPath, prev)
 	if err != nil || known.Type != metadata.File {
-		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: metadata.WhyType}, true)
+		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: metadata.WhyType}, true)
 		j.why = metadata.WhyType
 		return r.submit(ctx, jobs, j)
 	}
@@ -48,19 +49,19 @@ func (r *run) file(ctx context.Context, jobs chan<- job, path, relPath string, e
 	racy := !e.Stat.MTime.Before(r.prevStart.Add(-RacyWindow))
 	switch {
 	case j.why&(metadata.WhySize|metadata.WhyType) != 0:
-		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, true)
+		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, true)
 		return r.submit(ctx, jobs, j)
 	case !r.complete(ctx, prev):
 		// Blocks of the previous version are gone: read the file again,
 		// whatever its metadata says.
-		j.it = r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
+		j.it = w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
 		return r.submit(ctx, jobs, j)
 	case (j.why == 0 || j.why == metadata.WhyMode) && !racy && !r.opts.Checksum:
-		return r.sameContent(ctx, j, e.Stat, ent, hasEnt, true)
+		return r.sameContent(ctx, j, e.Stat, ent, hasEnt, w)
 	}
 	// The mtime moved (a touch or a same-size rewrite look alike), the
 	// file is racily clean, or --checksum asks: read it.
-	j.it = r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
+	j.it = w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
 	if hasEnt && ent.XXH != 0 {
 		j.checksum, j.prevXXH = true, ent.XXH
 	}
@@ -91,9 +92,9 @@ func (r *run) knownFile(ctx context.Context, relPath string, prev *diff.Link) (m
 
 // sameContent handles a file whose data is known to be unchanged: reuse
 // its CID, or give it a new root when stored metadata changed.
-// Only the walker may itemise (the order of items is the walk's), so a
-// worker passes itemise=false and reports through its pending item.
-func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent blockstore.IndexEntry, hasEnt, itemise bool) *result {
+// Only a walker may itemise (the order of items is the walk's), so a
+// worker passes no walker and reports through its pending item.
+func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent blockstore.IndexEntry, hasEnt bool, w *walker) *result {
 	r.files.Add(1)
 	r.bytes.Add(st.Size)
 	link := Link{Name: j.name, Cid: j.prev.Cid, Tsize: j.prev.Tsize}
@@ -117,8 +118,8 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 		return failed(fmt.Errorf("%s: %w", j.path, err))
 	}
 	r.fileCounts.meta.Add(1)
-	if itemise {
-		r.itemise(ctx, Change{Kind: '*', Path: j.rel, Why: j.why}, true)
+	if w != nil {
+		w.itemise(ctx, Change{Kind: '*', Path: j.rel, Why: j.why}, true)
 	}
 	link.Cid, link.Tsize = res.Cid, res.Tsize
 	r.putIndex(ctx, j.rel, link, st, ent.XXH)
@@ -169,7 +170,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 		xxh, st, n, err := r.imp.Checksum(ctx, j.path)
 		r.read.Add(n)
 		if err == nil && xxh == j.prevXXH && st.Size == n {
-			res := r.sameContent(ctx, j, st, blockstore.IndexEntry{XXH: xxh}, false, false)
+			res := r.sameContent(ctx, j, st, blockstore.IndexEntry{XXH: xxh}, false, nil)
 			<-res.done
 			j.res.link, j.res.err = res.link, res.err
 			if res.err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,11 +55,14 @@ func TestUnchangedFilesNotOpened(t *testing.T) {
 			}
 			defer store.Close()
 			var opens atomic.Int64
+			var mu gosync.Mutex
 			var opened []string
 			opts := Options{Src: src, Profile: incProfile(t, meta), Filter: diff.Filter{Hidden: true},
 				Open: func(p string) (chunker.File, error) {
 					opens.Add(1)
+					mu.Lock()
 					opened = append(opened, p)
+					mu.Unlock()
 					return chunker.OpenNoFollow(p)
 				}}
 			ctx := context.Background()

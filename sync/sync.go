@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -189,6 +190,8 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	r.mu.Lock()
 	sum.Skipped = append(sum.Skipped, r.skipped...)
 	r.mu.Unlock()
+	// Walkers run side by side: report in path order, the same every run.
+	sort.SliceStable(sum.Skipped, func(i, j int) bool { return sum.Skipped[i].Path < sum.Skipped[j].Path })
 	sum.Seconds = time.Since(start).Seconds()
 
 	if r.delta != nil {
@@ -279,8 +282,9 @@ type run struct {
 	files, dirs, symlinks, bytes, read atomic.Int64
 	fileCounts, dirCounts              counts
 
-	items      chan *item
-	quietUnder string // items under this new directory are not listed (walker only)
+	items   chan *item    // the top walker's items, in walk order
+	slots   chan struct{} // walkers running besides the top one
+	walkers gosync.WaitGroup
 
 	mu      gosync.Mutex
 	skipped []Skipped
@@ -317,11 +321,42 @@ func skippedResult() *result {
 	return r
 }
 
-// item is an itemised change whose outcome may depend on reading a file.
+// item is an itemised change whose outcome may depend on reading a file,
+// or (sub set) the place of a subtree walked on another goroutine, whose
+// items come through sub.
 type item struct {
 	done   chan struct{}
 	change Change
 	show   bool
+	sub    chan *item
+}
+
+// walker walks part of the tree on one goroutine. Subdirectories go to
+// new walkers while slots are free, so listing, lstat and the quick check
+// of many directories run at once; each walker queues its items in its
+// own channel, placed in its parent's where the subtree belongs, so the
+// listing comes out in walk order all the same.
+type walker struct {
+	*run
+	jobs       chan<- job
+	fail       context.CancelCauseFunc
+	items      chan *item // nil when nobody listens
+	quietUnder string     // items under this new directory are not listed
+}
+
+// print hands the items of ch, and of the subtrees placed in it, to the
+// Item callback in order, each once its outcome is known.
+func (r *run) print(ch chan *item) {
+	for it := range ch {
+		if it.sub != nil {
+			r.print(it.sub)
+			continue
+		}
+		<-it.done
+		if it.show {
+			r.opts.Item(it.change)
+		}
+	}
 }
 
 func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, error) {
@@ -335,14 +370,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	var printed gosync.WaitGroup
 	if r.opts.Item != nil {
 		r.items = make(chan *item, 1024)
-		printed.Go(func() {
-			for it := range r.items {
-				<-it.done
-				if it.show {
-					r.opts.Item(it.change)
-				}
-			}
-		})
+		printed.Go(func() { r.print(r.items) })
 	}
 
 	jobs := make(chan job)
@@ -358,21 +386,26 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	if r.reuse {
 		prevLink = &diff.Link{Cid: prev}
 	}
+	// Walkers besides the top one; more than the cores, as a walk of a
+	// tree not in the page cache waits on the disk.
+	r.slots = make(chan struct{}, 2*r.opts.Workers)
+	w := &walker{run: r, jobs: jobs, fail: cancel, items: r.items}
 	var top *result
 	switch st.Type {
 	case metadata.Dir:
-		top = r.walkDir(ctx, cancel, jobs, src, "", "", st, prevLink)
+		top = w.walkDir(ctx, src, "", "", st, prevLink)
 	case metadata.File:
-		top = r.file(ctx, jobs, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink)
+		top = w.file(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink)
 	case metadata.Symlink:
 		target, err := os.Readlink(src)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("source: %w", err)
 		}
-		top = r.symlink(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st, Target: target}, prevLink)
+		top = w.symlink(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st, Target: target}, prevLink)
 	default:
 		return cid.Undef, fmt.Errorf("source %s is a %s, not a file or directory", src, st.Type)
 	}
+	r.walkers.Wait()
 	r.opts.Progress.WalkDone.Store(true)
 	close(jobs)
 	<-top.done
@@ -406,8 +439,8 @@ func (r *run) warn(path string, err error) {
 
 // itemise queues a change for the Item callback in walk order. A nil
 // return means nobody listens.
-func (r *run) itemise(ctx context.Context, c Change, known bool) *item {
-	if r.items == nil || (r.quietUnder != "" && strings.HasPrefix(c.Path, r.quietUnder) && c.Path != r.quietUnder) {
+func (w *walker) itemise(ctx context.Context, c Change, known bool) *item {
+	if w.items == nil || (w.quietUnder != "" && strings.HasPrefix(c.Path, w.quietUnder) && c.Path != w.quietUnder) {
 		return nil
 	}
 	it := &item{done: make(chan struct{}), change: c, show: true}
@@ -415,10 +448,44 @@ func (r *run) itemise(ctx context.Context, c Change, known bool) *item {
 		close(it.done)
 	}
 	select {
-	case r.items <- it:
+	case w.items <- it:
 	case <-ctx.Done():
 	}
 	return it
+}
+
+// dir walks a subdirectory on a new walker if a slot is free, else on
+// this one.
+func (w *walker) dir(ctx context.Context, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		return w.walkDir(ctx, path, relPath, name, st, prev)
+	}
+	sub := &walker{run: w.run, jobs: w.jobs, fail: w.fail, quietUnder: w.quietUnder}
+	if w.items != nil {
+		sub.items = make(chan *item, 256)
+		select {
+		case w.items <- &item{sub: sub.items}:
+		case <-ctx.Done():
+			<-w.slots
+			return failed(context.Cause(ctx))
+		}
+	}
+	out := newResult()
+	w.walkers.Add(1)
+	go func() {
+		res := sub.walkDir(ctx, path, relPath, name, st, prev)
+		if sub.items != nil {
+			close(sub.items)
+		}
+		<-w.slots
+		w.walkers.Done()
+		<-res.done
+		out.link, out.skip, out.err = res.link, res.skip, res.err
+		close(out.done)
+	}()
+	return out
 }
 
 func (it *item) resolve(show bool, why metadata.Why) {
@@ -446,7 +513,8 @@ func rel(parent, name string) string {
 // that completes once every child has and the directory's node is built
 // (or reused). The walk runs on one goroutine, blocked by the unbuffered
 // job channel when all readers are busy, which is what bounds memory.
-func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs chan<- job, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+	r, fail := w.run, w.fail
 	var pd *diff.PrevDir
 	if prev != nil {
 		d, err := r.tree.Dir(ctx, prev.Cid)
@@ -487,18 +555,18 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 	if pd != nil {
 		prevEntries = pd.Entries
 		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) {
-			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
+			w.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
 		}
 	} else if relPath != "" {
 		if prev != nil {
-			r.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
+			w.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
 		} else {
-			r.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
+			w.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
 		}
 		// A new subtree is one change, as `diff` reports it.
-		if r.quietUnder == "" {
-			r.quietUnder = relPath + "/"
-			defer func() { r.quietUnder = "" }()
+		if w.quietUnder == "" {
+			w.quietUnder = relPath + "/"
+			defer func() { w.quietUnder = "" }()
 		}
 	}
 
@@ -509,18 +577,18 @@ func (r *run) walkDir(ctx context.Context, fail context.CancelCauseFunc, jobs ch
 			return
 		}
 		if e == nil {
-			r.removed(ctx, rel(relPath, p.Name), p)
+			w.removed(ctx, rel(relPath, p.Name), p)
 			return
 		}
 		cp := filepath.Join(path, e.Name)
 		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.File:
-			children = append(children, r.file(ctx, jobs, cp, crel, *e, p))
+			children = append(children, w.file(ctx, cp, crel, *e, p))
 		case metadata.Dir:
-			children = append(children, r.walkDir(ctx, fail, jobs, cp, crel, e.Name, e.Stat, p))
+			children = append(children, w.dir(ctx, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
-			children = append(children, r.symlink(ctx, cp, crel, *e, p))
+			children = append(children, w.symlink(ctx, cp, crel, *e, p))
 		default:
 			r.warn(cp, fmt.Errorf("%s: UnixFS cannot store a %s; skipped", cp, e.Stat.Type))
 		}
@@ -625,45 +693,45 @@ func sameLinks(a []Link, b []diff.Link) bool {
 	return true
 }
 
-func (r *run) removed(ctx context.Context, relPath string, p *diff.Link) {
-	k, _, err := r.tree.Known(ctx, p.Cid)
+func (w *walker) removed(ctx context.Context, relPath string, p *diff.Link) {
+	k, _, err := w.tree.Known(ctx, p.Cid)
 	switch {
 	case err != nil:
-		r.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
+		w.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
 	case k.Type == metadata.Dir:
-		r.dirCounts.removed.Add(1)
-		r.itemise(ctx, Change{Kind: '-', Path: relPath + "/"}, true)
+		w.dirCounts.removed.Add(1)
+		w.itemise(ctx, Change{Kind: '-', Path: relPath + "/"}, true)
 	default:
 		if k.Type == metadata.File {
-			r.fileCounts.removed.Add(1)
+			w.fileCounts.removed.Add(1)
 		}
-		r.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
+		w.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
 	}
 }
 
-func (r *run) symlink(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link) *result {
-	nd, err := symlinkNode(r.opts.Profile, e.Target, r.meta.MTimeOf(e.Stat))
+func (w *walker) symlink(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+	nd, err := symlinkNode(w.opts.Profile, e.Target, w.meta.MTimeOf(e.Stat))
 	if err == nil {
-		err = r.w.Add(ctx, nd)
+		err = w.w.Add(ctx, nd)
 	}
 	if err != nil {
 		return failed(fmt.Errorf("symlink %s: %w", path, err))
 	}
-	r.symlinks.Add(1)
+	w.symlinks.Add(1)
 	size, _ := nd.Size()
 	switch {
 	case prev == nil:
-		r.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
+		w.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
 	case !nd.Cid().Equals(prev.Cid):
 		why := metadata.WhyContent
-		if k, pn, err := r.tree.Known(ctx, prev.Cid); err == nil {
-			if why = metadata.Changed(e.Stat, r.knownMeta(k)) &^ metadata.WhySize; why == 0 || k.Type == metadata.Symlink {
+		if k, pn, err := w.tree.Known(ctx, prev.Cid); err == nil {
+			if why = metadata.Changed(e.Stat, w.knownMeta(k)) &^ metadata.WhySize; why == 0 || k.Type == metadata.Symlink {
 				if t, err := diff.SymlinkTarget(pn); err == nil && t != e.Target {
 					why |= metadata.WhyContent
 				}
 			}
 		}
-		r.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
+		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
 	}
 	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
 }
