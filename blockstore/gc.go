@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
 
 	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -185,5 +189,37 @@ func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report f
 			return res, err
 		}
 	}
-	return res, nil
+	if res.Missing+res.Corrupt > 0 {
+		return res, s.markDamaged()
+	}
+	return res, s.clearDamaged()
+}
+
+// damagedFile marks a store in which fsck found a root with holes. Until a
+// clean fsck removes it, sync checks that every block of a file it reuses
+// unread is present (Store.Damaged); otherwise it trusts the previous
+// root, which was complete and synced to disk when its ref moved, and gc
+// never removes a block of a ref's current root.
+const damagedFile = "damaged"
+
+// Damaged reports whether fsck found missing or corrupt blocks since the
+// last clean fsck.
+func (s *Store) Damaged() bool {
+	_, err := os.Stat(filepath.Join(s.dir, damagedFile))
+	return err == nil
+}
+
+func (s *Store) markDamaged() error {
+	path := filepath.Join(s.dir, damagedFile)
+	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("mark %s damaged: %w", s.dir, err)
+	}
+	return s.Sync(context.Background())
+}
+
+func (s *Store) clearDamaged() error {
+	if err := os.Remove(filepath.Join(s.dir, damagedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("clear damage mark of %s: %w", s.dir, err)
+	}
+	return nil
 }

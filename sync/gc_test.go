@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/export"
 )
 
@@ -70,3 +71,50 @@ func TestGCKeepsKeptRootsOnly(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestLostBlockAfterFsck: a block of an unchanged file vanishes from the
+// store behind ipfs-sync's back. fsck finds the hole and marks the store
+// damaged; the next sync then checks what it reuses, reads the file again,
+// and the root is whole; a clean fsck lifts the mark.
+func TestLostBlockAfterFsck(t *testing.T) {
+	ctx := context.Background()
+	src := incTree(t)
+	store, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	opts := Options{Src: src, Name: "lost", Profile: incProfile(t, "mtime,mode")}
+	first, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := cid.MustParse(first.Root)
+	lost, ok := diff.Tree{DAG: store.NewWriter(true)}.Lookup(ctx, root, "a/d.deb")
+	if !ok {
+		t.Fatal("a/d.deb is not in the root")
+	}
+	if err := store.Blockstore().DeleteBlock(ctx, lost.Cid); err != nil {
+		t.Fatal(err)
+	}
+	fsck := func() blockstore.FsckResult {
+		res, err := store.Fsck(ctx, []cid.Cid{root}, false, func(cid.Cid, string, error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := fsck(); res.Missing != 1 || !store.Damaged() {
+		t.Fatalf("fsck after losing a block: %+v, damaged %v", res, store.Damaged())
+	}
+	second, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Root != first.Root || second.BytesRead == 0 {
+		t.Fatalf("re-sync of a damaged store: root %s (want %s), read %d bytes", second.Root, first.Root, second.BytesRead)
+	}
+	if res := fsck(); res.Missing != 0 || store.Damaged() {
+		t.Fatalf("fsck after the re-sync: %+v, damaged %v", res, store.Damaged())
+	}
+}

@@ -256,6 +256,7 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 	// directory that cannot be read, even when --full reuses nothing else.
 	r.fallback = c
 	r.reuse = !r.opts.Full
+	r.trusted = hasCur && cur.Root == c.String() && !r.store.Damaged()
 	return c, nil
 }
 
@@ -277,6 +278,7 @@ type run struct {
 	prevStart time.Time
 	reuse     bool    // the previous root may be reused
 	fallback  cid.Cid // a previous root with these settings, for unreadable directories
+	trusted   bool    // the previous root is the ref's current one in an undamaged store
 	delta     *export.DeltaFile
 
 	files, dirs, symlinks, bytes, read atomic.Int64
