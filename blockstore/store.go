@@ -84,6 +84,12 @@ func openLocked(dir string, lock func(string) (*os.File, error), index *pebble.O
 			s.Close()
 			return nil, fmt.Errorf("open index in %s: %w", dir, err)
 		}
+		if !index.ReadOnly {
+			if err := s.dropOldIndex(); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("open index in %s: %w", dir, err)
+			}
+		}
 	}
 	return s, nil
 }

@@ -31,7 +31,7 @@ type job struct {
 // what the previous root (or the index, when it agrees with the root) holds:
 // nothing (reuse the CID unopened), a new root node over the stored leaves
 // (mode only), or a read.
-func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link) *result {
+func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	r, jobs := w.run, w.jobs
 	res := newResult()
 	j := job{path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
@@ -39,7 +39,7 @@ func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, p
 		w.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
 		return r.submit(ctx, jobs, j)
 	}
-	known, ent, hasEnt, err := r.knownFile(ctx, relPath, prev)
+	known, ent, hasEnt, err := r.knownFile(ctx, relPath, e.Name, prev, idx)
 	if err != nil || known.Type != metadata.File {
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: metadata.WhyType}, true)
 		j.why = metadata.WhyType
@@ -83,9 +83,17 @@ func (r *run) complete(ctx context.Context, l *diff.Link) bool {
 }
 
 // knownFile is what the previous root holds for a file: from the index
-// when its entry names the same CID, else from the file's root node.
-func (r *run) knownFile(ctx context.Context, relPath string, prev *diff.Link) (metadata.Known, blockstore.IndexEntry, bool, error) {
-	if ent, ok := r.index.Get(ctx, relPath); ok && ent.Cid.Equals(prev.Cid) {
+// (idx, the directory's entries, or a lookup of relPath without one) when
+// its entry names the same CID, else from the file's root node.
+func (r *run) knownFile(ctx context.Context, relPath, name string, prev *diff.Link, idx *blockstore.DirIndex) (metadata.Known, blockstore.IndexEntry, bool, error) {
+	var ent blockstore.IndexEntry
+	var ok bool
+	if idx != nil {
+		ent, ok = idx.Find(name)
+	} else {
+		ent, ok = r.index.Get(ctx, relPath)
+	}
+	if ok && ent.Cid.Equals(prev.Cid) {
 		k := metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
 		return k, ent, true, nil
 	}

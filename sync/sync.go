@@ -397,7 +397,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	case metadata.Dir:
 		top = w.walkDir(ctx, src, "", "", st, prevLink)
 	case metadata.File:
-		top = w.file(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink)
+		top = w.file(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink, nil)
 	case metadata.Symlink:
 		target, err := os.Readlink(src)
 		if err != nil {
@@ -572,6 +572,11 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		}
 	}
 
+	var idx *blockstore.DirIndex
+	if pd != nil {
+		idx = r.index.Dir(relPath)
+		defer idx.Close()
+	}
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
 	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
@@ -586,7 +591,7 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.File:
-			children = append(children, w.file(ctx, cp, crel, *e, p))
+			children = append(children, w.file(ctx, cp, crel, *e, p, idx))
 		case metadata.Dir:
 			children = append(children, w.dir(ctx, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
