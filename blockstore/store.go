@@ -35,6 +35,7 @@ var ErrLocked = errors.New("repository is locked by another process")
 type Store struct {
 	dir    string
 	blocks *flatfs.Datastore
+	files  *blockFiles         // writes new blocks (Writer)
 	ds     *pebbleds.Datastore // the file index; nil for readers
 	bs     bstore.Blockstore
 	lock   *os.File // nil for readers
@@ -146,7 +147,7 @@ func openBlocks(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open block store in %s: %w", dir, err)
 	}
 	bs := bstore.NewBlockstore(fds, bstore.NoPrefix(), bstore.WriteThrough(true))
-	return &Store{dir: dir, blocks: fds, bs: bstore.NewIdStore(verifying{bs})}, nil
+	return &Store{dir: dir, blocks: fds, files: newBlockFiles(filepath.Join(dir, "blocks")), bs: bstore.NewIdStore(verifying{bs})}, nil
 }
 
 // Dir is the repository's directory.

@@ -12,25 +12,17 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-// batchBytes bounds the memory a Writer holds before it commits a batch.
-const batchBytes = 8 << 20
-
-// Writer is an ipld.DAGService that writes new blocks in byte-bounded
-// batches and counts them. Blocks already in the store are not rewritten.
-// It is safe for concurrent use by the chunker's workers.
+// Writer is an ipld.DAGService that writes new blocks straight into the
+// store from the goroutine that made them, and counts them. Blocks already
+// in the store are not rewritten; none is durable before Flush. It is safe
+// for concurrent use by the chunker's workers.
 type Writer struct {
 	s       *Store
 	discard bool
 
-	mu      sync.Mutex
-	pending []blocks.Block
-	inBatch map[cid.Cid]struct{}
-	size    int
-	err     error
-	// The batch being committed, still visible to Get and duplicate checks.
-	flight    []blocks.Block
-	flightSet map[cid.Cid]struct{}
-	commitMu  sync.Mutex // one commit at a time
+	mu       sync.Mutex
+	inFlight map[cid.Cid]struct{} // being written: a second Put skips it
+	err      error
 
 	Blocks int64 // new blocks written
 	Bytes  int64 // bytes of new blocks written
@@ -42,10 +34,10 @@ type Writer struct {
 	OnNew func()
 }
 
-// NewWriter starts a batch writer on s. A discarding writer (for dry
-// runs) counts what it would write and stores nothing.
+// NewWriter starts a writer on s. A discarding writer (for dry runs)
+// counts what it would write and stores nothing.
 func (s *Store) NewWriter(discard bool) *Writer {
-	return &Writer{s: s, discard: discard, inBatch: map[cid.Cid]struct{}{}}
+	return &Writer{s: s, discard: discard, inFlight: map[cid.Cid]struct{}{}}
 }
 
 // Add implements ipld.DAGService.
@@ -63,7 +55,7 @@ func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
 	return nil
 }
 
-// Put queues one block, committing the batch when it is full.
+// Put writes one block unless the store has it.
 func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	c := b.Cid()
 	if c.Prefix().MhType == mh.IDENTITY {
@@ -81,9 +73,7 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 		w.mu.Unlock()
 		return w.err
 	}
-	_, dup := w.inBatch[c]
-	_, flying := w.flightSet[c]
-	if dup || flying {
+	if _, flying := w.inFlight[c]; flying {
 		w.mu.Unlock()
 		return nil
 	}
@@ -100,75 +90,41 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 		}
 	}
 	if w.discard {
+		// Nothing remembered: a dry run's memory stays flat (a block
+		// made twice in one dry run is counted twice).
 		w.mu.Unlock()
 		return nil
 	}
-	w.inBatch[c] = struct{}{}
-	w.pending = append(w.pending, b)
-	w.size += len(b.RawData())
-	if w.size < batchBytes {
-		w.mu.Unlock()
-		return nil
-	}
-	batch, set := w.takeLocked()
+	w.inFlight[c] = struct{}{}
 	w.mu.Unlock()
-	// Committed without holding mu: the other workers keep filling the
-	// next batch meanwhile.
-	return w.commit(ctx, batch, set)
-}
 
-func (w *Writer) takeLocked() ([]blocks.Block, map[cid.Cid]struct{}) {
-	batch, set := w.pending, w.inBatch
-	w.pending, w.inBatch, w.size = nil, map[cid.Cid]struct{}{}, 0
-	return batch, set
-}
+	_, err = w.s.files.put(c, b.RawData())
 
-func (w *Writer) commit(ctx context.Context, batch []blocks.Block, set map[cid.Cid]struct{}) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	w.commitMu.Lock()
-	defer w.commitMu.Unlock()
-	w.mu.Lock()
-	w.flight, w.flightSet = batch, set
-	w.mu.Unlock()
-	err := w.s.bs.PutMany(ctx, batch)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.flight, w.flightSet = nil, nil
-	if err != nil {
+	delete(w.inFlight, c)
+	if err != nil && w.err == nil {
 		w.err = fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
-		return w.err
 	}
 	return w.err
 }
 
-// Flush commits what is queued and makes every block written durable.
+// Flush makes every block written so far durable.
 func (w *Writer) Flush(ctx context.Context) error {
 	if w.discard {
 		return nil
 	}
 	w.mu.Lock()
-	batch, set := w.takeLocked()
+	err := w.err
 	w.mu.Unlock()
-	if err := w.commit(ctx, batch, set); err != nil {
+	if err != nil {
 		return err
 	}
 	return w.s.Sync(ctx)
 }
 
-// Get implements ipld.DAGService, seeing queued blocks too.
+// Get implements ipld.DAGService.
 func (w *Writer) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
-	w.mu.Lock()
-	for _, batch := range [][]blocks.Block{w.pending, w.flight} {
-		for _, b := range batch {
-			if b.Cid().Equals(c) {
-				w.mu.Unlock()
-				return decode(b)
-			}
-		}
-	}
-	w.mu.Unlock()
 	b, err := w.s.bs.Get(ctx, c)
 	if err != nil {
 		return nil, err
