@@ -1,6 +1,6 @@
 // Package blockstore owns the repository on disk: the block store (flatfs,
 // one file per block, as kubo keeps them), the file index (pebble), the
-// lock that keeps a second writer out, batched block writes, and the refs
+// lock that keeps a second writer out, the block writer, and the refs
 // (name → current root, with history). A root is recorded only after every
 // block under it has been made durable.
 //
