@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"errors"
 	"flag"
@@ -42,8 +43,9 @@ func main() {
 	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-write: hash and write a copy under -dst")
 	workers := flag.Int("workers", runtime.NumCPU(), "files processed at once")
 	dst := flag.String("dst", "", "`DIR` (absent or empty) for -mode sha256-write")
+	list := flag.String("files", "", "only the files named in `FILE`, one path relative to DIR per line (bench/large.sh: the files a publish cycle changed)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-write] [-dst DIR] [-workers N] DIR\n")
+		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-write] [-dst DIR] [-files FILE] [-workers N] DIR\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -93,15 +95,20 @@ func main() {
 			}
 		})
 	}
-	walkErr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			paths <- p
-		}
-		return nil
-	})
+	var walkErr error
+	if *list != "" {
+		walkErr = fromList(root, *list, paths)
+	} else {
+		walkErr = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				paths <- p
+			}
+			return nil
+		})
+	}
 	close(paths)
 	wg.Wait()
 	var syncErr error
@@ -121,6 +128,22 @@ func main() {
 }
 
 const shards = 1024
+
+// fromList sends root/<line> for every non-empty line of the file list.
+func fromList(root, list string, paths chan<- string) error {
+	f, err := os.Open(list)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" {
+			paths <- filepath.Join(root, line)
+		}
+	}
+	return sc.Err()
+}
 
 // hashFile hashes the file at p and, if out is set, writes a copy there.
 func hashFile(p, out string, h hash.Hash, buf []byte) (int64, error) {
