@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
 )
 
 // flatSummary is the part of `ipfs-sync --json sync`'s summary these tests
@@ -132,24 +130,7 @@ func deltaPath(t *testing.T, car string, root cid.Cid, fanout uint64) (shards in
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := carv2.NewBlockReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(br.Roots) != 1 || !br.Roots[0].Equals(root) {
-		t.Fatalf("delta CAR roots %v, want %s", br.Roots, root)
-	}
-	blocks := map[cid.Cid][]byte{}
-	for {
-		b, err := br.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		blocks[b.Cid()] = b.RawData()
-	}
+	blocks := carBlocks(t, data, root)
 	visited := 0
 	for c := root; ; {
 		raw, ok := blocks[c]

@@ -465,17 +465,7 @@ func TestReadFaultEIO(t *testing.T) {
 	checkEIO(t, filepath.Join(src, "olddir"), true)
 	checkEIO(t, filepath.Join(src, "newdir"), true)
 	res = sync("--json", "sync", "--name", "m", src)
-	if res.Code != 3 {
-		t.Fatalf("want exit 3, got %s", res)
-	}
-	sum := parseFaultSummary(t, res)
-	if sum.Previous == nil || *sum.Previous != root1 {
-		t.Errorf("previous %v, want %s", sum.Previous, root1)
-	}
-	checkSkipped(t, res, sum, map[string][]string{
-		filepath.Join(src, "olddir"): {"keeping the previous version", "input/output error"},
-		filepath.Join(src, "newdir"): {"skipped", "input/output error"},
-	})
+	sum := checkDirFault(t, res, root1, filepath.Join(src, "olddir"), filepath.Join(src, "newdir"), "input/output error")
 	// data.bin as it is now, olddir/ as in root1, no newdir/.
 	if want := (faultTree{dataSize: 3000, olddir: true}).root(t); sum.Root != want {
 		t.Fatalf("root %s, want %s (the tree with olddir/ as root1 had it and no newdir/)", sum.Root, want)
@@ -603,17 +593,7 @@ func TestReadFaultPermission(t *testing.T) {
 	olddir, newdir := filepath.Join(src, "olddir"), filepath.Join(src, "newdir")
 	chmod(t, 0, olddir, newdir)
 	res = sync("--json", "sync", "--name", "m", src)
-	if res.Code != 3 {
-		t.Fatalf("want exit 3, got %s", res)
-	}
-	sum := parseFaultSummary(t, res)
-	if sum.Previous == nil || *sum.Previous != root1 {
-		t.Errorf("previous %v, want %s", sum.Previous, root1)
-	}
-	checkSkipped(t, res, sum, map[string][]string{
-		olddir: {"keeping the previous version", "permission denied"},
-		newdir: {"skipped", "permission denied"},
-	})
+	sum := checkDirFault(t, res, root1, olddir, newdir, "permission denied")
 	if want := (faultTree{dataSize: 3000, olddir: true}).root(t); sum.Root != want {
 		t.Fatalf("root %s, want %s (the tree with olddir/ as root1 had it and no newdir/)", sum.Root, want)
 	}
@@ -735,4 +715,23 @@ func TestReadFaultRenamedDir(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("diff %s %s:\n%s\nwant:\n%s", root1, root2, res.Stdout, strings.Join(want, "\n"))
 	}
+}
+
+// checkDirFault checks a run in which olddir (in root1) and newdir (new)
+// could not be read: exit 3, root1 as the previous root, olddir kept and
+// newdir skipped, each reported with the kernel's error text.
+func checkDirFault(t *testing.T, res result, root1, olddir, newdir, errText string) faultSummary {
+	t.Helper()
+	if res.Code != 3 {
+		t.Fatalf("want exit 3, got %s", res)
+	}
+	sum := parseFaultSummary(t, res)
+	if sum.Previous == nil || *sum.Previous != root1 {
+		t.Errorf("previous %v, want %s", sum.Previous, root1)
+	}
+	checkSkipped(t, res, sum, map[string][]string{
+		olddir: {"keeping the previous version", errText},
+		newdir: {"skipped", errText},
+	})
+	return sum
 }

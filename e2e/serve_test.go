@@ -57,9 +57,9 @@ func get(t *testing.T, url string) (*http.Response, []byte, time.Duration) {
 	return resp, body, time.Since(start)
 }
 
-// verifyCAR checks that every block hashes to its CID and that the blocks
-// form the complete DAG under root; it returns the blocks.
-func verifyCAR(t *testing.T, data []byte, root cid.Cid) map[cid.Cid][]byte {
+// carBlocks reads a CARv1 whose only root must be root, checks that every
+// block hashes to its CID, and returns the blocks.
+func carBlocks(t *testing.T, data []byte, root cid.Cid) map[cid.Cid][]byte {
 	t.Helper()
 	br, err := carv2.NewBlockReader(bytes.NewReader(data))
 	if err != nil {
@@ -83,6 +83,14 @@ func verifyCAR(t *testing.T, data []byte, root cid.Cid) map[cid.Cid][]byte {
 		}
 		blocks[b.Cid()] = b.RawData()
 	}
+	return blocks
+}
+
+// verifyCAR checks that every block hashes to its CID and that the blocks
+// form the complete DAG under root; it returns the blocks.
+func verifyCAR(t *testing.T, data []byte, root cid.Cid) map[cid.Cid][]byte {
+	t.Helper()
+	blocks := carBlocks(t, data, root)
 	stack := []cid.Cid{root}
 	for len(stack) > 0 {
 		c := stack[len(stack)-1]

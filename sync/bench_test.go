@@ -15,14 +15,7 @@ import (
 // run with -cpuprofile/-memprofile to see where a full import goes.
 // `make bench` measures the binary end to end against kubo.
 func BenchmarkFullImport(b *testing.B) {
-	src := os.Getenv("IPFS_SYNC_BENCH_TREE")
-	if src == "" {
-		b.Skip("set IPFS_SYNC_BENCH_TREE to a directory to import")
-	}
-	p, err := profile.New(profile.V1_2025, profile.Overrides{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, p := benchTree(b)
 	for i := 0; i < b.N; i++ {
 		store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
 		if err != nil {
@@ -41,14 +34,7 @@ func BenchmarkFullImport(b *testing.B) {
 // root of one full import: the cost of a publish cycle that touched
 // nothing, which is the walk, the quick check and the index.
 func BenchmarkResync(b *testing.B) {
-	src := os.Getenv("IPFS_SYNC_BENCH_TREE")
-	if src == "" {
-		b.Skip("set IPFS_SYNC_BENCH_TREE to a directory to import")
-	}
-	p, err := profile.New(profile.V1_2025, profile.Overrides{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, p := benchTree(b)
 	store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
 	if err != nil {
 		b.Fatal(err)
@@ -67,4 +53,18 @@ func BenchmarkResync(b *testing.B) {
 			b.Fatalf("an unchanged re-sync read %d bytes", sum.BytesRead)
 		}
 	}
+}
+
+// benchTree is the tree named by IPFS_SYNC_BENCH_TREE (the benchmark is
+// skipped without one) and the default profile.
+func benchTree(b *testing.B) (string, profile.Profile) {
+	src := os.Getenv("IPFS_SYNC_BENCH_TREE")
+	if src == "" {
+		b.Skip("set IPFS_SYNC_BENCH_TREE to a directory to import")
+	}
+	p, err := profile.New(profile.V1_2025, profile.Overrides{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src, p
 }
