@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	"github.com/ipfs/go-cid"
@@ -33,9 +34,8 @@ import (
 type blockFiles struct {
 	root  string
 	shard flatfs.ShardFunc
-	dirs  sync.Map // shard directories known to exist
-	plain bool     // O_TMPFILE or /proc unavailable: temp name + link
-	mu    sync.Mutex
+	dirs  sync.Map    // shard directories known to exist
+	plain atomic.Bool // O_TMPFILE or /proc unavailable: temp name + link
 }
 
 func newBlockFiles(root string) *blockFiles {
@@ -54,17 +54,12 @@ func (f *blockFiles) put(c cid.Cid, data []byte) (bool, error) {
 		f.dirs.Store(dir, struct{}{})
 	}
 	path := filepath.Join(dir, key+".data")
-	f.mu.Lock()
-	plain := f.plain
-	f.mu.Unlock()
-	if !plain {
+	if !f.plain.Load() {
 		created, err := f.putTmpfile(dir, path, data)
 		if !errors.Is(err, errNoTmpfile) {
 			return created, err
 		}
-		f.mu.Lock()
-		f.plain = true
-		f.mu.Unlock()
+		f.plain.Store(true)
 	}
 	return f.putRename(dir, path, data)
 }

@@ -24,7 +24,7 @@ func TestBlockFilesAreFlatfsBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			s.files.plain = plain
+			s.files.plain.Store(plain)
 			var bs []blocks.Block
 			for i := range 200 {
 				bs = append(bs, blocks.NewBlock([]byte(strings.Repeat("x", i))))

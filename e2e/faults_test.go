@@ -98,15 +98,7 @@ func TestSoak(t *testing.T) {
 // fails, serve refuses to send it, and after fsck --repair the next sync
 // reads the affected file again and the store is whole.
 func TestCorruptBlock(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	root := oneCID(t, res.Stdout)
+	_, src, repo, root := syncedTiny(t, "--name", "m")
 	out, err := exec.Command("find", filepath.Join(repo, "blocks"), "-name", "*.data", "-size", "+200k").Output()
 	if err != nil || len(strings.Fields(string(out))) == 0 {
 		t.Fatalf("no large block found: %v", err)
@@ -119,7 +111,7 @@ func TestCorruptBlock(t *testing.T) {
 	f.WriteAt([]byte("CORRUPT"), 100)
 	f.Close()
 
-	res = ipfsSync(t, repo, "fsck")
+	res := ipfsSync(t, repo, "fsck")
 	if res.Code != 1 || !strings.Contains(res.Stdout, "does not match") {
 		t.Fatalf("fsck missed the corrupt block: %s", res)
 	}

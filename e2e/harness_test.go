@@ -271,3 +271,19 @@ func (s *sharedTree) get(t testing.TB) string {
 var tinyTree = &sharedTree{name: "tiny", build: func(dir string) error {
 	return runMkmirror("gen", "--preset", "tiny", "--seed", "1", dir)
 }}
+
+// syncedTiny copies the tiny mirror into a new temporary directory and
+// syncs the copy (flags go before the source); it returns the directory,
+// the copy, the repository and the root.
+func syncedTiny(t *testing.T, flags ...string) (dir, src, repo, root string) {
+	t.Helper()
+	dir = t.TempDir()
+	src = filepath.Join(dir, "mirror")
+	copyTree(t, tinyTree.get(t), src)
+	repo = filepath.Join(dir, "repo")
+	res := ipfsSync(t, repo, append(append([]string{"-q", "sync"}, flags...), src)...)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	return dir, src, repo, oneCID(t, res.Stdout)
+}

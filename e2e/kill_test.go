@@ -68,17 +68,9 @@ func TestKillGC(t *testing.T) {
 // real kubo; a final push finishes, pins the root and the DAG is whole.
 func TestKillPush(t *testing.T) {
 	d := kuboDaemon(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	first := oneCID(t, res.Stdout)
+	_, src, repo, first := syncedTiny(t, "--name", "m")
 	mkmirror(t, "mutate", "--seed", "9", src)
-	res = ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
+	res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
 	if res.Code != 0 {
 		t.Fatal(res)
 	}

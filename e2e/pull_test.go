@@ -106,15 +106,7 @@ func TestPullRoundTrip(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	root := oneCID(t, res.Stdout)
+	dir, src, repo, root := syncedTiny(t)
 	base := startServe(t, repo)
 	dest := filepath.Join(dir, "dest")
 
@@ -169,15 +161,7 @@ func TestPullFromKubo(t *testing.T) {
 		t.Skip("rsync not installed")
 	}
 	d := kuboDaemon(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	root := oneCID(t, res.Stdout)
+	dir, src, repo, root := syncedTiny(t)
 	car := filepath.Join(dir, "full.car")
 	if res := ipfsSync(t, repo, "export", root, "--car", car); res.Code != 0 {
 		t.Fatal(res)
@@ -194,7 +178,7 @@ func TestPullFromKubo(t *testing.T) {
 	mkmirror(t, "mutate", "--seed", "7", next)
 	content, _ := changedBytes(t, src, next)
 	rsyncTree(t, next, src)
-	res = ipfsSync(t, repo, "-q", "sync", src)
+	res := ipfsSync(t, repo, "-q", "sync", src)
 	if res.Code != 0 {
 		t.Fatal(res)
 	}
@@ -219,15 +203,7 @@ func TestPullKilled(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	root := oneCID(t, res.Stdout)
+	dir, src, repo, root := syncedTiny(t)
 	base := startServe(t, repo)
 	dest := filepath.Join(dir, "dest")
 	rng := rand.New(rand.NewPCG(5, 6))

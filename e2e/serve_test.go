@@ -117,15 +117,8 @@ func verifyCAR(t *testing.T, data []byte, root cid.Cid) map[cid.Cid][]byte {
 // imports the CAR into kubo, and checks the error answers. A sync runs on
 // the same store meanwhile: the server keeps answering.
 func TestServeTrustlessGateway(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "mirror")
-	copyTree(t, tinyTree.get(t), src)
-	repo := filepath.Join(dir, "repo")
-	res := ipfsSync(t, repo, "-q", "sync", src)
-	if res.Code != 0 {
-		t.Fatal(res)
-	}
-	root := cid.MustParse(oneCID(t, res.Stdout))
+	dir, src, repo, rootStr := syncedTiny(t)
+	root := cid.MustParse(rootStr)
 	base := startServe(t, repo)
 
 	resp, body, _ := get(t, base+"/ipfs/"+root.String()+"?format=car")

@@ -537,18 +537,11 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 			fail(err)
 			return failed(err)
 		}
-		if prev == nil && r.fallback.Defined() {
-			if l, ok := r.tree.Lookup(ctx, r.fallback, relPath); ok {
-				if _, err := r.tree.Dir(ctx, l.Cid); err == nil {
-					prev, pd = &l, &diff.PrevDir{}
-				}
-			}
-		}
-		if pd != nil {
+		if keep := r.previousDir(ctx, relPath, prev, pd); keep != nil {
 			// Never turn a failed read into deletions: keep what the
 			// previous root has here.
 			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
-			return resolved(Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize})
+			return resolved(Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
 		}
 		r.warn(path, fmt.Errorf("%w; skipped", err))
 		return skippedResult()
@@ -657,6 +650,27 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
 	}()
 	return out
+}
+
+// previousDir is the version of an unreadable directory to keep: the one
+// the walk diffs against, or, when the walk reuses nothing (--full), the
+// same path in the previous root made with these settings. It is nil when
+// neither holds a directory there.
+func (r *run) previousDir(ctx context.Context, relPath string, prev *diff.Link, pd *diff.PrevDir) *diff.Link {
+	if pd != nil {
+		return prev
+	}
+	if prev != nil || !r.fallback.Defined() {
+		return nil
+	}
+	l, ok := r.tree.Lookup(ctx, r.fallback, relPath)
+	if !ok {
+		return nil
+	}
+	if _, err := r.tree.Dir(ctx, l.Cid); err != nil {
+		return nil
+	}
+	return &l
 }
 
 // knownMeta fills in what the profile implies about a previous node: where
