@@ -48,8 +48,9 @@ GO=${GO:-go}
 TIME=/usr/bin/time
 RSS_BUDGET_MIB=300
 
-die() { echo "bench-large: $*" >&2; exit 1; }
-log() { echo "bench-large: $(date +%T) $*" >&2; }
+BENCH_NAME=bench-large
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 [[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build')"
 [[ $KUBO == 0 || -x $IPFS_BIN ]] || die "no kubo at $IPFS_BIN (run 'make kubo')"
@@ -65,9 +66,6 @@ work=$(mktemp -d "$BENCH_DIR/large.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-calc() { python3 -c "print($1)"; }
-fmt() { printf "%.${2:-2}f" "$1"; }
 # timed NAME CMD...: runs CMD under GNU time; sets NAME_s, NAME_rss_mib.
 timed() {
 	local name=$1
@@ -122,7 +120,7 @@ for _ in 1 2 3; do
 	find "$tree" -printf '%y %P\t%s %T@ %m\n' >"$work/walk.txt"
 	t1=$(now)
 	s=$(calc "$t1 - $t0")
-	[[ -z $walk_s ]] || (($(python3 -c "print(int($s < $walk_s))"))) && walk_s=$s
+	[[ -z $walk_s ]] || (($(is "$s < $walk_s"))) && walk_s=$s
 done
 LC_ALL=C sort "$work/walk.txt" >"$work/after.txt"
 # The regular files that are new or differ in size, mtime or mode.

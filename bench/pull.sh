@@ -40,8 +40,9 @@ RECORD=${RECORD:-0}
 KEEP=${KEEP:-0}
 GO=${GO:-go}
 
-die() { echo "bench/pull: $*" >&2; exit 1; }
-log() { echo "bench/pull: $*" >&2; }
+BENCH_NAME=bench/pull
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 [[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build' or set IPFS_SYNC_BIN)"
 [[ -x $MKMIRROR ]] || die "no mkmirror at $MKMIRROR (set MKMIRROR)"
@@ -69,24 +70,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-calc() { python3 -c "print($1)"; }
-
-# ---- the trees (cached and fingerprinted as bench/run.sh does) -----------
-fingerprint() { "$MKMIRROR" fingerprint "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
-ensure_tree() {
-	local dir=$1
-	shift
-	if [[ -d $dir && -s $dir.fingerprint ]] && [[ $(fingerprint "$dir") == "$(cat "$dir.fingerprint")" ]]; then
-		return 0
-	fi
-	chmod -R u+w "$dir" "$dir.tmp" 2>/dev/null || true
-	rm -rf "$dir" "$dir.tmp" "$dir.fingerprint"
-	"$@" "$dir.tmp" >&2
-	fingerprint "$dir.tmp" >"$dir.fingerprint.tmp"
-	mv "$dir.tmp" "$dir"
-	mv "$dir.fingerprint.tmp" "$dir.fingerprint"
-}
+# ---- the trees (cached and fingerprinted: ensure_tree in bench/lib.sh) ----
 V1=$BENCH_DIR/$PRESET-seed$SEED
 V2=$V1.mut$MUTATE_SEED
 log "trees: $V1 and $V2"

@@ -19,8 +19,9 @@ SEED=${SEED:-1}
 MUTATE_SEED=${MUTATE_SEED:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
 
-die() { echo "bench/push: $*" >&2; exit 1; }
-log() { echo "bench/push: $*" >&2; }
+BENCH_NAME=bench/push
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 [[ -x $IPFS_SYNC_BIN && -x $IPFS_BIN && -x $MKMIRROR ]] || die "need IPFS_SYNC_BIN, IPFS_BIN and MKMIRROR"
 command -v rsync >/dev/null || die "rsync is needed"
 

@@ -49,8 +49,9 @@ GO=${GO:-go}
 TIME=/usr/bin/time
 RSS_BUDGET_MIB=300
 
-die() { echo "bench: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # ---- preconditions --------------------------------------------------------
 [[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build' or set IPFS_SYNC_BIN)"
@@ -82,35 +83,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- helpers --------------------------------------------------------------
-now() { date +%s.%N; }
-# calc EXPR: floating-point arithmetic.
-calc() { python3 -c "print($1)"; }
-# is EXPR: 1 if the Python comparison EXPR holds, else 0 (for bash's (( ))).
-is() { python3 -c "print(int($1))"; }
-fmt() { printf "%.${2:-2}f" "$1"; }
-
-fingerprint() { "$MKMIRROR" fingerprint "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
-
-# ensure_tree DIR PRODUCER...: reuse DIR if its fingerprint matches the one
-# recorded when it was produced, else (re)produce it with PRODUCER DIR.tmp.
-ensure_tree() {
-	local dir=$1
-	shift
-	if [[ -d $dir && -s $dir.fingerprint ]]; then
-		log "checking the cached tree $dir"
-		if [[ $(fingerprint "$dir") == "$(cat "$dir.fingerprint")" ]]; then
-			return 0
-		fi
-		log "fingerprint mismatch: regenerating $dir"
-	fi
-	chmod -R u+w "$dir" "$dir.tmp" 2>/dev/null || true
-	rm -rf "$dir" "$dir.tmp" "$dir.fingerprint"
-	"$@" "$dir.tmp" >&2
-	fingerprint "$dir.tmp" >"$dir.fingerprint.tmp"
-	mv "$dir.tmp" "$dir"
-	mv "$dir.fingerprint.tmp" "$dir.fingerprint"
-}
+# ---- helpers (now, calc, is, fmt, ensure_tree: bench/lib.sh) -------------
 gen_tree() { log "generating mkmirror --preset $PRESET --seed $SEED"; "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED" "$1"; }
 mutated_tree() {
 	log "copying and mutating (mkmirror mutate --seed $MUTATE_SEED)"
