@@ -429,14 +429,7 @@ func TestReadFaultEIO(t *testing.T) {
 	v1 := faultTree{dataSize: 1000, olddir: true}
 	v2 := faultTree{dataSize: 3000, olddir: true, oldAdded: true, newdir: true}
 	v1.build(t, src)
-	res := sync("-q", "sync", "--name", "m", src)
-	if res.Code != 0 {
-		t.Fatalf("first sync: %s", res)
-	}
-	root1 := oneCID(t, res.Stdout)
-	if want := v1.root(t); root1 != want {
-		t.Fatalf("first sync %s, fresh import of the same tree %s", root1, want)
-	}
+	root1 := firstSync(t, sync, src, v1)
 	// Since root1: data.bin rewritten (another size, so it must be read),
 	// olddir/added.txt and newdir/ added.
 	v2.build(t, src)
@@ -448,7 +441,7 @@ func TestReadFaultEIO(t *testing.T) {
 	im.cut(im.blocks - 1)
 	im.mountRO()
 	checkEIO(t, filepath.Join(src, "data.bin"), false)
-	res = sync("--json", "sync", "--name", "m", src)
+	res := sync("--json", "sync", "--name", "m", src)
 	checkFailed(t, res, filepath.Join(src, "data.bin"), "input/output error")
 	checkRef(t, sync, "m", root1, 1)
 	t.Logf("EIO on a file: %s", strings.TrimSpace(res.Stderr))
@@ -568,20 +561,13 @@ func TestReadFaultPermission(t *testing.T) {
 	v1 := faultTree{dataSize: 1000, olddir: true}
 	v1.build(t, src)
 	chownTree(t, base)
-	res := sync("-q", "sync", "--name", "m", src)
-	if res.Code != 0 {
-		t.Fatalf("first sync: %s", res)
-	}
-	root1 := oneCID(t, res.Stdout)
-	if want := v1.root(t); root1 != want {
-		t.Fatalf("first sync %s, fresh import of the same tree %s", root1, want)
-	}
+	root1 := firstSync(t, sync, src, v1)
 
 	// 1. data.bin rewritten (another size: it must be read) and unreadable.
 	faultTree{dataSize: 3000, olddir: true}.build(t, src)
 	chownTree(t, base)
 	chmod(t, 0, filepath.Join(src, "data.bin"))
-	res = sync("--json", "sync", "--name", "m", src)
+	res := sync("--json", "sync", "--name", "m", src)
 	checkFailed(t, res, filepath.Join(src, "data.bin"), "permission denied")
 	checkRef(t, sync, "m", root1, 1)
 	t.Logf("EACCES on a file: %s", strings.TrimSpace(res.Stderr))
@@ -734,4 +720,19 @@ func checkDirFault(t *testing.T, res result, root1, olddir, newdir, errText stri
 		newdir: {"skipped", errText},
 	})
 	return sum
+}
+
+// firstSync syncs src, built as v, under the ref name "m" and checks the
+// root is what a fresh import of v gives.
+func firstSync(t *testing.T, sync func(...string) result, src string, v faultTree) string {
+	t.Helper()
+	res := sync("-q", "sync", "--name", "m", src)
+	if res.Code != 0 {
+		t.Fatalf("first sync: %s", res)
+	}
+	root := oneCID(t, res.Stdout)
+	if want := v.root(t); root != want {
+		t.Fatalf("first sync %s, fresh import of the same tree %s", root, want)
+	}
+	return root
 }
