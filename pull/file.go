@@ -55,7 +55,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 	if !known && ls.Type == typeFile && m.hasMTime && ls.Size == size && ls.MTime == m.mtime && (!m.hasMode || ls.Mode == m.mode) {
 		return p.record(d, t.name, rel, t.cid)
 	}
-	w := &fileWriter{p: p, rel: rel, old: -1, stream: stream, seen: map[cid.Cid]span{}}
+	w := &fileWriter{p: p, rel: rel, old: -1, size: size, stream: stream, seen: map[cid.Cid]span{}}
 	if ls.Type == typeFile && ls.Size > 0 {
 		// The old version's chunks are reused where they still match.
 		if fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
@@ -94,6 +94,7 @@ type fileWriter struct {
 	fd      int
 	old     int // the old local version, -1 if none
 	oldSize int64
+	size    int64  // of the file being written
 	stream  Stream // the entity CAR, while it delivers what is expected
 
 	mu     sync.Mutex
@@ -240,7 +241,7 @@ func (w *fileWriter) child(c cid.Cid, off, n int64, depth int) error {
 		return err
 	}
 	if leaf := isLeafBlock(b); leaf {
-		w.sawLeaf(n)
+		w.sawLeaf(off, n)
 		if tried {
 			w.misses.Add(1)
 		}
@@ -248,8 +249,14 @@ func (w *fileWriter) child(c cid.Cid, off, n int64, depth int) error {
 	return w.node(b, off, n, depth)
 }
 
-// sawLeaf notes a leaf's size: the largest is what a leaf can be.
-func (w *fileWriter) sawLeaf(n int64) {
+// sawLeaf notes the size of the leaf at off: the largest is what a leaf
+// can be. The file's last leaf is left out: it is usually short, and as
+// the first leaf seen (children are fetched in parallel) it would make
+// every full-size leaf look like an inner node.
+func (w *fileWriter) sawLeaf(off, n int64) {
+	if off+n == w.size {
+		return
+	}
 	for {
 		ls := w.leafSize.Load()
 		if n <= ls || w.leafSize.CompareAndSwap(ls, n) {
@@ -283,7 +290,7 @@ func (w *fileWriter) reuse(c cid.Cid, off, n int64) (hit, tried bool) {
 		return false, true
 	}
 	w.misses.Store(0)
-	w.sawLeaf(n)
+	w.sawLeaf(off, n)
 	if pwriteAll(w.fd, buf, off) != nil {
 		return false, true
 	}
