@@ -98,6 +98,19 @@ func (d *DirIndex) Find(name string) (IndexEntry, bool) {
 	return e, err == nil
 }
 
+// Block returns the directory's own block as PutDir recorded it, valid
+// until the next Find. It is a copy kept beside the entries so the walk
+// reads a directory's previous version with the same iterator instead of
+// opening its block file; the caller checks it against the CID the
+// previous root links there.
+func (d *DirIndex) Block() ([]byte, bool) {
+	if d == nil || d.it == nil || !d.it.SeekGE(d.prefix) || !bytes.Equal(d.it.Key(), d.prefix) {
+		return nil, false
+	}
+	v, err := d.it.ValueAndErr()
+	return v, err == nil
+}
+
 // Close releases the iterator.
 func (d *DirIndex) Close() {
 	if d != nil && d.it != nil {
@@ -135,6 +148,17 @@ func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
 
 // Put records e for path.
 func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
+	return ix.put(ctx, ix.key(path), encodeEntry(e), path)
+}
+
+// PutDir records the encoded block of the directory at dir (source-relative,
+// "" for the top) under the key that sorts first among its entries: no
+// entry has an empty name.
+func (ix *Index) PutDir(ctx context.Context, dir string, block []byte) error {
+	return ix.put(ctx, ds.RawKey(ix.prefix+dir+"\x00"), block, dir+"/")
+}
+
+func (ix *Index) put(ctx context.Context, key ds.Key, value []byte, path string) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.batch == nil {
@@ -144,7 +168,7 @@ func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 		}
 		ix.batch = b
 	}
-	if err := ix.batch.Put(ctx, ix.key(path), encodeEntry(e)); err != nil {
+	if err := ix.batch.Put(ctx, key, value); err != nil {
 		return fmt.Errorf("index %s: %w", path, err)
 	}
 	ix.n++

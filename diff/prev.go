@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
@@ -31,8 +33,13 @@ type Link struct {
 type PrevDir struct {
 	Known   metadata.Known
 	Entries []Link
-	Sharded bool // a HAMT
+	Sharded bool   // a HAMT
+	Block   []byte // the directory's (or HAMT root's) encoded block
 }
+
+// ErrBadBlock means a block offered as a directory's does not hash to its
+// CID.
+var ErrBadBlock = errors.New("block does not match its CID")
 
 // Tree reads a previous root out of a DAG service.
 type Tree struct {
@@ -46,6 +53,28 @@ func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
 	if err != nil {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
 	}
+	return t.dirOf(ctx, nd)
+}
+
+// DirFromBlock is Dir for the directory at c whose block the caller holds
+// (a cached copy): it is used only if it hashes to c.
+func (t Tree) DirFromBlock(ctx context.Context, c cid.Cid, block []byte) (PrevDir, error) {
+	if sum, err := c.Prefix().Sum(block); err != nil || !sum.Equals(c) {
+		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, ErrBadBlock)
+	}
+	b, err := blocks.NewBlockWithCid(bytes.Clone(block), c)
+	if err != nil {
+		return PrevDir{}, err
+	}
+	nd, err := mdag.DecodeProtobufBlock(b)
+	if err != nil {
+		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
+	}
+	return t.dirOf(ctx, nd)
+}
+
+func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
+	c := nd.Cid()
 	k, err := metadata.FromNode(nd)
 	if err != nil {
 		return PrevDir{}, err
@@ -70,7 +99,7 @@ func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
 	} else {
 		links = pn.Links()
 	}
-	d := PrevDir{Known: k, Entries: make([]Link, len(links)), Sharded: fsn.Type() == ft.THAMTShard}
+	d := PrevDir{Known: k, Entries: make([]Link, len(links)), Sharded: fsn.Type() == ft.THAMTShard, Block: nd.RawData()}
 	for i, l := range links {
 		d.Entries[i] = Link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
 	}

@@ -518,8 +518,11 @@ func rel(parent, name string) string {
 func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	r, fail := w.run, w.fail
 	var pd *diff.PrevDir
+	var idx *blockstore.DirIndex
 	if prev != nil {
-		d, err := r.tree.Dir(ctx, prev.Cid)
+		idx = r.index.Dir(relPath)
+		defer idx.Close()
+		d, err := r.prevDir(ctx, relPath, prev.Cid, idx)
 		switch {
 		case err == nil:
 			pd = &d
@@ -565,10 +568,8 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		}
 	}
 
-	var idx *blockstore.DirIndex
-	if pd != nil {
-		idx = r.index.Dir(relPath)
-		defer idx.Close()
+	if pd == nil {
+		idx = nil
 	}
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
@@ -638,6 +639,7 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 			fail(out.err)
 			return
 		}
+		r.putDir(ctx, relPath, nd.RawData())
 		size, _ := nd.Size()
 		switch {
 		case pd == nil:
@@ -650,6 +652,35 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
 	}()
 	return out
+}
+
+// prevDir reads the previous version of the directory at relPath, whose
+// CID is c: from the copy of its block kept in the index when that hashes
+// to c (no block file opened), else from the store, and then the copy is
+// refreshed for the next run. The copy is used only for a trusted root
+// (see complete): reading the store is what proves the block is still
+// there to be linked again.
+func (r *run) prevDir(ctx context.Context, relPath string, c cid.Cid, idx *blockstore.DirIndex) (diff.PrevDir, error) {
+	if b, ok := idx.Block(); ok && r.trusted {
+		if d, err := r.tree.DirFromBlock(ctx, c, b); err == nil {
+			return d, nil
+		}
+	}
+	d, err := r.tree.Dir(ctx, c)
+	if err == nil {
+		r.putDir(ctx, relPath, d.Block)
+	}
+	return d, err
+}
+
+// putDir keeps a copy of a directory's block beside its entries in the
+// index (see prevDir).
+func (r *run) putDir(ctx context.Context, relPath string, block []byte) {
+	if r.opts.DryRun {
+		return
+	}
+	// A failed index write only makes the next run slower.
+	_ = r.index.PutDir(ctx, relPath, block)
 }
 
 // previousDir is the version of an unreadable directory to keep: the one
