@@ -39,7 +39,19 @@ type Index struct {
 	mu    sync.Mutex
 	batch ds.Batch
 	n     int
+
+	// idle holds iterators of closed DirIndexes for the next Dir: a walk
+	// opens one per directory, and a new pebble iterator loads each
+	// level's index blocks again where a reused one, moved by SetBounds,
+	// keeps what it has loaded. They see the index as it was when each
+	// was made, which is all a walk reads: what earlier runs wrote.
+	idleMu sync.Mutex
+	idle   []*pebble.Iterator
+	closed bool
 }
+
+// maxIdle bounds the idle iterators: walkers times directory depth.
+const maxIdle = 256
 
 // indexPrefix starts every index key: indexPrefix, the ref's hash, "/",
 // then the entry's directory, a NUL and its name. The NUL keeps the
@@ -60,6 +72,7 @@ func (s *Store) Index(name string) *Index {
 // DirIndex reads the index entries of one directory in name order. It is
 // for one goroutine; Close it when done.
 type DirIndex struct {
+	ix     *Index
 	it     *pebble.Iterator
 	prefix []byte
 	key    []byte
@@ -68,11 +81,21 @@ type DirIndex struct {
 // Dir opens the entries of the directory at dir (source-relative, "" for
 // the top). A store without an index gives an empty DirIndex.
 func (ix *Index) Dir(dir string) *DirIndex {
-	d := &DirIndex{prefix: []byte(ix.prefix + dir + "\x00")}
+	d := &DirIndex{ix: ix, prefix: []byte(ix.prefix + dir + "\x00")}
 	if ix.s.ds == nil {
 		return d
 	}
 	upper := append([]byte(ix.prefix+dir), 1)
+	ix.idleMu.Lock()
+	if n := len(ix.idle); n > 0 {
+		d.it = ix.idle[n-1]
+		ix.idle = ix.idle[:n-1]
+	}
+	ix.idleMu.Unlock()
+	if d.it != nil {
+		d.it.SetBounds(d.prefix, upper)
+		return d
+	}
 	it, err := ix.s.ds.DB.NewIter(&pebble.IterOptions{LowerBound: d.prefix, UpperBound: upper})
 	if err == nil {
 		d.it = it
@@ -111,10 +134,32 @@ func (d *DirIndex) Block() ([]byte, bool) {
 	return v, err == nil
 }
 
-// Close releases the iterator.
+// Close hands the iterator back for the next Dir.
 func (d *DirIndex) Close() {
-	if d != nil && d.it != nil {
+	if d == nil || d.it == nil {
+		return
+	}
+	ix := d.ix
+	ix.idleMu.Lock()
+	if !ix.closed && len(ix.idle) < maxIdle {
+		ix.idle = append(ix.idle, d.it)
+		d.it = nil
+	}
+	ix.idleMu.Unlock()
+	if d.it != nil {
 		d.it.Close()
+	}
+}
+
+// Close closes the idle iterators (pebble refuses to close a store with
+// iterators open); DirIndexes closed later close their own.
+func (ix *Index) Close() {
+	ix.idleMu.Lock()
+	idle := ix.idle
+	ix.idle, ix.closed = nil, true
+	ix.idleMu.Unlock()
+	for _, it := range idle {
+		it.Close()
 	}
 }
 

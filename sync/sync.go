@@ -150,6 +150,7 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
 		start: start,
 	}
+	defer r.index.Close()
 	if opts.CAR != "" && !opts.DryRun {
 		delta, err := export.CreateDelta(opts.CAR, opts.Profile.Prefix())
 		if err != nil {
