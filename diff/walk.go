@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -31,12 +32,19 @@ type Entry struct {
 // vanishes between the listing and its lstat is left out, as if the
 // listing had been taken a moment later.
 func ReadDir(dir, rel string, f Filter) ([]Entry, error) {
-	d, err := os.Open(dir)
+	// Raw descriptors rather than os.File: an os.File registers with the
+	// runtime's poller and sets O_NONBLOCK, three syscalls per directory
+	// that a directory never needs, a tenth of an unchanged re-sync.
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	defer unix.Close(fd)
+	names, err := readNames(fd)
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", dir, err)
 	}
@@ -44,7 +52,6 @@ func ReadDir(dir, rel string, f Filter) ([]Entry, error) {
 	// Entries are lstat'ed relative to the directory's descriptor: the
 	// kernel resolves one name instead of the whole path each time, which
 	// is most of the cost of walking an unchanged tree.
-	fd := int(d.Fd())
 	out := make([]Entry, 0, len(names))
 	typed := f.needsStat()
 	var st unix.Stat_t
@@ -78,6 +85,28 @@ func ReadDir(dir, rel string, f Filter) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// direntBufs recycles getdents buffers between directories.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// readNames lists the directory open at fd, without "." and "..".
+func readNames(fd int) ([]string, error) {
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
+	var names []string
+	for {
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = unix.ReadDirent(fd, buf); return err })
+		if err != nil {
+			return nil, fmt.Errorf("getdents: %w", err)
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
 }
 
 func ignoringEINTR(fn func() error) error {
