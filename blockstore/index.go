@@ -121,17 +121,29 @@ func (d *DirIndex) Find(name string) (IndexEntry, bool) {
 	return e, err == nil
 }
 
-// Block returns the directory's own block as PutDir recorded it, valid
-// until the next Find. It is a copy kept beside the entries so the walk
+// Blocks returns the directory's blocks as PutDir recorded them, valid
+// until the next Find. They are a copy kept beside the entries so the walk
 // reads a directory's previous version with the same iterator instead of
-// opening its block file; the caller checks it against the CID the
+// opening its block files; the caller checks them against the CID the
 // previous root links there.
-func (d *DirIndex) Block() ([]byte, bool) {
+func (d *DirIndex) Blocks() ([][]byte, bool) {
 	if d == nil || d.it == nil || !d.it.SeekGE(d.prefix) || !bytes.Equal(d.it.Key(), d.prefix) {
 		return nil, false
 	}
 	v, err := d.it.ValueAndErr()
-	return v, err == nil
+	if err != nil {
+		return nil, false
+	}
+	var out [][]byte
+	for len(v) > 0 {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return nil, false
+		}
+		out = append(out, v[k:k+int(n)])
+		v = v[k+int(n):]
+	}
+	return out, len(out) > 0
 }
 
 // Close hands the iterator back for the next Dir.
@@ -196,11 +208,20 @@ func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 	return ix.put(ctx, ix.key(path), encodeEntry(e), path)
 }
 
-// PutDir records the encoded block of the directory at dir (source-relative,
+// PutDir records the encoded blocks of the directory at dir (source-relative,
 // "" for the top) under the key that sorts first among its entries: no
 // entry has an empty name.
-func (ix *Index) PutDir(ctx context.Context, dir string, block []byte) error {
-	return ix.put(ctx, ds.RawKey(ix.prefix+dir+"\x00"), block, dir+"/")
+func (ix *Index) PutDir(ctx context.Context, dir string, blocks [][]byte) error {
+	var n int
+	for _, b := range blocks {
+		n += binary.MaxVarintLen64 + len(b)
+	}
+	v := make([]byte, 0, n)
+	for _, b := range blocks {
+		v = binary.AppendUvarint(v, uint64(len(b)))
+		v = append(v, b...)
+	}
+	return ix.put(ctx, ds.RawKey(ix.prefix+dir+"\x00"), v, dir+"/")
 }
 
 func (ix *Index) put(ctx context.Context, key ds.Key, value []byte, path string) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -33,8 +34,10 @@ type Link struct {
 type PrevDir struct {
 	Known   metadata.Known
 	Entries []Link
-	Sharded bool   // a HAMT
-	Block   []byte // the directory's (or HAMT root's) encoded block
+	Sharded bool // a HAMT
+	// Blocks are the directory's encoded blocks, its own first; for a
+	// HAMT, the root shard and then every other shard.
+	Blocks [][]byte
 }
 
 // ErrBadBlock means a block offered as a directory's does not hash to its
@@ -56,19 +59,35 @@ func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
 	return t.dirOf(ctx, nd)
 }
 
-// DirFromBlock is Dir for the directory at c whose block the caller holds
-// (a cached copy): it is used only if it hashes to c.
-func (t Tree) DirFromBlock(ctx context.Context, c cid.Cid, block []byte) (PrevDir, error) {
-	if sum, err := c.Prefix().Sum(block); err != nil || !sum.Equals(c) {
+// DirFromBlocks is Dir for the directory at c whose blocks the caller
+// holds (a cached copy, as in PrevDir.Blocks): the first must hash to c;
+// each other one is used where a HAMT links to its hash, and shards not
+// among them are read from the DAG.
+func (t Tree) DirFromBlocks(ctx context.Context, c cid.Cid, raws [][]byte) (PrevDir, error) {
+	if len(raws) == 0 {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, ErrBadBlock)
 	}
-	b, err := blocks.NewBlockWithCid(bytes.Clone(block), c)
+	if sum, err := c.Prefix().Sum(raws[0]); err != nil || !sum.Equals(c) {
+		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, ErrBadBlock)
+	}
+	b, err := blocks.NewBlockWithCid(bytes.Clone(raws[0]), c)
 	if err != nil {
 		return PrevDir{}, err
 	}
 	nd, err := mdag.DecodeProtobufBlock(b)
 	if err != nil {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
+	}
+	if len(raws) > 1 {
+		// Shards are keyed by their own hash: one that is not what a link
+		// names is never looked up.
+		o := &overlay{DAGService: t.DAG, blocks: make(map[cid.Cid][]byte, len(raws)-1)}
+		for _, raw := range raws[1:] {
+			if sc, err := c.Prefix().Sum(raw); err == nil {
+				o.blocks[sc] = bytes.Clone(raw)
+			}
+		}
+		t.DAG = o
 	}
 	return t.dirOf(ctx, nd)
 }
@@ -88,18 +107,21 @@ func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
 		return PrevDir{}, err
 	}
 	var links []*ipld.Link
+	blks := [][]byte{nd.RawData()}
 	if fsn.Type() == ft.THAMTShard {
-		s, err := hamt.NewHamtFromDag(t.DAG, nd)
+		rec := &recorder{DAGService: t.DAG}
+		s, err := hamt.NewHamtFromDag(rec, nd)
 		if err != nil {
 			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
 		}
 		if links, err = s.EnumLinks(ctx); err != nil {
 			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
 		}
+		blks = append(blks, rec.blocks...)
 	} else {
 		links = pn.Links()
 	}
-	d := PrevDir{Known: k, Entries: make([]Link, len(links)), Sharded: fsn.Type() == ft.THAMTShard, Block: nd.RawData()}
+	d := PrevDir{Known: k, Entries: make([]Link, len(links)), Sharded: fsn.Type() == ft.THAMTShard, Blocks: blks}
 	for i, l := range links {
 		d.Entries[i] = Link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
 	}
@@ -172,4 +194,83 @@ func (t Tree) Lookup(ctx context.Context, root cid.Cid, rel string) (Link, bool)
 		l = d.Entries[i]
 	}
 	return l, true
+}
+
+// overlay serves the blocks it holds and reads the rest from the DAG
+// under it.
+type overlay struct {
+	ipld.DAGService
+	blocks map[cid.Cid][]byte
+}
+
+func (o *overlay) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	raw, ok := o.blocks[c]
+	if !ok {
+		return o.DAGService.Get(ctx, c)
+	}
+	b, err := blocks.NewBlockWithCid(raw, c)
+	if err != nil {
+		return nil, err
+	}
+	return mdag.DecodeProtobufBlock(b)
+}
+
+func (o *overlay) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	var rest []cid.Cid
+	for _, c := range cs {
+		if _, ok := o.blocks[c]; !ok {
+			rest = append(rest, c)
+			continue
+		}
+		nd, err := o.Get(ctx, c)
+		out <- &ipld.NodeOption{Node: nd, Err: err}
+	}
+	if len(rest) == 0 {
+		close(out)
+		return out
+	}
+	go func() {
+		defer close(out)
+		for opt := range o.DAGService.GetMany(ctx, rest) {
+			out <- opt
+		}
+	}()
+	return out
+}
+
+// recorder keeps the encoded blocks read through it (a HAMT's shards, for
+// PrevDir.Blocks).
+type recorder struct {
+	ipld.DAGService
+	mu     sync.Mutex
+	blocks [][]byte
+}
+
+func (r *recorder) keep(nd ipld.Node) {
+	r.mu.Lock()
+	r.blocks = append(r.blocks, nd.RawData())
+	r.mu.Unlock()
+}
+
+func (r *recorder) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	nd, err := r.DAGService.Get(ctx, c)
+	if err == nil {
+		r.keep(nd)
+	}
+	return nd, err
+}
+
+func (r *recorder) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cs))
+	go func() {
+		defer close(out)
+		for opt := range r.DAGService.GetMany(ctx, cs) {
+			if opt.Err == nil {
+				r.keep(opt.Node)
+			}
+			out <- opt
+		}
+	}()
+	return out
 }

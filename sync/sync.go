@@ -634,13 +634,16 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		if pd != nil && pd.Sharded {
 			ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
 		}
-		nd, _, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
+		nd, sharded, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
 		if err != nil {
 			out.err = fmt.Errorf("directory %s: %w", path, err)
 			fail(out.err)
 			return
 		}
-		r.putDir(ctx, relPath, nd.RawData())
+		if !sharded {
+			// A HAMT's shards are copied when the next run reads them.
+			r.putDir(ctx, relPath, [][]byte{nd.RawData()})
+		}
 		size, _ := nd.Size()
 		switch {
 		case pd == nil:
@@ -662,26 +665,26 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 // (see complete): reading the store is what proves the block is still
 // there to be linked again.
 func (r *run) prevDir(ctx context.Context, relPath string, c cid.Cid, idx *blockstore.DirIndex) (diff.PrevDir, error) {
-	if b, ok := idx.Block(); ok && r.trusted {
-		if d, err := r.tree.DirFromBlock(ctx, c, b); err == nil {
+	if b, ok := idx.Blocks(); ok && r.trusted {
+		if d, err := r.tree.DirFromBlocks(ctx, c, b); err == nil {
 			return d, nil
 		}
 	}
 	d, err := r.tree.Dir(ctx, c)
 	if err == nil {
-		r.putDir(ctx, relPath, d.Block)
+		r.putDir(ctx, relPath, d.Blocks)
 	}
 	return d, err
 }
 
 // putDir keeps a copy of a directory's block beside its entries in the
 // index (see prevDir).
-func (r *run) putDir(ctx context.Context, relPath string, block []byte) {
+func (r *run) putDir(ctx context.Context, relPath string, blocks [][]byte) {
 	if r.opts.DryRun {
 		return
 	}
 	// A failed index write only makes the next run slower.
-	_ = r.index.PutDir(ctx, relPath, block)
+	_ = r.index.PutDir(ctx, relPath, blocks)
 }
 
 // previousDir is the version of an unreadable directory to keep: the one
