@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/chunker"
@@ -396,7 +397,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	var top *result
 	switch st.Type {
 	case metadata.Dir:
-		top = w.walkDir(ctx, src, "", "", st, prevLink)
+		top = w.walkDir(ctx, unix.AT_FDCWD, src, "", "", st, prevLink)
 	case metadata.File:
 		top = w.file(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink, nil)
 	case metadata.Symlink:
@@ -458,12 +459,13 @@ func (w *walker) itemise(ctx context.Context, c Change, known bool) *item {
 }
 
 // dir walks a subdirectory on a new walker if a slot is free, else on
-// this one.
-func (w *walker) dir(ctx context.Context, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+// this one, opening it relative to its parent's descriptor, atfd (a new
+// walker opens it by its path: the parent's walk may be over by then).
+func (w *walker) dir(ctx context.Context, atfd int, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	select {
 	case w.slots <- struct{}{}:
 	default:
-		return w.walkDir(ctx, path, relPath, name, st, prev)
+		return w.walkDir(ctx, atfd, path, relPath, name, st, prev)
 	}
 	sub := &walker{run: w.run, jobs: w.jobs, fail: w.fail, quietUnder: w.quietUnder}
 	if w.items != nil {
@@ -478,7 +480,7 @@ func (w *walker) dir(ctx context.Context, path, relPath, name string, st metadat
 	out := newResult()
 	w.walkers.Add(1)
 	go func() {
-		res := sub.walkDir(ctx, path, relPath, name, st, prev)
+		res := sub.walkDir(ctx, unix.AT_FDCWD, path, relPath, name, st, prev)
 		if sub.items != nil {
 			close(sub.items)
 		}
@@ -504,6 +506,15 @@ func (it *item) resolve(show bool, why metadata.Why) {
 
 // rel joins a source-relative path; the source itself is "" (and is
 // itemised as "/").
+// join is filepath.Join for a directory path and a name from its
+// listing, without cleaning what is clean already.
+func join(dir, name string) string {
+	if strings.HasSuffix(dir, "/") {
+		return dir + name
+	}
+	return dir + "/" + name
+}
+
 func rel(parent, name string) string {
 	if parent == "" {
 		return name
@@ -516,7 +527,9 @@ func rel(parent, name string) string {
 // that completes once every child has and the directory's node is built
 // (or reused). The walk runs on one goroutine, blocked by the unbuffered
 // job channel when all readers are busy, which is what bounds memory.
-func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+// walkDir walks the directory called name in the one open at atfd
+// (unix.AT_FDCWD: the directory at path).
+func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	r, fail := w.run, w.fail
 	var pd *diff.PrevDir
 	var idx *blockstore.DirIndex
@@ -534,7 +547,11 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 			r.warn("", fmt.Errorf("%s: %w; re-reading this directory", path, err))
 		}
 	}
-	entries, err := diff.ReadDir(path, relPath, r.opts.Filter)
+	at := name
+	if atfd == unix.AT_FDCWD {
+		at = path
+	}
+	entries, fd, err := diff.ReadDirAt(atfd, at, path, relPath, r.opts.Filter)
 	if err != nil {
 		if relPath == "" {
 			err = fmt.Errorf("source: %w", err)
@@ -550,6 +567,7 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 		r.warn(path, fmt.Errorf("%w; skipped", err))
 		return skippedResult()
 	}
+	defer unix.Close(fd)
 	var prevEntries []diff.Link
 	if pd != nil {
 		prevEntries = pd.Entries
@@ -582,13 +600,13 @@ func (w *walker) walkDir(ctx context.Context, path, relPath, name string, st met
 			w.removed(ctx, rel(relPath, p.Name), p)
 			return
 		}
-		cp := filepath.Join(path, e.Name)
+		cp := join(path, e.Name)
 		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.File:
 			children = append(children, w.file(ctx, cp, crel, *e, p, idx))
 		case metadata.Dir:
-			children = append(children, w.dir(ctx, cp, crel, e.Name, e.Stat, p))
+			children = append(children, w.dir(ctx, fd, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
 			children = append(children, w.symlink(ctx, cp, crel, *e, p))
 		default:
