@@ -377,7 +377,12 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 		printed.Go(func() { r.print(r.items) })
 	}
 
-	jobs := make(chan job)
+	// A walker that meets a changed file queues it and walks on: with an
+	// unbuffered channel a walker waited for a free reader at every
+	// changed file, and the walk of what did not change stalled behind
+	// the reading of what did. A queued job is a path and a stat; the
+	// files being read stay at Workers.
+	jobs := make(chan job, 256*r.opts.Workers)
 	var wg gosync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() {
@@ -522,13 +527,12 @@ func rel(parent, name string) string {
 	return parent + "/" + name
 }
 
-// walkDir merges one directory's listing with its previous version, queues
-// what must be read, recurses into subdirectories, and returns a result
-// that completes once every child has and the directory's node is built
-// (or reused). The walk runs on one goroutine, blocked by the unbuffered
-// job channel when all readers are busy, which is what bounds memory.
-// walkDir walks the directory called name in the one open at atfd
-// (unix.AT_FDCWD: the directory at path).
+// walkDir merges the listing of the directory called name in the one open
+// at atfd (unix.AT_FDCWD: the directory at path) with its previous
+// version, queues what must be read, recurses into subdirectories, and
+// returns a result that completes once every child has and the
+// directory's node is built (or reused). A full job queue blocks the
+// walker, which is what bounds memory.
 func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	r, fail := w.run, w.fail
 	var pd *diff.PrevDir
