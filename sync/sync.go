@@ -304,26 +304,19 @@ type result struct {
 
 func newResult() *result { return &result{done: make(chan struct{})} }
 
-func resolved(l Link) *result {
-	r := newResult()
-	r.link = l
-	close(r.done)
-	return r
-}
+// closedDone is the done channel of every result known at once: most
+// entries of a re-sync are, and a channel each was a million allocations.
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
-func failed(err error) *result {
-	r := newResult()
-	r.err = err
-	close(r.done)
-	return r
-}
+func resolved(l Link) *result { return &result{link: l, done: closedDone} }
 
-func skippedResult() *result {
-	r := newResult()
-	r.skip = true
-	close(r.done)
-	return r
-}
+func failed(err error) *result { return &result{err: err, done: closedDone} }
+
+func skippedResult() *result { return &result{skip: true, done: closedDone} }
 
 // item is an itemised change whose outcome may depend on reading a file,
 // or (sub set) the place of a subtree walked on another goroutine, whose
@@ -618,7 +611,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		}
 	})
 	out := newResult()
-	go func() {
+	finish := func() {
 		defer close(out.done)
 		links := make([]Link, 0, len(children))
 		for i, c := range children {
@@ -676,7 +669,20 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			r.dirCounts.modified.Add(1)
 		}
 		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
-	}()
+	}
+	// Most directories of a re-sync have every child settled by now (no
+	// file queued, no subdirectory on another walker): finish them here
+	// rather than on a goroutine each.
+	for _, c := range children {
+		select {
+		case <-c.done:
+			continue
+		default:
+		}
+		go finish()
+		return out
+	}
+	finish()
 	return out
 }
 
