@@ -94,17 +94,25 @@ func (t Tree) DirFromBlocks(ctx context.Context, c cid.Cid, raws [][]byte) (Prev
 
 func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
 	c := nd.Cid()
-	k, err := metadata.FromNode(nd)
+	pn, ok := nd.(*mdag.ProtoNode)
+	if !ok {
+		k, err := metadata.FromNode(nd)
+		if err != nil {
+			return PrevDir{}, err
+		}
+		return PrevDir{Known: k}, ErrNotDir
+	}
+	// The UnixFS data is parsed once, for the metadata and the type.
+	fsn, err := ft.FSNodeFromBytes(pn.Data())
 	if err != nil {
-		return PrevDir{}, err
+		return PrevDir{}, fmt.Errorf("node %s: %w", c, err)
+	}
+	k, err := metadata.FromFSNode(fsn)
+	if err != nil {
+		return PrevDir{}, fmt.Errorf("node %s: %w", c, err)
 	}
 	if k.Type != metadata.Dir {
 		return PrevDir{Known: k}, ErrNotDir
-	}
-	pn := nd.(*mdag.ProtoNode)
-	fsn, err := ft.FSNodeFromBytes(pn.Data())
-	if err != nil {
-		return PrevDir{}, err
 	}
 	var links []*ipld.Link
 	blks := [][]byte{nd.RawData()}

@@ -29,26 +29,35 @@ func FromNode(nd ipld.Node) (Known, error) {
 		if err != nil {
 			return Known{}, fmt.Errorf("node %s: %w", nd.Cid(), err)
 		}
-		k := Known{}
-		switch fsn.Type() {
-		case ft.TFile, ft.TRaw:
-			k.Type, k.Size = File, int64(fsn.FileSize())
-		case ft.TDirectory, ft.THAMTShard:
-			k.Type = Dir
-		case ft.TSymlink:
-			k.Type, k.Size = Symlink, int64(len(fsn.Data()))
-		default:
-			return Known{}, fmt.Errorf("node %s: unsupported UnixFS type %s", nd.Cid(), fsn.Type())
-		}
-		if m := fsn.Mode(); m != 0 || fsn.ExtendedMode() != 0 {
-			k.Mode, k.HasMode = m, true
-		}
-		if t := fsn.ModTime(); !t.IsZero() {
-			k.MTime, k.HasMTime = t.UTC(), true
+		k, err := FromFSNode(fsn)
+		if err != nil {
+			return Known{}, fmt.Errorf("node %s: %w", nd.Cid(), err)
 		}
 		return k, nil
 	}
 	return Known{}, fmt.Errorf("node %s: not a UnixFS node", nd.Cid())
+}
+
+// FromFSNode is FromNode for a dag-pb node's UnixFS data, already parsed.
+func FromFSNode(fsn *ft.FSNode) (Known, error) {
+	k := Known{}
+	switch fsn.Type() {
+	case ft.TFile, ft.TRaw:
+		k.Type, k.Size = File, int64(fsn.FileSize())
+	case ft.TDirectory, ft.THAMTShard:
+		k.Type = Dir
+	case ft.TSymlink:
+		k.Type, k.Size = Symlink, int64(len(fsn.Data()))
+	default:
+		return Known{}, fmt.Errorf("unsupported UnixFS type %s", fsn.Type())
+	}
+	if m := fsn.Mode(); m != 0 || fsn.ExtendedMode() != 0 {
+		k.Mode, k.HasMode = m, true
+	}
+	if t := fsn.ModTime(); !t.IsZero() {
+		k.MTime, k.HasMTime = t.UTC(), true
+	}
+	return k, nil
 }
 
 // Why lists the reasons an entry differs from what is known of it.
