@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -39,9 +38,6 @@ type PrevDir struct {
 	// Blocks are the directory's encoded blocks, its own first; for a
 	// HAMT, the root shard and then every other shard.
 	Blocks [][]byte
-	// Incomplete says DirFromBlocks was not given all of a HAMT's shards
-	// and read the others from the DAG; Blocks has them all.
-	Incomplete bool
 }
 
 // ErrBadBlock means a block offered as a directory's does not hash to its
@@ -82,18 +78,18 @@ func (t Tree) DirFromBlocks(ctx context.Context, c cid.Cid, raws [][]byte) (Prev
 	if err != nil {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
 	}
-	// Shards are keyed by their own hash: one that is not what a link
-	// names is never looked up.
-	o := &overlay{DAGService: t.DAG, blocks: make(map[cid.Cid][]byte, len(raws)-1)}
-	for _, raw := range raws[1:] {
-		if sc, err := c.Prefix().Sum(raw); err == nil {
-			o.blocks[sc] = bytes.Clone(raw)
+	if len(raws) > 1 {
+		// Shards are keyed by their own hash: one that is not what a link
+		// names is never looked up.
+		o := &overlay{DAGService: t.DAG, blocks: make(map[cid.Cid][]byte, len(raws)-1)}
+		for _, raw := range raws[1:] {
+			if sc, err := c.Prefix().Sum(raw); err == nil {
+				o.blocks[sc] = bytes.Clone(raw)
+			}
 		}
+		t.DAG = o
 	}
-	t.DAG = o
-	d, err := t.dirOf(ctx, nd)
-	d.Incomplete = o.missed.Load()
-	return d, err
+	return t.dirOf(ctx, nd)
 }
 
 func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
@@ -213,13 +209,11 @@ func (t Tree) Lookup(ctx context.Context, root cid.Cid, rel string) (Link, bool)
 type overlay struct {
 	ipld.DAGService
 	blocks map[cid.Cid][]byte
-	missed atomic.Bool // a block was read from the DAG
 }
 
 func (o *overlay) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	raw, ok := o.blocks[c]
 	if !ok {
-		o.missed.Store(true)
 		return o.DAGService.Get(ctx, c)
 	}
 	b, err := blocks.NewBlockWithCid(raw, c)
@@ -244,7 +238,6 @@ func (o *overlay) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOp
 		close(out)
 		return out
 	}
-	o.missed.Store(true)
 	go func() {
 		defer close(out)
 		for opt := range o.DAGService.GetMany(ctx, rest) {

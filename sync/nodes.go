@@ -60,15 +60,15 @@ func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.Proto
 // HAMT is canonical (independent of insertion order, empty shards pruned),
 // so the result equals a fresh build while only the shards on the changed
 // entries' paths are read, rebuilt and written.
-func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, error) {
+func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, bool, error) {
 	basic := mdag.NodeWithData(ft.FolderPBDataWithStat(mode, mtime))
 	if err := basic.SetCidBuilder(p.CidBuilder()); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	linksEstimate := 0
 	for _, l := range links {
 		if err := basic.AddRawLink(l.Name, &ipld.Link{Cid: l.Cid, Size: l.Tsize}); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		linksEstimate += len(l.Name) + l.Cid.ByteLen()
 	}
@@ -76,28 +76,28 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 		if err == nil {
 			err = dag.Add(ctx, basic)
 		}
-		return basic, err
+		return basic, false, err
 	}
 	if prev != nil {
 		if nd, err := editShard(ctx, dag, p, mode, mtime, links, prev); err == nil {
-			return nd, nil
+			return nd, true, nil
 		}
 		// A previous shard that cannot be edited is rebuilt from scratch.
 	}
 	s, err := hamt.NewShard(dag, p.HAMTFanout)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s.SetCidBuilder(p.CidBuilder())
 	s.SetStat(mode, mtime)
 	for _, l := range links {
 		if err := s.SetLink(ctx, l.Name, &ipld.Link{Name: l.Name, Cid: l.Cid, Size: l.Tsize}); err != nil {
-			return nil, fmt.Errorf("HAMT entry %q: %w", l.Name, err)
+			return nil, false, fmt.Errorf("HAMT entry %q: %w", l.Name, err)
 		}
 	}
 	// Node writes every shard, the root included, to dag.
 	nd, err := s.Node()
-	return nd, err
+	return nd, true, err
 }
 
 // prevShard is a directory's previous version when it was a HAMT.

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
@@ -650,14 +649,16 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		if pd != nil && pd.Sharded {
 			ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
 		}
-		written := &addRecorder{DAGService: r.w}
-		nd, err := dirNode(ctx, written, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
+		nd, sharded, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
 		if err != nil {
 			out.err = fmt.Errorf("directory %s: %w", path, err)
 			fail(out.err)
 			return
 		}
-		r.putDir(ctx, relPath, written.copyOf(nd))
+		if !sharded {
+			// A HAMT's shards are copied when the next run reads them.
+			r.putDir(ctx, relPath, [][]byte{nd.RawData()})
+		}
 		size, _ := nd.Size()
 		switch {
 		case pd == nil:
@@ -694,9 +695,6 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 func (r *run) prevDir(ctx context.Context, relPath string, c cid.Cid, idx *blockstore.DirIndex) (diff.PrevDir, error) {
 	if b, ok := idx.Blocks(); ok && r.trusted {
 		if d, err := r.tree.DirFromBlocks(ctx, c, b); err == nil {
-			if d.Incomplete {
-				r.putDir(ctx, relPath, d.Blocks)
-			}
 			return d, nil
 		}
 	}
@@ -705,40 +703,6 @@ func (r *run) prevDir(ctx context.Context, relPath string, c cid.Cid, idx *block
 		r.putDir(ctx, relPath, d.Blocks)
 	}
 	return d, err
-}
-
-// addRecorder keeps the blocks a directory build writes: a HAMT's
-// shards, for the directory's copy in the index.
-type addRecorder struct {
-	ipld.DAGService
-	mu    gosync.Mutex
-	nodes []ipld.Node
-}
-
-func (a *addRecorder) Add(ctx context.Context, nd ipld.Node) error {
-	a.mu.Lock()
-	a.nodes = append(a.nodes, nd)
-	a.mu.Unlock()
-	return a.DAGService.Add(ctx, nd)
-}
-
-// copyOf lists the blocks of the directory whose top block is nd: nd's
-// first, then the shards written under it. An edited HAMT writes only the
-// shards it loaded; the next run reads the others from the store and
-// renews the copy (PrevDir.Incomplete).
-func (a *addRecorder) copyOf(nd ipld.Node) [][]byte {
-	out := [][]byte{nd.RawData()}
-	seen := map[cid.Cid]bool{nd.Cid(): true}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, n := range a.nodes {
-		// boxo's HAMT adds a shard once per level it serializes.
-		if !seen[n.Cid()] {
-			seen[n.Cid()] = true
-			out = append(out, n.RawData())
-		}
-	}
-	return out
 }
 
 // putDir keeps a copy of a directory's block beside its entries in the
