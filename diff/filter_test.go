@@ -60,7 +60,7 @@ func TestIgnoreFileAndReadDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := func(dir, rel string) []string {
-		es, err := ReadDir(dir, rel, f)
+		es, err := readDir(dir, rel, f)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,8 +35,9 @@ type PrevDir struct {
 	Known   metadata.Known
 	Entries []Link
 	Sharded bool // a HAMT
-	// Blocks are the directory's encoded blocks, its own first; for a
-	// HAMT, the root shard and then every other shard.
+	// Blocks are the directory's encoded blocks as Dir read them, its own
+	// first; for a HAMT, the root shard and then every other shard.
+	// DirFromBlocks leaves it nil: its caller has them.
 	Blocks [][]byte
 }
 
@@ -56,7 +57,7 @@ func (t Tree) Dir(ctx context.Context, c cid.Cid) (PrevDir, error) {
 	if err != nil {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, err)
 	}
-	return t.dirOf(ctx, nd)
+	return t.dirOf(ctx, nd, true)
 }
 
 // DirFromBlocks is Dir for the directory at c whose blocks the caller
@@ -89,10 +90,12 @@ func (t Tree) DirFromBlocks(ctx context.Context, c cid.Cid, raws [][]byte) (Prev
 		}
 		t.DAG = o
 	}
-	return t.dirOf(ctx, nd)
+	return t.dirOf(ctx, nd, false)
 }
 
-func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
+// dirOf lists the directory whose top block is nd; with keep, it also
+// returns the blocks it read (PrevDir.Blocks).
+func (t Tree) dirOf(ctx context.Context, nd ipld.Node, keep bool) (PrevDir, error) {
 	c := nd.Cid()
 	pn, ok := nd.(*mdag.ProtoNode)
 	if !ok {
@@ -115,17 +118,27 @@ func (t Tree) dirOf(ctx context.Context, nd ipld.Node) (PrevDir, error) {
 		return PrevDir{Known: k}, ErrNotDir
 	}
 	var links []*ipld.Link
-	blks := [][]byte{nd.RawData()}
+	var blks [][]byte
+	if keep {
+		blks = [][]byte{nd.RawData()}
+	}
 	if fsn.Type() == ft.THAMTShard {
-		rec := &recorder{DAGService: t.DAG}
-		s, err := hamt.NewHamtFromDag(rec, nd)
+		dag := t.DAG
+		var rec *recorder
+		if keep {
+			rec = &recorder{DAGService: dag}
+			dag = rec
+		}
+		s, err := hamt.NewHamtFromDag(dag, nd)
 		if err != nil {
 			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
 		}
 		if links, err = s.EnumLinks(ctx); err != nil {
 			return PrevDir{}, fmt.Errorf("previous root: HAMT %s: %w", c, err)
 		}
-		blks = append(blks, rec.blocks...)
+		if keep {
+			blks = append(blks, rec.blocks...)
+		}
 	} else {
 		links = pn.Links()
 	}

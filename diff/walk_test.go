@@ -53,7 +53,7 @@ func TestReadDirAt(t *testing.T) {
 			}
 			must(err)
 			unix.Close(fd)
-			byPath, err := ReadDir(p, tc.name, Filter{Hidden: true})
+			byPath, err := readDir(p, tc.name, Filter{Hidden: true})
 			must(err)
 			var got []string
 			for i, e := range entries {
@@ -72,4 +72,13 @@ func TestReadDirAt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readDir lists the directory at path dir.
+func readDir(dir, rel string, f Filter) ([]Entry, error) {
+	entries, fd, err := ReadDirAt(unix.AT_FDCWD, dir, dir, rel, f)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return entries, err
 }

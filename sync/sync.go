@@ -502,8 +502,6 @@ func (it *item) resolve(show bool, why metadata.Why) {
 	close(it.done)
 }
 
-// rel joins a source-relative path; the source itself is "" (and is
-// itemised as "/").
 // join is filepath.Join for a directory path and a name from its
 // listing, without cleaning what is clean already.
 func join(dir, name string) string {
@@ -513,6 +511,8 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
+// rel joins a source-relative path; the source itself is "" (and is
+// itemised as "/").
 func rel(parent, name string) string {
 	if parent == "" {
 		return name
@@ -584,9 +584,6 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		}
 	}
 
-	if pd == nil {
-		idx = nil
-	}
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
 	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
@@ -687,15 +684,17 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 }
 
 // prevDir reads the previous version of the directory at relPath, whose
-// CID is c: from the copy of its block kept in the index when that hashes
+// CID is c: from the copy of its blocks kept in the index when that hashes
 // to c (no block file opened), else from the store, and then the copy is
 // refreshed for the next run. The copy is used only for a trusted root
-// (see complete): reading the store is what proves the block is still
+// (see complete): reading the store is what proves the blocks are still
 // there to be linked again.
 func (r *run) prevDir(ctx context.Context, relPath string, c cid.Cid, idx *blockstore.DirIndex) (diff.PrevDir, error) {
-	if b, ok := idx.Blocks(); ok && r.trusted {
-		if d, err := r.tree.DirFromBlocks(ctx, c, b); err == nil {
-			return d, nil
+	if r.trusted {
+		if b, ok := idx.Blocks(); ok {
+			if d, err := r.tree.DirFromBlocks(ctx, c, b); err == nil {
+				return d, nil
+			}
 		}
 	}
 	d, err := r.tree.Dir(ctx, c)
