@@ -57,7 +57,12 @@ func (w *Writer) AddMany(ctx context.Context, nds []ipld.Node) error {
 
 // Put writes one block unless the store has it.
 func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
-	c := b.Cid()
+	return w.PutBlock(ctx, b.Cid(), b.RawData())
+}
+
+// PutBlock is Put of a block given as its CID and bytes; the bytes are
+// not kept after the call (chunker.BlockPutter).
+func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 	if c.Prefix().MhType == mh.IDENTITY {
 		return nil
 	}
@@ -78,12 +83,16 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 		return nil
 	}
 	w.Blocks++
-	w.Bytes += int64(len(b.RawData()))
+	w.Bytes += int64(len(data))
 	if w.OnNew != nil {
 		w.OnNew()
 	}
 	if w.Tee != nil {
-		if err := w.Tee(ctx, b); err != nil {
+		b, err := blocks.NewBlockWithCid(data, c)
+		if err == nil {
+			err = w.Tee(ctx, b)
+		}
+		if err != nil {
 			w.err = err
 			w.mu.Unlock()
 			return err
@@ -98,7 +107,7 @@ func (w *Writer) Put(ctx context.Context, b blocks.Block) error {
 	w.inFlight[c] = struct{}{}
 	w.mu.Unlock()
 
-	_, err = w.s.files.put(c, b.RawData())
+	_, err = w.s.files.put(c, data)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

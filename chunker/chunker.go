@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/cespare/xxhash/v2"
@@ -50,6 +51,8 @@ type Importer struct {
 	Open func(path string) (File, error)
 	// OnRead, if set, is told of every read (progress reporting).
 	OnRead func(n int)
+
+	bufs sync.Pool // chunk buffers of the fast balanced builder
 }
 
 // File is an open file as the importer reads it.
@@ -101,7 +104,7 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 		return Result{}, ErrNotRegular
 	}
 	cr := &countingReader{r: f, ctx: ctx, h: xxhash.New(), on: im.OnRead}
-	nd, err := im.Layout(cr, before)
+	c, tsize, err := im.layout(ctx, cr, before)
 	if err != nil {
 		return Result{Read: cr.n}, err
 	}
@@ -113,7 +116,7 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
-	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: before, Read: cr.n, XXH: cr.h.Sum64()}, nil
+	return Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, XXH: cr.h.Sum64()}, nil
 }
 
 // Checksum reads the file at path and returns the xxhash64 of its content
@@ -171,9 +174,21 @@ func (im *Importer) Reroot(ctx context.Context, old ipld.Node, st metadata.Stat)
 	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: st}, nil
 }
 
-// Layout builds the file DAG of r's bytes with st's metadata as the profile
-// stores it.
-func (im *Importer) Layout(r io.Reader, st metadata.Stat) (ipld.Node, error) {
+// layout builds and stores the file DAG of r's bytes with st's metadata as
+// the profile stores it, and returns its root and Tsize.
+func (im *Importer) layout(ctx context.Context, r io.Reader, st metadata.Stat) (cid.Cid, uint64, error) {
+	if bp, ok := im.fastLayout(); ok {
+		return im.fastBalanced(ctx, bp, r, st)
+	}
+	nd, err := im.boxoLayout(r, st)
+	if err != nil {
+		return cid.Undef, 0, err
+	}
+	return nd.Cid(), mustSize(nd), nil
+}
+
+// boxoLayout builds the file DAG with boxo's builders.
+func (im *Importer) boxoLayout(r io.Reader, st metadata.Stat) (ipld.Node, error) {
 	spl, err := im.Profile.Splitter(r)
 	if err != nil {
 		return nil, err

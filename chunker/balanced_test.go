@@ -1,0 +1,210 @@
+package chunker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	dstest "github.com/ipfs/boxo/ipld/merkledag/test"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+	"github.com/ipfs-sync/ipfs-sync/profile"
+)
+
+// blockMap is a DAG that takes raw blocks, as the store's writer does, so
+// the importer uses its own builder; it copies what it is lent.
+type blockMap struct {
+	ipld.DAGService
+	mu     sync.Mutex
+	blocks map[cid.Cid][]byte
+}
+
+func newBlockMap() *blockMap {
+	return &blockMap{DAGService: dstest.Mock(), blocks: map[cid.Cid][]byte{}}
+}
+
+func (m *blockMap) PutBlock(_ context.Context, c cid.Cid, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blocks[c] = bytes.Clone(data)
+	return nil
+}
+
+func (m *blockMap) Add(ctx context.Context, nd ipld.Node) error {
+	return m.PutBlock(ctx, nd.Cid(), nd.RawData())
+}
+
+// plainDAG stores into a blockMap but takes only nodes, so the importer
+// uses boxo's builder.
+type plainDAG struct {
+	ipld.DAGService
+	m *blockMap
+}
+
+func (p plainDAG) Add(ctx context.Context, nd ipld.Node) error { return p.m.Add(ctx, nd) }
+
+func (p plainDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
+	for _, nd := range nds {
+		if err := p.Add(ctx, nd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mustProfile(t *testing.T, name string, o profile.Overrides) profile.Profile {
+	t.Helper()
+	p, err := profile.New(name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestFastBalancedMatchesBoxo: the importer's own leaf builder gives the
+// root, Tsize and blocks of boxo's balanced builder, for sizes around every
+// chunk and tree-level boundary, each profile and leaf kind, and metadata
+// with and without nanoseconds, extra mode bits and none at all.
+func TestFastBalancedMatchesBoxo(t *testing.T) {
+	profiles := []struct {
+		name string
+		p    profile.Profile
+	}{
+		{"v1-2025 with metadata (dag-pb leaves)", mustProfile(t, profile.V1_2025, profile.Overrides{RawLeaves: ptr(false)})},
+		{"v1-2025 no metadata (raw leaves)", mustProfile(t, profile.V1_2025, profile.Overrides{Metadata: ptr("none")})},
+		{"v0-2015 with metadata", mustProfile(t, profile.V0_2015, profile.Overrides{})},
+		{"v0-2015 mtime only", mustProfile(t, profile.V0_2015, profile.Overrides{Metadata: ptr("mtime")})},
+		{"small chunks, width 3, dag-pb leaves", mustProfile(t, profile.V1_2025, profile.Overrides{RawLeaves: ptr(false), Chunker: ptr("size-1000"), MaxFileLinks: ptr(3)})},
+		{"small chunks, width 2, raw leaves", mustProfile(t, profile.V1_2025, profile.Overrides{Metadata: ptr("none"), Chunker: ptr("size-512"), MaxFileLinks: ptr(2)})},
+		{"inlined small leaves, blake2b", mustProfile(t, profile.V1_2025, profile.Overrides{Metadata: ptr("none"), Chunker: ptr("size-100"), Inline: ptr(true), InlineLimit: ptr(100), Hash: ptr("blake2b-256"), MaxFileLinks: ptr(4)})},
+		{"cidv0 odd chunk", mustProfile(t, profile.V0_2015, profile.Overrides{Chunker: ptr("size-4097"), MaxFileLinks: ptr(5)})},
+	}
+	stats := []metadata.Stat{
+		{Type: metadata.File, Mode: 0o644, MTime: time.Unix(1700000000, 123456789).UTC()},
+		{Type: metadata.File, Mode: 0o4755 | fs.ModeSetuid | fs.ModeSticky, MTime: time.Unix(-1, 0).UTC()},
+		{Type: metadata.File, Mode: 0, MTime: time.Time{}},
+		{Type: metadata.File, Mode: 0o600, MTime: time.Unix(4102444800, 1).UTC()},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, pc := range profiles {
+		t.Run(pc.name, func(t *testing.T) {
+			cs := pc.p.ChunkSize()
+			w := int64(pc.p.FileDAGWidth)
+			sizes := []int64{0, 1, cs - 1, cs, cs + 1, 2 * cs, w * cs, w*cs + 1, 3*cs + 17}
+			if cs*w*w < 4<<20 {
+				sizes = append(sizes, w*w*cs, w*w*cs+1, w*w*w*cs+cs/2)
+			}
+			for range 3 {
+				sizes = append(sizes, rng.Int64N(5*cs+1))
+			}
+			for i, size := range sizes {
+				if size > 8<<20 {
+					// A level boundary of the real profiles (a GiB); the
+					// narrow profiles cross theirs in a few KiB.
+					continue
+				}
+				st := stats[i%len(stats)]
+				st.Size = size
+				data := make([]byte, size)
+				_, _ = rand.NewChaCha8([32]byte{byte(i)}).Read(data)
+				fast, slow := newBlockMap(), newBlockMap()
+				fi := &Importer{Profile: pc.p, DAG: fast}
+				if _, ok := fi.fastLayout(); !ok {
+					t.Fatal("the fast builder is not used")
+				}
+				bi := &Importer{Profile: pc.p, DAG: plainDAG{DAGService: dstest.Mock(), m: slow}}
+				if _, ok := bi.fastLayout(); ok {
+					t.Fatal("boxo's builder is not used")
+				}
+				gotC, gotT, err := fi.layout(t.Context(), bytes.NewReader(data), st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantC, wantT, err := bi.layout(t.Context(), bytes.NewReader(data), st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !gotC.Equals(wantC) || gotT != wantT {
+					t.Fatalf("size %d, %+v: root %s Tsize %d, boxo %s Tsize %d", size, st, gotC, gotT, wantC, wantT)
+				}
+				if got, want := keys(fast.blocks), keys(slow.blocks); got != want {
+					t.Fatalf("size %d: blocks differ:\n%s\nboxo:\n%s", size, got, want)
+				}
+				for c, b := range slow.blocks {
+					if !bytes.Equal(fast.blocks[c], b) {
+						t.Fatalf("size %d: block %s differs", size, c)
+					}
+				}
+				if size > 0 {
+					checkData(t, fast, gotC, data)
+				}
+			}
+		})
+	}
+}
+
+func keys(m map[cid.Cid][]byte) string {
+	var s []string
+	for c := range m {
+		s = append(s, c.String())
+	}
+	sort.Strings(s)
+	return fmt.Sprint(s)
+}
+
+// checkData reads the file back through its leaves, in order.
+func checkData(t *testing.T, m *blockMap, root cid.Cid, want []byte) {
+	t.Helper()
+	var got []byte
+	var walk func(c cid.Cid)
+	walk = func(c cid.Cid) {
+		raw, ok := m.blocks[c]
+		if c.Prefix().MhType == mh.IDENTITY {
+			d, err := mh.Decode(c.Hash())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, ok = d.Digest, true
+		}
+		if !ok {
+			t.Fatalf("block %s not stored", c)
+		}
+		b, _ := blocks.NewBlockWithCid(raw, c)
+		if c.Prefix().Codec == cid.Raw {
+			got = append(got, raw...)
+			return
+		}
+		nd, err := mdag.DecodeProtobufBlock(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nd.Links()) == 0 {
+			fsn, err := ft.FSNodeFromBytes(nd.(*mdag.ProtoNode).Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fsn.Data()...)
+		}
+		for _, l := range nd.Links() {
+			walk(l.Cid)
+		}
+	}
+	walk(root)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read back %d bytes, want %d", len(got), len(want))
+	}
+}
