@@ -71,6 +71,11 @@ func (t Tree) DirFromBlocks(ctx context.Context, c cid.Cid, raws [][]byte) (Prev
 	if sum, err := c.Prefix().Sum(raws[0]); err != nil || !sum.Equals(c) {
 		return PrevDir{}, fmt.Errorf("previous root: %s: %w", c, ErrBadBlock)
 	}
+	if len(raws) == 1 {
+		if d, ok := basicDir(raws[0]); ok {
+			return d, nil
+		}
+	}
 	b, err := blocks.NewBlockWithCid(bytes.Clone(raws[0]), c)
 	if err != nil {
 		return PrevDir{}, err
