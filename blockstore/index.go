@@ -76,6 +76,7 @@ type DirIndex struct {
 	it     *pebble.Iterator
 	prefix []byte
 	key    []byte
+	at     []byte // the iterator is at the first key >= at (nil: unknown)
 }
 
 // Dir opens the entries of the directory at dir (source-relative, "" for
@@ -104,13 +105,21 @@ func (ix *Index) Dir(dir string) *DirIndex {
 }
 
 // Find returns the entry of the child called name. Names asked for in
-// increasing order cost one short step of the iterator each.
+// increasing order (a walk's order) are found by stepping the iterator
+// forward from the last one: a seek costs a search of every level of the
+// LSM tree, a step a comparison or two, and most steps are none or one
+// (only entries the walk no longer asks for lie between).
 func (d *DirIndex) Find(name string) (IndexEntry, bool) {
 	if d == nil || d.it == nil {
 		return IndexEntry{}, false
 	}
 	d.key = append(append(d.key[:0], d.prefix...), name...)
-	if !d.it.SeekGE(d.key) || !bytes.Equal(d.it.Key(), d.key) {
+	found, ok := d.step()
+	if !ok {
+		found = d.it.SeekGE(d.key) && bytes.Equal(d.it.Key(), d.key)
+	}
+	d.at, d.key = d.key, d.at // the iterator is at the first key >= d.at
+	if !found {
 		return IndexEntry{}, false
 	}
 	v, err := d.it.ValueAndErr()
@@ -121,13 +130,40 @@ func (d *DirIndex) Find(name string) (IndexEntry, bool) {
 	return e, err == nil
 }
 
+// maxSteps bounds the steps Find takes before it seeks instead.
+const maxSteps = 8
+
+// step moves the iterator from the first key >= d.at to the first key >=
+// d.key when d.key is beyond d.at, within maxSteps; ok is false when it
+// did not, and found says whether that key is d.key.
+func (d *DirIndex) step() (found, ok bool) {
+	if d.at == nil || bytes.Compare(d.key, d.at) <= 0 {
+		return false, false
+	}
+	for range maxSteps {
+		if !d.it.Valid() {
+			return false, true
+		}
+		if c := bytes.Compare(d.it.Key(), d.key); c >= 0 {
+			return c == 0, true
+		}
+		d.it.Next()
+	}
+	return false, false
+}
+
 // Blocks returns the directory's blocks as PutDir recorded them, valid
 // until the next Find. They are a copy kept beside the entries so the walk
 // reads a directory's previous version with the same iterator instead of
 // opening its block files; the caller checks them against the CID the
 // previous root links there.
 func (d *DirIndex) Blocks() ([][]byte, bool) {
-	if d == nil || d.it == nil || !d.it.SeekGE(d.prefix) || !bytes.Equal(d.it.Key(), d.prefix) {
+	if d == nil || d.it == nil {
+		return nil, false
+	}
+	found := d.it.SeekGE(d.prefix) && bytes.Equal(d.it.Key(), d.prefix)
+	d.at = append(d.at[:0], d.prefix...)
+	if !found {
 		return nil, false
 	}
 	v, err := d.it.ValueAndErr()

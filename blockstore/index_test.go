@@ -2,6 +2,7 @@ package blockstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func TestIndexDirFind(t *testing.T) {
 	// directory's entries must not mix with its subdirectories' or a
 	// sibling's that shares its name as a prefix.
 	paths := []string{"a", "a b", "a.b", "a/x", "a/x/y", "a/z", "a0", "a\x01", "b/a", "\u00e9"}
+	// A directory with more entries between two asked names than Find
+	// steps over before it seeks.
+	for i := range 2 * maxSteps {
+		paths = append(paths, fmt.Sprintf("many/m%02d", i))
+	}
 	ix := s.Index("ref")
 	for i, p := range paths {
 		if err := ix.Put(ctx, p, entry(i)); err != nil {
@@ -41,7 +47,7 @@ func TestIndexDirFind(t *testing.T) {
 	}
 	cases := []struct {
 		dir   string
-		names []string // asked in increasing order
+		names []string // asked in this order
 		want  map[string]int
 	}{
 		{"", []string{"a", "a b", "a.b", "a/x", "a0", "a\x01", "b", "x", "\u00e9"},
@@ -50,21 +56,35 @@ func TestIndexDirFind(t *testing.T) {
 		{"a/x", []string{"y"}, map[string]int{"y": 4}},
 		{"b", []string{"a"}, map[string]int{"a": 8}},
 		{"nowhere", []string{"a"}, map[string]int{}},
+		{"many", []string{"m00", "m01x", "m14", "m15", "m15", "m03", "m04", "zz", "m00"},
+			map[string]int{"m00": 10, "m14": 24, "m15": 25, "m03": 13, "m04": 14}},
 	}
-	for _, tc := range cases {
-		d := ix.Dir(tc.dir)
-		for _, name := range tc.names {
-			got, ok := d.Find(name)
-			i, want := tc.want[name]
-			if ok != want || (ok && (got.Size != int64(i) || !got.Cid.Equals(entry(i).Cid) || !got.MTime.Equal(entry(i).MTime))) {
-				t.Errorf("dir %q: Find(%q) = %+v, %v; want entry %d, %v", tc.dir, name, got, ok, i, want)
-			}
+	for _, blocksFirst := range []bool{false, true} {
+		for _, tc := range cases {
+			checkFinds(t, ix, tc.dir, tc.names, tc.want, entry, blocksFirst)
 		}
-		d.Close()
 	}
 	for i, p := range paths {
 		if got, ok := ix.Get(ctx, p); !ok || got.XXH != uint64(i) {
 			t.Errorf("Get(%q) = %+v, %v", p, got, ok)
+		}
+	}
+}
+
+// checkFinds asks a DirIndex for names in order (after Blocks, as a walk
+// does, when blocksFirst) and checks each answer.
+func checkFinds(t *testing.T, ix *Index, dir string, names []string, want map[string]int, entry func(int) IndexEntry, blocksFirst bool) {
+	t.Helper()
+	d := ix.Dir(dir)
+	defer d.Close()
+	if blocksFirst {
+		d.Blocks()
+	}
+	for _, name := range names {
+		got, ok := d.Find(name)
+		i, wantOK := want[name]
+		if ok != wantOK || (ok && (got.Size != int64(i) || !got.Cid.Equals(entry(i).Cid) || !got.MTime.Equal(entry(i).MTime))) {
+			t.Errorf("dir %q (Blocks first: %v): Find(%q) = %+v, %v; want entry %d, %v", dir, blocksFirst, name, got, ok, i, wantOK)
 		}
 	}
 }
