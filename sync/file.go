@@ -31,7 +31,19 @@ type job struct {
 // what the previous root (or the index, when it agrees with the root) holds:
 // nothing (reuse the CID unopened), a new root node over the stored leaves
 // (mode only), or a read.
-func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+//
+// dir and dirRel are the directory's path and source-relative path; a
+// file's own are built only when it needs them, which an unchanged file
+// does not (a million string pairs per walk of a mirror).
+func (w *walker) file(ctx context.Context, dir, dirRel string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+	if res := w.run.unchanged(ctx, e, prev, idx); res != nil {
+		return res
+	}
+	return w.fileAt(ctx, join(dir, e.Name), rel(dirRel, e.Name), e, prev, idx)
+}
+
+// fileAt is file for the file at path (relPath in the source).
+func (w *walker) fileAt(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	r, jobs := w.run, w.jobs
 	res := newResult()
 	j := job{path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
@@ -66,6 +78,24 @@ func (w *walker) file(ctx context.Context, path, relPath string, e diff.Entry, p
 		j.checksum, j.prevXXH = true, ent.XXH
 	}
 	return r.submit(ctx, jobs, j)
+}
+
+// unchanged is file's common case: the index entry names the CID the
+// previous root links, and the quick check finds nothing changed. nil
+// means the file needs file's full look (which finds the entry again).
+func (r *run) unchanged(ctx context.Context, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+	if prev == nil || idx == nil || r.opts.Checksum || !e.Stat.MTime.Before(r.prevStart.Add(-RacyWindow)) {
+		return nil
+	}
+	ent, ok := idx.Find(e.Name)
+	if !ok || !ent.Cid.Equals(prev.Cid) {
+		return nil
+	}
+	known := metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
+	if metadata.Changed(e.Stat, known) != 0 || !r.complete(ctx, prev) {
+		return nil
+	}
+	return r.sameContent(ctx, job{name: e.Name, prev: prev}, e.Stat, ent, true, nil)
 }
 
 // complete reports whether every block of the previous file DAG at l is in

@@ -397,7 +397,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	case metadata.Dir:
 		top = w.walkDir(ctx, unix.AT_FDCWD, src, "", "", st, prevLink)
 	case metadata.File:
-		top = w.file(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink, nil)
+		top = w.fileAt(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink, nil)
 	case metadata.Symlink:
 		target, err := os.Readlink(src)
 		if err != nil {
@@ -594,11 +594,13 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			w.removed(ctx, rel(relPath, p.Name), p)
 			return
 		}
+		if e.Stat.Type == metadata.File {
+			children = append(children, w.file(ctx, path, relPath, *e, p, idx))
+			return
+		}
 		cp := join(path, e.Name)
 		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
-		case metadata.File:
-			children = append(children, w.file(ctx, cp, crel, *e, p, idx))
 		case metadata.Dir:
 			children = append(children, w.dir(ctx, fd, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
