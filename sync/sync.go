@@ -591,7 +591,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			return
 		}
 		if e == nil {
-			w.removed(ctx, rel(relPath, p.Name), p)
+			w.removed(ctx, rel(relPath, p.Name), p, idx)
 			return
 		}
 		if e.Stat.Type == metadata.File {
@@ -778,7 +778,15 @@ func sameLinks(a []Link, b []diff.Link) bool {
 	return true
 }
 
-func (w *walker) removed(ctx context.Context, relPath string, p *diff.Link) {
+// removed itemises an entry of the previous root that is gone. Its type
+// comes from the index when the directory's entries name its CID (a file),
+// else from its node.
+func (w *walker) removed(ctx context.Context, relPath string, p *diff.Link, idx *blockstore.DirIndex) {
+	if ent, ok := idx.Find(p.Name); ok && ent.Cid.Equals(p.Cid) {
+		w.fileCounts.removed.Add(1)
+		w.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
+		return
+	}
 	k, _, err := w.tree.Known(ctx, p.Cid)
 	switch {
 	case err != nil:
