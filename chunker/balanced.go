@@ -79,6 +79,9 @@ func (im *Importer) fastLayout() (BlockPutter, bool) {
 // change a CID.
 const maxChunk = 2 << 20
 
+// fastBalanced stores the file DAG of r's bytes as boxo's balanced builder
+// would, each leaf written from one reused buffer, and returns its root and
+// Tsize.
 func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reader, st metadata.Stat) (cid.Cid, uint64, error) {
 	size := int(im.Profile.ChunkSize())
 	bufp, _ := im.bufs.Get().(*[]byte)
