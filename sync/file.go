@@ -58,7 +58,7 @@ func (w *walker) fileAt(ctx context.Context, path, relPath string, e diff.Entry,
 		return r.submit(ctx, jobs, j)
 	}
 	j.prev, j.why = prev, metadata.Changed(e.Stat, known)
-	racy := !e.Stat.MTime.Before(r.prevStart.Add(-RacyWindow))
+	racy := r.racy(e.Stat.MTime)
 	switch {
 	case j.why&(metadata.WhySize|metadata.WhyType) != 0:
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, true)
@@ -84,7 +84,7 @@ func (w *walker) fileAt(ctx context.Context, path, relPath string, e diff.Entry,
 // previous root links, and the quick check finds nothing changed. nil
 // means the file needs file's full look (which finds the entry again).
 func (r *run) unchanged(ctx context.Context, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
-	if prev == nil || idx == nil || r.opts.Checksum || !e.Stat.MTime.Before(r.prevStart.Add(-RacyWindow)) {
+	if prev == nil || idx == nil || r.opts.Checksum || r.racy(e.Stat.MTime) {
 		return nil
 	}
 	ent, ok := idx.Find(e.Name)

@@ -144,6 +144,52 @@ func TestRacyRewriteCaught(t *testing.T) {
 	}
 }
 
+// TestRacyWindowBounds: a file is re-read when its mtime is close to the
+// previous run's start or after it, up to SkewWindow past this run's
+// start; mtimes in the past and far in the future are trusted unread.
+func TestRacyWindowBounds(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		name   string
+		mtime  time.Time
+		reread bool
+	}{
+		{"a year ago", now.AddDate(-1, 0, 0), false},
+		{"now", now, true},
+		{"in half an hour", now.Add(SkewWindow / 2), true},
+		{"in two days (a generator's publish date)", now.Add(48 * time.Hour), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			f := filepath.Join(src, "pool.deb")
+			if err := os.WriteFile(f, []byte("package"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(f, tc.mtime, tc.mtime); err != nil {
+				t.Fatal(err)
+			}
+			store, err := blockstore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			opts := Options{Src: src, Name: "skew", Profile: incProfile(t, "mtime,mode")}
+			first, err := Run(t.Context(), store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Run(t.Context(), store, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Root != first.Root || (again.BytesRead > 0) != tc.reread {
+				t.Fatalf("second run read %d bytes (want a re-read: %v), root %s then %s", again.BytesRead, tc.reread, first.Root, again.Root)
+			}
+		})
+	}
+}
+
 // TestDryRunWritesNothing checks that a dry run lists the changes and
 // leaves the ref where it was.
 func TestDryRunWritesNothing(t *testing.T) {

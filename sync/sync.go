@@ -42,6 +42,15 @@ var ErrPartial = errors.New("some entries were skipped")
 // coarsest common filesystems (FAT; ext3 and NFS at one second).
 const RacyWindow = 2 * time.Second
 
+// SkewWindow is how far past this run's start a file's mtime must lie to
+// be trusted although it is newer than the previous run: no write since
+// that run read the file can have stamped it, since a write stamps the
+// filesystem's clock, which is not this far ahead of ours. Such mtimes are
+// set on purpose (utime, a package unpacked from a host whose clock runs
+// ahead, a generator's publish dates); treating them as racy would re-read
+// those files on every run until the clock catches up with them.
+const SkewWindow = time.Hour
+
 // Options configure one run.
 type Options struct {
 	Src     string
@@ -760,6 +769,13 @@ func (r *run) dirWhy(st metadata.Stat, k metadata.Known) metadata.Why {
 
 // storesAny reports whether a difference in why changes a CID under the
 // profile.
+// racy reports whether a file with mtime m may have been rewritten within
+// one timestamp tick of the previous run reading it, keeping size and
+// mtime: the quick check cannot trust it.
+func (r *run) racy(m time.Time) bool {
+	return !m.Before(r.prevStart.Add(-RacyWindow)) && !m.After(r.start.Add(SkewWindow))
+}
+
 func (r *run) storesAny(why metadata.Why) bool {
 	return why&^(metadata.WhyMode|metadata.WhyMTime) != 0 ||
 		(why&metadata.WhyMode != 0 && r.meta.Mode) ||
