@@ -179,11 +179,12 @@ kubo_rows=
 if [[ $KUBO == 1 ]]; then
 	export IPFS_PATH=$work/kubo
 	"$IPFS_BIN" init --profile test,unixfs-v1-2025 >/dev/null
-	add() { "$IPFS_BIN" add -r -H -Q --offline --raw-leaves=false --preserve-mode --preserve-mtime "$tree"; }
+	# An array, not a function: timed runs it under /usr/bin/time.
+	add=("$IPFS_BIN" add -r -H -Q --offline --raw-leaves=false --preserve-mode --preserve-mtime "$tree")
 	log "kubo: ipfs add -r into a fresh repo"
-	timed kubo1 add >"$work/kubo1.out"
+	timed kubo1 "${add[@]}" >"$work/kubo1.out"
 	log "kubo: ipfs add -r again (what a re-add costs every publish)"
-	timed kubo2 add >"$work/kubo2.out"
+	timed kubo2 "${add[@]}" >"$work/kubo2.out"
 	kubo_root=$(tail -1 "$work/kubo2.out")
 	kubo_rows="| kubo \`ipfs add -r\`, fresh repo | $(fmt "$kubo1_s") | $(fmt "$kubo1_rss_mib" 0) | |
 | kubo \`ipfs add -r\` again (its re-add) | $(fmt "$kubo2_s") | $(fmt "$kubo2_rss_mib" 0) | |"
