@@ -209,8 +209,7 @@ func (b *leafBuilder) frame(n int, root bool) ([]byte, error) {
 	fsn := ft.NewFSNode(ft.TFile)
 	fsn.UpdateFilesize(int64(n))
 	if root {
-		fsn.SetModTime(b.fields.MTimeOf(b.st))
-		fsn.SetMode(b.fields.ModeOf(b.st))
+		b.setMeta(fsn)
 	}
 	rest, err := fsn.GetBytes()
 	if err != nil {
@@ -219,16 +218,20 @@ func (b *leafBuilder) frame(n int, root bool) ([]byte, error) {
 	if len(rest) < 2 || rest[0] != 0x08 || rest[1] != byte(ft.TFile) || len(rest)-2 > tailroom {
 		return nil, fmt.Errorf("unexpected UnixFS encoding % x", rest)
 	}
-	var pre [headroom]byte
-	dataHdr := append(append(pre[:0:0], rest[:2]...), 0x12)
-	dataHdr = binary.AppendUvarint(dataHdr, uint64(n))
+	dataHdr := binary.AppendUvarint([]byte{rest[0], rest[1], 0x12}, uint64(n))
 	unixfsLen := len(dataHdr) + n + len(rest) - 2
-	hdr := binary.AppendUvarint([]byte{0x0a}, uint64(unixfsLen))
-	hdr = append(hdr, dataHdr...)
+	hdr := append(binary.AppendUvarint([]byte{0x0a}, uint64(unixfsLen)), dataHdr...)
 	start := headroom - len(hdr)
 	copy(b.buf[start:], hdr)
 	end := headroom + n + copy(b.buf[headroom+n:], rest[2:])
 	return b.buf[start:end], nil
+}
+
+// setMeta gives a root node the file's mode and mtime as the profile
+// stores them (boxo's SetFileAttributes).
+func (b *leafBuilder) setMeta(fsn *ft.FSNode) {
+	fsn.SetModTime(b.fields.MTimeOf(b.st))
+	fsn.SetMode(b.fields.ModeOf(b.st))
 }
 
 // inner is a node above the leaves, filled before it is encoded.
@@ -278,8 +281,7 @@ func (b *leafBuilder) commit(in *inner, root bool) (link, error) {
 		}
 	}
 	if root {
-		fsn.SetModTime(b.fields.MTimeOf(b.st))
-		fsn.SetMode(b.fields.ModeOf(b.st))
+		b.setMeta(fsn)
 	}
 	data, err := fsn.GetBytes()
 	if err != nil {

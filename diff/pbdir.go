@@ -2,7 +2,6 @@ package diff
 
 import (
 	"encoding/binary"
-	"sort"
 
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
@@ -59,16 +58,8 @@ func basicDir(raw []byte) (PrevDir, bool) {
 	if err != nil {
 		return PrevDir{}, false
 	}
-	// Canonical blocks list links sorted by name; others are sorted here,
-	// as dirOf does.
-	sorted := sort.SliceIsSorted(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	if !sorted {
-		sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	}
-	for i := 1; i < len(entries); i++ {
-		if entries[i].Name == entries[i-1].Name {
-			return PrevDir{}, false
-		}
+	if _, ok := sortByName(entries); !ok {
+		return PrevDir{}, false // boxo's path reports the duplicate
 	}
 	return PrevDir{Known: k, Entries: entries}, true
 }

@@ -151,13 +151,25 @@ func (t Tree) dirOf(ctx context.Context, nd ipld.Node, keep bool) (PrevDir, erro
 	for i, l := range links {
 		d.Entries[i] = Link{Name: l.Name, Cid: l.Cid, Tsize: l.Size}
 	}
-	sort.Slice(d.Entries, func(i, j int) bool { return d.Entries[i].Name < d.Entries[j].Name })
-	for i := 1; i < len(d.Entries); i++ {
-		if d.Entries[i].Name == d.Entries[i-1].Name {
-			return PrevDir{}, fmt.Errorf("previous root: directory %s has %q twice", c, d.Entries[i].Name)
-		}
+	if dup, ok := sortByName(d.Entries); !ok {
+		return PrevDir{}, fmt.Errorf("previous root: directory %s has %q twice", c, dup)
 	}
 	return d, nil
+}
+
+// sortByName sorts entries by name as bytes (canonical directories come
+// sorted already) and reports a name found twice.
+func sortByName(entries []Link) (dup string, ok bool) {
+	less := func(i, j int) bool { return entries[i].Name < entries[j].Name }
+	if !sort.SliceIsSorted(entries, less) {
+		sort.Slice(entries, less)
+	}
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Name == entries[i-1].Name {
+			return entries[i].Name, false
+		}
+	}
+	return "", true
 }
 
 // Known reads what the previous root stores about the entry at c.

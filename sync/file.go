@@ -91,8 +91,7 @@ func (r *run) unchanged(ctx context.Context, e diff.Entry, prev *diff.Link, idx 
 	if !ok || !ent.Cid.Equals(prev.Cid) {
 		return nil
 	}
-	known := metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
-	if metadata.Changed(e.Stat, known) != 0 || !r.complete(ctx, prev) {
+	if metadata.Changed(e.Stat, indexKnown(ent)) != 0 || !r.complete(ctx, prev) {
 		return nil
 	}
 	return r.sameContent(ctx, job{name: e.Name, prev: prev}, e.Stat, ent, true, nil)
@@ -124,14 +123,18 @@ func (r *run) knownFile(ctx context.Context, relPath, name string, prev *diff.Li
 		ent, ok = r.index.Get(ctx, relPath)
 	}
 	if ok && ent.Cid.Equals(prev.Cid) {
-		k := metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
-		return k, ent, true, nil
+		return indexKnown(ent), ent, true, nil
 	}
 	k, _, err := r.tree.Known(ctx, prev.Cid)
 	if err != nil {
 		return k, blockstore.IndexEntry{}, false, err
 	}
 	return r.knownMeta(k), blockstore.IndexEntry{}, false, nil
+}
+
+// indexKnown is what an index entry says of its file.
+func indexKnown(ent blockstore.IndexEntry) metadata.Known {
+	return metadata.Known{Stat: metadata.Stat{Type: metadata.File, Size: ent.Size, Mode: ent.Mode, MTime: ent.MTime}, HasMode: true, HasMTime: true}
 }
 
 // sameContent handles a file whose data is known to be unchanged: reuse

@@ -767,8 +767,6 @@ func (r *run) dirWhy(st metadata.Stat, k metadata.Known) metadata.Why {
 	return why
 }
 
-// storesAny reports whether a difference in why changes a CID under the
-// profile.
 // racy reports whether a file with mtime m may have been rewritten within
 // one timestamp tick of the previous run reading it, keeping size and
 // mtime: the quick check cannot trust it.
@@ -776,6 +774,8 @@ func (r *run) racy(m time.Time) bool {
 	return !m.Before(r.prevStart.Add(-RacyWindow)) && !m.After(r.start.Add(SkewWindow))
 }
 
+// storesAny reports whether a difference in why changes a CID under the
+// profile.
 func (r *run) storesAny(why metadata.Why) bool {
 	return why&^(metadata.WhyMode|metadata.WhyMTime) != 0 ||
 		(why&metadata.WhyMode != 0 && r.meta.Mode) ||
@@ -798,12 +798,13 @@ func sameLinks(a []Link, b []diff.Link) bool {
 // comes from the index when the directory's entries name its CID (a file),
 // else from its node.
 func (w *walker) removed(ctx context.Context, relPath string, p *diff.Link, idx *blockstore.DirIndex) {
+	var k metadata.Known
+	var err error
 	if ent, ok := idx.Find(p.Name); ok && ent.Cid.Equals(p.Cid) {
-		w.fileCounts.removed.Add(1)
-		w.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
-		return
+		k.Type = metadata.File
+	} else {
+		k, _, err = w.tree.Known(ctx, p.Cid)
 	}
-	k, _, err := w.tree.Known(ctx, p.Cid)
 	switch {
 	case err != nil:
 		w.itemise(ctx, Change{Kind: '-', Path: relPath}, true)
