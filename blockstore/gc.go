@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ds "github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -34,17 +32,31 @@ type GCResult struct {
 // Marking reads only blocks that can have children (see Reach); the one
 // block that could hide behind that rule is an empty one, so empty blocks
 // are never removed; they cost nothing.
+//
+// A removed block leaves the indexes at once; its bytes go when its pack
+// is rewritten, which happens to every pack whose live blocks fill less
+// than repackBelow of it: their live blocks are copied into new packs,
+// and the old packs deleted once the new ones and an index without the
+// old are durable.
 func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
-	if s.lock == nil {
+	if s.lock == nil || s.packs.w == nil {
 		return GCResult{}, errors.New("gc needs the repository opened for writing")
 	}
+	w := s.packs.w
+	if err := w.flush(); err != nil {
+		return GCResult{}, err
+	}
 	res := GCResult{Roots: len(roots)}
-	live := map[string]struct{}{}
+	// state of a key: live, or live and placed (kept where it is, or
+	// copied into a new pack).
+	const live, placed = 1, 2
+	state := map[key]uint8{}
 	mark := func(c cid.Cid) bool {
-		if _, ok := live[string(c.Hash())]; ok {
+		k := keyOf(c.Hash())
+		if _, ok := state[k]; ok {
 			return false
 		}
-		live[string(c.Hash())] = struct{}{}
+		state[k] = live
 		return true
 	}
 	for _, r := range roots {
@@ -52,32 +64,109 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 			return res, fmt.Errorf("gc: root %s is incomplete, nothing removed: %w", r, err)
 		}
 	}
-	q, err := s.blocks.Query(ctx, query.Query{KeysOnly: true, ReturnsSizes: true})
-	if err != nil {
-		return res, err
-	}
-	defer q.Close()
-	for e := range q.Next() {
-		if e.Error != nil {
-			return res, e.Error
-		}
-		h, err := dshelp.DsKeyToMultihash(ds.RawKey(e.Key))
+	xs := s.packs.set.sorted()
+	liveBytes := map[string]int64{}
+	for _, x := range xs {
+		err := x.each(func(e entry, pack string) error {
+			if e.size == 0 {
+				state[e.key] = max(state[e.key], live)
+			}
+			if state[e.key] != 0 {
+				liveBytes[pack] += int64(recordHead + 34 + e.size) // about: most multihashes are 34 bytes
+			}
+			return nil
+		})
 		if err != nil {
-			continue // not a block file
+			return res, fmt.Errorf("gc: %w", err)
 		}
-		if _, ok := live[string(h)]; ok || e.Size == 0 {
-			res.Kept++
-			res.BytesKept += int64(e.Size)
-			continue
-		}
-		if err := s.blocks.Delete(ctx, ds.RawKey(e.Key)); err != nil {
-			return res, fmt.Errorf("gc: remove %s: %w", e.Key, err)
-		}
-		res.Removed++
-		res.BytesFreed += int64(e.Size)
 	}
+	rewrite := map[string]bool{}
+	for _, x := range xs {
+		for _, p := range x.packs {
+			st, err := os.Stat(filepath.Join(w.set.dir, p+".pack"))
+			if err != nil {
+				return res, fmt.Errorf("gc: %w", err)
+			}
+			if liveBytes[p] < st.Size()*repackBelow/100 {
+				rewrite[p] = true
+			}
+		}
+	}
+	// Blocks staying where they are first, so that a block held by a kept
+	// and a rewritten pack is not copied.
+	for _, x := range xs {
+		err := x.each(func(e entry, pack string) error {
+			if !rewrite[pack] && state[e.key] == live {
+				state[e.key] = placed
+			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+	}
+	for _, x := range xs {
+		err := x.each(func(e entry, pack string) error {
+			switch {
+			case state[e.key] == 0:
+				res.Removed++
+				res.BytesFreed += int64(e.size)
+				return nil
+			case !rewrite[pack] || state[e.key] == placed:
+				return nil
+			}
+			l := loc{pack: pack, off: e.off, size: e.size}
+			h, err := w.set.recordHash(l)
+			if err != nil {
+				return err
+			}
+			data, err := w.set.read(l, h)
+			if err != nil {
+				return err
+			}
+			b, err := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+			if err == nil {
+				err = Verify(b) // a corrupt block is not carried into a new pack
+			}
+			if err != nil {
+				return err
+			}
+			state[e.key] = placed
+			return w.put(h, data)
+		})
+		if err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+	}
+	// Not flush: its merge could keep a block's old place and drop the copy.
+	if err := w.sync(false); err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	err := w.compact(func(e entry, _ string) bool {
+		if state[e.key] != placed {
+			return false
+		}
+		res.Kept++
+		res.BytesKept += int64(e.size)
+		return true
+	}, rewrite)
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	for p := range rewrite {
+		if err := os.Remove(filepath.Join(w.set.dir, p+".pack")); err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+	}
+	w.set.mu.Lock()
+	w.set.closeUnusedLocked()
+	w.set.mu.Unlock()
 	return res, nil
 }
+
+// repackBelow is the share (percent) of a pack that live blocks must fill
+// for gc to leave it as it is.
+const repackBelow = 75
 
 // Reach visits c and every block under it, each subtree once per true
 // answer of visit (false: already seen, skip it). It reads only blocks that

@@ -1,13 +1,8 @@
-// Package blockstore owns the repository on disk: the block store (flatfs,
-// one file per block, as kubo keeps them), the file index (pebble), the
-// lock that keeps a second writer out, the block writer, and the refs
-// (name → current root, with history). A root is recorded only after every
-// block under it has been made durable.
-//
-// Blocks are in flatfs rather than pebble because it measured five times
-// faster to write and ten times faster to read for UnixFS-sized blocks
-// (docs/benchmarks.md), and because a second process can read it while a
-// sync writes: serve, export and pull never wait for the lock.
+// Package blockstore owns the repository on disk: the blocks (pack files
+// with their indexes, pack.go), the file index (pebble), the lock that
+// keeps a second writer out, the block writer, and the refs (name →
+// current root, with history). A root is recorded only after every block
+// under it has been made durable.
 package blockstore
 
 import (
@@ -23,9 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	bstore "github.com/ipfs/boxo/blockstore"
 	ds "github.com/ipfs/go-datastore"
-	flatfs "github.com/ipfs/go-ds-flatfs"
 	pebbleds "github.com/ipfs/go-ds-pebble"
-	"golang.org/x/sys/unix"
 )
 
 // ErrLocked means another process holds the repository.
@@ -33,12 +26,11 @@ var ErrLocked = errors.New("repository is locked by another process")
 
 // Store is an open repository.
 type Store struct {
-	dir    string
-	blocks *flatfs.Datastore
-	files  *blockFiles         // writes new blocks (Writer)
-	ds     *pebbleds.Datastore // the file index; nil for readers
-	bs     bstore.Blockstore
-	lock   *os.File // nil for readers
+	dir   string
+	packs *packStore
+	ds    *pebbleds.Datastore // the file index; nil for readers
+	bs    bstore.Blockstore
+	lock  *os.File // nil for readers
 }
 
 // DefaultDir is $XDG_DATA_HOME/ipfs-sync, else ~/.local/share/ipfs-sync.
@@ -62,22 +54,28 @@ func Open(dir string) (*Store, error) {
 	// The index is a cache (a lost entry only costs a re-read), so it
 	// needs no write-ahead log: pebble treats a WAL write failure, such as
 	// a full disk, as fatal and panics.
-	return openLocked(dir, takeLock, &pebble.Options{DisableWAL: true})
+	return openLocked(dir, takeLock, true, &pebble.Options{DisableWAL: true})
 }
 
-// openLocked takes the lock with lock, then opens the blocks and, with
-// index options, the index.
-func openLocked(dir string, lock func(string) (*os.File, error), index *pebble.Options) (*Store, error) {
+// openLocked takes the lock with lock, then opens the blocks (to write
+// them, with write) and, with index options, the index.
+func openLocked(dir string, lock func(string) (*os.File, error), write bool, index *pebble.Options) (*Store, error) {
 	lf, err := lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return nil, err
 	}
-	s, err := openBlocks(dir)
+	s, err := openBlocks(dir, write)
 	if err != nil {
 		lf.Close()
 		return nil, err
 	}
 	s.lock = lf
+	if write {
+		if err := s.migrateFlatfs(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if index != nil {
 		// Pebble logs compactions at info level to stderr; only errors matter.
 		index.Logger = quietLogger{}
@@ -118,36 +116,53 @@ func OpenWait(ctx context.Context, dir string, wait time.Duration) (*Store, erro
 // it takes the lock (so no writer changes the store underneath) but leaves
 // every byte of the repository as it was, index included (read-only).
 func OpenDryRun(dir string) (*Store, error) {
-	if _, err := os.Stat(filepath.Join(dir, "blocks")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, packsDir)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, flatfsDir)); err == nil {
+			return nil, fmt.Errorf("repository %s is in the layout of an earlier version; a sync without --dry-run converts it", dir)
+		}
 		return Open(dir) // nothing to preserve yet
 	}
 	var index *pebble.Options
 	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
 		index = &pebble.Options{ReadOnly: true}
 	}
-	return openLocked(dir, lockFile, index)
+	return openLocked(dir, lockFile, false, index)
 }
 
 // OpenReader opens an existing repository's blocks and refs for reading,
-// without the lock: it works while another process syncs. Blocks are
-// written to a temporary name and renamed, so a reader never sees half a
-// block.
+// without the lock: it works while another process syncs or collects
+// garbage (pack.go says why).
 func OpenReader(dir string) (*Store, error) {
-	if _, err := os.Stat(filepath.Join(dir, "blocks")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, packsDir)); err != nil {
+		if _, ferr := os.Stat(filepath.Join(dir, flatfsDir)); ferr == nil {
+			return nil, fmt.Errorf("repository %s is in the layout of an earlier version; run a sync or gc once to convert it", dir)
+		}
 		return nil, fmt.Errorf("no repository at %s: %w", dir, err)
 	}
-	return openBlocks(dir)
+	return openBlocks(dir, false)
 }
 
-func openBlocks(dir string) (*Store, error) {
-	// sync=false: a run makes its blocks durable all at once with syncfs
-	// before it moves a ref (Store.Sync), not one fsync per block.
-	fds, err := flatfs.CreateOrOpen(filepath.Join(dir, "blocks"), flatfs.NextToLast(2), false)
-	if err != nil {
+// openBlocks opens the packs; a writer also clears what an interrupted
+// run left there.
+func openBlocks(dir string, write bool) (*Store, error) {
+	pdir := filepath.Join(dir, packsDir)
+	if write {
+		if err := os.MkdirAll(pdir, 0o755); err != nil {
+			return nil, fmt.Errorf("open block store in %s: %w", dir, err)
+		}
+	}
+	ps := &packStore{set: newPackSet(pdir)}
+	if write {
+		ps.w = newPackWriter(ps.set)
+		if err := ps.w.recover(); err != nil {
+			ps.set.close()
+			return nil, fmt.Errorf("open block store in %s: %w", dir, err)
+		}
+	} else if _, err := ps.set.load(); err != nil {
+		ps.set.close()
 		return nil, fmt.Errorf("open block store in %s: %w", dir, err)
 	}
-	bs := bstore.NewBlockstore(fds, bstore.NoPrefix(), bstore.WriteThrough(true))
-	return &Store{dir: dir, blocks: fds, files: newBlockFiles(filepath.Join(dir, "blocks")), bs: bstore.NewIdStore(verifying{bs})}, nil
+	return &Store{dir: dir, packs: ps, bs: bstore.NewIdStore(verifying{ps})}, nil
 }
 
 // Dir is the repository's directory.
@@ -158,16 +173,12 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Blockstore() bstore.Blockstore { return s.bs }
 
 // Sync makes every block and index entry written so far durable: one
-// syncfs(2) of the store's filesystem, then the index's WAL.
+// syncfs(2) of the store's filesystem (packStore.flush), then the index.
 func (s *Store) Sync(ctx context.Context) error {
-	d, err := os.Open(filepath.Join(s.dir, "blocks"))
-	if err != nil {
-		return fmt.Errorf("sync block store in %s: %w", s.dir, err)
-	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("sync block store in %s: %w", s.dir, err)
+	if s.packs.w != nil {
+		if err := s.packs.w.flush(); err != nil {
+			return fmt.Errorf("sync block store in %s: %w", s.dir, err)
+		}
 	}
 	if s.ds != nil {
 		if err := s.ds.Sync(ctx, ds.NewKey("/")); err != nil {
@@ -183,7 +194,7 @@ func (s *Store) Close() error {
 	if s.ds != nil {
 		errs = append(errs, s.ds.Close())
 	}
-	errs = append(errs, s.blocks.Close())
+	s.packs.set.close()
 	if s.lock != nil {
 		s.lock.Close()
 	}

@@ -107,7 +107,7 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 	w.inFlight[c] = struct{}{}
 	w.mu.Unlock()
 
-	_, err = w.s.files.put(c, data)
+	err = w.s.packs.w.put(c.Hash(), data)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

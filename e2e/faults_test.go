@@ -82,7 +82,7 @@ func TestSoak(t *testing.T) {
 	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &fs) != nil {
 		t.Fatalf("fsck: %s", res)
 	}
-	out, err := exec.Command("du", "-sb", filepath.Join(repo, "blocks")).Output()
+	out, err := exec.Command("du", "-sb", filepath.Join(repo, "packs")).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,21 +94,28 @@ func TestSoak(t *testing.T) {
 	t.Logf("%d cycles: kept blocks %d bytes, store %d bytes", cycles, fs.Bytes, du)
 }
 
-// TestCorruptBlock flips bytes in a stored block: fsck names its CID and
-// fails, serve refuses to send it, and after fsck --repair the next sync
-// reads the affected file again and the store is whole.
+// TestCorruptBlock overwrites bytes in the middle of the largest pack (file
+// data there, as blocks of file data dwarf the rest): fsck names the
+// block's CID and fails, serve refuses to send it, and after fsck --repair
+// the next sync reads the affected file again and the store is whole.
 func TestCorruptBlock(t *testing.T) {
 	_, src, repo, root := syncedTiny(t, "--name", "m")
-	out, err := exec.Command("find", filepath.Join(repo, "blocks"), "-name", "*.data", "-size", "+200k").Output()
-	if err != nil || len(strings.Fields(string(out))) == 0 {
-		t.Fatalf("no large block found: %v", err)
+	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no pack found: %v", err)
 	}
-	victim := strings.Fields(string(out))[0]
+	var victim string
+	var size int64
+	for _, p := range packs {
+		if st, err := os.Stat(p); err == nil && st.Size() > size {
+			victim, size = p, st.Size()
+		}
+	}
 	f, err := os.OpenFile(victim, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte("CORRUPT"), 100)
+	f.WriteAt([]byte("CORRUPT"), size/2)
 	f.Close()
 
 	res := ipfsSync(t, repo, "fsck")

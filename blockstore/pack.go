@@ -1,0 +1,543 @@
+package blockstore
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// Blocks live in pack files, many blocks per file, found through index
+// files. The layout of <repo>/packs:
+//
+//	<name>.pack     records, each: u32 data length, u8 multihash length,
+//	                multihash, data
+//	<name>.idx      where the blocks of one or more packs are:
+//	                "ipfs-sync idx 1\n", u32 pack count, the packs' names
+//	                (8 bytes each), entries sorted by key, u32 entry count,
+//	                u64 xxhash64 of everything before it
+//	<name>.idx.new  the index of a pack written by a run that has not made
+//	                it durable yet
+//
+// An entry is a key (the first 20 bytes of the SHA-256 of the block's
+// multihash, so keys are uniform whatever the hash function), the pack's
+// position in the idx's list, and the record's offset and data length.
+// Integers are little-endian.
+//
+// Why packs and not one file per block (flatfs, kubo's layout, which
+// this store used before): creating a file costs ext4 an inode, and on an
+// import that was a third of the CPU time (docs/benchmarks.md). Why not
+// pebble: blocks of 256 KiB–1 MiB go through its log and compactions
+// (five times slower to write, bench/storecmp), and no second process can
+// read a pebble database while a sync writes it. Pack and idx files never
+// change once named, so serve, export and pull read them without the lock.
+//
+// Durability: a run appends to new packs and writes each full pack's idx
+// as .idx.new; before a ref moves, one syncfs(2) makes packs and indexes
+// durable, and only then are the .idx.new renamed (and the directory
+// synced). After a crash, the next writer deletes every .idx.new and
+// every pack that no .idx names: the previous root's blocks are all in
+// named, durable packs.
+const (
+	packsDir   = "packs"
+	idxMagic   = "ipfs-sync idx 1\n"
+	entrySize  = 32
+	keySize    = 20
+	packMax    = 512 << 20 // bytes of records per pack (offsets are u32)
+	maxMHLen   = 255
+	recordHead = 5 // u32 data length, u8 multihash length
+)
+
+type key [keySize]byte
+
+func keyOf(h mh.Multihash) (k key) {
+	sum := sha256.Sum256(h)
+	copy(k[:], sum[:])
+	return k
+}
+
+// loc is where a block's record is.
+type loc struct {
+	pack string
+	off  uint32
+	size uint32 // data length
+}
+
+// entry is a decoded idx entry.
+type entry struct {
+	key  key
+	pack uint32
+	off  uint32
+	size uint32
+}
+
+func (e *entry) encode(b []byte) {
+	copy(b, e.key[:])
+	binary.LittleEndian.PutUint32(b[20:], e.pack)
+	binary.LittleEndian.PutUint32(b[24:], e.off)
+	binary.LittleEndian.PutUint32(b[28:], e.size)
+}
+
+func decodeIdxEntry(b []byte) (e entry) {
+	copy(e.key[:], b)
+	e.pack = binary.LittleEndian.Uint32(b[20:])
+	e.off = binary.LittleEndian.Uint32(b[24:])
+	e.size = binary.LittleEndian.Uint32(b[28:])
+	return e
+}
+
+// idxFile is a loaded idx: its entries stay on disk, read with one pread
+// per lookup; in memory are a fanout table (where each key prefix's
+// entries start) and a Bloom filter, which answers most misses (every
+// new block a sync writes is one) without reading the file.
+type idxFile struct {
+	name    string
+	packs   []string
+	f       *os.File
+	entries int64 // file offset of the first entry
+	count   int
+	fanBits uint
+	fanout  []uint32
+	bloom   []uint64
+}
+
+func entriesAt(npacks int) int64 { return int64(len(idxMagic) + 4 + 8*npacks) }
+
+// loadIdx reads and checks the idx at path.
+func loadIdx(path string) (*idxFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	x, err := readIdx(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("index %s: %w", path, err)
+	}
+	x.name = filepath.Base(path)
+	x.f = f
+	return x, nil
+}
+
+var errBadIdx = errors.New("damaged (does not match its checksum)")
+
+func readIdx(f *os.File) (*idxFile, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h := xxhash.New()
+	r := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, st.Size()-8), h), 1<<16)
+	head := make([]byte, len(idxMagic)+4)
+	if _, err := io.ReadFull(r, head); err != nil || string(head[:len(idxMagic)]) != idxMagic {
+		return nil, errBadIdx
+	}
+	x := &idxFile{}
+	npacks := int(binary.LittleEndian.Uint32(head[len(idxMagic):]))
+	x.entries = entriesAt(npacks)
+	n := (st.Size() - x.entries - 12) / entrySize
+	if npacks > 1<<20 || n < 0 || x.entries+n*entrySize+12 != st.Size() {
+		return nil, errBadIdx
+	}
+	var name [8]byte
+	for range npacks {
+		if _, err := io.ReadFull(r, name[:]); err != nil {
+			return nil, errBadIdx
+		}
+		x.packs = append(x.packs, hex.EncodeToString(name[:]))
+	}
+	x.count = int(n)
+	x.fanBits = fanBits(x.count)
+	x.fanout = make([]uint32, 1<<x.fanBits+1)
+	x.bloom = make([]uint64, bloomWords(x.count))
+	var b [entrySize]byte
+	var prev key
+	for i := range x.count {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil, errBadIdx
+		}
+		e := decodeIdxEntry(b[:])
+		if (i > 0 && string(e.key[:]) < string(prev[:])) || int(e.pack) >= npacks {
+			return nil, errBadIdx
+		}
+		prev = e.key
+		x.fanout[x.prefix(e.key)+1] = uint32(i + 1)
+		x.bloomAdd(e.key)
+	}
+	for i := 1; i < len(x.fanout); i++ {
+		x.fanout[i] = max(x.fanout[i], x.fanout[i-1])
+	}
+	var tail [12]byte
+	if _, err := io.ReadFull(r, tail[:4]); err != nil || binary.LittleEndian.Uint32(tail[:4]) != uint32(x.count) {
+		return nil, errBadIdx
+	}
+	if _, err := f.ReadAt(tail[4:], st.Size()-8); err != nil || binary.LittleEndian.Uint64(tail[4:]) != h.Sum64() {
+		return nil, errBadIdx
+	}
+	return x, nil
+}
+
+// fanBits sizes the fanout so that a lookup reads about 16 entries.
+func fanBits(n int) uint {
+	if n < 32 {
+		return 0
+	}
+	return min(uint(bits.Len(uint(n/16))), 22)
+}
+
+func (x *idxFile) prefix(k key) uint32 {
+	if x.fanBits == 0 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(k[:4]) >> (32 - x.fanBits)
+}
+
+// The Bloom filter has 16 bits per entry and 4 probes (a false positive
+// in about 0.2 % of misses), taken from the key, which is already a hash.
+func bloomWords(n int) int {
+	w := 1
+	for w*64 < n*16 {
+		w *= 2
+	}
+	return w
+}
+
+func (x *idxFile) bloomAdd(k key) {
+	m := uint32(len(x.bloom)*64 - 1)
+	for i := 4; i < keySize; i += 4 {
+		bit := binary.LittleEndian.Uint32(k[i:]) & m
+		x.bloom[bit/64] |= 1 << (bit % 64)
+	}
+}
+
+func (x *idxFile) maybe(k key) bool {
+	m := uint32(len(x.bloom)*64 - 1)
+	for i := 4; i < keySize; i += 4 {
+		bit := binary.LittleEndian.Uint32(k[i:]) & m
+		if x.bloom[bit/64]&(1<<(bit%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// find looks k up.
+func (x *idxFile) find(k key) (loc, bool, error) {
+	if x.count == 0 || !x.maybe(k) {
+		return loc{}, false, nil
+	}
+	p := x.prefix(k)
+	lo, hi := int(x.fanout[p]), int(x.fanout[p+1])
+	if lo == hi {
+		return loc{}, false, nil
+	}
+	buf := make([]byte, (hi-lo)*entrySize)
+	if _, err := x.f.ReadAt(buf, x.entries+int64(lo)*entrySize); err != nil {
+		return loc{}, false, fmt.Errorf("read index %s: %w", x.name, err)
+	}
+	i := sort.Search(hi-lo, func(i int) bool { return string(buf[i*entrySize:i*entrySize+keySize]) >= string(k[:]) })
+	if i == hi-lo || string(buf[i*entrySize:i*entrySize+keySize]) != string(k[:]) {
+		return loc{}, false, nil
+	}
+	e := decodeIdxEntry(buf[i*entrySize:])
+	return loc{pack: x.packs[e.pack], off: e.off, size: e.size}, true, nil
+}
+
+// each calls fn for every entry in key order.
+func (x *idxFile) each(fn func(e entry, pack string) error) error {
+	c := newCursor(x)
+	for c.next() {
+		if err := fn(c.e, x.packs[c.e.pack]); err != nil {
+			return err
+		}
+	}
+	return c.err
+}
+
+// idxWriter streams an idx to a file; entries must come in key order.
+type idxWriter struct {
+	f     *os.File
+	w     *bufio.Writer
+	h     *xxhash.Digest
+	packs map[string]uint32
+	n     uint32
+	last  key
+}
+
+func newIdxWriter(path string, packs []string) (*idxWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	iw := &idxWriter{f: f, h: xxhash.New(), packs: map[string]uint32{}}
+	iw.w = bufio.NewWriterSize(io.MultiWriter(f, iw.h), 1<<16)
+	iw.w.WriteString(idxMagic)
+	iw.w.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(packs))))
+	for i, p := range packs {
+		name, err := hex.DecodeString(p)
+		if err != nil || len(name) != 8 {
+			f.Close()
+			return nil, fmt.Errorf("bad pack name %q", p)
+		}
+		iw.w.Write(name)
+		iw.packs[p] = uint32(i)
+	}
+	return iw, nil
+}
+
+// add appends an entry; a key equal to the previous one is dropped.
+func (iw *idxWriter) add(k key, l loc) {
+	if iw.n > 0 && k == iw.last {
+		return
+	}
+	e := entry{key: k, pack: iw.packs[l.pack], off: l.off, size: l.size}
+	var b [entrySize]byte
+	e.encode(b[:])
+	iw.w.Write(b[:])
+	iw.n++
+	iw.last = k
+}
+
+// finish writes the trailer and closes the file; with durable, it is
+// fsynced first.
+func (iw *idxWriter) finish(durable bool) error {
+	iw.w.Write(binary.LittleEndian.AppendUint32(nil, iw.n))
+	err := iw.w.Flush()
+	if err == nil {
+		_, err = iw.f.Write(binary.LittleEndian.AppendUint64(nil, iw.h.Sum64()))
+	}
+	if err == nil && durable {
+		err = iw.f.Sync()
+	}
+	if cerr := iw.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(iw.f.Name())
+		return fmt.Errorf("write index %s: %w", iw.f.Name(), err)
+	}
+	return nil
+}
+
+// packSet is the packs and indexes one process sees. A reader reloads it
+// when a block is missing and the directory changed, so serve finds what a
+// sync wrote after it started; packs it has open stay readable after a gc
+// deletes them.
+type packSet struct {
+	dir string
+
+	mu    sync.RWMutex
+	idx   map[string]*idxFile
+	files map[string]*os.File
+	stamp time.Time // the directory's mtime at the last load
+}
+
+func newPackSet(dir string) *packSet {
+	return &packSet{dir: dir, idx: map[string]*idxFile{}, files: map[string]*os.File{}}
+}
+
+// load brings the set up to the directory: new .idx files loaded, gone
+// ones dropped. It reports whether anything changed.
+func (s *packSet) load() (bool, error) {
+	st, err := os.Stat(s.dir)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st.ModTime().Equal(s.stamp) {
+		return false, nil
+	}
+	names, err := listSuffix(s.dir, ".idx")
+	if err != nil {
+		return false, err
+	}
+	present := map[string]bool{}
+	changed := false
+	for _, n := range names {
+		present[n] = true
+		if s.idx[n] != nil {
+			continue
+		}
+		x, err := loadIdx(filepath.Join(s.dir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by a gc since the listing
+		}
+		if err != nil {
+			return false, err
+		}
+		s.idx[n] = x
+		changed = true
+	}
+	for n, x := range s.idx {
+		if !present[n] && !strings.HasSuffix(n, ".new") {
+			x.f.Close()
+			delete(s.idx, n)
+			changed = true
+		}
+	}
+	// Directory times are coarse (a kernel tick): one this recent may be
+	// shared by a change still to come, so it proves nothing next time.
+	s.stamp = time.Time{}
+	if time.Since(st.ModTime()) > time.Second {
+		s.stamp = st.ModTime()
+	}
+	s.closeUnusedLocked()
+	return changed, nil
+}
+
+// closeUnusedLocked closes packs no loaded idx names.
+func (s *packSet) closeUnusedLocked() {
+	used := s.packNamesLocked()
+	for p, f := range s.files {
+		if !used[p] {
+			f.Close()
+			delete(s.files, p)
+		}
+	}
+}
+
+func (s *packSet) packNamesLocked() map[string]bool {
+	used := map[string]bool{}
+	for _, x := range s.idx {
+		for _, p := range x.packs {
+			used[p] = true
+		}
+	}
+	return used
+}
+
+func (s *packSet) find(k key) (loc, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, x := range s.idx {
+		l, ok, err := x.find(k)
+		if ok || err != nil {
+			return l, ok, err
+		}
+	}
+	return loc{}, false, nil
+}
+
+// add puts an idx this process wrote into the set.
+func (s *packSet) add(x *idxFile) {
+	s.mu.Lock()
+	s.idx[x.name] = x
+	s.mu.Unlock()
+}
+
+// pack opens (once) the pack called name.
+func (s *packSet) pack(name string) (*os.File, error) {
+	s.mu.RLock()
+	f := s.files[name]
+	s.mu.RUnlock()
+	if f != nil {
+		return f, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.files[name]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(filepath.Join(s.dir, name+".pack"))
+	if err != nil {
+		return nil, err
+	}
+	s.files[name] = f
+	return f, nil
+}
+
+// read returns the data of the record at l, checking the record's own
+// header: its length and that it is the block with multihash h.
+func (s *packSet) read(l loc, h mh.Multihash) ([]byte, error) {
+	f, err := s.pack(l.pack)
+	if err != nil {
+		return nil, err
+	}
+	return readRecord(f, l, h)
+}
+
+func readRecord(f *os.File, l loc, h mh.Multihash) ([]byte, error) {
+	buf := make([]byte, recordHead+len(h)+int(l.size))
+	if _, err := f.ReadAt(buf, int64(l.off)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = ErrCorrupt
+		}
+		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
+	}
+	if binary.LittleEndian.Uint32(buf) != l.size || int(buf[4]) != len(h) || string(buf[recordHead:recordHead+len(h)]) != string(h) {
+		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)
+	}
+	return buf[recordHead+len(h):], nil
+}
+
+// recordHash reads the multihash of the record at l.
+func (s *packSet) recordHash(l loc) (mh.Multihash, error) {
+	f, err := s.pack(l.pack)
+	if err != nil {
+		return nil, err
+	}
+	var buf [recordHead + maxMHLen]byte
+	n, err := f.ReadAt(buf[:], int64(l.off))
+	if n < recordHead || n < recordHead+int(buf[4]) {
+		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, errors.Join(err, ErrCorrupt))
+	}
+	_, h, err := mh.MHFromBytes(buf[recordHead : recordHead+int(buf[4])])
+	if err != nil || binary.LittleEndian.Uint32(buf[:]) != l.size {
+		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)
+	}
+	return h, nil
+}
+
+// sorted is the set's indexes in name order (stable output for gc).
+func (s *packSet) sorted() []*idxFile {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	xs := make([]*idxFile, 0, len(s.idx))
+	for _, x := range s.idx {
+		xs = append(xs, x)
+	}
+	slices.SortFunc(xs, func(a, b *idxFile) int { return strings.Compare(a.name, b.name) })
+	return xs
+}
+
+func (s *packSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.idx {
+		x.f.Close()
+	}
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.idx, s.files = map[string]*idxFile{}, map[string]*os.File{}
+}
+
+func listSuffix(dir, suffix string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range des {
+		if strings.HasSuffix(d.Name(), suffix) {
+			out = append(out, d.Name())
+		}
+	}
+	return out, nil
+}

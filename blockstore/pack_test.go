@@ -1,0 +1,332 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	bstore "github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	flatfs "github.com/ipfs/go-ds-flatfs"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// testBlocks makes n distinct raw blocks of up to ~4 KiB, the first one
+// empty; odd ones use blake2b, so two hash functions share the store.
+func testBlocks(n int, tag string) []blocks.Block {
+	var bs []blocks.Block
+	for i := range n {
+		data := bytes.Repeat([]byte(fmt.Sprintf("%s-%d;", tag, i)), 1+i*7%400)
+		if i == 0 {
+			data = nil
+		}
+		code := uint64(mh.SHA2_256)
+		if i%2 == 1 {
+			code = mh.BLAKE2B_MIN + 31
+		}
+		h, err := mh.Sum(data, code, -1)
+		if err != nil {
+			panic(err)
+		}
+		b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+func openTest(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.packs.w.limit = 16 << 10 // many packs from few blocks
+	return s
+}
+
+// putAll writes bs through a Writer from two goroutines, as a sync's
+// workers do.
+func putAll(t *testing.T, s *Store, bs []blocks.Block) {
+	t.Helper()
+	w := s.NewWriter(false)
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for i, b := range bs {
+				if i%2 == g || i%5 == 0 { // some blocks put twice
+					if err := w.PutBlock(t.Context(), b.Cid(), b.RawData()); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func checkAll(t *testing.T, bs bstore.Blockstore, want []blocks.Block, present bool) {
+	t.Helper()
+	ctx := context.Background()
+	for i, b := range want {
+		got, err := bs.Get(ctx, b.Cid())
+		if !present {
+			if !ipld.IsNotFound(err) {
+				t.Fatalf("block %d: want not found, got %v", i, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got.RawData(), b.RawData()) {
+			t.Fatalf("block %d (%d bytes): %v", i, len(b.RawData()), err)
+		}
+		if n, err := bs.GetSize(ctx, b.Cid()); err != nil || n != len(b.RawData()) {
+			t.Fatalf("block %d: size %d, %v", i, n, err)
+		}
+		// A block is found by its multihash whatever the codec.
+		if has, err := bs.Has(ctx, cid.NewCidV1(cid.DagProtobuf, b.Cid().Hash())); err != nil || !has {
+			t.Fatalf("block %d: Has by multihash: %v %v", i, has, err)
+		}
+	}
+}
+
+func countKeys(t *testing.T, bs bstore.Blockstore) int {
+	t.Helper()
+	ch, err := bs.AllKeysChan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}
+
+// crash drops the store as a killed process would: nothing flushed.
+func crash(s *Store) {
+	s.packs.set.close()
+	s.ds.Close()
+	s.lock.Close()
+}
+
+// Blocks written from two goroutines across many packs read back, before
+// and after a reopen, in the writer and in a reader that opened before
+// they were written; every index merge keeps them.
+func TestPackStoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	bs := testBlocks(600, "a")
+	putAll(t, s, bs[:300])
+	checkAll(t, s.Blockstore(), bs[:300], true) // before flush: pending and sealed packs
+	checkAll(t, s.Blockstore(), bs[300:], false)
+	for i := 300; i < 600; i += 30 { // many flushes: indexes merge
+		putAll(t, s, bs[i:i+30])
+		if err := s.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if idx, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx")); len(idx) > maxIdx {
+			t.Fatalf("%d indexes after a flush", len(idx))
+		}
+	}
+	checkAll(t, s.Blockstore(), bs, true)
+	checkAll(t, r.Blockstore(), bs, true)
+	if n := countKeys(t, s.Blockstore()); n != len(bs) {
+		t.Fatalf("AllKeysChan: %d keys, want %d", n, len(bs))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	checkAll(t, s.Blockstore(), bs, true)
+	if n := countKeys(t, r.Blockstore()); n != len(bs) {
+		t.Fatalf("reader's AllKeysChan: %d keys, want %d", n, len(bs))
+	}
+}
+
+// What a run killed before its flush wrote is gone after the next open:
+// its packs and unnamed indexes removed, the blocks of earlier runs whole.
+func TestPackStoreCrash(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	old, lost := testBlocks(100, "old"), testBlocks(200, "lost")
+	putAll(t, s, old)
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	putAll(t, s, lost)
+	if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx.new")); len(news) == 0 {
+		t.Fatal("no sealed, unnamed index to leave behind")
+	}
+	crash(s)
+
+	s = openTest(t, dir)
+	defer s.Close()
+	checkAll(t, s.Blockstore(), old, true)
+	checkAll(t, s.Blockstore(), lost[1:], false) // lost[0] is old[0], the empty block
+	if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.new")); len(news) != 0 {
+		t.Fatalf("left: %v", news)
+	}
+	packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+	s.packs.set.mu.RLock()
+	used := s.packs.set.packNamesLocked()
+	s.packs.set.mu.RUnlock()
+	if len(packs) != len(used) {
+		t.Fatalf("%d packs on disk, %d named by indexes", len(packs), len(used))
+	}
+	putAll(t, s, lost) // the next run writes them again
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, s.Blockstore(), lost, true)
+}
+
+// gc keeps what roots reach (and empty blocks), drops the rest from the
+// indexes, rewrites packs that became mostly garbage and deletes them; a
+// reader open across the gc still reads every kept block, whether or not
+// it had the old pack open.
+func TestPackStoreGC(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer s.Close()
+	bs := testBlocks(400, "gc")
+	putAll(t, s, bs)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkAll(t, r.Blockstore(), bs[:1], true) // opens one pack
+	var keep, gone []blocks.Block
+	var roots []cid.Cid
+	for i, b := range bs {
+		if i%3 == 0 || len(b.RawData()) == 0 {
+			keep = append(keep, b)
+			roots = append(roots, b.Cid())
+		} else {
+			gone = append(gone, b)
+		}
+	}
+	res, err := s.GC(ctx, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Kept != int64(len(keep)) || res.Removed != int64(len(gone)) {
+		t.Fatalf("gc kept %d removed %d, want %d and %d", res.Kept, res.Removed, len(keep), len(gone))
+	}
+	var live, stored int64
+	for _, b := range keep {
+		live += int64(recordHead + len(b.Cid().Hash()) + len(b.RawData()))
+	}
+	packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+	for _, p := range packs {
+		st, _ := os.Stat(p)
+		stored += st.Size()
+	}
+	if stored > live*100/repackBelow {
+		t.Errorf("packs hold %d bytes for %d of live records", stored, live)
+	}
+	checkAll(t, s.Blockstore(), keep, true)
+	checkAll(t, s.Blockstore(), gone, false)
+	checkAll(t, r.Blockstore(), keep, true)
+	if n := countKeys(t, s.Blockstore()); n != len(keep) {
+		t.Fatalf("%d blocks listed after gc, want %d", n, len(keep))
+	}
+	// A second gc with the same roots has nothing to do.
+	if res, err := s.GC(ctx, roots); err != nil || res.Removed != 0 || res.Kept != int64(len(keep)) {
+		t.Fatalf("second gc: %+v %v", res, err)
+	}
+}
+
+// DeleteBlock removes one block from every index; fsck --repair uses it.
+func TestPackStoreDelete(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	bs := testBlocks(50, "del")
+	putAll(t, s, bs)
+	if err := s.Blockstore().DeleteBlock(ctx, bs[7].Cid()); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, s.Blockstore(), bs[7:8], false)
+	checkAll(t, s.Blockstore(), bs[8:], true)
+}
+
+// A damaged index stops readers and writers with a message naming it,
+// rather than hiding blocks or letting a writer delete packs it names.
+func TestPackStoreDamagedIndex(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	putAll(t, s, testBlocks(40, "dmg"))
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx"))
+	if len(idx) == 0 {
+		t.Fatal("no index")
+	}
+	f, err := os.OpenFile(idx[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, 40)
+	f.Close()
+	packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+	for _, open := range []func(string) (*Store, error){OpenReader, Open} {
+		if _, err := open(dir); err == nil || !strings.Contains(err.Error(), filepath.Base(idx[0])) || !errors.Is(err, errBadIdx) {
+			t.Fatalf("want an error naming %s: %v", idx[0], err)
+		}
+	}
+	if after, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack")); len(after) != len(packs) {
+		t.Fatalf("packs deleted: %d of %d left", len(after), len(packs))
+	}
+}
+
+// A repository of an earlier version (blocks in flatfs) is converted when
+// a writer opens it; a reader or dry run asks for that first.
+func TestMigrateFlatfs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fds, err := flatfs.CreateOrOpen(filepath.Join(dir, flatfsDir), flatfs.NextToLast(2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := testBlocks(120, "flat")
+	if err := bstore.NewBlockstore(fds, bstore.NoPrefix()).PutMany(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	fds.Close()
+	for _, open := range []func(string) (*Store, error){OpenReader, OpenDryRun} {
+		if _, err := open(dir); err == nil || !strings.Contains(err.Error(), "earlier version") {
+			t.Fatalf("want a conversion message: %v", err)
+		}
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkAll(t, s.Blockstore(), bs, true)
+	if _, err := os.Stat(filepath.Join(dir, flatfsDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("flatfs tree left after conversion: %v", err)
+	}
+}

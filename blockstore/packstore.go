@@ -1,0 +1,567 @@
+package blockstore
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+	"golang.org/x/sys/unix"
+)
+
+// packStore is a repository's blocks as a boxo Blockstore. Without a
+// writer it only reads (serve, export and pull, which take no lock).
+type packStore struct {
+	set *packSet
+	w   *packWriter
+}
+
+var errReadOnly = errors.New("the repository is open for reading only")
+
+func (p *packStore) lookup(k key) (loc, bool, error) {
+	if p.w != nil {
+		if l, ok := p.w.pendingLoc(k); ok {
+			return l, true, nil
+		}
+	}
+	l, ok, err := p.set.find(k)
+	if ok || err != nil || p.w != nil {
+		return l, ok, err
+	}
+	// A reader: a sync or gc may have changed the store since it loaded.
+	if changed, err := p.set.load(); err != nil || !changed {
+		return loc{}, false, err
+	}
+	return p.set.find(k)
+}
+
+func (p *packStore) Has(_ context.Context, c cid.Cid) (bool, error) {
+	_, ok, err := p.lookup(keyOf(c.Hash()))
+	return ok, err
+}
+
+func (p *packStore) GetSize(_ context.Context, c cid.Cid) (int, error) {
+	l, ok, err := p.lookup(keyOf(c.Hash()))
+	if err != nil {
+		return -1, err
+	}
+	if !ok {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	return int(l.size), nil
+}
+
+func (p *packStore) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
+	k := keyOf(c.Hash())
+	for retry := true; ; retry = false {
+		l, ok, err := p.lookup(k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ipld.ErrNotFound{Cid: c}
+		}
+		data, err := p.set.read(l, c.Hash())
+		if errors.Is(err, fs.ErrNotExist) && retry && p.w == nil {
+			// A gc moved the block and removed its pack since we loaded.
+			if _, err := p.set.load(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", c, err)
+		}
+		return blocks.NewBlockWithCid(data, c)
+	}
+}
+
+func (p *packStore) Put(ctx context.Context, b blocks.Block) error {
+	return p.PutMany(ctx, []blocks.Block{b})
+}
+
+func (p *packStore) PutMany(ctx context.Context, bs []blocks.Block) error {
+	if p.w == nil {
+		return errReadOnly
+	}
+	for _, b := range bs {
+		if has, err := p.Has(ctx, b.Cid()); err != nil || has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.w.put(b.Cid().Hash(), b.RawData()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteBlock drops c from the indexes; its bytes go with the next gc
+// that rewrites its pack.
+func (p *packStore) DeleteBlock(_ context.Context, c cid.Cid) error {
+	if p.w == nil {
+		return errReadOnly
+	}
+	if err := p.w.flush(); err != nil {
+		return err
+	}
+	drop := keyOf(c.Hash())
+	return p.w.compact(func(e entry, _ string) bool { return e.key != drop }, nil)
+}
+
+// AllKeysChan lists every indexed block, as CIDv1 raw (the store keeps
+// multihashes, as kubo's does).
+func (p *packStore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
+	if p.w != nil {
+		if err := p.w.flush(); err != nil {
+			return nil, err
+		}
+	} else if _, err := p.set.load(); err != nil {
+		return nil, err
+	}
+	out := make(chan cid.Cid)
+	go func() {
+		defer close(out)
+		seen := map[key]struct{}{}
+		for _, x := range p.set.sorted() {
+			err := x.each(func(e entry, pack string) error {
+				if _, ok := seen[e.key]; ok {
+					return nil
+				}
+				seen[e.key] = struct{}{}
+				h, err := p.set.recordHash(loc{pack: pack, off: e.off, size: e.size})
+				if err != nil {
+					return err
+				}
+				select {
+				case out <- cid.NewCidV1(cid.Raw, h):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (p *packStore) HashOnRead(bool) {}
+
+// packWriter appends blocks to new packs. Writers reserve their record's
+// place under a lock and write it outside, so blocks from all cores go
+// into one pack without waiting for each other's copies.
+type packWriter struct {
+	set   *packSet
+	limit int64 // bytes of records per pack
+
+	mu      sync.Mutex
+	cur     *openPack
+	pending map[key]loc // written, not yet in an idx of the set
+	unnamed []string    // this run's .idx.new files
+}
+
+type openPack struct {
+	name string
+	fd   int
+	size int64 // bytes reserved
+	ents []entry
+	wg   sync.WaitGroup // writes in progress
+}
+
+func newPackWriter(set *packSet) *packWriter {
+	return &packWriter{set: set, limit: packMax, pending: map[key]loc{}}
+}
+
+func (w *packWriter) pendingLoc(k key) (loc, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l, ok := w.pending[k]
+	return l, ok
+}
+
+func randomName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (w *packWriter) newPack() (*openPack, error) {
+	name := randomName()
+	f, err := os.OpenFile(filepath.Join(w.set.dir, name+".pack"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w.set.mu.Lock()
+	w.set.files[name] = f
+	w.set.mu.Unlock()
+	return &openPack{name: name, fd: int(f.Fd())}, nil
+}
+
+// put appends the block with multihash h. The caller has checked the
+// store does not hold it.
+func (w *packWriter) put(h mh.Multihash, data []byte) error {
+	if len(h) > maxMHLen {
+		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
+	}
+	k := keyOf(h)
+	rec := int64(recordHead + len(h) + len(data))
+	w.mu.Lock()
+	if _, ok := w.pending[k]; ok {
+		w.mu.Unlock()
+		return nil
+	}
+	var full *openPack
+	if w.cur != nil && w.cur.size+rec > w.limit {
+		full, w.cur = w.cur, nil
+	}
+	if w.cur == nil {
+		p, err := w.newPack()
+		if err != nil {
+			w.mu.Unlock()
+			return fmt.Errorf("create pack in %s: %w", w.set.dir, err)
+		}
+		w.cur = p
+	}
+	p, off := w.cur, w.cur.size
+	p.size += rec
+	p.wg.Add(1)
+	w.mu.Unlock()
+	defer p.wg.Done()
+	if full != nil {
+		if err := w.seal(full); err != nil {
+			return err
+		}
+	}
+
+	var head [recordHead + maxMHLen]byte
+	binary.LittleEndian.PutUint32(head[:], uint32(len(data)))
+	head[4] = byte(len(h))
+	n := copy(head[recordHead:], h)
+	if err := pwriteAll(p.fd, [][]byte{head[:recordHead+n], data}, off); err != nil {
+		return fmt.Errorf("write pack %s: %w", filepath.Join(w.set.dir, p.name+".pack"), err)
+	}
+	w.mu.Lock()
+	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(len(data))})
+	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(len(data))}
+	w.mu.Unlock()
+	return nil
+}
+
+func pwriteAll(fd int, iov [][]byte, off int64) error {
+	for len(iov) > 0 {
+		n, err := unix.Pwritev(fd, iov, off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+		for len(iov) > 0 && n >= len(iov[0]) {
+			n -= len(iov[0])
+			iov = iov[1:]
+		}
+		if len(iov) > 0 {
+			iov[0] = iov[0][n:]
+		}
+	}
+	return nil
+}
+
+// seal writes the idx of a pack no more blocks go into, as .idx.new.
+func (w *packWriter) seal(p *openPack) error {
+	p.wg.Wait()
+	if len(p.ents) == 0 {
+		w.set.mu.Lock()
+		if f := w.set.files[p.name]; f != nil {
+			f.Close()
+			delete(w.set.files, p.name)
+		}
+		w.set.mu.Unlock()
+		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
+	}
+	slices.SortFunc(p.ents, func(a, b entry) int { return strings.Compare(string(a.key[:]), string(b.key[:])) })
+	path := filepath.Join(w.set.dir, p.name+".idx.new")
+	iw, err := newIdxWriter(path, []string{p.name})
+	if err != nil {
+		return fmt.Errorf("write index %s: %w", path, err)
+	}
+	for _, e := range p.ents {
+		iw.add(e.key, loc{pack: p.name, off: e.off, size: e.size})
+	}
+	if err := iw.finish(false); err != nil {
+		return err
+	}
+	x, err := loadIdx(path)
+	if err != nil {
+		return err
+	}
+	w.set.add(x)
+	w.mu.Lock()
+	for _, e := range p.ents {
+		if w.pending[e.key].pack == p.name {
+			delete(w.pending, e.key)
+		}
+	}
+	w.unnamed = append(w.unnamed, x.name)
+	w.mu.Unlock()
+	p.ents = nil
+	return nil
+}
+
+// maxIdx is how many indexes a flush leaves before merging them into one:
+// a lookup reads one per idx whose Bloom filter lets it through.
+const maxIdx = 8
+
+// flush makes every block put so far durable and visible to readers: the
+// open pack is sealed, one syncfs(2) writes packs and indexes, and the
+// indexes are named. If that leaves more than maxIdx, they are merged.
+func (w *packWriter) flush() error {
+	return w.sync(true)
+}
+
+func (w *packWriter) sync(merge bool) error {
+	w.mu.Lock()
+	p := w.cur
+	w.cur = nil
+	w.mu.Unlock()
+	if p != nil {
+		if err := w.seal(p); err != nil {
+			return err
+		}
+	}
+	w.mu.Lock()
+	names := w.unnamed
+	w.unnamed = nil
+	w.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	if err := syncfsDir(w.set.dir); err != nil {
+		return err
+	}
+	for _, n := range names {
+		final := strings.TrimSuffix(n, ".new")
+		if err := os.Rename(filepath.Join(w.set.dir, n), filepath.Join(w.set.dir, final)); err != nil {
+			return fmt.Errorf("name index: %w", err)
+		}
+		w.set.mu.Lock()
+		x := w.set.idx[n]
+		delete(w.set.idx, n)
+		x.name = final
+		w.set.idx[final] = x
+		w.set.mu.Unlock()
+	}
+	if err := syncDir(w.set.dir); err != nil {
+		return err
+	}
+	w.set.mu.RLock()
+	n := len(w.set.idx)
+	w.set.mu.RUnlock()
+	if merge && n > maxIdx {
+		return w.compact(nil, nil)
+	}
+	return nil
+}
+
+// compact replaces every idx by one holding the entries keep accepts (all
+// when nil), each key once, leaving out the packs in drop. Only named,
+// durable indexes are merged: flush first. The new idx is durable before
+// the old ones go, and they are gone (durably) before the caller deletes
+// any dropped pack.
+func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool) error {
+	xs := w.set.sorted()
+	var packs []string
+	seen := map[string]bool{}
+	for _, x := range xs {
+		if strings.HasSuffix(x.name, ".new") {
+			return fmt.Errorf("compact %s: index %s not yet durable", w.set.dir, x.name)
+		}
+		for _, p := range x.packs {
+			if !seen[p] && !drop[p] {
+				seen[p] = true
+				packs = append(packs, p)
+			}
+		}
+	}
+	slices.Sort(packs)
+	name := randomName() + ".idx"
+	tmp := filepath.Join(w.set.dir, name+".tmp")
+	iw, err := newIdxWriter(tmp, packs)
+	if err != nil {
+		return fmt.Errorf("write index %s: %w", tmp, err)
+	}
+	err = mergeEntries(xs, func(e entry, pack string) {
+		if !drop[pack] && (keep == nil || keep(e, pack)) {
+			iw.add(e.key, loc{pack: pack, off: e.off, size: e.size})
+		}
+	})
+	if err != nil {
+		iw.f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := iw.finish(true); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(w.set.dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("name index: %w", err)
+	}
+	x, err := loadIdx(filepath.Join(w.set.dir, name))
+	if err != nil {
+		return err
+	}
+	if err := syncDir(w.set.dir); err != nil {
+		return err
+	}
+	w.set.mu.Lock()
+	for _, old := range xs {
+		old.f.Close()
+		delete(w.set.idx, old.name)
+	}
+	w.set.idx[x.name] = x
+	w.set.mu.Unlock()
+	for _, old := range xs {
+		if err := os.Remove(filepath.Join(w.set.dir, old.name)); err != nil {
+			return fmt.Errorf("remove index: %w", err)
+		}
+	}
+	return syncDir(w.set.dir)
+}
+
+// mergeEntries calls fn for the entries of xs in key order (a key held
+// by several indexes comes once per index, adjacent).
+func mergeEntries(xs []*idxFile, fn func(entry, string)) error {
+	var cs []*cursor
+	for _, x := range xs {
+		c := newCursor(x)
+		if c.next() {
+			cs = append(cs, c)
+		}
+		if c.err != nil {
+			return c.err
+		}
+	}
+	for len(cs) > 0 {
+		m := 0
+		for i := 1; i < len(cs); i++ {
+			if string(cs[i].e.key[:]) < string(cs[m].e.key[:]) {
+				m = i
+			}
+		}
+		fn(cs[m].e, cs[m].x.packs[cs[m].e.pack])
+		if !cs[m].next() {
+			if cs[m].err != nil {
+				return cs[m].err
+			}
+			cs = slices.Delete(cs, m, m+1)
+		}
+	}
+	return nil
+}
+
+// cursor reads an idx's entries in order.
+type cursor struct {
+	x    *idxFile
+	r    *bufio.Reader
+	left int
+	e    entry
+	err  error
+}
+
+func newCursor(x *idxFile) *cursor {
+	return &cursor{x: x, left: x.count, r: bufio.NewReaderSize(io.NewSectionReader(x.f, x.entries, int64(x.count)*entrySize), 1<<16)}
+}
+
+func (c *cursor) next() bool {
+	if c.left == 0 {
+		return false
+	}
+	var b [entrySize]byte
+	if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		c.err = fmt.Errorf("read index %s: %w", c.x.name, err)
+		return false
+	}
+	c.left--
+	c.e = decodeIdxEntry(b[:])
+	return true
+}
+
+// recover clears what a run that did not finish left: indexes not yet
+// named, temporary files, and packs no idx names. Only the lock holder
+// may call it.
+func (w *packWriter) recover() error {
+	des, err := os.ReadDir(w.set.dir)
+	if err != nil {
+		return err
+	}
+	for _, d := range des {
+		if n := d.Name(); strings.HasSuffix(n, ".new") || strings.HasSuffix(n, ".tmp") {
+			if err := os.Remove(filepath.Join(w.set.dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := w.set.load(); err != nil {
+		return err
+	}
+	w.set.mu.RLock()
+	used := w.set.packNamesLocked()
+	w.set.mu.RUnlock()
+	packs, err := listSuffix(w.set.dir, ".pack")
+	if err != nil {
+		return err
+	}
+	for _, n := range packs {
+		if !used[strings.TrimSuffix(n, ".pack")] {
+			if err := os.Remove(filepath.Join(w.set.dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func syncfsDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
