@@ -35,9 +35,9 @@ type GCResult struct {
 //
 // A removed block leaves the indexes at once; its bytes go when its pack
 // is rewritten, which happens to every pack whose live blocks fill less
-// than repackBelow of it: their live blocks are copied into new packs,
-// and the old packs deleted once the new ones and an index without the
-// old are durable.
+// than repackBelow of it (and to small packs, see maxSmallPacks): their
+// live blocks are copied into new packs, and the old packs deleted once
+// the new ones and an index without the old are durable.
 func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 	if s.lock == nil || s.packs.w == nil {
 		return GCResult{}, errors.New("gc needs the repository opened for writing")
@@ -81,15 +81,26 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 		}
 	}
 	rewrite := map[string]bool{}
+	var small []string
 	for _, x := range xs {
 		for _, p := range x.packs {
 			st, err := os.Stat(filepath.Join(w.set.dir, p+".pack"))
 			if err != nil {
 				return res, fmt.Errorf("gc: %w", err)
 			}
-			if liveBytes[p] < st.Size()*repackBelow/100 {
+			switch {
+			case liveBytes[p] < st.Size()*repackBelow/100:
 				rewrite[p] = true
+			case st.Size() < w.limit/8:
+				small = append(small, p)
 			}
+		}
+	}
+	// Each run adds a pack, small for a small change: gathering them keeps
+	// the number of packs (files a reader holds open) bounded.
+	if len(small) > maxSmallPacks {
+		for _, p := range small {
+			rewrite[p] = true
 		}
 	}
 	// Blocks staying where they are first, so that a block held by a kept
@@ -165,8 +176,12 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 }
 
 // repackBelow is the share (percent) of a pack that live blocks must fill
-// for gc to leave it as it is.
-const repackBelow = 75
+// for gc to leave it as it is; beyond maxSmallPacks packs under an eighth
+// of the size limit, gc gathers those too.
+const (
+	repackBelow   = 75
+	maxSmallPacks = 8
+)
 
 // Reach visits c and every block under it, each subtree once per true
 // answer of visit (false: already seen, skip it). It reads only blocks that

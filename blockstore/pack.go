@@ -343,12 +343,21 @@ type packSet struct {
 
 	mu    sync.RWMutex
 	idx   map[string]*idxFile
-	files map[string]*os.File
+	files map[string]*packFile
 	stamp time.Time // the directory's mtime at the last load
 }
 
+// packFile is an open pack. One no index names any more (a gc rewrote
+// it) is closed when the last read of it ends, so that its space is
+// freed while serve runs.
+type packFile struct {
+	f     *os.File
+	reads int
+	gone  bool
+}
+
 func newPackSet(dir string) *packSet {
-	return &packSet{dir: dir, idx: map[string]*idxFile{}, files: map[string]*os.File{}}
+	return &packSet{dir: dir, idx: map[string]*idxFile{}, files: map[string]*packFile{}}
 }
 
 // load brings the set up to the directory: new .idx files loaded, gone
@@ -404,10 +413,13 @@ func (s *packSet) load() (bool, error) {
 // closeUnusedLocked closes packs no loaded idx names.
 func (s *packSet) closeUnusedLocked() {
 	used := s.packNamesLocked()
-	for p, f := range s.files {
-		if !used[p] {
-			f.Close()
-			delete(s.files, p)
+	for name, p := range s.files {
+		if !used[name] {
+			p.gone = true
+			delete(s.files, name)
+			if p.reads == 0 {
+				p.f.Close()
+			}
 		}
 	}
 }
@@ -441,35 +453,40 @@ func (s *packSet) add(x *idxFile) {
 	s.mu.Unlock()
 }
 
-// pack opens (once) the pack called name.
-func (s *packSet) pack(name string) (*os.File, error) {
-	s.mu.RLock()
-	f := s.files[name]
-	s.mu.RUnlock()
-	if f != nil {
-		return f, nil
-	}
+// acquire opens (once) the pack called name for a read; release it.
+func (s *packSet) acquire(name string) (*packFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.files[name]; f != nil {
-		return f, nil
+	p := s.files[name]
+	if p == nil {
+		f, err := os.Open(filepath.Join(s.dir, name+".pack"))
+		if err != nil {
+			return nil, err
+		}
+		p = &packFile{f: f}
+		s.files[name] = p
 	}
-	f, err := os.Open(filepath.Join(s.dir, name+".pack"))
-	if err != nil {
-		return nil, err
+	p.reads++
+	return p, nil
+}
+
+func (s *packSet) release(p *packFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.reads--; p.reads == 0 && p.gone {
+		p.f.Close()
 	}
-	s.files[name] = f
-	return f, nil
 }
 
 // read returns the data of the record at l, checking the record's own
 // header: its length and that it is the block with multihash h.
 func (s *packSet) read(l loc, h mh.Multihash) ([]byte, error) {
-	f, err := s.pack(l.pack)
+	p, err := s.acquire(l.pack)
 	if err != nil {
 		return nil, err
 	}
-	return readRecord(f, l, h)
+	defer s.release(p)
+	return readRecord(p.f, l, h)
 }
 
 func readRecord(f *os.File, l loc, h mh.Multihash) ([]byte, error) {
@@ -488,12 +505,13 @@ func readRecord(f *os.File, l loc, h mh.Multihash) ([]byte, error) {
 
 // recordHash reads the multihash of the record at l.
 func (s *packSet) recordHash(l loc) (mh.Multihash, error) {
-	f, err := s.pack(l.pack)
+	p, err := s.acquire(l.pack)
 	if err != nil {
 		return nil, err
 	}
+	defer s.release(p)
 	var buf [recordHead + maxMHLen]byte
-	n, err := f.ReadAt(buf[:], int64(l.off))
+	n, err := p.f.ReadAt(buf[:], int64(l.off))
 	if n < recordHead || n < recordHead+int(buf[4]) {
 		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, errors.Join(err, ErrCorrupt))
 	}
@@ -522,10 +540,10 @@ func (s *packSet) close() {
 	for _, x := range s.idx {
 		x.f.Close()
 	}
-	for _, f := range s.files {
-		f.Close()
+	for _, p := range s.files {
+		p.f.Close()
 	}
-	s.idx, s.files = map[string]*idxFile{}, map[string]*os.File{}
+	s.idx, s.files = map[string]*idxFile{}, map[string]*packFile{}
 }
 
 func listSuffix(dir, suffix string) ([]string, error) {

@@ -330,3 +330,36 @@ func TestMigrateFlatfs(t *testing.T) {
 		t.Fatalf("flatfs tree left after conversion: %v", err)
 	}
 }
+
+// Small packs, one per run, are gathered by gc once there are more than
+// maxSmallPacks of them, all blocks kept.
+func TestPackStoreGCGathersSmallPacks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer s.Close()
+	s.packs.w.limit = 1 << 20
+	var all []blocks.Block
+	var roots []cid.Cid
+	for run := range maxSmallPacks + 4 {
+		bs := testBlocks(10, fmt.Sprint("run", run))[1:]
+		putAll(t, s, bs)
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, bs...)
+		for _, b := range bs {
+			roots = append(roots, b.Cid())
+		}
+	}
+	if packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack")); len(packs) != maxSmallPacks+4 {
+		t.Fatalf("%d packs before gc, want one per run", len(packs))
+	}
+	if res, err := s.GC(ctx, roots); err != nil || res.Removed != 0 {
+		t.Fatalf("gc: %+v %v", res, err)
+	}
+	if packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack")); len(packs) != 1 {
+		t.Fatalf("%d packs after gc, want 1", len(packs))
+	}
+	checkAll(t, s.Blockstore(), all, true)
+}

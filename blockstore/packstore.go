@@ -211,7 +211,7 @@ func (w *packWriter) newPack() (*openPack, error) {
 		return nil, err
 	}
 	w.set.mu.Lock()
-	w.set.files[name] = f
+	w.set.files[name] = &packFile{f: f}
 	w.set.mu.Unlock()
 	return &openPack{name: name, fd: int(f.Fd())}, nil
 }
@@ -293,8 +293,11 @@ func (w *packWriter) seal(p *openPack) error {
 	if len(p.ents) == 0 {
 		w.set.mu.Lock()
 		if f := w.set.files[p.name]; f != nil {
-			f.Close()
+			f.gone = true
 			delete(w.set.files, p.name)
+			if f.reads == 0 {
+				f.f.Close()
+			}
 		}
 		w.set.mu.Unlock()
 		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))

@@ -78,14 +78,16 @@ func startServeProc(t *testing.T, repo string) *serveProc {
 	return p
 }
 
-// procSample is what /proc tells of a process.
+// procSample is what /proc tells of a process. Open pack and index
+// files (storeFds) are counted apart: they grow with the store, not with
+// requests, and are bounded by the files in the store.
 type procSample struct {
-	fds, threads int
-	rssKiB       int64
+	fds, storeFds, threads int
+	rssKiB                 int64
 }
 
 func (s procSample) String() string {
-	return fmt.Sprintf("%d fds, %d threads, VmRSS %d KiB", s.fds, s.threads, s.rssKiB)
+	return fmt.Sprintf("%d fds (+%d of the store), %d threads, VmRSS %d KiB", s.fds, s.storeFds, s.threads, s.rssKiB)
 }
 
 func sampleProc(t *testing.T, pid int) procSample {
@@ -95,7 +97,14 @@ func sampleProc(t *testing.T, pid int) procSample {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.fds = len(fds)
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if strings.Contains(target, "/packs/") {
+			s.storeFds++
+		} else {
+			s.fds++
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +136,7 @@ func settle(t *testing.T, client *http.Client, pid int) procSample {
 	for stable := 0; stable < 5 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 		s := sampleProc(t, pid)
-		if s.fds == prev.fds {
+		if s.fds == prev.fds && s.storeFds == prev.storeFds {
 			stable++
 		} else {
 			stable = 0
@@ -520,6 +529,9 @@ func TestServeNoLeak(t *testing.T) {
 
 	if end.fds > warm.fds+5 || end.threads > warm.threads+4 || end.rssKiB > 2*warm.rssKiB {
 		t.Errorf("serve grew: after warm-up %v, at the end %v (allowed: fds +5, threads +4, RSS 2x)", warm, end)
+	}
+	if files, _ := os.ReadDir(filepath.Join(repo, "packs")); end.storeFds > len(files) {
+		t.Errorf("serve holds %d pack and index files open, the store has %d", end.storeFds, len(files))
 	}
 	n, byTop := goroutineDump(t, srv)
 	t.Logf("goroutines at the end (SIGQUIT dump): %d %v; a server after one request of each kind: %d", n, byTop, ctlGoroutines)
