@@ -2,10 +2,13 @@
 // reads and SHA-256-hashes, every regular file under a directory on
 // runtime.NumCPU() workers and prints the throughput. bench/run.sh runs it
 // in read mode (which also warms the page cache), in sha256 mode (the
-// ceiling for any importer that hashes every byte once) and in sha256-write
-// mode: hash every file and also write it, as a new file, under -dst
-// (1024 shard directories, like a flatfs block store) and syncfs(2) at the
-// end; the ceiling for an importer that keeps one file per block.
+// ceiling for any importer that hashes every byte once) and in sha256-pack
+// mode: hash every file and also append it to a pack file (one per
+// worker) under -dst, and syncfs(2) at the end; the ceiling for an
+// importer that stores its blocks in packs, as ipfs-sync does. sha256-write
+// writes each file anew instead (1024 shard directories, like a flatfs
+// block store): the ceiling for an importer that keeps one file per
+// block, as kubo does.
 //
 // Output, one line: "files=N bytes=N seconds=S mbps=X workers=W mode=M
 // sync_seconds=S" (MB = 10^6 bytes; sync_seconds is the syncfs(2) part of
@@ -40,22 +43,26 @@ func (discard) Size() int                   { return 0 }
 func (discard) BlockSize() int              { return 1 }
 
 func main() {
-	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-write: hash and write a copy under -dst")
+	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-pack: hash and append a copy to a pack under -dst; sha256-write: hash and write a copy as a file under -dst")
 	workers := flag.Int("workers", runtime.NumCPU(), "files processed at once")
 	dst := flag.String("dst", "", "`DIR` (absent or empty) for -mode sha256-write")
 	list := flag.String("files", "", "only the files named in `FILE`, one path relative to DIR per line (bench/large.sh: the files a publish cycle changed)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-write] [-dst DIR] [-files FILE] [-workers N] DIR\n")
+		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-pack|sha256-write] [-dst DIR] [-files FILE] [-workers N] DIR\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	ok := *mode == "sha256" || *mode == "read" || (*mode == "sha256-write" && *dst != "")
+	ok := *mode == "sha256" || *mode == "read" || ((*mode == "sha256-write" || *mode == "sha256-pack") && *dst != "")
 	if flag.NArg() != 1 || !ok || *workers < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
 	root := flag.Arg(0)
-	if *dst != "" {
+	if err := os.MkdirAll(*dst, 0o755); *dst != "" && err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+	if *mode == "sha256-write" {
 		for i := range shards {
 			if err := os.MkdirAll(filepath.Join(*dst, fmt.Sprintf("%03x", i)), 0o755); err != nil {
 				fmt.Fprintln(os.Stderr, "floor:", err)
@@ -79,13 +86,22 @@ func main() {
 				h = sha256.New()
 			}
 			buf := make([]byte, 1<<20)
+			var pack *os.File
+			if *mode == "sha256-pack" {
+				var err error
+				if pack, err = os.Create(filepath.Join(*dst, fmt.Sprintf("%d.pack", seq.Add(1)))); err != nil {
+					fail(err)
+					return
+				}
+				defer pack.Close()
+			}
 			for p := range paths {
 				out := ""
-				if *dst != "" {
+				if *dst != "" && pack == nil {
 					n := seq.Add(1)
 					out = filepath.Join(*dst, fmt.Sprintf("%03x", n%shards), fmt.Sprintf("%d.data", n))
 				}
-				n, err := hashFile(p, out, h, buf)
+				n, err := hashFile(p, out, pack, h, buf)
 				if err != nil {
 					fail(err)
 					continue
@@ -145,8 +161,9 @@ func fromList(root, list string, paths chan<- string) error {
 	return sc.Err()
 }
 
-// hashFile hashes the file at p and, if out is set, writes a copy there.
-func hashFile(p, out string, h hash.Hash, buf []byte) (int64, error) {
+// hashFile hashes the file at p and, if out is set, writes a copy there;
+// if pack is set, appends a copy to it.
+func hashFile(p, out string, pack *os.File, h hash.Hash, buf []byte) (int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return 0, err
@@ -154,6 +171,9 @@ func hashFile(p, out string, h hash.Hash, buf []byte) (int64, error) {
 	defer f.Close()
 	h.Reset()
 	var w io.Writer = struct{ io.Writer }{h}
+	if pack != nil {
+		w = io.MultiWriter(h, pack)
+	}
 	var o *os.File
 	if out != "" {
 		if o, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
