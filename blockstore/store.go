@@ -194,6 +194,9 @@ func (s *Store) Close() error {
 	if s.ds != nil {
 		errs = append(errs, s.ds.Close())
 	}
+	if s.packs.w != nil {
+		s.packs.w.close()
+	}
 	s.packs.set.close()
 	if s.lock != nil {
 		s.lock.Close()
