@@ -282,9 +282,15 @@ func (w *packWriter) newPack() (*openPack, error) {
 		return nil, err
 	}
 	p := &openPack{name: name, f: rf, st: &stage{buf: buf}}
+	// Where O_DIRECT is refused, at open or (alignment) at the first
+	// write, the same stages go through the page cache.
 	if wf, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-		p.f, p.direct = wf, true
-	} // else no O_DIRECT here: the same stages, through the page cache
+		if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
+			p.f, p.direct = wf, true
+		} else {
+			wf.Close()
+		}
+	}
 	w.set.mu.Lock()
 	w.set.files[name] = &packFile{f: rf}
 	w.set.mu.Unlock()
