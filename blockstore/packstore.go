@@ -132,7 +132,8 @@ func (p *packStore) DeleteBlock(_ context.Context, c cid.Cid) error {
 }
 
 // AllKeysChan lists every indexed block, as CIDv1 raw (the store keeps
-// multihashes, as kubo's does).
+// multihashes, as kubo's does). A writer first flushes, so that what it
+// put is indexed.
 func (p *packStore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
 	if p.w != nil {
 		if err := p.w.flush(); err != nil {
@@ -503,7 +504,7 @@ func (w *packWriter) sync(merge bool) error {
 	if len(names) == 0 {
 		return nil
 	}
-	if err := syncfsDir(w.set.dir); err != nil {
+	if err := syncDir(w.set.dir, true); err != nil {
 		return err
 	}
 	for _, n := range names {
@@ -518,7 +519,7 @@ func (w *packWriter) sync(merge bool) error {
 		w.set.idx[final] = x
 		w.set.mu.Unlock()
 	}
-	if err := syncDir(w.set.dir); err != nil {
+	if err := syncDir(w.set.dir, false); err != nil {
 		return err
 	}
 	w.set.mu.RLock()
@@ -578,7 +579,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 	if err != nil {
 		return err
 	}
-	if err := syncDir(w.set.dir); err != nil {
+	if err := syncDir(w.set.dir, false); err != nil {
 		return err
 	}
 	w.set.mu.Lock()
@@ -593,7 +594,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 			return fmt.Errorf("remove index: %w", err)
 		}
 	}
-	return syncDir(w.set.dir)
+	return syncDir(w.set.dir, false)
 }
 
 // mergeEntries calls fn for the entries of xs in key order (a key held
@@ -704,25 +705,20 @@ func pwriteAll(fd int, b []byte, off int64) error {
 	return nil
 }
 
-func syncfsDir(dir string) error {
+// syncDir fsyncs the directory dir; with whole, it syncs the whole file
+// system dir is on (syncfs(2)).
+func syncDir(dir string, whole bool) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if whole {
+		err = unix.Syncfs(int(d.Fd()))
+	} else {
+		err = d.Sync()
 	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
