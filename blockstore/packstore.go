@@ -246,10 +246,18 @@ func (w *packWriter) buffer() ([]byte, error) {
 	return b, nil
 }
 
-// close unmaps the stage buffers; the writer is not used after.
+// close unmaps the stage buffers once no write uses them; the writer is
+// not used after. A pack left open (a failed run) stays unnamed.
 func (w *packWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.cur != nil {
+		w.cur.writes.Wait()
+		if w.cur.direct {
+			w.cur.f.Close()
+		}
+		w.cur = nil
+	}
 	for _, b := range w.mapped {
 		unix.Munmap(b)
 	}
