@@ -143,7 +143,7 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 				return err
 			}
 			state[e.key] = placed
-			return w.put(h, data)
+			return w.put(keyOf(h), h, data)
 		})
 		if err != nil {
 			return res, fmt.Errorf("gc: %w", err)

@@ -58,7 +58,8 @@ func (s *Store) copyFlatfs(ctx context.Context, fds *flatfs.Datastore, dir strin
 		if err != nil {
 			continue // not a block file
 		}
-		if _, ok, err := s.packs.lookup(keyOf(h)); err != nil || ok {
+		k := keyOf(h)
+		if _, ok, err := s.packs.lookup(k); err != nil || ok {
 			if err != nil {
 				return n, err
 			}
@@ -66,7 +67,7 @@ func (s *Store) copyFlatfs(ctx context.Context, fds *flatfs.Datastore, dir strin
 		}
 		data, err := fds.Get(ctx, ds.RawKey(e.Key))
 		if err == nil {
-			err = s.packs.w.put(h, data)
+			err = s.packs.w.put(k, h, data)
 		}
 		if err != nil {
 			return n, fmt.Errorf("convert %s: %w", dir, err)

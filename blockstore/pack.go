@@ -413,14 +413,24 @@ func (s *packSet) load() (bool, error) {
 // closeUnusedLocked closes packs no loaded idx names.
 func (s *packSet) closeUnusedLocked() {
 	used := s.packNamesLocked()
-	for name, p := range s.files {
+	for name := range s.files {
 		if !used[name] {
-			p.gone = true
-			delete(s.files, name)
-			if p.reads == 0 {
-				p.f.Close()
-			}
+			s.dropLocked(name)
 		}
+	}
+}
+
+// dropLocked forgets the pack called name; its file is closed now, or
+// when the last read of it ends.
+func (s *packSet) dropLocked(name string) {
+	p := s.files[name]
+	if p == nil {
+		return
+	}
+	p.gone = true
+	delete(s.files, name)
+	if p.reads == 0 {
+		p.f.Close()
 	}
 }
 

@@ -105,13 +105,14 @@ func (p *packStore) PutMany(ctx context.Context, bs []blocks.Block) error {
 		return errReadOnly
 	}
 	for _, b := range bs {
-		if has, err := p.Has(ctx, b.Cid()); err != nil || has {
+		k := keyOf(b.Cid().Hash())
+		if _, has, err := p.lookup(k); err != nil || has {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		if err := p.w.put(b.Cid().Hash(), b.RawData()); err != nil {
+		if err := p.w.put(k, b.Cid().Hash(), b.RawData()); err != nil {
 			return err
 		}
 	}
@@ -306,13 +307,13 @@ func (w *packWriter) newPack() (*openPack, error) {
 	return p, nil
 }
 
-// put appends the block with multihash h. The caller has checked the
-// store does not hold it.
-func (w *packWriter) put(h mh.Multihash, data []byte) error {
+// put appends the block with multihash h and key k (keyOf(h), which the
+// caller has for its lookup). The caller has checked the store does not
+// hold it.
+func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	if len(h) > maxMHLen {
 		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
 	}
-	k := keyOf(h)
 	rec := int64(recordHead + len(h) + len(data))
 	var head [recordHead + maxMHLen]byte
 	binary.LittleEndian.PutUint32(head[:], uint32(len(data)))
@@ -449,13 +450,7 @@ func (w *packWriter) sealLocked(p *openPack) error {
 	}
 	if len(p.ents) == 0 {
 		w.set.mu.Lock()
-		if f := w.set.files[p.name]; f != nil {
-			f.gone = true
-			delete(w.set.files, p.name)
-			if f.reads == 0 {
-				f.f.Close()
-			}
-		}
+		w.set.dropLocked(p.name)
 		w.set.mu.Unlock()
 		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
 	}

@@ -66,7 +66,8 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 	if c.Prefix().MhType == mh.IDENTITY {
 		return nil
 	}
-	has, err := w.s.bs.Has(ctx, c)
+	k := keyOf(c.Hash())
+	_, has, err := w.s.packs.lookup(k)
 	if err != nil {
 		return fmt.Errorf("block store %s: %w", w.s.dir, err)
 	}
@@ -107,7 +108,7 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 	w.inFlight[c] = struct{}{}
 	w.mu.Unlock()
 
-	err = w.s.packs.w.put(c.Hash(), data)
+	err = w.s.packs.w.put(k, c.Hash(), data)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
