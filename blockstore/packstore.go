@@ -183,10 +183,11 @@ type packWriter struct {
 
 	mu      sync.Mutex
 	cur     *openPack
-	pending map[key]loc // written, not yet in an idx of the set
-	unnamed []string    // this run's .idx.new files
-	free    chan []byte // stage buffers
-	mapped  [][]byte    // every stage buffer, to unmap
+	pmu     sync.RWMutex // pending: written under mu and pmu, read under either
+	pending map[key]loc  // written, not yet in an idx of the set
+	unnamed []string     // this run's .idx.new files
+	free    chan []byte  // stage buffers
+	mapped  [][]byte     // every stage buffer, to unmap
 }
 
 type openPack struct {
@@ -209,8 +210,12 @@ type openPack struct {
 // copied into the page cache to be written back at the run's syncfs.
 // That copy, into memory the kernel has to find for it, was the largest
 // cost of an import after hashing (docs/benchmarks.md). A record is copied
-// into the stage under the writer's lock (a memcpy, ~0.1 s per GB); a full
-// buffer is written by its own goroutine while the next one fills.
+// into the stage outside the writer's lock, in the place reserved for it
+// under the lock: the copy is ~0.1 s per GB, and with it under the lock
+// the other cores' writers slept on it and woke late (a third of a core
+// of a full import, in the Go execution trace). A full buffer is written
+// by its own goroutine, once the copies into it are done, while the next
+// one fills.
 const (
 	dioAlign     = 4096
 	stageSize    = 4 << 20
@@ -218,9 +223,16 @@ const (
 )
 
 type stage struct {
-	buf   []byte
-	start int64 // file offset of buf[0], a multiple of dioAlign
-	n     int
+	buf    []byte
+	start  int64 // file offset of buf[0], a multiple of dioAlign
+	n      int   // bytes reserved
+	copies sync.WaitGroup
+}
+
+// segment is part of a record's reserved place, in one stage.
+type segment struct {
+	st *stage
+	b  []byte
 }
 
 func newPackWriter(set *packSet) *packWriter {
@@ -266,8 +278,8 @@ func (w *packWriter) close() {
 }
 
 func (w *packWriter) pendingLoc(k key) (loc, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.pmu.RLock()
+	defer w.pmu.RUnlock()
 	l, ok := w.pending[k]
 	return l, ok
 }
@@ -320,44 +332,67 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	head[4] = byte(len(h))
 	n := copy(head[recordHead:], h)
 
+	var segs [3]segment
+	ss, err := w.reserve(k, rec, len(data), segs[:0])
+	// Copied in even when the reservation failed part way: a stage's
+	// write waits for every segment reserved in it.
+	src := head[:recordHead+n]
+	for _, sg := range ss {
+		c := copy(sg.b, src)
+		if c < len(src) {
+			src = src[c:]
+		} else {
+			copy(sg.b[c:], data)
+			data = data[len(sg.b)-c:]
+			src = nil
+		}
+		sg.st.copies.Done()
+	}
+	return err
+}
+
+// reserve places a record of rec bytes for key k (len bytes of block
+// data) at the end of the open pack and returns its segments, each to be
+// copied into and marked done. Nothing is reserved for a key this run
+// already put.
+func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segment, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.pending[k]; ok {
-		return nil
+		return ss, nil
 	}
 	if w.cur != nil && w.cur.size+rec > w.limit {
 		p := w.cur
 		w.cur = nil
 		if err := w.sealLocked(p); err != nil {
-			return err
+			return ss, err
 		}
 	}
 	if w.cur == nil {
 		p, err := w.newPack()
 		if err != nil {
-			return fmt.Errorf("create pack in %s: %w", w.set.dir, err)
+			return ss, fmt.Errorf("create pack in %s: %w", w.set.dir, err)
 		}
 		w.cur = p
 	}
 	p := w.cur
 	if err := p.failed(); err != nil {
-		return w.writeErr(p, err)
+		return ss, w.writeErr(p, err)
 	}
 	off := p.size
-	err := w.appendLocked(p, head[:recordHead+n])
-	if err == nil {
-		err = w.appendLocked(p, data)
-	}
+	ss, err := w.reserveLocked(p, rec, ss)
 	if err != nil { // the stage holds part of a record: nothing more goes into p
 		p.errMu.Lock()
 		p.err = cmp.Or(p.err, err)
 		p.errMu.Unlock()
-		return err
+		return ss, err
 	}
 	p.size += rec
-	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(len(data))})
-	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(len(data))}
-	return nil
+	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size)})
+	w.pmu.Lock()
+	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size)}
+	w.pmu.Unlock()
+	return ss, nil
 }
 
 func (w *packWriter) writeErr(p *openPack, err error) error {
@@ -370,23 +405,22 @@ func (p *openPack) failed() error {
 	return p.err
 }
 
-// appendLocked copies b into p's stages, handing each full one to a
-// goroutine that writes it.
-func (w *packWriter) appendLocked(p *openPack, b []byte) error {
-	for len(b) > 0 {
-		n := copy(p.st.buf[p.st.n:], b)
-		p.st.n += n
-		b = b[n:]
-		if p.st.n < len(p.st.buf) {
+// reserveLocked reserves rec bytes at the end of p's stages, handing each
+// stage it fills to a goroutine that writes it once its copies are done.
+func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segment, error) {
+	for rec > 0 {
+		st := p.st
+		n := int(min(rec, int64(len(st.buf)-st.n)))
+		st.copies.Add(1)
+		ss = append(ss, segment{st: st, b: st.buf[st.n : st.n+n]})
+		st.n += n
+		rec -= int64(n)
+		if st.n < len(st.buf) {
 			continue
 		}
-		full := p.st
-		buf, err := w.buffer()
-		if err != nil {
-			return err
-		}
-		p.st = &stage{buf: buf, start: full.start + int64(full.n)}
+		full := st
 		p.writes.Go(func() {
+			full.copies.Wait()
 			err := pwriteAll(int(p.f.Fd()), full.buf[:full.n], full.start)
 			w.free <- full.buf
 			if err != nil {
@@ -395,15 +429,22 @@ func (w *packWriter) appendLocked(p *openPack, b []byte) error {
 				p.errMu.Unlock()
 			}
 		})
+		buf, err := w.buffer()
+		if err != nil {
+			return ss, err
+		}
+		p.st = &stage{buf: buf, start: full.start + int64(full.n)}
 	}
-	return nil
+	return ss, nil
 }
 
 // writeOutLocked puts every record of p in the file: the stage being
 // filled is written up to its last whole block plus that block padded
 // with zeros, which stays in the stage to be written again when it fills.
 func (w *packWriter) writeOutLocked(p *openPack) error {
-	if st := p.st; st.n > 0 {
+	st := p.st
+	st.copies.Wait()
+	if st.n > 0 {
 		padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
 		clear(st.buf[st.n:padded])
 		if err := pwriteAll(int(p.f.Fd()), st.buf[:padded], st.start); err != nil {
@@ -471,11 +512,13 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		return err
 	}
 	w.set.add(x)
+	w.pmu.Lock()
 	for _, e := range p.ents {
 		if w.pending[e.key].pack == p.name {
 			delete(w.pending, e.key)
 		}
 	}
+	w.pmu.Unlock()
 	w.unnamed = append(w.unnamed, x.name)
 	p.ents = nil
 	return nil

@@ -192,7 +192,7 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 		j.it.resolve(true, 0)
 		r.files.Add(1)
 		j.res.link = Link{Name: j.name}
-		close(j.res.done)
+		j.res.complete()
 		return j.res
 	}
 	r.opts.Progress.Queued.Add(j.size)
@@ -201,13 +201,13 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 	case <-ctx.Done():
 		j.it.resolve(false, 0)
 		j.res.err = context.Cause(ctx)
-		close(j.res.done)
+		j.res.complete()
 	}
 	return j.res
 }
 
 func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
-	defer close(j.res.done)
+	defer j.res.complete()
 	if ctx.Err() != nil {
 		j.it.resolve(false, 0)
 		j.res.err = context.Cause(ctx)

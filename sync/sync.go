@@ -309,6 +309,50 @@ type result struct {
 	link Link
 	skip bool
 	err  error
+	// join is the directory waiting for this result (see whenAll), or
+	// fired once the result is complete.
+	join atomic.Pointer[dirJoin]
+}
+
+// complete marks r done, its fields final, and tells the directory
+// waiting for it.
+func (r *result) complete() {
+	close(r.done)
+	if j := r.join.Swap(fired); j != nil {
+		j.childDone()
+	}
+}
+
+// dirJoin runs a directory's finish once its last child is complete, on the
+// goroutine that completes it. A goroutine per directory waiting on each
+// child in turn woke once per file; on two cores those wake-ups, each a
+// thread the kernel had to schedule, left a quarter of the CPU idle in a
+// full import (docs/benchmarks.md).
+type dirJoin struct {
+	left atomic.Int64
+	then func()
+}
+
+var fired = &dirJoin{}
+
+func (j *dirJoin) childDone() {
+	if j.left.Add(-1) == 0 {
+		j.then()
+	}
+}
+
+// whenAll calls then once every result in rs is complete: here if they
+// are, else on the goroutine that completes the last one.
+func whenAll(rs []*result, then func()) {
+	j := &dirJoin{then: then}
+	j.left.Store(int64(len(rs)) + 1)
+	for _, c := range rs {
+		// Known at once (resolved, failed, skippedResult): never completed.
+		if c.done == closedDone || c.join.Swap(j) == fired {
+			j.left.Add(-1)
+		}
+	}
+	j.childDone()
 }
 
 func newResult() *result { return &result{done: make(chan struct{})} }
@@ -495,7 +539,7 @@ func (w *walker) dir(ctx context.Context, atfd int, path, relPath, name string, 
 		w.walkers.Done()
 		<-res.done
 		out.link, out.skip, out.err = res.link, res.skip, res.err
-		close(out.done)
+		out.complete()
 	}()
 	return out
 }
@@ -620,7 +664,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 	})
 	out := newResult()
 	finish := func() {
-		defer close(out.done)
+		defer out.complete()
 		links := make([]Link, 0, len(children))
 		for i, c := range children {
 			<-c.done
@@ -679,18 +723,8 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
 	}
 	// Most directories of a re-sync have every child settled by now (no
-	// file queued, no subdirectory on another walker): finish them here
-	// rather than on a goroutine each.
-	for _, c := range children {
-		select {
-		case <-c.done:
-			continue
-		default:
-		}
-		go finish()
-		return out
-	}
-	finish()
+	// file queued, no subdirectory on another walker): finished here.
+	whenAll(children, finish)
 	return out
 }
 
