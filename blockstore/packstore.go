@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -188,17 +189,27 @@ type packWriter struct {
 	unnamed []string     // this run's .idx.new files
 	free    chan []byte  // stage buffers
 	mapped  [][]byte     // every stage buffer, to unmap
+
+	aio    aioCtx                 // 0: no AIO here; stages are written by a goroutine each
+	evs    [stageBuffers]aioEvent // for reap, under mu
+	amu    sync.Mutex
+	tag    uint64
+	flying map[uint64]*stage // submitted to aio, by tag
 }
 
 type openPack struct {
 	name   string
 	f      *os.File // written only through stage buffers
 	direct bool     // f is its own (O_DIRECT) descriptor, not the one reads use
+	async  bool     // direct, and full stages go through the writer's aio
 	size   int64    // bytes of records appended
 	st     *stage   // the stage being filled
 	onDisk int64    // records below this offset are in the file
 	ents   []entry
-	writes sync.WaitGroup // stage buffers being written
+	writes sync.WaitGroup // stage buffers being written by goroutines
+	flying atomic.Int32   // full stages not yet written, with async
+	alloc  int64          // bytes of the file allocated ahead, with async
+	noFall bool           // fallocate failed: writes extend the file
 
 	errMu sync.Mutex
 	err   error // the first failed write
@@ -214,19 +225,31 @@ type openPack struct {
 // under the lock: the copy is ~0.1 s per GB, and with it under the lock
 // the other cores' writers slept on it and woke late (a third of a core
 // of a full import, in the Go execution trace). A full buffer is written
-// by its own goroutine, once the copies into it are done, while the next
-// one fills.
+// once the copies into it are done, while the next one fills: submitted
+// to AIO by the last copier (aio.go), or, without AIO or O_DIRECT, by a
+// goroutine of its own.
 const (
 	dioAlign     = 4096
 	stageSize    = 4 << 20
 	stageBuffers = 4
+	allocStep    = 64 << 20 // how far ahead an async pack is allocated
 )
 
 type stage struct {
+	p      *openPack
 	buf    []byte
 	start  int64 // file offset of buf[0], a multiple of dioAlign
 	n      int   // bytes reserved
 	copies sync.WaitGroup
+	// refs is 1 while the stage fills, plus 1 per segment being copied:
+	// whoever drops it to 0 submits an async stage.
+	refs atomic.Int32
+}
+
+func newStage(p *openPack, buf []byte, start int64) *stage {
+	st := &stage{p: p, buf: buf, start: start}
+	st.refs.Store(1)
+	return st
 }
 
 // segment is part of a record's reserved place, in one stage.
@@ -240,14 +263,36 @@ func newPackWriter(set *packSet) *packWriter {
 	for range stageBuffers {
 		w.free <- nil // allocated when first taken
 	}
+	if c, err := aioSetup(stageBuffers); err == nil && aioEnabled {
+		w.aio, w.flying = c, map[uint64]*stage{}
+	} else if err == nil {
+		c.destroy()
+	}
 	return w
 }
 
+// aioEnabled lets tests write without AIO, as where io_setup is refused.
+var aioEnabled = true
+
 // buffer takes a stage buffer, mapping it on first use: outside the Go
 // heap, so it does not raise the collector's target, and page-aligned, as
-// O_DIRECT wants.
-func (w *packWriter) buffer() ([]byte, error) {
-	b := <-w.free
+// O_DIRECT wants. With async, a buffer comes free when the writer reaps
+// its write.
+func (w *packWriter) buffer(async bool) ([]byte, error) {
+	var b []byte
+	for got := false; !got; {
+		select {
+		case b = <-w.free:
+			got = true
+			continue
+		default:
+		}
+		if !async {
+			b, got = <-w.free, true
+		} else if err := w.reap(); err != nil {
+			return nil, err
+		}
+	}
 	if b == nil {
 		var err error
 		if b, err = unix.Mmap(-1, 0, stageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE); err != nil {
@@ -264,12 +309,18 @@ func (w *packWriter) buffer() ([]byte, error) {
 func (w *packWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cur != nil {
-		w.cur.writes.Wait()
-		if w.cur.direct {
-			w.cur.f.Close()
+	if p := w.cur; p != nil {
+		for p.flying.Load() > 0 && w.reap() == nil {
+		}
+		p.writes.Wait()
+		if p.direct {
+			p.f.Close()
 		}
 		w.cur = nil
+	}
+	if w.aio != 0 {
+		w.aio.destroy() // waits for any write still in flight
+		w.aio = 0
 	}
 	for _, b := range w.mapped {
 		unix.Munmap(b)
@@ -297,13 +348,15 @@ func (w *packWriter) newPack() (*openPack, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, err := w.buffer()
+	// The last pack's writes are done (sealLocked): a buffer is free.
+	buf, err := w.buffer(false)
 	if err != nil {
 		rf.Close()
 		os.Remove(path)
 		return nil, err
 	}
-	p := &openPack{name: name, f: rf, st: &stage{buf: buf}}
+	p := &openPack{name: name, f: rf}
+	p.st = newStage(p, buf, 0)
 	// Where O_DIRECT is refused, at open or (alignment) at the first
 	// write, the same stages go through the page cache.
 	if wf, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
@@ -313,6 +366,8 @@ func (w *packWriter) newPack() (*openPack, error) {
 			wf.Close()
 		}
 	}
+	p.async = p.direct && w.aio != 0
+	w.allocate(p, stageSize)
 	w.set.mu.Lock()
 	w.set.files[name] = &packFile{f: rf}
 	w.set.mu.Unlock()
@@ -347,6 +402,7 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 			src = nil
 		}
 		sg.st.copies.Done()
+		w.release(sg.st)
 	}
 	return err
 }
@@ -382,9 +438,7 @@ func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segmen
 	off := p.size
 	ss, err := w.reserveLocked(p, rec, ss)
 	if err != nil { // the stage holds part of a record: nothing more goes into p
-		p.errMu.Lock()
-		p.err = cmp.Or(p.err, err)
-		p.errMu.Unlock()
+		p.setErr(err)
 		return ss, err
 	}
 	p.size += rec
@@ -406,12 +460,13 @@ func (p *openPack) failed() error {
 }
 
 // reserveLocked reserves rec bytes at the end of p's stages, handing each
-// stage it fills to a goroutine that writes it once its copies are done.
+// stage it fills on to be written once its copies are done.
 func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segment, error) {
 	for rec > 0 {
 		st := p.st
 		n := int(min(rec, int64(len(st.buf)-st.n)))
 		st.copies.Add(1)
+		st.refs.Add(1)
 		ss = append(ss, segment{st: st, b: st.buf[st.n : st.n+n]})
 		st.n += n
 		rec -= int64(n)
@@ -419,23 +474,107 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 			continue
 		}
 		full := st
-		p.writes.Go(func() {
-			full.copies.Wait()
-			err := pwriteAll(int(p.f.Fd()), full.buf[:full.n], full.start)
-			w.free <- full.buf
-			if err != nil {
-				p.errMu.Lock()
-				p.err = cmp.Or(p.err, err)
-				p.errMu.Unlock()
-			}
-		})
-		buf, err := w.buffer()
+		if p.async {
+			p.flying.Add(1)
+			w.release(full)
+		} else {
+			p.writes.Go(func() {
+				full.copies.Wait()
+				err := pwriteAll(int(p.f.Fd()), full.buf[:full.n], full.start)
+				w.free <- full.buf
+				if err != nil {
+					p.setErr(err)
+				}
+			})
+		}
+		buf, err := w.buffer(p.async)
 		if err != nil {
 			return ss, err
 		}
-		p.st = &stage{buf: buf, start: full.start + int64(full.n)}
+		p.st = newStage(p, buf, full.start+int64(full.n))
+		w.allocate(p, p.st.start+stageSize)
 	}
 	return ss, nil
+}
+
+// release drops a reference to an async stage, submitting it when that
+// was the last.
+func (w *packWriter) release(st *stage) {
+	if st.p.async && st.refs.Add(-1) == 0 {
+		w.submit(st)
+	}
+}
+
+func (w *packWriter) submit(st *stage) {
+	w.amu.Lock()
+	w.tag++
+	t := w.tag
+	w.flying[t] = st
+	w.amu.Unlock()
+	if err := w.aio.submit(int(st.p.f.Fd()), st.buf[:st.n], st.start, t); err != nil {
+		w.amu.Lock()
+		delete(w.flying, t)
+		w.amu.Unlock()
+		w.written(st, fmt.Errorf("io_submit: %w", err))
+	}
+}
+
+// written ends an async stage's write.
+func (w *packWriter) written(st *stage, err error) {
+	if err != nil {
+		st.p.setErr(err)
+	}
+	w.free <- st.buf
+	st.p.flying.Add(-1)
+}
+
+// reap ends the async writes that completed, first without waiting, then,
+// if none had, waiting a short while for one. Only a holder of mu reaps.
+func (w *packWriter) reap() error {
+	n, err := w.aio.events(w.evs[:], false)
+	if err == nil && n == 0 {
+		n, err = w.aio.events(w.evs[:], true)
+	}
+	if err != nil {
+		return fmt.Errorf("io_getevents: %w", err)
+	}
+	for _, ev := range w.evs[:n] {
+		w.amu.Lock()
+		st := w.flying[ev.data]
+		delete(w.flying, ev.data)
+		w.amu.Unlock()
+		var err error
+		switch {
+		case ev.res < 0:
+			err = unix.Errno(-ev.res)
+		case ev.res != int64(st.n):
+			err = io.ErrShortWrite
+		}
+		w.written(st, err)
+	}
+	return nil
+}
+
+// allocate extends an async pack's file to at least end bytes, allocated,
+// so that its writes do not extend it: ext4 completes an O_DIRECT write
+// past the end of the file inside io_submit. The pack is cut to its
+// records when sealed; where fallocate fails, writes extend the file.
+func (w *packWriter) allocate(p *openPack, end int64) {
+	if !p.async || p.noFall || end <= p.alloc {
+		return
+	}
+	n := max(end-p.alloc, allocStep)
+	if err := unix.Fallocate(int(p.f.Fd()), 0, p.alloc, n); err != nil {
+		p.noFall = true
+		return
+	}
+	p.alloc += n
+}
+
+func (p *openPack) setErr(err error) {
+	p.errMu.Lock()
+	p.err = cmp.Or(p.err, err)
+	p.errMu.Unlock()
 }
 
 // writeOutLocked puts every record of p in the file: the stage being
@@ -454,6 +593,12 @@ func (w *packWriter) writeOutLocked(p *openPack) error {
 		copy(st.buf, st.buf[whole:st.n])
 		st.start += int64(whole)
 		st.n -= whole
+		w.allocate(p, st.start+stageSize)
+	}
+	for p.flying.Load() > 0 {
+		if err := w.reap(); err != nil {
+			return w.writeErr(p, err)
+		}
 	}
 	p.writes.Wait()
 	if err := p.failed(); err != nil {

@@ -9,10 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sync"
-	"syscall"
 
 	"github.com/cespare/xxhash/v2"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -55,18 +52,6 @@ type Importer struct {
 	bufs sync.Pool // chunk buffers of the fast balanced builder
 }
 
-// File is an open file as the importer reads it.
-type File interface {
-	io.ReadCloser
-	Stat() (fs.FileInfo, error)
-}
-
-// OpenNoFollow opens path read-only without following a final symlink, so a
-// file replaced by a link between walk and read is refused, not followed.
-func OpenNoFollow(path string) (File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-}
-
 // File imports the regular file at path. A file whose size or mtime changes
 // while it is read is read once more; if it changes again the result is
 // ErrChanged, so a wrong CID is never recorded for a path.
@@ -95,11 +80,10 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 		return Result{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	before, err := f.Stat()
 	if err != nil {
 		return Result{}, err
 	}
-	before := metadata.FromFileInfo(fi)
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
 	}
@@ -108,11 +92,10 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	if err != nil {
 		return Result{Read: cr.n}, err
 	}
-	fi, err = f.Stat()
+	after, err := f.Stat()
 	if err != nil {
 		return Result{Read: cr.n}, err
 	}
-	after := metadata.FromFileInfo(fi)
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
@@ -131,11 +114,10 @@ func (im *Importer) Checksum(ctx context.Context, path string) (uint64, metadata
 		return 0, metadata.Stat{}, 0, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	st, err := f.Stat()
 	if err != nil {
 		return 0, metadata.Stat{}, 0, err
 	}
-	st := metadata.FromFileInfo(fi)
 	h := xxhash.New()
 	n, err := io.Copy(h, &countingReader{r: f, ctx: ctx, on: im.OnRead})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,14 +79,6 @@ func Lstat(path string) (Stat, error) {
 // it was walked: the check that a file did not change while it was read.
 func Same(a, b Stat) bool {
 	return a.Type == b.Type && a.Size == b.Size && a.MTime.Equal(b.MTime)
-}
-
-// Ino returns the inode and device of fi where the platform has them.
-func Ino(fi fs.FileInfo) (dev, ino uint64) {
-	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(s.Dev), s.Ino
-	}
-	return 0, 0
 }
 
 // Fields says which metadata a DAG stores. It decides the mode and mtime

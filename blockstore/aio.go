@@ -1,0 +1,109 @@
+package blockstore
+
+import (
+	"errors"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux native AIO (io_submit(2)) for the pack writer's O_DIRECT writes:
+// a full stage goes to the disk with one short system call, and its
+// completion is picked up later by whoever next needs a buffer. Written
+// by a goroutine each in pwrite(2), every stage held one of Go's Ps for
+// the write's milliseconds until the runtime handed it off, and the
+// hand-offs and wake-ups around them left a fifth of two cores idle in a
+// full import (docs/benchmarks.md). Only O_DIRECT writes into allocated
+// space are asynchronous: a write that extends the file, or goes through
+// the page cache, completes inside io_submit, so the writer allocates
+// ahead (fallocate) and uses this only for O_DIRECT packs.
+//
+// Four system calls, so no library: gvisor's pkg/aio would bring the
+// whole gVisor module, and github.com/traetox/goaio owns the file and
+// its buffers.
+
+// aioCtx is an AIO context (io_setup); 0 is none.
+type aioCtx uintptr
+
+// aioIocb is struct iocb (linux/aio_abi.h, little-endian field order).
+type aioIocb struct {
+	data     uint64
+	key      uint32
+	rwFlags  int32
+	opcode   uint16
+	reqprio  int16
+	fd       uint32
+	buf      uint64
+	nbytes   uint64
+	offset   int64
+	reserved uint64
+	flags    uint32
+	resfd    uint32
+}
+
+// aioEvent is struct io_event.
+type aioEvent struct {
+	data uint64
+	obj  uint64
+	res  int64
+	res2 int64
+}
+
+const aioCmdPwrite = 1
+
+func aioSetup(n int) (aioCtx, error) {
+	var c aioCtx
+	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, uintptr(n), uintptr(unsafe.Pointer(&c)), 0); e != 0 {
+		return 0, e
+	}
+	return c, nil
+}
+
+// submit starts writing b at off in fd; the completion carries tag. b
+// must stay mapped until then (stage buffers live outside the Go heap).
+func (c aioCtx) submit(fd int, b []byte, off int64, tag uint64) error {
+	cb := aioIocb{data: tag, opcode: aioCmdPwrite, fd: uint32(fd), buf: uint64(uintptr(unsafe.Pointer(&b[0]))), nbytes: uint64(len(b)), offset: off}
+	cbs := [1]*aioIocb{&cb}
+	for {
+		n, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, uintptr(c), 1, uintptr(unsafe.Pointer(&cbs[0])))
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return e
+		case n != 1:
+			return errors.New("io_submit took no request")
+		}
+		return nil
+	}
+}
+
+// events fills evs with completed requests. Without wait it returns at
+// once, from a raw system call that never gives up the P; with wait it
+// blocks until at least one completes or a short while has passed (a
+// failed submission completes nothing, and the caller looks again).
+func (c aioCtx) events(evs []aioEvent, wait bool) (int, error) {
+	for {
+		var n uintptr
+		var e unix.Errno
+		if wait {
+			ts := unix.Timespec{Nsec: 10e6}
+			n, _, e = unix.Syscall6(unix.SYS_IO_GETEVENTS, uintptr(c), 1, uintptr(len(evs)), uintptr(unsafe.Pointer(&evs[0])), uintptr(unsafe.Pointer(&ts)), 0)
+		} else {
+			var ts unix.Timespec
+			n, _, e = unix.RawSyscall6(unix.SYS_IO_GETEVENTS, uintptr(c), 0, uintptr(len(evs)), uintptr(unsafe.Pointer(&evs[0])), uintptr(unsafe.Pointer(&ts)), 0)
+		}
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(n), nil
+	}
+}
+
+// destroy releases the context; the kernel waits for what is in flight.
+func (c aioCtx) destroy() {
+	unix.Syscall(unix.SYS_IO_DESTROY, uintptr(c), 0, 0)
+}
