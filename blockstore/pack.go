@@ -2,6 +2,8 @@ package blockstore
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -64,6 +66,17 @@ const (
 )
 
 type key [keySize]byte
+
+// compare orders keys as bytes. Keys are uniform (SHA-256), so the first
+// eight bytes as one number almost always decide: sealing a pack sorts its
+// ~30,000 entries at the end of a run, where a byte-string comparison took
+// 20 ms of one core.
+func (k key) compare(o key) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(k[:8]), binary.BigEndian.Uint64(o[:8])); c != 0 {
+		return c
+	}
+	return bytes.Compare(k[8:], o[8:])
+}
 
 func keyOf(h mh.Multihash) (k key) {
 	sum := sha256.Sum256(h)

@@ -640,7 +640,7 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		w.set.mu.Unlock()
 		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
 	}
-	slices.SortFunc(p.ents, func(a, b entry) int { return strings.Compare(string(a.key[:]), string(b.key[:])) })
+	slices.SortFunc(p.ents, func(a, b entry) int { return a.key.compare(b.key) })
 	path := filepath.Join(w.set.dir, p.name+".idx.new")
 	iw, err := newIdxWriter(path, []string{p.name})
 	if err != nil {

@@ -84,19 +84,7 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 		}
 		// A previous shard that cannot be edited is rebuilt from scratch.
 	}
-	s, err := hamt.NewShard(dag, p.HAMTFanout)
-	if err != nil {
-		return nil, false, err
-	}
-	s.SetCidBuilder(p.CidBuilder())
-	s.SetStat(mode, mtime)
-	for _, l := range links {
-		if err := s.SetLink(ctx, l.Name, &ipld.Link{Name: l.Name, Cid: l.Cid, Size: l.Tsize}); err != nil {
-			return nil, false, fmt.Errorf("HAMT entry %q: %w", l.Name, err)
-		}
-	}
-	// Node writes every shard, the root included, to dag.
-	nd, err := s.Node()
+	nd, err := buildShard(ctx, dag, p, mode, mtime, links)
 	return nd, true, err
 }
 
