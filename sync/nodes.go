@@ -61,18 +61,14 @@ func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.Proto
 // so the result equals a fresh build while only the shards on the changed
 // entries' paths are read, rebuilt and written.
 func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, bool, error) {
-	basic := mdag.NodeWithData(ft.FolderPBDataWithStat(mode, mtime))
-	if err := basic.SetCidBuilder(p.CidBuilder()); err != nil {
+	shard, basic, err := needsHAMT(p, mode, mtime, links)
+	if err != nil {
 		return nil, false, err
 	}
-	linksEstimate := 0
-	for _, l := range links {
-		if err := basic.AddRawLink(l.Name, &ipld.Link{Cid: l.Cid, Size: l.Tsize}); err != nil {
-			return nil, false, err
+	if !shard {
+		if basic == nil {
+			basic, err = basicDir(p, mode, mtime, links)
 		}
-		linksEstimate += len(l.Name) + l.Cid.ByteLen()
-	}
-	if shard, err := needsHAMT(p, basic, linksEstimate); err != nil || !shard {
 		if err == nil {
 			err = dag.Add(ctx, basic)
 		}
@@ -143,25 +139,56 @@ func shardFanout(nd ipld.Node) (int, bool) {
 	return int(fsn.Fanout()), true
 }
 
+// basicDir is the directory as one dag-pb node.
+func basicDir(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (*mdag.ProtoNode, error) {
+	basic := mdag.NodeWithData(ft.FolderPBDataWithStat(mode, mtime))
+	if err := basic.SetCidBuilder(p.CidBuilder()); err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if err := basic.AddRawLink(l.Name, &ipld.Link{Cid: l.Cid, Size: l.Tsize}); err != nil {
+			return nil, err
+		}
+	}
+	return basic, nil
+}
+
 // needsHAMT applies the profile's threshold. In block mode boxo's estimate
-// is, by design, the exact serialized size of the basic directory block, so
-// the encoded block is measured directly; in links mode the estimate is the
+// is, by design, the exact serialized size of the basic directory block,
+// so that block is encoded and measured, unless a lower bound of its size
+// is over the threshold already (a big directory, whose basic block would
+// be megabytes encoded for nothing); in links mode the estimate is the
 // legacy sum of name and CID lengths (boxo's linksize.LinkSizeFunction).
-func needsHAMT(p profile.Profile, basic *mdag.ProtoNode, linksEstimate int) (bool, error) {
+// The basic block, when it was built, comes back to be stored.
+func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (bool, *mdag.ProtoNode, error) {
 	// kubo checks the threshold when an entry is added, so an empty
 	// directory stays basic whatever the threshold.
-	if p.HAMTThreshold == 0 || len(basic.Links()) == 0 {
-		return false, nil
+	if p.HAMTThreshold == 0 || len(links) == 0 {
+		return false, nil, nil
+	}
+	linksEstimate := 0
+	for _, l := range links {
+		linksEstimate += len(l.Name) + l.Cid.ByteLen()
 	}
 	switch p.HAMTEstimation {
 	case uio.SizeEstimationBlock:
+		// Each link is at least its CID and name, their two field tags
+		// and lengths, the Tsize tag and value, and its own tag and
+		// length: 8 bytes more.
+		if linksEstimate+8*len(links) > p.HAMTThreshold {
+			return true, nil, nil
+		}
+		basic, err := basicDir(p, mode, mtime, links)
+		if err != nil {
+			return false, nil, err
+		}
 		raw, err := basic.EncodeProtobuf(false)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
-		return len(raw) > p.HAMTThreshold, nil
+		return len(raw) > p.HAMTThreshold, basic, nil
 	case uio.SizeEstimationLinks:
-		return linksEstimate > p.HAMTThreshold, nil
+		return linksEstimate > p.HAMTThreshold, nil, nil
 	}
-	return false, nil
+	return false, nil, nil
 }
