@@ -190,26 +190,31 @@ type packWriter struct {
 	free    chan []byte  // stage buffers
 	mapped  [][]byte     // every stage buffer, to unmap
 
-	aio    aioCtx                 // 0: no AIO here; stages are written by a goroutine each
-	evs    [stageBuffers]aioEvent // for reap, under mu
-	amu    sync.Mutex
-	tag    uint64
-	flying map[uint64]*stage // submitted to aio, by tag
+	aioOnce sync.Once
+	aio     aioCtx                 // see ctx; 0: none (yet, or refused here)
+	evs     [stageBuffers]aioEvent // for reap, under mu
+	amu     sync.Mutex
+	tag     uint64
+	flying  map[uint64]*stage // submitted to aio, by tag
 }
 
 type openPack struct {
 	name   string
 	f      *os.File // written only through stage buffers
 	direct bool     // f is its own (O_DIRECT) descriptor, not the one reads use
-	async  bool     // direct, and full stages go through the writer's aio
 	size   int64    // bytes of records appended
 	st     *stage   // the stage being filled
 	onDisk int64    // records below this offset are in the file
 	ents   []entry
-	writes sync.WaitGroup // stage buffers being written by goroutines
-	flying atomic.Int32   // full stages not yet written, with async
-	alloc  int64          // bytes of the file allocated ahead, with async
-	noFall bool           // fallocate failed: writes extend the file
+	// Full stages are written through aio where set (direct packs, once
+	// the first stage is full and the context could be made), else by
+	// whoever completes them, with pwrite(2).
+	aio     aioCtx
+	aioSet  bool
+	writes  sync.WaitGroup // full stages not yet written
+	flying  atomic.Int32   // the same, counted, for reaping
+	alloc   int64          // bytes of the file allocated ahead, with aio
+	noAlloc bool           // fallocate failed: writes extend the file
 
 	errMu sync.Mutex
 	err   error // the first failed write
@@ -225,14 +230,14 @@ type openPack struct {
 // under the lock: the copy is ~0.1 s per GB, and with it under the lock
 // the other cores' writers slept on it and woke late (a third of a core
 // of a full import, in the Go execution trace). A full buffer is written
-// once the copies into it are done, while the next one fills: submitted
-// to AIO by the last copier (aio.go), or, without AIO or O_DIRECT, by a
-// goroutine of its own.
+// once the copies into it are done, while the next one fills, by the
+// last copier: submitted to AIO (aio.go), or, without AIO or O_DIRECT,
+// written with pwrite(2) there and then.
 const (
 	dioAlign     = 4096
 	stageSize    = 4 << 20
 	stageBuffers = 4
-	allocStep    = 64 << 20 // how far ahead an async pack is allocated
+	allocStep    = 64 << 20 // how far ahead a pack written with aio is allocated
 )
 
 type stage struct {
@@ -242,7 +247,7 @@ type stage struct {
 	n      int   // bytes reserved
 	copies sync.WaitGroup
 	// refs is 1 while the stage fills, plus 1 per segment being copied:
-	// whoever drops it to 0 submits an async stage.
+	// whoever drops it to 0 writes the (full) stage.
 	refs atomic.Int32
 }
 
@@ -263,22 +268,32 @@ func newPackWriter(set *packSet) *packWriter {
 	for range stageBuffers {
 		w.free <- nil // allocated when first taken
 	}
-	if c, err := aioSetup(stageBuffers); err == nil && aioEnabled {
-		w.aio, w.flying = c, map[uint64]*stage{}
-	} else if err == nil {
-		c.destroy()
-	}
 	return w
 }
 
 // aioEnabled lets tests write without AIO, as where io_setup is refused.
 var aioEnabled = true
 
-// buffer takes a stage buffer, mapping it on first use: outside the Go
-// heap, so it does not raise the collector's target, and page-aligned, as
-// O_DIRECT wants. With async, a buffer comes free when the writer reaps
-// its write.
-func (w *packWriter) buffer(async bool) ([]byte, error) {
+// ctx is the writer's AIO context, made the first time a pack has a full
+// stage to write: making one is cheap, but destroying it (io_destroy, or
+// the process's exit) waits ~30 ms for an RCU grace period, so a run that
+// writes less than a stage makes none.
+func (w *packWriter) ctx() aioCtx {
+	w.aioOnce.Do(func() {
+		if c, err := aioSetup(stageBuffers); err == nil && aioEnabled {
+			w.aio, w.flying = c, map[uint64]*stage{}
+		} else if err == nil {
+			c.destroy()
+		}
+	})
+	return w.aio
+}
+
+// buffer takes a stage buffer for p (nil: a new pack, after the last one
+// was sealed), mapping it on first use: outside the Go heap, so it does
+// not raise the collector's target, and page-aligned, as O_DIRECT wants.
+// With aio, a buffer comes free when the writer reaps its write.
+func (w *packWriter) buffer(p *openPack) ([]byte, error) {
 	var b []byte
 	for got := false; !got; {
 		select {
@@ -287,7 +302,7 @@ func (w *packWriter) buffer(async bool) ([]byte, error) {
 			continue
 		default:
 		}
-		if !async {
+		if p == nil || p.aio == 0 {
 			b, got = <-w.free, true
 		} else if err := w.reap(); err != nil {
 			return nil, err
@@ -310,7 +325,7 @@ func (w *packWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p := w.cur; p != nil {
-		for p.flying.Load() > 0 && w.reap() == nil {
+		for p.aio != 0 && p.flying.Load() > 0 && w.reap() == nil {
 		}
 		p.writes.Wait()
 		if p.direct {
@@ -319,7 +334,10 @@ func (w *packWriter) close() {
 		w.cur = nil
 	}
 	if w.aio != 0 {
-		w.aio.destroy() // waits for any write still in flight
+		// Nothing is in flight, so the buffers may go; io_destroy then
+		// waits out an RCU grace period (~30 ms), which the caller need
+		// not (process exit waits for it where it has not ended).
+		go w.aio.destroy()
 		w.aio = 0
 	}
 	for _, b := range w.mapped {
@@ -349,7 +367,7 @@ func (w *packWriter) newPack() (*openPack, error) {
 		return nil, err
 	}
 	// The last pack's writes are done (sealLocked): a buffer is free.
-	buf, err := w.buffer(false)
+	buf, err := w.buffer(nil)
 	if err != nil {
 		rf.Close()
 		os.Remove(path)
@@ -366,8 +384,6 @@ func (w *packWriter) newPack() (*openPack, error) {
 			wf.Close()
 		}
 	}
-	p.async = p.direct && w.aio != 0
-	w.allocate(p, stageSize)
 	w.set.mu.Lock()
 	w.set.files[name] = &packFile{f: rf}
 	w.set.mu.Unlock()
@@ -474,20 +490,15 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 			continue
 		}
 		full := st
-		if p.async {
-			p.flying.Add(1)
-			w.release(full)
-		} else {
-			p.writes.Go(func() {
-				full.copies.Wait()
-				err := pwriteAll(int(p.f.Fd()), full.buf[:full.n], full.start)
-				w.free <- full.buf
-				if err != nil {
-					p.setErr(err)
-				}
-			})
+		if p.direct && !p.aioSet {
+			p.aio, p.aioSet = w.ctx(), true
+			w.allocate(p, full.start+2*stageSize)
 		}
-		buf, err := w.buffer(p.async)
+		p.writes.Add(1)
+		p.flying.Add(1)
+		// Not the last reference: the segment just reserved holds one.
+		full.refs.Add(-1)
+		buf, err := w.buffer(p)
 		if err != nil {
 			return ss, err
 		}
@@ -497,21 +508,25 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 	return ss, nil
 }
 
-// release drops a reference to an async stage, submitting it when that
-// was the last.
+// release drops a reference to a stage, writing it when it was the last
+// (it is full and every copy into it done).
 func (w *packWriter) release(st *stage) {
-	if st.p.async && st.refs.Add(-1) == 0 {
+	if st.refs.Add(-1) == 0 {
 		w.submit(st)
 	}
 }
 
 func (w *packWriter) submit(st *stage) {
+	if st.p.aio == 0 {
+		w.written(st, pwriteAll(int(st.p.f.Fd()), st.buf[:st.n], st.start))
+		return
+	}
 	w.amu.Lock()
 	w.tag++
 	t := w.tag
 	w.flying[t] = st
 	w.amu.Unlock()
-	if err := w.aio.submit(int(st.p.f.Fd()), st.buf[:st.n], st.start, t); err != nil {
+	if err := st.p.aio.submit(int(st.p.f.Fd()), st.buf[:st.n], st.start, t); err != nil {
 		w.amu.Lock()
 		delete(w.flying, t)
 		w.amu.Unlock()
@@ -519,16 +534,17 @@ func (w *packWriter) submit(st *stage) {
 	}
 }
 
-// written ends an async stage's write.
+// written ends a full stage's write.
 func (w *packWriter) written(st *stage, err error) {
 	if err != nil {
 		st.p.setErr(err)
 	}
 	w.free <- st.buf
 	st.p.flying.Add(-1)
+	st.p.writes.Done()
 }
 
-// reap ends the async writes that completed, first without waiting, then,
+// reap ends the aio writes that completed, first without waiting, then,
 // if none had, waiting a short while for one. Only a holder of mu reaps.
 func (w *packWriter) reap() error {
 	n, err := w.aio.events(w.evs[:], false)
@@ -555,17 +571,17 @@ func (w *packWriter) reap() error {
 	return nil
 }
 
-// allocate extends an async pack's file to at least end bytes, allocated,
+// allocate extends an aio pack's file to at least end bytes, allocated,
 // so that its writes do not extend it: ext4 completes an O_DIRECT write
 // past the end of the file inside io_submit. The pack is cut to its
 // records when sealed; where fallocate fails, writes extend the file.
 func (w *packWriter) allocate(p *openPack, end int64) {
-	if !p.async || p.noFall || end <= p.alloc {
+	if p.aio == 0 || p.noAlloc || end <= p.alloc {
 		return
 	}
 	n := max(end-p.alloc, allocStep)
 	if err := unix.Fallocate(int(p.f.Fd()), 0, p.alloc, n); err != nil {
-		p.noFall = true
+		p.noAlloc = true
 		return
 	}
 	p.alloc += n
@@ -595,7 +611,7 @@ func (w *packWriter) writeOutLocked(p *openPack) error {
 		st.n -= whole
 		w.allocate(p, st.start+stageSize)
 	}
-	for p.flying.Load() > 0 {
+	for p.aio != 0 && p.flying.Load() > 0 {
 		if err := w.reap(); err != nil {
 			return w.writeErr(p, err)
 		}

@@ -191,11 +191,11 @@ func (s *Store) Sync(ctx context.Context) error {
 // Close releases the store and its lock.
 func (s *Store) Close() error {
 	var errs []error
+	if s.packs.w != nil {
+		s.packs.w.close() // first: its AIO context goes away while the rest closes
+	}
 	if s.ds != nil {
 		errs = append(errs, s.ds.Close())
-	}
-	if s.packs.w != nil {
-		s.packs.w.close()
 	}
 	s.packs.set.close()
 	if s.lock != nil {
