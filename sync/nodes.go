@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
+	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
@@ -80,7 +81,11 @@ func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode f
 		}
 		// A previous shard that cannot be edited is rebuilt from scratch.
 	}
-	nd, err := buildShard(ctx, dag, p, mode, mtime, links)
+	put, ok := dag.(chunker.BlockPutter)
+	if !ok {
+		return nil, false, fmt.Errorf("cannot store HAMT shards in a %T", dag)
+	}
+	nd, err := buildShard(ctx, put, p, mode, mtime, links)
 	return nd, true, err
 }
 

@@ -1,19 +1,27 @@
 package sync
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"slices"
 	"time"
+	"unsafe"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
+	pb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	bitfield "github.com/ipfs/go-bitfield"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/spaolacci/murmur3"
 
+	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -25,7 +33,7 @@ import (
 // built at the very end of a run, on one core: the 20,000-entry directory
 // of the small preset took 70 ms there, a twentieth of the import. Here the
 // names are hashed once, grouped by the bits each level takes, and every
-// shard is encoded once, bottom-up, with boxo's node types. boxo's HAMT is
+// shard is encoded once, bottom-up. boxo's HAMT is
 // canonical (the same entries give the same shards in any order), and
 // shard_test.go checks this builder against hamt.Shard block for block.
 // Updating an existing HAMT (editShard) still goes through boxo.
@@ -38,7 +46,7 @@ type shardEntry struct {
 // buildShard writes the HAMT of links (sorted, names unique) with fanout
 // p.HAMTFanout as boxo builds it, mode and mtime on the root shard only,
 // and returns the root.
-func buildShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (ipld.Node, error) {
+func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (ipld.Node, error) {
 	fanout := p.HAMTFanout
 	lg2, err := hamt.Logtwo(fanout)
 	if err != nil {
@@ -47,31 +55,36 @@ func buildShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mod
 	if fanout%8 != 0 {
 		return nil, fmt.Errorf("HAMT fanout %d is not a multiple of 8", fanout)
 	}
-	b := &shardBuilder{ctx: ctx, dag: dag, p: p, fanout: fanout, lg2: lg2, pad: len(fmt.Sprintf("%X", fanout-1))}
+	b := &shardBuilder{ctx: ctx, put: put, cb: p.CidBuilder(), fanout: fanout, lg2: lg2, pad: len(fmt.Sprintf("%X", fanout-1))}
 	ents := make([]shardEntry, len(links))
 	for i := range links {
-		ents[i] = shardEntry{hash: murmur3.Sum64([]byte(links[i].Name)), link: &links[i]}
+		name := links[i].Name
+		ents[i] = shardEntry{hash: murmur3.Sum64(unsafe.Slice(unsafe.StringData(name), len(name))), link: &links[i]}
 	}
 	// Sorted by hash, the entries of every shard are a contiguous run.
-	slices.SortFunc(ents, func(a, b shardEntry) int {
-		if a.hash == b.hash {
-			return 0
-		}
-		if a.hash < b.hash {
-			return -1
-		}
-		return 1
-	})
-	return b.shard(ents, 0, mode, mtime)
+	slices.SortFunc(ents, func(a, b shardEntry) int { return cmp.Compare(a.hash, b.hash) })
+	c, _, raw, err := b.shard(ents, 0, mode, mtime)
+	if err != nil {
+		return nil, err
+	}
+	blk, err := blocks.NewBlockWithCid(slices.Clone(raw), c)
+	if err != nil {
+		return nil, err
+	}
+	return mdag.DecodeProtobufBlock(blk)
 }
 
 type shardBuilder struct {
 	ctx    context.Context
-	dag    ipld.DAGService
-	p      profile.Profile
+	put    chunker.BlockPutter
+	cb     cid.Builder
 	fanout int
 	lg2    int
 	pad    int // hex digits of a slot in link names
+	// A block and a bitfield for each depth, reused: a shard's block is
+	// stored before its parent goes on.
+	raws [][]byte
+	bfs  []bitfield.Bitfield
 }
 
 // slot is the index entry e takes in a shard at the given depth.
@@ -81,21 +94,27 @@ func (b *shardBuilder) slot(e shardEntry, depth int) int {
 
 // shard encodes and stores the shard at depth holding ents (sorted by
 // hash): a slot with one entry links it, a slot with more links a shard
-// one level down.
-func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mtime time.Time) (*mdag.ProtoNode, error) {
+// one level down. It returns the shard's CID, the Tsize its parent links
+// it with, and its block. The dag-pb encoding is written here, as
+// boxo's ProtoNode writes it (links, each hash, name and Tsize, then
+// data): through ProtoNode each of the link's fields was an allocation.
+func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mtime time.Time) (cid.Cid, uint64, []byte, error) {
 	if (depth+1)*b.lg2 > 64 {
 		// boxo's hash runs out of bits the same way.
-		return nil, fmt.Errorf("HAMT: entries %q and %q have the same murmur3 hash", ents[0].link.Name, ents[1].link.Name)
+		return cid.Undef, 0, nil, fmt.Errorf("HAMT: entries %q and %q have the same murmur3 hash", ents[0].link.Name, ents[1].link.Name)
 	}
-	nd := new(mdag.ProtoNode)
-	if err := nd.SetCidBuilder(b.p.CidBuilder()); err != nil {
-		return nil, err
+	if depth == len(b.raws) {
+		bf, err := bitfield.NewBitfield(b.fanout)
+		if err != nil {
+			return cid.Undef, 0, nil, err
+		}
+		b.raws, b.bfs = append(b.raws, nil), append(b.bfs, bf)
 	}
-	bf, err := bitfield.NewBitfield(b.fanout)
-	if err != nil {
-		return nil, err
-	}
-	prefix := make([]byte, 0, 64)
+	bf := b.bfs[depth]
+	clear(bf)
+	raw := b.raws[depth][:0]
+	var prefix [16]byte
+	tsize := uint64(0) // the links' Tsizes
 	for len(ents) > 0 {
 		s := b.slot(ents[0], depth)
 		n := 1
@@ -103,33 +122,80 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 			n++
 		}
 		bf.SetBit(s)
-		prefix = b.slotName(prefix[:0], s)
+		name := b.slotName(prefix[:0], s)
 		if n == 1 {
 			l := ents[0].link
-			if err := nd.AddRawLink(string(prefix)+l.Name, &ipld.Link{Cid: l.Cid, Size: l.Tsize}); err != nil {
-				return nil, err
-			}
+			raw = appendPBLink(raw, l.Cid.KeyString(), name, l.Name, l.Tsize)
+			tsize += l.Tsize
 		} else {
-			child, err := b.shard(ents[:n], depth+1, 0, time.Time{})
+			c, size, _, err := b.shard(ents[:n], depth+1, 0, time.Time{})
 			if err != nil {
-				return nil, err
+				return cid.Undef, 0, nil, err
 			}
-			size, err := child.Size()
-			if err != nil {
-				return nil, err
-			}
-			if err := nd.AddRawLink(string(prefix), &ipld.Link{Cid: child.Cid(), Size: size}); err != nil {
-				return nil, err
-			}
+			raw = appendPBLink(raw, c.KeyString(), name, "", size)
+			tsize += size
 		}
 		ents = ents[n:]
 	}
-	data, err := ft.HAMTShardDataWithStat(bf.Bytes(), uint64(b.fanout), hamt.HashMurmur3, mode, mtime)
+	raw, err := b.appendData(raw, bf.Bytes(), mode, mtime)
 	if err != nil {
-		return nil, err
+		return cid.Undef, 0, nil, err
 	}
-	nd.SetData(data)
-	return nd, b.dag.Add(b.ctx, nd)
+	b.raws[depth] = raw
+	c, err := b.cb.Sum(raw)
+	if err != nil {
+		return cid.Undef, 0, nil, err
+	}
+	if err := b.put.PutBlock(b.ctx, c, raw); err != nil {
+		return cid.Undef, 0, nil, err
+	}
+	return c, uint64(len(raw)) + tsize, raw, nil
+}
+
+// appendData appends the PBNode's Data field: a UnixFS HAMTShard node
+// with the slots' bitfield. The root's, which may carry mode and mtime,
+// is boxo's encoding; the others' is written here, the bytes boxo's
+// proto.Marshal gives (Type, Data, hashType, fanout, in field order).
+func (b *shardBuilder) appendData(raw, bits []byte, mode fs.FileMode, mtime time.Time) ([]byte, error) {
+	if mode != 0 || !mtime.IsZero() {
+		data, err := ft.HAMTShardDataWithStat(bits, uint64(b.fanout), hamt.HashMurmur3, mode, mtime)
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, 0x0a)
+		raw = binary.AppendUvarint(raw, uint64(len(data)))
+		return append(raw, data...), nil
+	}
+	n := 2 + 1 + uvarintLen(uint64(len(bits))) + len(bits) + 2 + 1 + uvarintLen(uint64(b.fanout))
+	raw = append(raw, 0x0a)
+	raw = binary.AppendUvarint(raw, uint64(n))
+	raw = append(raw, 0x08, byte(pb.Data_HAMTShard), 0x12)
+	raw = binary.AppendUvarint(raw, uint64(len(bits)))
+	raw = append(raw, bits...)
+	raw = append(raw, 0x28, byte(hamt.HashMurmur3), 0x30)
+	return binary.AppendUvarint(raw, uint64(b.fanout)), nil
+}
+
+// appendPBLink appends a dag-pb PBLink (field 2 of PBNode) to dst: Hash,
+// Name (prefix and name), Tsize.
+func appendPBLink(dst []byte, c string, prefix []byte, name string, tsize uint64) []byte {
+	nameLen := uint64(len(prefix) + len(name))
+	n := 1 + uvarintLen(uint64(len(c))) + len(c) + 1 + uvarintLen(nameLen) + int(nameLen) + 1 + uvarintLen(tsize)
+	dst = append(dst, 0x12)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	dst = append(dst, 0x0a)
+	dst = binary.AppendUvarint(dst, uint64(len(c)))
+	dst = append(dst, c...)
+	dst = append(dst, 0x12)
+	dst = binary.AppendUvarint(dst, nameLen)
+	dst = append(dst, prefix...)
+	dst = append(dst, name...)
+	dst = append(dst, 0x18)
+	return binary.AppendUvarint(dst, tsize)
+}
+
+func uvarintLen(v uint64) int {
+	return (bits.Len64(v|1) + 6) / 7
 }
 
 // slotName appends slot s as boxo names it: upper-case hex, zero-padded

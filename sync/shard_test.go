@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -26,9 +28,13 @@ type recordDAG struct {
 }
 
 func (d *recordDAG) Add(_ context.Context, nd ipld.Node) error {
+	return d.PutBlock(context.Background(), nd.Cid(), nd.RawData())
+}
+
+func (d *recordDAG) PutBlock(_ context.Context, c cid.Cid, data []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.nodes[nd.Cid()] = nd.RawData()
+	d.nodes[c] = slices.Clone(data)
 	return nil
 }
 
@@ -106,11 +112,50 @@ func TestBuildShardMatchesBoxo(t *testing.T) {
 			if len(got.nodes) != len(want.nodes) {
 				t.Fatalf("%d shard blocks, boxo %d", len(got.nodes), len(want.nodes))
 			}
-			for c := range want.nodes {
-				if _, ok := got.nodes[c]; !ok {
+			for c, raw := range want.nodes {
+				if !bytes.Equal(got.nodes[c], raw) {
 					t.Fatalf("boxo's shard %s not built", c)
 				}
 			}
+			if size, _ := gotRoot.Size(); size != mustSize(t, wantRoot) {
+				t.Fatalf("root Tsize %d, boxo %d", size, mustSize(t, wantRoot))
+			}
 		})
 	}
+}
+
+// BenchmarkBuildShard builds the HAMT of a 20,000-entry directory (the
+// size of CRAN's src/contrib in the small preset) into the real store.
+func BenchmarkBuildShard(b *testing.B) {
+	leaf, _ := cid.Decode("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	links := make([]Link, 20000)
+	for i := range links {
+		links[i] = Link{Name: fmt.Sprintf("package%05d_1.%d.tar.gz", i, i%7), Cid: leaf, Tsize: uint64(1000 + i)}
+	}
+	slices.SortFunc(links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
+	p, err := profile.New(profile.V1_2025, profile.Overrides{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := blockstore.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	w := store.NewWriter(false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := buildShard(context.Background(), w, p, 0o755|fs.ModeDir, time.Unix(1_700_000_000, 0), links); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustSize(t *testing.T, nd ipld.Node) uint64 {
+	t.Helper()
+	s, err := nd.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
