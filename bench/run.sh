@@ -170,9 +170,16 @@ src_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not
 log "warming the page cache (reading every file)"
 read_line=$("$work/floor" -mode read "$SRC")
 read_line=$("$work/floor" -mode read "$SRC")
-log "SHA-256 of every byte on $ncpu workers"
-sha_line=$("$work/floor" -mode sha256 "$SRC")
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# Best of RUNS, as each importer is: the floor is not the lucky one.
+log "SHA-256 of every byte on $ncpu workers (best of $RUNS)"
+sha_line=
+for ((i = 1; i <= RUNS; i++)); do
+	line=$("$work/floor" -mode sha256 "$SRC")
+	if [[ -z $sha_line ]] || (($(is "$(field seconds "$line") < $(field seconds "$sha_line")"))); then
+		sha_line=$line
+	fi
+done
 BYTES=$(field bytes "$sha_line")
 FILES=$(field files "$sha_line")
 read_s=$(field seconds "$read_line")

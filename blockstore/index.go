@@ -27,7 +27,7 @@ type IndexEntry struct {
 	Size  int64
 	MTime time.Time
 	Mode  fs.FileMode
-	XXH   uint64 // xxhash64 of the content
+	XXH   uint64 // xxh3-64 of the content; 0: not known
 }
 
 // Index is the file index of one ref. Reads go to the store; writes are
@@ -321,8 +321,15 @@ func encodeEntry(e IndexEntry) []byte {
 	b = binary.AppendVarint(b, e.MTime.Unix())
 	b = binary.AppendUvarint(b, uint64(e.MTime.Nanosecond()))
 	b = binary.AppendUvarint(b, uint64(e.Mode))
-	return binary.LittleEndian.AppendUint64(b, e.XXH)
+	b = binary.LittleEndian.AppendUint64(b, e.XXH)
+	return append(b, contentXXH3)
 }
+
+// contentXXH3 ends an entry whose content hash is xxh3-64. Entries of
+// earlier versions end with an xxhash64 and no tag; their hash is not
+// compared (the file is chunked when its mtime moves), and the next write
+// of the entry renews it.
+const contentXXH3 = 1
 
 var errBadEntry = errors.New("corrupt index entry")
 
@@ -353,12 +360,14 @@ func decodeEntry(b []byte) (IndexEntry, error) {
 		}
 		b = b[k:]
 	}
-	if len(b) != 8 || vals[2] > 999999999 {
+	if (len(b) != 8 && (len(b) != 9 || b[8] != contentXXH3)) || vals[2] > 999999999 {
 		return e, errBadEntry
 	}
 	e.Size = vals[0]
 	e.MTime = time.Unix(vals[1], vals[2]).UTC()
 	e.Mode = fs.FileMode(vals[3])
-	e.XXH = binary.LittleEndian.Uint64(b)
+	if len(b) == 9 {
+		e.XXH = binary.LittleEndian.Uint64(b)
+	}
 	return e, nil
 }

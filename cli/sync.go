@@ -151,7 +151,7 @@ EXAMPLES:
 			&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
 			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "walk and diff only: print the itemised changes, write nothing"},
 			&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
-			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxhash64)"},
+			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxh3 hash)"},
 			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
 			&ucli.StringFlag{Name: "car", Usage: "also write the blocks new in this run to `FILE` (a CARv1 rooted at the new root)"},

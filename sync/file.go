@@ -19,7 +19,7 @@ import (
 type job struct {
 	path, rel, name string
 	size            int64
-	checksum        bool // compare xxhash64 with prevXXH before chunking
+	checksum        bool // compare the content hash (xxh3) with prevXXH before chunking
 	prev            *diff.Link
 	prevXXH         uint64
 	why             metadata.Why // what the quick check found

@@ -61,7 +61,7 @@ type Options struct {
 
 	Full     bool   // ignore the previous root (the result is the same)
 	Base     string // diff against this root instead of the ref's current one
-	Checksum bool   // compare content (xxhash64) of files that pass the quick check
+	Checksum bool   // compare content (xxh3) of files that pass the quick check
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
 	CAR      string // also write the blocks new in this run to this CARv1 file
 
