@@ -11,7 +11,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/zeebo/xxh3"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
@@ -19,6 +18,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/importer/trickle"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/zeebo/xxh3"
 
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 	"github.com/ipfs-sync/ipfs-sync/profile"
@@ -213,7 +213,7 @@ type countingReader struct {
 	n   int64
 	ctx context.Context
 	h   *xxh3.Hasher // optional
-	on  func(int)      // optional
+	on  func(int)    // optional
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {

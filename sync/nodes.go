@@ -2,8 +2,11 @@ package sync
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
@@ -61,32 +64,52 @@ func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.Proto
 // HAMT is canonical (independent of insertion order, empty shards pruned),
 // so the result equals a fresh build while only the shards on the changed
 // entries' paths are read, rebuilt and written.
-func dirNode(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, bool, error) {
-	shard, basic, err := needsHAMT(p, mode, mtime, links)
+func dirNode(ctx context.Context, dag dagPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (dirBlock, error) {
+	shard, raw, err := needsHAMT(p, mode, mtime, links)
 	if err != nil {
-		return nil, false, err
+		return dirBlock{}, err
 	}
 	if !shard {
-		if basic == nil {
-			basic, err = basicDir(p, mode, mtime, links)
+		if raw == nil {
+			raw = basicDir(mode, mtime, links)
 		}
+		c, err := p.CidBuilder().Sum(raw)
 		if err == nil {
-			err = dag.Add(ctx, basic)
+			err = dag.PutBlock(ctx, c, raw)
 		}
-		return basic, false, err
+		tsize := uint64(len(raw))
+		for _, l := range links {
+			tsize += l.Tsize
+		}
+		return dirBlock{cid: c, tsize: tsize, raw: raw}, err
 	}
+	var nd ipld.Node
 	if prev != nil {
-		if nd, err := editShard(ctx, dag, p, mode, mtime, links, prev); err == nil {
-			return nd, true, nil
-		}
+		nd, err = editShard(ctx, dag, p, mode, mtime, links, prev)
 		// A previous shard that cannot be edited is rebuilt from scratch.
 	}
-	put, ok := dag.(chunker.BlockPutter)
-	if !ok {
-		return nil, false, fmt.Errorf("cannot store HAMT shards in a %T", dag)
+	if prev == nil || err != nil {
+		nd, err = buildShard(ctx, dag, p, mode, mtime, links)
 	}
-	nd, err := buildShard(ctx, put, p, mode, mtime, links)
-	return nd, true, err
+	if err != nil {
+		return dirBlock{}, err
+	}
+	tsize, err := nd.Size()
+	return dirBlock{cid: nd.Cid(), tsize: tsize}, err
+}
+
+// dagPutter is where directories go: shards edited through boxo's HAMT
+// are nodes, the rest are encoded here and stored as blocks.
+type dagPutter interface {
+	ipld.DAGService
+	chunker.BlockPutter
+}
+
+// dirBlock is a directory's root as its parent links it.
+type dirBlock struct {
+	cid   cid.Cid
+	tsize uint64
+	raw   []byte // a basic directory's block; nil for a HAMT
 }
 
 // prevShard is a directory's previous version when it was a HAMT.
@@ -144,18 +167,29 @@ func shardFanout(nd ipld.Node) (int, bool) {
 	return int(fsn.Fanout()), true
 }
 
-// basicDir is the directory as one dag-pb node.
-func basicDir(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (*mdag.ProtoNode, error) {
-	basic := mdag.NodeWithData(ft.FolderPBDataWithStat(mode, mtime))
-	if err := basic.SetCidBuilder(p.CidBuilder()); err != nil {
-		return nil, err
+// basicDir encodes the directory as one dag-pb block, the bytes boxo's
+// ProtoNode gives for a UnixFS directory node with these links (in name
+// order, as the walk lists them and ProtoNode sorts them), without a
+// ProtoNode: each of its links was allocations, and an import builds
+// every directory of the tree (a twentieth of a full import's CPU).
+func basicDir(mode fs.FileMode, mtime time.Time, links []Link) []byte {
+	byName := func(a, b Link) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(links, byName) {
+		links = slices.Clone(links)
+		slices.SortStableFunc(links, byName)
 	}
+	data := ft.FolderPBDataWithStat(mode, mtime)
+	n := len(data) + 8
 	for _, l := range links {
-		if err := basic.AddRawLink(l.Name, &ipld.Link{Cid: l.Cid, Size: l.Tsize}); err != nil {
-			return nil, err
-		}
+		n += len(l.Name) + l.Cid.ByteLen() + 24
 	}
-	return basic, nil
+	raw := make([]byte, 0, n)
+	for _, l := range links {
+		raw = appendPBLink(raw, l.Cid.KeyString(), nil, l.Name, l.Tsize)
+	}
+	raw = append(raw, 0x0a)
+	raw = binary.AppendUvarint(raw, uint64(len(data)))
+	return append(raw, data...)
 }
 
 // needsHAMT applies the profile's threshold. In block mode boxo's estimate
@@ -165,7 +199,7 @@ func basicDir(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link
 // be megabytes encoded for nothing); in links mode the estimate is the
 // legacy sum of name and CID lengths (boxo's linksize.LinkSizeFunction).
 // The basic block, when it was built, comes back to be stored.
-func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (bool, *mdag.ProtoNode, error) {
+func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (bool, []byte, error) {
 	// kubo checks the threshold when an entry is added, so an empty
 	// directory stays basic whatever the threshold.
 	if p.HAMTThreshold == 0 || len(links) == 0 {
@@ -183,15 +217,8 @@ func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Lin
 		if linksEstimate+8*len(links) > p.HAMTThreshold {
 			return true, nil, nil
 		}
-		basic, err := basicDir(p, mode, mtime, links)
-		if err != nil {
-			return false, nil, err
-		}
-		raw, err := basic.EncodeProtobuf(false)
-		if err != nil {
-			return false, nil, err
-		}
-		return len(raw) > p.HAMTThreshold, basic, nil
+		raw := basicDir(mode, mtime, links)
+		return len(raw) > p.HAMTThreshold, raw, nil
 	case uio.SizeEstimationLinks:
 		return linksEstimate > p.HAMTThreshold, nil, nil
 	}

@@ -701,26 +701,25 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		if pd != nil && pd.Sharded {
 			ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
 		}
-		nd, sharded, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
+		db, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
 		if err != nil {
 			out.err = fmt.Errorf("directory %s: %w", path, err)
 			fail(out.err)
 			return
 		}
-		if !sharded {
+		if db.raw != nil {
 			// A HAMT's shards are copied when the next run reads them.
-			r.putDir(ctx, relPath, [][]byte{nd.RawData()})
+			r.putDir(ctx, relPath, [][]byte{db.raw})
 		}
-		size, _ := nd.Size()
 		switch {
 		case pd == nil:
 			r.dirCounts.added.Add(1)
-		case nd.Cid().Equals(prev.Cid):
+		case db.cid.Equals(prev.Cid):
 			r.dirCounts.unchanged.Add(1)
 		default:
 			r.dirCounts.modified.Add(1)
 		}
-		out.link = Link{Name: name, Cid: nd.Cid(), Tsize: size}
+		out.link = Link{Name: name, Cid: db.cid, Tsize: db.tsize}
 	}
 	// Most directories of a re-sync have every child settled by now (no
 	// file queued, no subdirectory on another walker): finished here.
