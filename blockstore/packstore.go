@@ -184,7 +184,7 @@ type packWriter struct {
 
 	mu      sync.Mutex
 	cur     *openPack
-	pmu     sync.RWMutex // pending: written under mu and pmu, read under either
+	pmu     sync.RWMutex // pending
 	pending map[key]loc  // written, not yet in an idx of the set
 	unnamed []string     // this run's .idx.new files
 	free    chan []byte  // stage buffers
@@ -200,11 +200,13 @@ type packWriter struct {
 
 type openPack struct {
 	name   string
-	f      *os.File // written only through stage buffers
-	direct bool     // f is its own (O_DIRECT) descriptor, not the one reads use
-	size   int64    // bytes of records appended
-	st     *stage   // the stage being filled
-	onDisk int64    // records below this offset are in the file
+	f      *os.File   // written only through stage buffers
+	fd     int        // f's: read while f may be closing after its last write
+	direct bool       // f is its own (O_DIRECT) descriptor, not the one reads use
+	size   int64      // bytes of records appended
+	st     *stage     // the stage being filled
+	onDisk int64      // records below this offset are in the file
+	entMu  sync.Mutex // ents: a record reserved under mu is indexed outside it
 	ents   []entry
 	// Full stages are written through aio where set (direct packs, once
 	// the first stage is full and the context could be made), else by
@@ -373,13 +375,13 @@ func (w *packWriter) newPack() (*openPack, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	p := &openPack{name: name, f: rf}
+	p := &openPack{name: name, f: rf, fd: int(rf.Fd())}
 	p.st = newStage(p, buf, 0)
 	// Where O_DIRECT is refused, at open or (alignment) at the first
 	// write, the same stages go through the page cache.
 	if wf, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
 		if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
-			p.f, p.direct = wf, true
+			p.f, p.fd, p.direct = wf, int(wf.Fd()), true
 		} else {
 			wf.Close()
 		}
@@ -428,41 +430,112 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 // copied into and marked done. Nothing is reserved for a key this run
 // already put.
 func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segment, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.pending[k]; ok {
+	if _, ok := w.pendingLoc(k); ok {
 		return ss, nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, err := w.packLocked(rec)
+	if err != nil {
+		return ss, err
+	}
+	off := p.size
+	if ss, err = w.reserveLocked(p, rec, ss); err != nil {
+		return ss, err
+	}
+	w.pmu.Lock()
+	defer w.pmu.Unlock()
+	if _, ok := w.pending[k]; ok {
+		return ss, nil // put meanwhile: the place reserved stays a hole
+	}
+	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size)}
+	p.entMu.Lock()
+	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size)})
+	p.entMu.Unlock()
+	return ss, nil
+}
+
+// packLocked is the open pack, with room for a record of rec bytes: the
+// current one, or a new one after sealing it.
+func (w *packWriter) packLocked(rec int64) (*openPack, error) {
 	if w.cur != nil && w.cur.size+rec > w.limit {
 		p := w.cur
 		w.cur = nil
 		if err := w.sealLocked(p); err != nil {
-			return ss, err
+			return nil, err
 		}
 	}
 	if w.cur == nil {
 		p, err := w.newPack()
 		if err != nil {
-			return ss, fmt.Errorf("create pack in %s: %w", w.set.dir, err)
+			return nil, fmt.Errorf("create pack in %s: %w", w.set.dir, err)
 		}
 		w.cur = p
 	}
-	p := w.cur
-	if err := p.failed(); err != nil {
-		return ss, w.writeErr(p, err)
+	if err := w.cur.failed(); err != nil {
+		return nil, w.writeErr(w.cur, err)
 	}
-	off := p.size
-	ss, err := w.reserveLocked(p, rec, ss)
-	if err != nil { // the stage holds part of a record: nothing more goes into p
-		p.setErr(err)
-		return ss, err
+	return w.cur, nil
+}
+
+// record is a block's record reserved in one piece of a stage, for its
+// data to be written there by its maker (Writer.ReserveBlock).
+type record struct {
+	p   *openPack
+	st  *stage
+	off int64  // in the pack
+	b   []byte // the record: head, multihash, data
+}
+
+// reserveRecord reserves rec bytes in one piece of the stage being
+// filled; false when they do not fit in what is left of it (the caller
+// puts the block, copied in two pieces, instead). The record is the
+// caller's until it ends it (endRecord), indexed (commitRecord) or not.
+func (w *packWriter) reserveRecord(rec int) (*record, bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, err := w.packLocked(int64(rec))
+	if err != nil {
+		return nil, false, err
 	}
-	p.size += rec
-	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size)})
+	if st := p.st; len(st.buf)-st.n < rec {
+		return nil, false, nil
+	}
+	r := &record{p: p, st: p.st, off: p.size, b: p.st.buf[p.st.n : p.st.n+rec]}
+	if _, err := w.reserveLocked(p, int64(rec), nil); err != nil {
+		return nil, false, err
+	}
+	return r, true, nil
+}
+
+// commitRecord indexes the block with multihash h and key k whose data
+// the caller wrote into r, and writes the record's head, unless this run
+// stored the block already (then r stays a hole no index names, left for
+// gc). The caller still ends r.
+func (w *packWriter) commitRecord(r *record, k key, h mh.Multihash) bool {
+	size := len(r.b) - recordHead - len(h)
 	w.pmu.Lock()
-	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size)}
+	if _, ok := w.pending[k]; ok {
+		w.pmu.Unlock()
+		return false
+	}
+	w.pending[k] = loc{pack: r.p.name, off: uint32(r.off), size: uint32(size)}
 	w.pmu.Unlock()
-	return ss, nil
+	binary.LittleEndian.PutUint32(r.b, uint32(size))
+	r.b[4] = byte(len(h))
+	copy(r.b[recordHead:], h)
+	r.p.entMu.Lock()
+	r.p.ents = append(r.p.ents, entry{key: k, off: uint32(r.off), size: uint32(size)})
+	r.p.entMu.Unlock()
+	return true
+}
+
+// endRecord gives r's stage back: it is written once every record and
+// copy in it has ended. It never takes mu, which a pack being sealed
+// holds while it waits for this.
+func (w *packWriter) endRecord(r *record) {
+	r.st.copies.Done()
+	w.release(r.st)
 }
 
 func (w *packWriter) writeErr(p *openPack, err error) error {
@@ -477,7 +550,11 @@ func (p *openPack) failed() error {
 
 // reserveLocked reserves rec bytes at the end of p's stages, handing each
 // stage it fills on to be written once its copies are done.
+//
+// The bytes count in p whatever happens: a failure leaves the stage with
+// part of a record, and nothing more goes into p.
 func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segment, error) {
+	p.size += rec
 	for rec > 0 {
 		st := p.st
 		n := int(min(rec, int64(len(st.buf)-st.n)))
@@ -500,6 +577,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 		full.refs.Add(-1)
 		buf, err := w.buffer(p)
 		if err != nil {
+			p.setErr(err)
 			return ss, err
 		}
 		p.st = newStage(p, buf, full.start+int64(full.n))
@@ -518,7 +596,7 @@ func (w *packWriter) release(st *stage) {
 
 func (w *packWriter) submit(st *stage) {
 	if st.p.aio == 0 {
-		w.written(st, pwriteAll(int(st.p.f.Fd()), st.buf[:st.n], st.start))
+		w.written(st, pwriteAll(st.p.fd, st.buf[:st.n], st.start))
 		return
 	}
 	w.amu.Lock()
@@ -526,7 +604,7 @@ func (w *packWriter) submit(st *stage) {
 	t := w.tag
 	w.flying[t] = st
 	w.amu.Unlock()
-	if err := st.p.aio.submit(int(st.p.f.Fd()), st.buf[:st.n], st.start, t); err != nil {
+	if err := st.p.aio.submit(st.p.fd, st.buf[:st.n], st.start, t); err != nil {
 		w.amu.Lock()
 		delete(w.flying, t)
 		w.amu.Unlock()
@@ -563,8 +641,9 @@ func (w *packWriter) reap() error {
 		switch {
 		case ev.res < 0:
 			err = unix.Errno(-ev.res)
-		case ev.res != int64(st.n):
-			err = io.ErrShortWrite
+		case ev.res < int64(st.n):
+			// The rest again, for the reason it stopped (ENOSPC).
+			err = pwriteAll(st.p.fd, st.buf[ev.res:st.n], st.start+ev.res)
 		}
 		w.written(st, err)
 	}
@@ -580,7 +659,7 @@ func (w *packWriter) allocate(p *openPack, end int64) {
 		return
 	}
 	n := max(end-p.alloc, allocStep)
-	if err := unix.Fallocate(int(p.f.Fd()), 0, p.alloc, n); err != nil {
+	if err := unix.Fallocate(p.fd, 0, p.alloc, n); err != nil {
 		p.noAlloc = true
 		return
 	}
@@ -602,7 +681,7 @@ func (w *packWriter) writeOutLocked(p *openPack) error {
 	if st.n > 0 {
 		padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
 		clear(st.buf[st.n:padded])
-		if err := pwriteAll(int(p.f.Fd()), st.buf[:padded], st.start); err != nil {
+		if err := pwriteAll(p.fd, st.buf[:padded], st.start); err != nil {
 			return w.writeErr(p, err)
 		}
 		whole := st.n &^ (dioAlign - 1)
@@ -650,19 +729,23 @@ func (w *packWriter) sealLocked(p *openPack) error {
 	if err != nil {
 		return w.writeErr(p, err)
 	}
-	if len(p.ents) == 0 {
+	p.entMu.Lock()
+	ents := p.ents
+	p.ents = nil
+	p.entMu.Unlock()
+	if len(ents) == 0 {
 		w.set.mu.Lock()
 		w.set.dropLocked(p.name)
 		w.set.mu.Unlock()
 		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
 	}
-	slices.SortFunc(p.ents, func(a, b entry) int { return a.key.compare(b.key) })
+	sortEntries(ents)
 	path := filepath.Join(w.set.dir, p.name+".idx.new")
 	iw, err := newIdxWriter(path, []string{p.name})
 	if err != nil {
 		return fmt.Errorf("write index %s: %w", path, err)
 	}
-	for _, e := range p.ents {
+	for _, e := range ents {
 		iw.add(e.key, loc{pack: p.name, off: e.off, size: e.size})
 	}
 	if err := iw.finish(false); err != nil {
@@ -674,14 +757,13 @@ func (w *packWriter) sealLocked(p *openPack) error {
 	}
 	w.set.add(x)
 	w.pmu.Lock()
-	for _, e := range p.ents {
+	for _, e := range ents {
 		if w.pending[e.key].pack == p.name {
 			delete(w.pending, e.key)
 		}
 	}
 	w.pmu.Unlock()
 	w.unnamed = append(w.unnamed, x.name)
-	p.ents = nil
 	return nil
 }
 

@@ -119,6 +119,73 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 	return w.err
 }
 
+// ReserveBlock lends the place in the store where a new block of size
+// bytes, with a multihash of mhLen bytes, will be written, so that its
+// maker builds it there (chunker.BlockReserver): a leaf is then read
+// from its file straight into the buffer the pack is written from, where
+// it was otherwise copied once more. commit stores the block there under
+// c, unless the store has it; commit(cid.Undef) gives the place back.
+// Either way commit is called once, before the next ReserveBlock, and
+// the bytes are not the caller's after. ok is false where no place is
+// lent (a dry run; a block that would straddle two stage buffers): the
+// caller puts the block as usual.
+func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) error, ok bool, err error) {
+	if w.discard || mhLen > maxMHLen {
+		return nil, nil, false, nil
+	}
+	r, ok, err := w.s.packs.w.reserveRecord(recordHead + mhLen + size)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
+	}
+	if !ok {
+		return nil, nil, false, nil
+	}
+	data := r.b[recordHead+mhLen:]
+	return data, func(c cid.Cid) error { return w.commitRecord(ctx, r, c, data) }, true, nil
+}
+
+func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []byte) error {
+	pw := w.s.packs.w
+	defer pw.endRecord(r)
+	if !c.Defined() {
+		return nil
+	}
+	h := c.Hash()
+	if c.Prefix().MhType == mh.IDENTITY || len(h) != len(r.b)-recordHead-len(data) {
+		// Not the block that was reserved for: stored the usual way.
+		return w.PutBlock(ctx, c, data)
+	}
+	k := keyOf(h)
+	_, has, err := w.s.packs.lookup(k)
+	if err != nil {
+		return fmt.Errorf("block store %s: %w", w.s.dir, err)
+	}
+	if has || !pw.commitRecord(r, k, h) {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.Blocks++
+	w.Bytes += int64(len(data))
+	if w.OnNew != nil {
+		w.OnNew()
+	}
+	if w.Tee != nil {
+		b, err := blocks.NewBlockWithCid(data, c)
+		if err == nil {
+			err = w.Tee(ctx, b)
+		}
+		if err != nil {
+			w.err = err
+			return err
+		}
+	}
+	return nil
+}
+
 // Flush makes every block written so far durable.
 func (w *Writer) Flush(ctx context.Context) error {
 	if w.discard {

@@ -21,6 +21,18 @@ type BlockPutter interface {
 	PutBlock(ctx context.Context, c cid.Cid, data []byte) error
 }
 
+// BlockReserver is a BlockPutter that can lend the place a block of size
+// bytes (with a multihash of mhLen bytes) will be stored in, for the
+// block to be built there: a leaf is read from its file straight into
+// the store's write buffer, not read into the importer's and copied. The
+// importer calls commit once with the block's CID, or cid.Undef to give
+// the place back, and the bytes are not its own after. ok is false when
+// no place is lent (then the block is put as usual).
+type BlockReserver interface {
+	BlockPutter
+	ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) error, ok bool, err error)
+}
+
 // Why our own balanced builder, when boxo's balanced.Layout makes the same
 // DAG: boxo wraps every chunk in an FSNode and a ProtoNode, and marshalling
 // those copies the chunk twice into fresh allocations (three times for a
@@ -50,20 +62,22 @@ type link struct {
 }
 
 type leafBuilder struct {
-	ctx      context.Context
-	im       *Importer
-	put      BlockPutter
-	r        io.Reader
-	buf      []byte // headroom + chunk size + tailroom
-	n        int    // bytes of the current chunk, at buf[headroom:]
-	ahead    [1]byte
-	hasAhead bool // ahead holds the first byte of the next chunk
-	pending  bool // the buffer holds a chunk not yet stored
-	last     bool // no data follows the chunk in the buffer
-	leafPB   cid.Builder
-	leafRaw  cid.Builder
-	fields   metadata.Fields
-	st       metadata.Stat
+	ctx     context.Context
+	im      *Importer
+	put     BlockPutter
+	res     BlockReserver // nil: leaves are built in buf and put
+	mhLen   int           // of the profile's multihash, for res
+	chunk   int64         // the profile's chunk size
+	r       io.Reader
+	buf     []byte // headroom + chunk size + tailroom
+	off     int64  // file bytes stored so far
+	n       int    // bytes of the next chunk
+	pending bool   // a chunk is left to store
+	last    bool   // it is the file's last
+	leafPB  cid.Builder
+	leafRaw cid.Builder
+	fields  metadata.Fields
+	st      metadata.Stat
 }
 
 // fastLayout reports whether the fast builder makes this profile's DAGs:
@@ -95,11 +109,14 @@ func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reade
 		ctx: ctx, im: im, put: bp, r: r, buf: *bufp,
 		leafPB: cb.WithCodec(cid.DagProtobuf), leafRaw: cb.WithCodec(cid.Raw),
 		fields: metadata.Fields{Mode: im.Profile.PreserveMode, MTime: im.Profile.PreserveMTime},
-		st:     st,
+		st:     st, chunk: int64(size),
 	}
-	if err := b.read(); err != nil {
-		return cid.Undef, 0, err
+	if res, ok := bp.(BlockReserver); ok {
+		if c, err := im.Profile.Prefix().Sum(nil); err == nil {
+			b.res, b.mhLen = res, len(c.Hash())
+		}
 	}
+	b.next()
 	if !b.pending {
 		// An empty file is one small node either way; boxo's builder
 		// encodes its absent Data field.
@@ -138,74 +155,84 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// read reads the next chunk into the buffer and finds out whether it is
-// the last (as boxo's splitter: full chunks until a short or empty read).
-func (b *leafBuilder) read() error {
-	chunk := b.buf[headroom : len(b.buf)-tailroom]
-	off := 0
-	if b.hasAhead {
-		chunk[0] = b.ahead[0]
-		off, b.hasAhead = 1, false
-	}
-	n, err := io.ReadFull(b.r, chunk[off:])
-	b.n = off + n
+// next finds the size of the next chunk from the file's size: as boxo's
+// splitter cuts it, full chunks and then what is left (nothing after a
+// last full one). A file that changes while it is read shows in a short
+// read or in its stat after reading: ErrChanged either way.
+func (b *leafBuilder) next() {
+	left := b.st.Size - b.off
+	b.n = int(min(left, b.chunk))
 	b.pending = b.n > 0
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		b.last = true
-		return nil
-	case err != nil:
-		return err
-	}
-	// A full chunk: the file may end exactly here.
-	if _, err := io.ReadFull(b.r, b.ahead[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			b.last = true
-			return nil
-		}
-		return err
-	}
-	b.hasAhead = true
-	return nil
+	b.last = left <= b.chunk
 }
 
-// leaf stores the chunk in the buffer as a leaf and reads the next one. A
-// leaf that is the whole file is its root and carries the metadata.
+// leaf reads the next chunk and stores it as a leaf. A leaf that is the
+// whole file is its root and carries the metadata. The leaf is built in
+// the place the store lends for it when it does, else in the buffer.
 func (b *leafBuilder) leaf(root bool) (link, error) {
 	n := b.n
-	var c cid.Cid
-	var block []byte
-	var err error
-	if b.im.Profile.RawLeaves {
+	var hdr, tail []byte
+	if !b.im.Profile.RawLeaves {
 		// A raw root cannot carry metadata, as in boxo.
-		block = b.buf[headroom : headroom+n]
-		c, err = b.leafRaw.Sum(block)
-	} else {
-		block, err = b.frame(n, root)
-		if err == nil {
-			c, err = b.leafPB.Sum(block)
+		var err error
+		if hdr, tail, err = b.frame(n, root); err != nil {
+			return link{}, err
 		}
+	}
+	size := len(hdr) + n + len(tail)
+	block := b.buf[headroom-len(hdr) : headroom+n+len(tail)]
+	var commit func(cid.Cid) error
+	if b.res != nil && size > b.im.Profile.InlineLimit {
+		buf, cm, ok, err := b.res.ReserveBlock(b.ctx, size, b.mhLen)
+		if err != nil {
+			return link{}, err
+		}
+		if ok {
+			block, commit = buf, cm
+		}
+	}
+	c, err := b.build(block, hdr, n, tail)
+	if commit != nil {
+		if err != nil {
+			commit(cid.Undef)
+			return link{}, err
+		}
+		err = commit(c)
+	} else if err == nil {
+		err = b.put.PutBlock(b.ctx, c, block)
 	}
 	if err != nil {
 		return link{}, err
 	}
-	if err := b.put.PutBlock(b.ctx, c, block); err != nil {
-		return link{}, err
-	}
-	l := link{cid: c, tsize: uint64(len(block)), size: uint64(n)}
-	if b.last {
-		b.pending = false
-		return l, nil
-	}
-	return l, b.read()
+	b.off += int64(n)
+	l := link{cid: c, tsize: uint64(size), size: uint64(n)}
+	b.next()
+	return l, nil
 }
 
-// frame wraps the n-byte chunk in the buffer, in place, as a dag-pb node
-// without links whose Data is a UnixFS File node holding the chunk: the
-// bytes boxo's FSNode and ProtoNode marshal to. The UnixFS fields other
-// than Data are marshalled by boxo and the chunk spliced in after Type,
-// its place in field order.
-func (b *leafBuilder) frame(n int, root bool) ([]byte, error) {
+// build reads the chunk into block between the framing and returns the
+// leaf's CID.
+func (b *leafBuilder) build(block, hdr []byte, n int, tail []byte) (cid.Cid, error) {
+	copy(block, hdr)
+	if _, err := io.ReadFull(b.r, block[len(hdr):len(hdr)+n]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return cid.Undef, ErrChanged // shorter than its stat said
+		}
+		return cid.Undef, err
+	}
+	copy(block[len(hdr)+n:], tail)
+	if b.im.Profile.RawLeaves {
+		return b.leafRaw.Sum(block)
+	}
+	return b.leafPB.Sum(block)
+}
+
+// frame is what goes before and after an n-byte chunk to make it a
+// dag-pb node without links whose Data is a UnixFS File node holding the
+// chunk: the bytes boxo's FSNode and ProtoNode marshal to. The UnixFS
+// fields other than Data are marshalled by boxo and the chunk spliced in
+// after Type, its place in field order.
+func (b *leafBuilder) frame(n int, root bool) (hdr, tail []byte, err error) {
 	fsn := ft.NewFSNode(ft.TFile)
 	fsn.UpdateFilesize(int64(n))
 	if root {
@@ -213,18 +240,18 @@ func (b *leafBuilder) frame(n int, root bool) ([]byte, error) {
 	}
 	rest, err := fsn.GetBytes()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(rest) < 2 || rest[0] != 0x08 || rest[1] != byte(ft.TFile) || len(rest)-2 > tailroom {
-		return nil, fmt.Errorf("unexpected UnixFS encoding % x", rest)
+		return nil, nil, fmt.Errorf("unexpected UnixFS encoding % x", rest)
 	}
 	dataHdr := binary.AppendUvarint([]byte{rest[0], rest[1], 0x12}, uint64(n))
 	unixfsLen := len(dataHdr) + n + len(rest) - 2
-	hdr := append(binary.AppendUvarint([]byte{0x0a}, uint64(unixfsLen)), dataHdr...)
-	start := headroom - len(hdr)
-	copy(b.buf[start:], hdr)
-	end := headroom + n + copy(b.buf[headroom+n:], rest[2:])
-	return b.buf[start:end], nil
+	hdr = append(binary.AppendUvarint([]byte{0x0a}, uint64(unixfsLen)), dataHdr...)
+	if len(hdr) > headroom {
+		return nil, nil, fmt.Errorf("unexpected dag-pb header % x", hdr)
+	}
+	return hdr, rest[2:], nil
 }
 
 // setMeta gives a root node the file's mode and mtime as the profile

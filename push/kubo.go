@@ -137,8 +137,11 @@ func (k *Kubo) Import(ctx context.Context, writeCAR func(io.Writer) error) error
 func (k *Kubo) Pin(ctx context.Context, old, root cid.Cid) error {
 	if old.Defined() && !old.Equals(root) {
 		err := k.call(ctx, "pin/update", url.Values{"arg": {old.String(), root.String()}, "unpin": {"true"}}, nil, "", nil)
+		// kubo (boxo's dspinner) says "'from' cid was not recursively
+		// pinned already": a push killed after kubo moved the pin, before
+		// the new root was recorded here, left old unpinned.
 		var ke *Error
-		if err == nil || !errors.As(err, &ke) || !strings.Contains(ke.Message, "not pinned") {
+		if err == nil || !errors.As(err, &ke) || !(strings.Contains(ke.Message, "not pinned") || strings.Contains(ke.Message, "not recursively pinned")) {
 			return err
 		}
 	}
