@@ -1,6 +1,7 @@
 package blockstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -83,21 +84,9 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 		w.mu.Unlock()
 		return nil
 	}
-	w.Blocks++
-	w.Bytes += int64(len(data))
-	if w.OnNew != nil {
-		w.OnNew()
-	}
-	if w.Tee != nil {
-		b, err := blocks.NewBlockWithCid(data, c)
-		if err == nil {
-			err = w.Tee(ctx, b)
-		}
-		if err != nil {
-			w.err = err
-			w.mu.Unlock()
-			return err
-		}
+	if err := w.newLocked(ctx, c, data); err != nil {
+		w.mu.Unlock()
+		return err
 	}
 	if w.discard {
 		// Nothing remembered: a dry run's memory stays flat (a block
@@ -146,14 +135,18 @@ func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte,
 
 func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []byte) error {
 	pw := w.s.packs.w
+	h := c.Hash()
+	if c.Defined() && (c.Prefix().MhType == mh.IDENTITY || len(h) != len(r.b)-recordHead-len(data)) {
+		// Not the block that was reserved for: stored the usual way,
+		// after the place is given back (a pack being sealed waits for
+		// it while it holds the lock PutBlock takes).
+		data = bytes.Clone(data)
+		pw.endRecord(r)
+		return w.PutBlock(ctx, c, data)
+	}
 	defer pw.endRecord(r)
 	if !c.Defined() {
 		return nil
-	}
-	h := c.Hash()
-	if c.Prefix().MhType == mh.IDENTITY || len(h) != len(r.b)-recordHead-len(data) {
-		// Not the block that was reserved for: stored the usual way.
-		return w.PutBlock(ctx, c, data)
 	}
 	k := keyOf(h)
 	_, has, err := w.s.packs.lookup(k)
@@ -168,6 +161,12 @@ func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []
 	if w.err != nil {
 		return w.err
 	}
+	return w.newLocked(ctx, c, data)
+}
+
+// newLocked counts a new block and hands it to Tee; a Tee error stops
+// the writer.
+func (w *Writer) newLocked(ctx context.Context, c cid.Cid, data []byte) error {
 	w.Blocks++
 	w.Bytes += int64(len(data))
 	if w.OnNew != nil {
