@@ -39,9 +39,10 @@ type BlockReserver interface {
 // one-chunk file, whose root is re-encoded to carry mode and mtime), and its
 // splitter allocates every chunk anew. On a publish cycle that is most of
 // the CPU not spent hashing or in the kernel (docs/benchmarks.md). Here a
-// chunk is read once into a buffer that has room around it for the UnixFS
-// and dag-pb framing, hashed and written from there, and the buffer is
-// reused. Only the leaves are ours: the few nodes above them are built with
+// chunk is read once, into the place the store lends for the leaf
+// (BlockReserver) or into a reused buffer with room around it, framed
+// there as the UnixFS/dag-pb leaf, hashed and stored. Only the leaves are
+// ours: the few nodes above them are built with
 // boxo's types. The shape is boxo's (fill each node up to the profile's
 // width, left to right, and add a level when the data goes on), and the
 // tests in balanced_test.go check CIDs against boxo's builder for every

@@ -3,6 +3,7 @@ package chunker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -46,6 +47,37 @@ func (m *blockMap) Add(ctx context.Context, nd ipld.Node) error {
 	return m.PutBlock(ctx, nd.Cid(), nd.RawData())
 }
 
+// reserveMap is a blockMap that also lends places for blocks, as the
+// store's writer does (BlockReserver), and refuses every third request, as
+// the writer does for a block that would straddle two stage buffers.
+type reserveMap struct {
+	*blockMap
+	t    *testing.T
+	n    int
+	lent bool // a place is out: the importer gives it back before the next
+}
+
+func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, func(cid.Cid) error, bool, error) {
+	if r.lent {
+		r.t.Fatal("a second place asked for before the first was given back")
+	}
+	if r.n++; r.n%3 == 0 {
+		return nil, nil, false, nil
+	}
+	r.lent = true
+	buf := make([]byte, size)
+	return buf, func(c cid.Cid) error {
+		r.lent = false
+		if !c.Defined() {
+			return nil
+		}
+		if len(c.Hash()) != mhLen {
+			r.t.Fatalf("block %s: multihash of %d bytes, %d reserved", c, len(c.Hash()), mhLen)
+		}
+		return r.PutBlock(context.Background(), c, buf)
+	}, true, nil
+}
+
 // plainDAG stores into a blockMap but takes only nodes, so the importer
 // uses boxo's builder.
 type plainDAG struct {
@@ -78,7 +110,8 @@ func ptr[T any](v T) *T { return &v }
 // TestFastBalancedMatchesBoxo: the importer's own leaf builder gives the
 // root, Tsize and blocks of boxo's balanced builder, for sizes around every
 // chunk and tree-level boundary, each profile and leaf kind, and metadata
-// with and without nanoseconds, extra mode bits and none at all.
+// with and without nanoseconds, extra mode bits and none at all; with
+// leaves put, and with leaves built in places lent for them.
 func TestFastBalancedMatchesBoxo(t *testing.T) {
 	profiles := []struct {
 		name string
@@ -122,7 +155,11 @@ func TestFastBalancedMatchesBoxo(t *testing.T) {
 				data := make([]byte, size)
 				_, _ = rand.NewChaCha8([32]byte{byte(i)}).Read(data)
 				fast, slow := newBlockMap(), newBlockMap()
-				fi := &Importer{Profile: pc.p, DAG: fast}
+				var dag ipld.DAGService = fast
+				if i%2 == 1 {
+					dag = &reserveMap{blockMap: fast, t: t}
+				}
+				fi := &Importer{Profile: pc.p, DAG: dag}
 				if _, ok := fi.fastLayout(); !ok {
 					t.Fatal("the fast builder is not used")
 				}
@@ -206,5 +243,22 @@ func checkData(t *testing.T, m *blockMap, root cid.Cid, want []byte) {
 	walk(root)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read back %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// A file shorter than its stat said (cut while read) is ErrChanged, and a
+// place lent for its leaf is given back.
+func TestFastBalancedShortFile(t *testing.T) {
+	p := mustProfile(t, profile.V1_2025, profile.Overrides{Chunker: ptr("size-1000")})
+	for _, dag := range []ipld.DAGService{newBlockMap(), &reserveMap{blockMap: newBlockMap(), t: t}} {
+		im := &Importer{Profile: p, DAG: dag}
+		st := metadata.Stat{Type: metadata.File, Size: 2500, Mode: 0o644}
+		_, _, err := im.layout(t.Context(), bytes.NewReader(make([]byte, 1800)), st)
+		if !errors.Is(err, ErrChanged) {
+			t.Fatalf("%T: %v, want ErrChanged", dag, err)
+		}
+		if r, ok := dag.(*reserveMap); ok && r.lent {
+			t.Fatal("the place lent for the cut leaf was not given back")
+		}
 	}
 }
