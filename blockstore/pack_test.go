@@ -473,7 +473,7 @@ func TestWriterReserveBlock(t *testing.T) {
 	goneH, _ := mh.Sum(gone, mh.SHA2_256, -1)
 	w := s.NewWriter(false)
 	var wg sync.WaitGroup
-	var lent, notLent atomicCount
+	var lent, notLent, stores atomicCount
 	for g := range 2 {
 		wg.Go(func() {
 			for i, b := range bs {
@@ -494,8 +494,12 @@ func TestWriterReserveBlock(t *testing.T) {
 				}
 				lent.add()
 				copy(buf, b.RawData())
-				if err := commit(b.Cid()); err != nil {
+				stored, err := commit(b.Cid())
+				if err != nil {
 					t.Error(err)
+				}
+				if stored {
+					stores.add()
 				}
 				if buf, commit, ok, _ := w.ReserveBlock(ctx, len(gone), len(goneH)); ok {
 					copy(buf, gone)
@@ -508,8 +512,8 @@ func TestWriterReserveBlock(t *testing.T) {
 	if lent.n == 0 {
 		t.Fatal("no place was lent")
 	}
-	if w.Blocks != int64(len(bs)) {
-		t.Fatalf("%d blocks counted, want %d (%d lent, %d put)", w.Blocks, len(bs), lent.n, notLent.n)
+	if w.Blocks != int64(len(bs)) || stores.n > len(bs) || stores.n == 0 {
+		t.Fatalf("%d blocks counted, want %d (%d lent, %d stored there, %d put)", w.Blocks, len(bs), lent.n, stores.n, notLent.n)
 	}
 	checkAll(t, s.Blockstore(), bs, true)
 	if err := s.Sync(ctx); err != nil {

@@ -113,12 +113,13 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 // maker builds it there (chunker.BlockReserver): a leaf is then read
 // from its file straight into the buffer the pack is written from, where
 // it was otherwise copied once more. commit stores the block there under
-// c, unless the store has it; commit(cid.Undef) gives the place back.
+// c, unless the store has it, and reports whether it did; commit(cid.Undef)
+// gives the place back.
 // Either way commit is called once, before the next ReserveBlock, and
 // the bytes are not the caller's after. ok is false where no place is
 // lent (a dry run; a block that would straddle two stage buffers): the
 // caller puts the block as usual.
-func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) error, ok bool, err error) {
+func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) (bool, error), ok bool, err error) {
 	if w.discard || mhLen > maxMHLen {
 		return nil, nil, false, nil
 	}
@@ -130,10 +131,10 @@ func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte,
 		return nil, nil, false, nil
 	}
 	data := r.b[recordHead+mhLen:]
-	return data, func(c cid.Cid) error { return w.commitRecord(ctx, r, c, data) }, true, nil
+	return data, func(c cid.Cid) (bool, error) { return w.commitRecord(ctx, r, c, data) }, true, nil
 }
 
-func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []byte) error {
+func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []byte) (bool, error) {
 	pw := w.s.packs.w
 	h := c.Hash()
 	if c.Defined() && (c.Prefix().MhType == mh.IDENTITY || len(h) != len(r.b)-recordHead-len(data)) {
@@ -142,26 +143,26 @@ func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []
 		// it while it holds the lock PutBlock takes).
 		data = bytes.Clone(data)
 		pw.endRecord(r)
-		return w.PutBlock(ctx, c, data)
+		return false, w.PutBlock(ctx, c, data)
 	}
 	defer pw.endRecord(r)
 	if !c.Defined() {
-		return nil
+		return false, nil
 	}
 	k := keyOf(h)
 	_, has, err := w.s.packs.lookup(k)
 	if err != nil {
-		return fmt.Errorf("block store %s: %w", w.s.dir, err)
+		return false, fmt.Errorf("block store %s: %w", w.s.dir, err)
 	}
 	if has || !pw.commitRecord(r, k, h) {
-		return nil
+		return false, nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		return w.err
+		return true, w.err
 	}
-	return w.newLocked(ctx, c, data)
+	return true, w.newLocked(ctx, c, data)
 }
 
 // newLocked counts a new block and hands it to Tee; a Tee error stops

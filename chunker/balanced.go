@@ -26,11 +26,13 @@ type BlockPutter interface {
 // block to be built there: a leaf is read from its file straight into
 // the store's write buffer, not read into the importer's and copied. The
 // importer calls commit once with the block's CID, or cid.Undef to give
-// the place back, and the bytes are not its own after. ok is false when
-// no place is lent (then the block is put as usual).
+// the place back, and the bytes are not its own after; commit reports
+// whether the block was new and stored there (a block the store has
+// leaves its place unused). ok is false when no place is lent (then the
+// block is put as usual).
 type BlockReserver interface {
 	BlockPutter
-	ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) error, ok bool, err error)
+	ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) (bool, error), ok bool, err error)
 }
 
 // Why our own balanced builder, when boxo's balanced.Layout makes the same
@@ -182,7 +184,7 @@ func (b *leafBuilder) leaf(root bool) (link, error) {
 	}
 	size := len(hdr) + n + len(tail)
 	block := b.buf[headroom-len(hdr) : headroom+n+len(tail)]
-	var commit func(cid.Cid) error
+	var commit func(cid.Cid) (bool, error)
 	if b.res != nil && size > b.im.Profile.InlineLimit {
 		buf, cm, ok, err := b.res.ReserveBlock(b.ctx, size, b.mhLen)
 		if err != nil {
@@ -198,7 +200,13 @@ func (b *leafBuilder) leaf(root bool) (link, error) {
 			commit(cid.Undef)
 			return link{}, err
 		}
-		err = commit(c)
+		var stored bool
+		if stored, err = commit(c); err == nil && !stored {
+			// The store had this leaf: the rest of the file is likely
+			// stored too (a copy, an append), and each such leaf would
+			// leave its place unused until a gc.
+			b.res = nil
+		}
 	} else if err == nil {
 		err = b.put.PutBlock(b.ctx, c, block)
 	}

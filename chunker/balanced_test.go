@@ -57,7 +57,7 @@ type reserveMap struct {
 	lent bool // a place is out: the importer gives it back before the next
 }
 
-func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, func(cid.Cid) error, bool, error) {
+func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, func(cid.Cid) (bool, error), bool, error) {
 	if r.lent {
 		r.t.Fatal("a second place asked for before the first was given back")
 	}
@@ -66,15 +66,18 @@ func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, f
 	}
 	r.lent = true
 	buf := make([]byte, size)
-	return buf, func(c cid.Cid) error {
+	return buf, func(c cid.Cid) (bool, error) {
 		r.lent = false
 		if !c.Defined() {
-			return nil
+			return false, nil
 		}
 		if len(c.Hash()) != mhLen {
 			r.t.Fatalf("block %s: multihash of %d bytes, %d reserved", c, len(c.Hash()), mhLen)
 		}
-		return r.PutBlock(context.Background(), c, buf)
+		r.mu.Lock()
+		_, had := r.blocks[c]
+		r.mu.Unlock()
+		return !had, r.PutBlock(context.Background(), c, buf)
 	}, true, nil
 }
 
@@ -260,5 +263,29 @@ func TestFastBalancedShortFile(t *testing.T) {
 		if r, ok := dag.(*reserveMap); ok && r.lent {
 			t.Fatal("the place lent for the cut leaf was not given back")
 		}
+	}
+}
+
+// Once a leaf built in a lent place turns out to be stored already, the
+// rest of the file is put as usual: a file imported again asks for one
+// place, not one per leaf (each would be left unused).
+func TestFastBalancedStopsReservingOnStoredLeaf(t *testing.T) {
+	p := mustProfile(t, profile.V1_2025, profile.Overrides{Chunker: ptr("size-1000")})
+	r := &reserveMap{blockMap: newBlockMap(), t: t}
+	im := &Importer{Profile: p, DAG: r}
+	data := make([]byte, 20500)
+	_, _ = rand.NewChaCha8([32]byte{7}).Read(data)
+	st := metadata.Stat{Type: metadata.File, Size: int64(len(data)), Mode: 0o644}
+	first, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := r.n
+	again, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	if err != nil || !again.Equals(first) {
+		t.Fatalf("again: %s %v, first %s", again, err, first)
+	}
+	if n := r.n - asked; n != 1 {
+		t.Fatalf("the second import asked for %d places, want 1", n)
 	}
 }
