@@ -190,12 +190,12 @@ type packWriter struct {
 	free    chan []byte  // stage buffers
 	mapped  [][]byte     // every stage buffer, to unmap
 
-	aioOnce sync.Once
-	aio     aioCtx                 // see ctx; 0: none (yet, or refused here)
-	evs     [stageBuffers]aioEvent // for reap, under mu
-	amu     sync.Mutex
-	tag     uint64
-	flying  map[uint64]*stage // submitted to aio, by tag
+	aioTried bool                   // under mu, with aio
+	aio      aioCtx                 // see ctx; 0: none (yet, or refused here)
+	evs      [stageBuffers]aioEvent // for reap, under mu
+	amu      sync.Mutex
+	tag      uint64
+	flying   map[uint64]*stage // submitted to aio, by tag
 }
 
 type openPack struct {
@@ -279,16 +279,28 @@ var aioEnabled = true
 // ctx is the writer's AIO context, made the first time a pack has a full
 // stage to write: making one is cheap, but destroying it (io_destroy, or
 // the process's exit) waits ~30 ms for an RCU grace period, so a run that
-// writes less than a stage makes none.
+// writes less than a stage makes none, and a flush, after which a sync
+// writes nothing more, lets it go (dropAIOLocked). Under mu.
 func (w *packWriter) ctx() aioCtx {
-	w.aioOnce.Do(func() {
+	if !w.aioTried {
+		w.aioTried = true
 		if c, err := aioSetup(stageBuffers); err == nil && aioEnabled {
 			w.aio, w.flying = c, map[uint64]*stage{}
 		} else if err == nil {
 			c.destroy()
 		}
-	})
+	}
 	return w.aio
+}
+
+// dropAIOLocked destroys the AIO context, in the background, once no pack
+// is open (so nothing is in flight); the next full stage makes another.
+// The process's exit waits for what is left of the destroy, no longer.
+func (w *packWriter) dropAIOLocked() {
+	if w.aio != 0 && w.cur == nil {
+		go w.aio.destroy()
+		w.aio, w.aioTried, w.flying = 0, false, nil
+	}
 }
 
 // buffer takes a stage buffer for p (nil: a new pack, after the last one
@@ -335,13 +347,7 @@ func (w *packWriter) close() {
 		}
 		w.cur = nil
 	}
-	if w.aio != 0 {
-		// Nothing is in flight, so the buffers may go; io_destroy then
-		// waits out an RCU grace period (~30 ms), which the caller need
-		// not (process exit waits for it where it has not ended).
-		go w.aio.destroy()
-		w.aio = 0
-	}
+	w.dropAIOLocked()
 	for _, b := range w.mapped {
 		unix.Munmap(b)
 	}
@@ -789,6 +795,7 @@ func (w *packWriter) sync(merge bool) error {
 	}
 	names := w.unnamed
 	w.unnamed = nil
+	w.dropAIOLocked()
 	w.mu.Unlock()
 	if len(names) == 0 {
 		return nil
