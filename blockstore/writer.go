@@ -114,11 +114,10 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 // from its file straight into the buffer the pack is written from, where
 // it was otherwise copied once more. commit stores the block there under
 // c, unless the store has it, and reports whether it did; commit(cid.Undef)
-// gives the place back.
-// Either way commit is called once, before the next ReserveBlock, and
-// the bytes are not the caller's after. ok is false where no place is
-// lent (a dry run; a block that would straddle two stage buffers): the
-// caller puts the block as usual.
+// gives the place back. Either way commit is called once, before the next
+// ReserveBlock, and the bytes are not the caller's after. ok is false
+// where no place is lent (a dry run; a block that would straddle two
+// stage buffers): the caller puts the block as usual.
 func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) (bool, error), ok bool, err error) {
 	if w.discard || mhLen > maxMHLen {
 		return nil, nil, false, nil

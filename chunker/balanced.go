@@ -97,8 +97,8 @@ func (im *Importer) fastLayout() (BlockPutter, bool) {
 const maxChunk = 2 << 20
 
 // fastBalanced stores the file DAG of r's bytes as boxo's balanced builder
-// would, each leaf written from one reused buffer, and returns its root and
-// Tsize.
+// would, each leaf built in the place the store lends for it or in one
+// reused buffer, and returns its root and Tsize.
 func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reader, st metadata.Stat) (cid.Cid, uint64, error) {
 	size := int(im.Profile.ChunkSize())
 	bufp, _ := im.bufs.Get().(*[]byte)
@@ -114,10 +114,8 @@ func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reade
 		fields: metadata.Fields{Mode: im.Profile.PreserveMode, MTime: im.Profile.PreserveMTime},
 		st:     st, chunk: int64(size),
 	}
-	if res, ok := bp.(BlockReserver); ok {
-		if c, err := im.Profile.Prefix().Sum(nil); err == nil {
-			b.res, b.mhLen = res, len(c.Hash())
-		}
+	if res, ok := bp.(BlockReserver); ok && im.multihashLen() > 0 {
+		b.res, b.mhLen = res, im.multihashLen()
 	}
 	b.next()
 	if !b.pending {

@@ -50,6 +50,19 @@ type Importer struct {
 	OnRead func(n int)
 
 	bufs sync.Pool // chunk buffers of the fast balanced builder
+
+	mhOnce sync.Once
+	mhLen  int // of the profile's multihashes; 0: not known
+}
+
+// multihashLen is the length of the profile's multihashes, found once.
+func (im *Importer) multihashLen() int {
+	im.mhOnce.Do(func() {
+		if c, err := im.Profile.Prefix().Sum(nil); err == nil {
+			im.mhLen = len(c.Hash())
+		}
+	})
+	return im.mhLen
 }
 
 // File imports the regular file at path. A file whose size or mtime changes

@@ -11,14 +11,11 @@ import (
 	"time"
 	"unsafe"
 
-	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	pb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	bitfield "github.com/ipfs/go-bitfield"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/spaolacci/murmur3"
 
 	"github.com/ipfs-sync/ipfs-sync/chunker"
@@ -46,14 +43,14 @@ type shardEntry struct {
 // buildShard writes the HAMT of links (sorted, names unique) with fanout
 // p.HAMTFanout as boxo builds it, mode and mtime on the root shard only,
 // and returns the root.
-func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (ipld.Node, error) {
+func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (dirBlock, error) {
 	fanout := p.HAMTFanout
 	lg2, err := hamt.Logtwo(fanout)
 	if err != nil {
-		return nil, err
+		return dirBlock{}, err
 	}
 	if fanout%8 != 0 {
-		return nil, fmt.Errorf("HAMT fanout %d is not a multiple of 8", fanout)
+		return dirBlock{}, fmt.Errorf("HAMT fanout %d is not a multiple of 8", fanout)
 	}
 	b := &shardBuilder{ctx: ctx, put: put, cb: p.CidBuilder(), fanout: fanout, lg2: lg2, pad: len(fmt.Sprintf("%X", fanout-1))}
 	ents := make([]shardEntry, len(links))
@@ -63,15 +60,8 @@ func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile,
 	}
 	// Sorted by hash, the entries of every shard are a contiguous run.
 	slices.SortFunc(ents, func(a, b shardEntry) int { return cmp.Compare(a.hash, b.hash) })
-	c, _, raw, err := b.shard(ents, 0, mode, mtime)
-	if err != nil {
-		return nil, err
-	}
-	blk, err := blocks.NewBlockWithCid(slices.Clone(raw), c)
-	if err != nil {
-		return nil, err
-	}
-	return mdag.DecodeProtobufBlock(blk)
+	c, tsize, err := b.shard(ents, 0, mode, mtime)
+	return dirBlock{cid: c, tsize: tsize}, err
 }
 
 type shardBuilder struct {
@@ -94,19 +84,19 @@ func (b *shardBuilder) slot(e shardEntry, depth int) int {
 
 // shard encodes and stores the shard at depth holding ents (sorted by
 // hash): a slot with one entry links it, a slot with more links a shard
-// one level down. It returns the shard's CID, the Tsize its parent links
-// it with, and its block. The dag-pb encoding is written here, as
+// one level down. It returns the shard's CID and the Tsize its parent
+// links it with. The dag-pb encoding is written here, as
 // boxo's ProtoNode writes it (links, each hash, name and Tsize, then
 // data): through ProtoNode each of the link's fields was an allocation.
-func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mtime time.Time) (cid.Cid, uint64, []byte, error) {
+func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mtime time.Time) (cid.Cid, uint64, error) {
 	if (depth+1)*b.lg2 > 64 {
 		// boxo's hash runs out of bits the same way.
-		return cid.Undef, 0, nil, fmt.Errorf("HAMT: entries %q and %q have the same murmur3 hash", ents[0].link.Name, ents[1].link.Name)
+		return cid.Undef, 0, fmt.Errorf("HAMT: entries %q and %q have the same murmur3 hash", ents[0].link.Name, ents[1].link.Name)
 	}
 	if depth == len(b.raws) {
 		bf, err := bitfield.NewBitfield(b.fanout)
 		if err != nil {
-			return cid.Undef, 0, nil, err
+			return cid.Undef, 0, err
 		}
 		b.raws, b.bfs = append(b.raws, nil), append(b.bfs, bf)
 	}
@@ -128,9 +118,9 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 			raw = appendPBLink(raw, l.Cid.KeyString(), name, l.Name, l.Tsize)
 			tsize += l.Tsize
 		} else {
-			c, size, _, err := b.shard(ents[:n], depth+1, 0, time.Time{})
+			c, size, err := b.shard(ents[:n], depth+1, 0, time.Time{})
 			if err != nil {
-				return cid.Undef, 0, nil, err
+				return cid.Undef, 0, err
 			}
 			raw = appendPBLink(raw, c.KeyString(), name, "", size)
 			tsize += size
@@ -139,17 +129,17 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 	}
 	raw, err := b.appendData(raw, bf.Bytes(), mode, mtime)
 	if err != nil {
-		return cid.Undef, 0, nil, err
+		return cid.Undef, 0, err
 	}
 	b.raws[depth] = raw
 	c, err := b.cb.Sum(raw)
 	if err != nil {
-		return cid.Undef, 0, nil, err
+		return cid.Undef, 0, err
 	}
 	if err := b.put.PutBlock(b.ctx, c, raw); err != nil {
-		return cid.Undef, 0, nil, err
+		return cid.Undef, 0, err
 	}
-	return c, uint64(len(raw)) + tsize, raw, nil
+	return c, uint64(len(raw)) + tsize, nil
 }
 
 // appendData appends the PBNode's Data field: a UnixFS HAMTShard node
@@ -162,9 +152,7 @@ func (b *shardBuilder) appendData(raw, bits []byte, mode fs.FileMode, mtime time
 		if err != nil {
 			return nil, err
 		}
-		raw = append(raw, 0x0a)
-		raw = binary.AppendUvarint(raw, uint64(len(data)))
-		return append(raw, data...), nil
+		return appendPBData(raw, data), nil
 	}
 	n := 2 + 1 + uvarintLen(uint64(len(bits))) + len(bits) + 2 + 1 + uvarintLen(uint64(b.fanout))
 	raw = append(raw, 0x0a)
@@ -192,6 +180,13 @@ func appendPBLink(dst []byte, c string, prefix []byte, name string, tsize uint64
 	dst = append(dst, name...)
 	dst = append(dst, 0x18)
 	return binary.AppendUvarint(dst, tsize)
+}
+
+// appendPBData appends a dag-pb PBNode's Data field (field 1) to dst.
+func appendPBData(dst, data []byte) []byte {
+	dst = append(dst, 0x0a)
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	return append(dst, data...)
 }
 
 func uvarintLen(v uint64) int {

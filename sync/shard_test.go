@@ -106,8 +106,8 @@ func TestBuildShardMatchesBoxo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !gotRoot.Cid().Equals(wantRoot.Cid()) {
-				t.Fatalf("root %s, boxo %s", gotRoot.Cid(), wantRoot.Cid())
+			if !gotRoot.cid.Equals(wantRoot.Cid()) {
+				t.Fatalf("root %s, boxo %s", gotRoot.cid, wantRoot.Cid())
 			}
 			if len(got.nodes) != len(want.nodes) {
 				t.Fatalf("%d shard blocks, boxo %d", len(got.nodes), len(want.nodes))
@@ -117,8 +117,8 @@ func TestBuildShardMatchesBoxo(t *testing.T) {
 					t.Fatalf("boxo's shard %s not built", c)
 				}
 			}
-			if size, _ := gotRoot.Size(); size != mustSize(t, wantRoot) {
-				t.Fatalf("root Tsize %d, boxo %d", size, mustSize(t, wantRoot))
+			if gotRoot.tsize != mustSize(t, wantRoot) {
+				t.Fatalf("root Tsize %d, boxo %d", gotRoot.tsize, mustSize(t, wantRoot))
 			}
 		})
 	}
