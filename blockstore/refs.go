@@ -101,24 +101,42 @@ func (s *Store) Advance(name string, v Version) error {
 	return writeFileAtomic(s.refPath(name), data)
 }
 
-// Retire marks all but the newest keep versions of every ref as collected
-// and returns the roots of the versions still kept. gc calls it before it
-// removes anything, so a version is never listed as whole after its blocks
-// may have gone.
+// Newest is the set of the newest keep distinct roots of the ref (keep <= 0:
+// all of them). A sync that changed nothing records its root again, and a
+// revert records an older one: neither is a version more to keep.
+func (r Ref) Newest(keep int) map[string]bool {
+	roots := map[string]bool{}
+	for i := len(r.History) - 1; i >= 0; i-- {
+		if keep > 0 && len(roots) == keep && !roots[r.History[i].Root] {
+			continue
+		}
+		roots[r.History[i].Root] = true
+	}
+	return roots
+}
+
+// Retire marks every version of every ref whose root is not among its
+// newest keep distinct roots (Ref.Newest) as collected, and returns the
+// roots still kept, each once. gc calls it before it removes anything, so
+// a version is never listed as whole after its blocks may have gone.
 func (s *Store) Retire(keep int) ([]string, error) {
 	refs, err := s.Refs()
 	if err != nil {
 		return nil, err
 	}
 	var roots []string
+	seen := map[string]bool{}
 	for _, r := range refs {
+		newest := r.Newest(keep)
 		changed := false
 		for i := range r.History {
-			if keep > 0 && i < len(r.History)-keep && !r.History[i].Collected {
-				r.History[i].Collected, changed = true, true
+			v := &r.History[i]
+			if !newest[v.Root] && !v.Collected {
+				v.Collected, changed = true, true
 			}
-			if !r.History[i].Collected {
-				roots = append(roots, r.History[i].Root)
+			if !v.Collected && !seen[v.Root] {
+				seen[v.Root] = true
+				roots = append(roots, v.Root)
 			}
 		}
 		if changed {

@@ -10,23 +10,22 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 )
 
-// keptRoots is the newest keep roots of every ref (keep <= 0: all) that gc
-// has not collected.
+// keptRoots is the newest keep distinct roots of every ref (keep <= 0: all)
+// that gc has not collected, each once.
 func keptRoots(store *blockstore.Store, keep int) ([]cid.Cid, error) {
 	refs, err := store.Refs()
 	if err != nil {
 		return nil, err
 	}
 	var roots []cid.Cid
+	seen := map[string]bool{}
 	for _, r := range refs {
-		h := r.History
-		if keep > 0 && len(h) > keep {
-			h = h[len(h)-keep:]
-		}
-		for _, v := range h {
-			if v.Collected {
+		newest := r.Newest(keep)
+		for _, v := range r.History {
+			if v.Collected || !newest[v.Root] || seen[v.Root] {
 				continue
 			}
+			seen[v.Root] = true
 			c, err := decodeRoot(r.Name, v.Root)
 			if err != nil {
 				return nil, err
@@ -49,8 +48,9 @@ func gcCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "gc",
 		Usage: "remove blocks that no kept root uses",
-		Description: `Keeps every block under the newest --keep roots of every ref (default: all roots
-not collected before) and removes the rest. Older versions are marked "collected" in
+		Description: `Keeps every block under the newest --keep distinct roots of every ref (default: all
+roots not collected before) and removes the rest. A sync that changed nothing records
+the same root again; it does not count twice. Older versions are marked "collected" in
 'log' first; their blocks may be gone, so they can no longer be exported or diffed.
 It takes the repository lock, so it never runs beside a sync; 'serve' keeps serving.
 
@@ -59,7 +59,7 @@ EXAMPLES:
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "keep", Usage: "roots to keep per ref, newest first (0: all)"},
+			&ucli.IntFlag{Name: "keep", Usage: "distinct roots to keep per ref, newest first (0: all)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.Int("keep") < 0 {
@@ -114,7 +114,7 @@ EXAMPLES:
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "keep", Usage: "roots to check per ref, newest first (0: all)"},
+			&ucli.IntFlag{Name: "keep", Usage: "distinct roots to check per ref, newest first (0: all)"},
 			&ucli.BoolFlag{Name: "repair", Usage: "remove corrupt blocks; the next sync reads the affected files again"},
 		},
 		Action: func(c *ucli.Context) error {
