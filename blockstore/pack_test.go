@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ import (
 	flatfs "github.com/ipfs/go-ds-flatfs"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
 // testBlocks makes n distinct raw blocks of up to ~4 KiB, the first one
@@ -121,77 +125,81 @@ func crash(s *Store) {
 // and after a reopen, in the writer and in a reader that opened before
 // they were written; every index merge keeps them.
 func TestPackStoreRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	r, err := OpenReader(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	bs := testBlocks(600, "a")
-	putAll(t, s, bs[:300])
-	checkAll(t, s.Blockstore(), bs[:300], true) // before flush: pending and sealed packs
-	checkAll(t, s.Blockstore(), bs[300:], false)
-	for i := 300; i < 600; i += 30 { // many flushes: indexes merge
-		putAll(t, s, bs[i:i+30])
-		if err := s.Sync(t.Context()); err != nil {
+	bothModes(t, func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTest(t, dir)
+		r, err := OpenReader(dir)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if idx, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx")); len(idx) > maxIdx {
-			t.Fatalf("%d indexes after a flush", len(idx))
+		defer r.Close()
+		bs := testBlocks(600, "a")
+		putAll(t, s, bs[:300])
+		checkAll(t, s.Blockstore(), bs[:300], true) // before flush: pending and sealed packs
+		checkAll(t, s.Blockstore(), bs[300:], false)
+		for i := 300; i < 600; i += 30 { // many flushes: indexes merge
+			putAll(t, s, bs[i:i+30])
+			if err := s.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if idx, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx")); len(idx) > maxIdx {
+				t.Fatalf("%d indexes after a flush", len(idx))
+			}
 		}
-	}
-	checkAll(t, s.Blockstore(), bs, true)
-	checkAll(t, r.Blockstore(), bs, true)
-	if n := countKeys(t, s.Blockstore()); n != len(bs) {
-		t.Fatalf("AllKeysChan: %d keys, want %d", n, len(bs))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir)
-	defer s.Close()
-	checkAll(t, s.Blockstore(), bs, true)
-	if n := countKeys(t, r.Blockstore()); n != len(bs) {
-		t.Fatalf("reader's AllKeysChan: %d keys, want %d", n, len(bs))
-	}
+		checkAll(t, s.Blockstore(), bs, true)
+		checkAll(t, r.Blockstore(), bs, true)
+		if n := countKeys(t, s.Blockstore()); n != len(bs) {
+			t.Fatalf("AllKeysChan: %d keys, want %d", n, len(bs))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir)
+		defer s.Close()
+		checkAll(t, s.Blockstore(), bs, true)
+		if n := countKeys(t, r.Blockstore()); n != len(bs) {
+			t.Fatalf("reader's AllKeysChan: %d keys, want %d", n, len(bs))
+		}
+	})
 }
 
 // What a run killed before its flush wrote is gone after the next open:
 // its packs and unnamed indexes removed, the blocks of earlier runs whole.
 func TestPackStoreCrash(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	old, lost := testBlocks(100, "old"), testBlocks(200, "lost")
-	putAll(t, s, old)
-	if err := s.Sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	putAll(t, s, lost)
-	if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx.new")); len(news) == 0 {
-		t.Fatal("no sealed, unnamed index to leave behind")
-	}
-	crash(s)
+	bothModes(t, func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTest(t, dir)
+		old, lost := testBlocks(100, "old"), testBlocks(200, "lost")
+		putAll(t, s, old)
+		if err := s.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		putAll(t, s, lost)
+		if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.idx.new")); len(news) == 0 {
+			t.Fatal("no sealed, unnamed index to leave behind")
+		}
+		crash(s)
 
-	s = openTest(t, dir)
-	defer s.Close()
-	checkAll(t, s.Blockstore(), old, true)
-	checkAll(t, s.Blockstore(), lost[1:], false) // lost[0] is old[0], the empty block
-	if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.new")); len(news) != 0 {
-		t.Fatalf("left: %v", news)
-	}
-	packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
-	s.packs.set.mu.RLock()
-	used := s.packs.set.packNamesLocked()
-	s.packs.set.mu.RUnlock()
-	if len(packs) != len(used) {
-		t.Fatalf("%d packs on disk, %d named by indexes", len(packs), len(used))
-	}
-	putAll(t, s, lost) // the next run writes them again
-	if err := s.Sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	checkAll(t, s.Blockstore(), lost, true)
+		s = openTest(t, dir)
+		defer s.Close()
+		checkAll(t, s.Blockstore(), old, true)
+		checkAll(t, s.Blockstore(), lost[1:], false) // lost[0] is old[0], the empty block
+		if news, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.new")); len(news) != 0 {
+			t.Fatalf("left: %v", news)
+		}
+		packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+		s.packs.set.mu.RLock()
+		used := s.packs.set.packNamesLocked()
+		s.packs.set.mu.RUnlock()
+		if len(packs) != len(used) {
+			t.Fatalf("%d packs on disk, %d named by indexes", len(packs), len(used))
+		}
+		putAll(t, s, lost) // the next run writes them again
+		if err := s.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checkAll(t, s.Blockstore(), lost, true)
+	})
 }
 
 // gc keeps what roots reach (and empty blocks), drops the rest from the
@@ -199,60 +207,62 @@ func TestPackStoreCrash(t *testing.T) {
 // reader open across the gc still reads every kept block, whether or not
 // it had the old pack open.
 func TestPackStoreGC(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	defer s.Close()
-	bs := testBlocks(400, "gc")
-	putAll(t, s, bs)
-	if err := s.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, err := OpenReader(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	checkAll(t, r.Blockstore(), bs[:1], true) // opens one pack
-	var keep, gone []blocks.Block
-	var roots []cid.Cid
-	for i, b := range bs {
-		if i%3 == 0 || len(b.RawData()) == 0 {
-			keep = append(keep, b)
-			roots = append(roots, b.Cid())
-		} else {
-			gone = append(gone, b)
+	bothModes(t, func(t *testing.T) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		s := openTest(t, dir)
+		defer s.Close()
+		bs := testBlocks(400, "gc")
+		putAll(t, s, bs)
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	res, err := s.GC(ctx, roots)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Kept != int64(len(keep)) || res.Removed != int64(len(gone)) {
-		t.Fatalf("gc kept %d removed %d, want %d and %d", res.Kept, res.Removed, len(keep), len(gone))
-	}
-	var live, stored int64
-	for _, b := range keep {
-		live += int64(recordHead + len(b.Cid().Hash()) + len(b.RawData()))
-	}
-	packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
-	for _, p := range packs {
-		st, _ := os.Stat(p)
-		stored += st.Size()
-	}
-	if stored > live*100/repackBelow {
-		t.Errorf("packs hold %d bytes for %d of live records", stored, live)
-	}
-	checkAll(t, s.Blockstore(), keep, true)
-	checkAll(t, s.Blockstore(), gone, false)
-	checkAll(t, r.Blockstore(), keep, true)
-	if n := countKeys(t, s.Blockstore()); n != len(keep) {
-		t.Fatalf("%d blocks listed after gc, want %d", n, len(keep))
-	}
-	// A second gc with the same roots has nothing to do.
-	if res, err := s.GC(ctx, roots); err != nil || res.Removed != 0 || res.Kept != int64(len(keep)) {
-		t.Fatalf("second gc: %+v %v", res, err)
-	}
+		r, err := OpenReader(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		checkAll(t, r.Blockstore(), bs[:1], true) // opens one pack
+		var keep, gone []blocks.Block
+		var roots []cid.Cid
+		for i, b := range bs {
+			if i%3 == 0 || len(b.RawData()) == 0 {
+				keep = append(keep, b)
+				roots = append(roots, b.Cid())
+			} else {
+				gone = append(gone, b)
+			}
+		}
+		res, err := s.GC(ctx, roots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Kept != int64(len(keep)) || res.Removed != int64(len(gone)) {
+			t.Fatalf("gc kept %d removed %d, want %d and %d", res.Kept, res.Removed, len(keep), len(gone))
+		}
+		var live, stored int64
+		for _, b := range keep {
+			live += int64(recordHead + len(b.Cid().Hash()) + len(b.RawData()))
+		}
+		packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+		for _, p := range packs {
+			st, _ := os.Stat(p)
+			stored += st.Size()
+		}
+		if stored > live*100/repackBelow {
+			t.Errorf("packs hold %d bytes for %d of live records", stored, live)
+		}
+		checkAll(t, s.Blockstore(), keep, true)
+		checkAll(t, s.Blockstore(), gone, false)
+		checkAll(t, r.Blockstore(), keep, true)
+		if n := countKeys(t, s.Blockstore()); n != len(keep) {
+			t.Fatalf("%d blocks listed after gc, want %d", n, len(keep))
+		}
+		// A second gc with the same roots has nothing to do.
+		if res, err := s.GC(ctx, roots); err != nil || res.Removed != 0 || res.Kept != int64(len(keep)) {
+			t.Fatalf("second gc: %+v %v", res, err)
+		}
+	})
 }
 
 // DeleteBlock removes one block from every index; fsck --repair uses it.
@@ -365,64 +375,108 @@ func TestPackStoreGCGathersSmallPacks(t *testing.T) {
 	checkAll(t, s.Blockstore(), all, true)
 }
 
-// Blocks of chunk size fill many stage buffers across several packs, with
-// AIO (where this machine has it and the file system takes O_DIRECT) and
-// with a goroutine per buffer: every block reads back, before the flush
-// (from the stage or the file) and after a reopen, and each sealed pack
-// is cut to its records (no space allocated ahead is left).
+// Blocks of chunk size fill many stage buffers across several packs:
+// every block reads back, before the flush (from the stage or the file)
+// and after a reopen, and each sealed pack is cut to its records (no
+// space allocated ahead is left). With the fast paths on, every full
+// stage went through AIO, where this system allows it in the test's
+// directory; off, every one was written with pwrite.
 func TestPackStoreLargeWrites(t *testing.T) {
-	for _, aio := range []bool{true, false} {
-		t.Run(fmt.Sprint("aio=", aio), func(t *testing.T) {
-			defer func(old bool) { aioEnabled = old }(aioEnabled)
-			aioEnabled = aio
-			dir := t.TempDir()
-			s := openTest(t, dir)
-			s.packs.w.limit = 24 << 20
-			var bs []blocks.Block
-			var records int64
-			for i := range 160 {
-				data := bytes.Repeat([]byte{byte(i), byte(i >> 8), 7}, (200<<10+i*977)/3)
-				h, _ := mh.Sum(data, mh.SHA2_256, -1)
-				b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
-				bs = append(bs, b)
-				records += int64(recordHead + len(h) + len(data))
-			}
-			putAll(t, s, bs)
-			checkAll(t, s.Blockstore(), bs, true)
-			if err := s.Sync(t.Context()); err != nil {
+	bothModes(t, func(t *testing.T) {
+		dir := t.TempDir()
+		aio, why := aioHere(dir)
+		s := openTest(t, dir)
+		s.packs.w.limit = 24 << 20
+		var bs []blocks.Block
+		var records int64
+		for i := range 160 {
+			data := bytes.Repeat([]byte{byte(i), byte(i >> 8), 7}, (200<<10+i*977)/3)
+			h, _ := mh.Sum(data, mh.SHA2_256, -1)
+			b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+			bs = append(bs, b)
+			records += int64(recordHead + len(h) + len(data))
+		}
+		putAll(t, s, bs)
+		checkAll(t, s.Blockstore(), bs, true)
+		if err := s.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		byAIO, byPwrite := s.packs.w.stagesAIO.Load(), s.packs.w.stagesPwrite.Load()
+		full := records/stageSize - 2 // at least: each pack's last stage is written partly full
+		if aio && (byAIO < full || byPwrite != 0) || !aio && (byAIO != 0 || byPwrite < full) {
+			t.Fatalf("full stages: %d through AIO, %d with pwrite; want at least %d, all %s", byAIO, byPwrite, full, map[bool]string{true: "through AIO", false: "with pwrite"}[aio])
+		}
+		packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
+		var size int64
+		for _, p := range packs {
+			fi, err := os.Stat(p)
+			if err != nil {
 				t.Fatal(err)
 			}
-			s.packs.w.amu.Lock()
-			submitted := s.packs.w.tag
-			s.packs.w.amu.Unlock()
-			switch {
-			case !aio && submitted != 0:
-				t.Fatal("AIO used although disabled")
-			case aio && s.packs.w.aio == 0:
-				t.Log("no AIO here (io_setup refused): only the goroutine writes ran")
-			case aio && submitted == 0:
-				t.Log("no write went through AIO: the file system refuses O_DIRECT")
+			size += fi.Size()
+		}
+		if len(packs) < 2 || size != records {
+			t.Fatalf("%d packs of %d bytes, want several holding the %d bytes of records", len(packs), size, records)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir)
+		defer s.Close()
+		checkAll(t, s.Blockstore(), bs, true)
+		if fastpath.On() && !aio {
+			t.Skipf("the pwrite path passed, but not the AIO one: %s", why)
+		}
+	})
+}
+
+// bothModes runs fn as two subtests: with the Linux fast paths on (where
+// this system has them) and off (IPFS_SYNC_NO_FASTPATH, the portable
+// writes every system has).
+func bothModes(t *testing.T, fn func(t *testing.T)) {
+	for _, fast := range []bool{true, false} {
+		t.Run(fmt.Sprint("fast=", fast), func(t *testing.T) {
+			if fast {
+				t.Setenv(fastpath.Env, "")
+			} else {
+				t.Setenv(fastpath.Env, "1")
 			}
-			packs, _ := filepath.Glob(filepath.Join(dir, packsDir, "*.pack"))
-			var size int64
-			for _, p := range packs {
-				fi, err := os.Stat(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				size += fi.Size()
-			}
-			if len(packs) < 2 || size != records {
-				t.Fatalf("%d packs of %d bytes, want several holding the %d bytes of records", len(packs), size, records)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s = openTest(t, dir)
-			defer s.Close()
-			checkAll(t, s.Blockstore(), bs, true)
+			fn(t)
 		})
 	}
+}
+
+// aioHere reports whether a pack writer opened on dir now writes its full
+// stages through AIO: the fast paths on, the kernel allowing io_setup, and
+// dir's file system taking an O_DIRECT write. If not, it says why.
+func aioHere(dir string) (bool, string) {
+	if !fastpath.On() {
+		return false, fmt.Sprintf("no fast paths on %s", runtime.GOOS)
+	}
+	a, err := newAIOStages(nil)
+	if err != nil {
+		return false, fmt.Sprintf("io_setup refused: %v", err)
+	}
+	a.close()
+	path := filepath.Join(dir, "direct-probe")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return false, err.Error()
+	}
+	defer os.Remove(path)
+	f, err := openDirect(path)
+	if err != nil {
+		return false, fmt.Sprintf("%s refuses O_DIRECT (%v): set TMPDIR to a directory on a disk", dir, err)
+	}
+	defer f.Close()
+	buf, err := unix.Mmap(-1, 0, dioAlign, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer unix.Munmap(buf)
+	if err := pwriteAll(int(f.Fd()), buf, 0); err != nil {
+		return false, fmt.Sprintf("%s refuses an O_DIRECT write (%v): set TMPDIR to a directory on a disk", dir, err)
+	}
+	return true, ""
 }
 
 // sortEntries orders entries as a comparison sort does, on both sides of
@@ -458,80 +512,82 @@ func TestSortEntries(t *testing.T) {
 // before the flush and after a reopen, nothing stored for a place given
 // back.
 func TestWriterReserveBlock(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	s.packs.w.limit = 10 << 20 // stages fill (4 MiB) and packs seal
-	var bs []blocks.Block
-	for i := range 60 {
-		data := bytes.Repeat([]byte{byte(i), 1, 2, 3, 4}, (300<<10+i*7777)/5)
-		h, _ := mh.Sum(data, mh.SHA2_256, -1)
-		b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
-		bs = append(bs, b)
-	}
-	gone := bytes.Repeat([]byte("given back"), 5000)
-	goneH, _ := mh.Sum(gone, mh.SHA2_256, -1)
-	w := s.NewWriter(false)
-	var wg sync.WaitGroup
-	var lent, notLent, stores atomicCount
-	for g := range 2 {
-		wg.Go(func() {
-			for i, b := range bs {
-				if i%2 != g && i%3 != 0 { // every third block from both
-					continue
-				}
-				buf, commit, ok, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if !ok {
-					notLent.add()
-					if err := w.PutBlock(ctx, b.Cid(), b.RawData()); err != nil {
+	bothModes(t, func(t *testing.T) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		s := openTest(t, dir)
+		s.packs.w.limit = 10 << 20 // stages fill (4 MiB) and packs seal
+		var bs []blocks.Block
+		for i := range 60 {
+			data := bytes.Repeat([]byte{byte(i), 1, 2, 3, 4}, (300<<10+i*7777)/5)
+			h, _ := mh.Sum(data, mh.SHA2_256, -1)
+			b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+			bs = append(bs, b)
+		}
+		gone := bytes.Repeat([]byte("given back"), 5000)
+		goneH, _ := mh.Sum(gone, mh.SHA2_256, -1)
+		w := s.NewWriter(false)
+		var wg sync.WaitGroup
+		var lent, notLent, stores atomicCount
+		for g := range 2 {
+			wg.Go(func() {
+				for i, b := range bs {
+					if i%2 != g && i%3 != 0 { // every third block from both
+						continue
+					}
+					buf, commit, ok, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !ok {
+						notLent.add()
+						if err := w.PutBlock(ctx, b.Cid(), b.RawData()); err != nil {
+							t.Error(err)
+						}
+						continue
+					}
+					lent.add()
+					copy(buf, b.RawData())
+					stored, err := commit(b.Cid())
+					if err != nil {
 						t.Error(err)
 					}
-					continue
+					if stored {
+						stores.add()
+					}
+					if buf, commit, ok, _ := w.ReserveBlock(ctx, len(gone), len(goneH)); ok {
+						copy(buf, gone)
+						commit(cid.Undef)
+					}
 				}
-				lent.add()
-				copy(buf, b.RawData())
-				stored, err := commit(b.Cid())
-				if err != nil {
-					t.Error(err)
-				}
-				if stored {
-					stores.add()
-				}
-				if buf, commit, ok, _ := w.ReserveBlock(ctx, len(gone), len(goneH)); ok {
-					copy(buf, gone)
-					commit(cid.Undef)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if lent.n == 0 {
-		t.Fatal("no place was lent")
-	}
-	if w.Blocks != int64(len(bs)) || stores.n > len(bs) || stores.n == 0 {
-		t.Fatalf("%d blocks counted, want %d (%d lent, %d stored there, %d put)", w.Blocks, len(bs), lent.n, stores.n, notLent.n)
-	}
-	checkAll(t, s.Blockstore(), bs, true)
-	if err := s.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if has, _ := s.Blockstore().Has(ctx, cid.NewCidV1(cid.Raw, goneH)); has {
-		t.Fatal("a block given back is stored")
-	}
-	if n := countKeys(t, s.Blockstore()); n != len(bs) {
-		t.Fatalf("%d blocks indexed, want %d", n, len(bs))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir)
-	defer s.Close()
-	checkAll(t, s.Blockstore(), bs, true)
-	t.Logf("%d places lent, %d blocks put the usual way", lent.n, notLent.n)
+			})
+		}
+		wg.Wait()
+		if lent.n == 0 {
+			t.Fatal("no place was lent")
+		}
+		if w.Blocks != int64(len(bs)) || stores.n > len(bs) || stores.n == 0 {
+			t.Fatalf("%d blocks counted, want %d (%d lent, %d stored there, %d put)", w.Blocks, len(bs), lent.n, stores.n, notLent.n)
+		}
+		checkAll(t, s.Blockstore(), bs, true)
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := s.Blockstore().Has(ctx, cid.NewCidV1(cid.Raw, goneH)); has {
+			t.Fatal("a block given back is stored")
+		}
+		if n := countKeys(t, s.Blockstore()); n != len(bs) {
+			t.Fatalf("%d blocks indexed, want %d", n, len(bs))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir)
+		defer s.Close()
+		checkAll(t, s.Blockstore(), bs, true)
+		t.Logf("%d places lent, %d blocks put the usual way", lent.n, notLent.n)
+	})
 }
 
 type atomicCount struct {

@@ -23,6 +23,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
 // packStore is a repository's blocks as a boxo Blockstore. Without a
@@ -190,12 +192,15 @@ type packWriter struct {
 	free    chan []byte  // stage buffers
 	mapped  [][]byte     // every stage buffer, to unmap
 
-	aioTried bool                   // under mu, with aio
-	aio      aioCtx                 // see ctx; 0: none (yet, or refused here)
-	evs      [stageBuffers]aioEvent // for reap, under mu
-	amu      sync.Mutex
-	tag      uint64
-	flying   map[uint64]*stage // submitted to aio, by tag
+	// fast: the Linux fast paths may be tried (fastpath.On when opened):
+	// O_DIRECT and AIO writes, one syncfs per flush. Without, every stage
+	// is written with pwrite(2) through the page cache, and each pack and
+	// idx fsynced when sealed.
+	fast     bool
+	aioTried bool        // under mu
+	aio      stageWriter // see aioLocked; nil: none (yet, or refused here)
+	// Full stages written each way, for tests to see which ran.
+	stagesAIO, stagesPwrite atomic.Int64
 }
 
 type openPack struct {
@@ -208,11 +213,12 @@ type openPack struct {
 	onDisk int64      // records below this offset are in the file
 	entMu  sync.Mutex // ents: a record reserved under mu is indexed outside it
 	ents   []entry
-	// Full stages are written through aio where set (direct packs, once
-	// the first stage is full and the context could be made), else by
-	// whoever completes them, with pwrite(2).
-	aio     aioCtx
-	aioSet  bool
+	// Full stages are written by sw: AIO where chosen (direct packs, once
+	// the first stage is full and the context could be made), else
+	// pwrite(2) by whoever completes them.
+	sw      stageWriter
+	aio     bool           // sw is AIO: its writes end in reap, into allocated space
+	aioSet  bool           // sw is chosen
 	writes  sync.WaitGroup // full stages not yet written
 	flying  atomic.Int32   // the same, counted, for reaping
 	alloc   int64          // bytes of the file allocated ahead, with aio
@@ -234,8 +240,8 @@ type openPack struct {
 // time in a 1.7 s small-preset import, in the Go execution trace). A full
 // buffer is written
 // once the copies into it are done, while the next one fills, by the
-// last copier: submitted to AIO (aio.go), or, without AIO or O_DIRECT,
-// written with pwrite(2) there and then.
+// last copier: submitted to AIO (aio_linux.go), or, without AIO or
+// O_DIRECT, written with pwrite(2) there and then (stagewriter.go).
 const (
 	dioAlign     = 4096
 	stageSize    = 4 << 20
@@ -267,28 +273,24 @@ type segment struct {
 }
 
 func newPackWriter(set *packSet) *packWriter {
-	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, free: make(chan []byte, stageBuffers)}
+	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
 	for range stageBuffers {
 		w.free <- nil // allocated when first taken
 	}
 	return w
 }
 
-// aioEnabled lets tests write without AIO, as where io_setup is refused.
-var aioEnabled = true
-
-// ctx is the writer's AIO context, made the first time a pack has a full
-// stage to write: making one is cheap, but destroying it (io_destroy, or
-// the process's exit) waits ~30 ms for an RCU grace period, so a run that
-// writes less than a stage makes none, and a flush, after which a sync
-// writes nothing more, lets it go (dropAIOLocked). Under mu.
-func (w *packWriter) ctx() aioCtx {
+// aioLocked is the writer's AIO stage writer, made the first time a
+// direct pack has a full stage to write: making its context is cheap, but
+// destroying it (io_destroy, or the process's exit) waits ~30 ms for an
+// RCU grace period, so a run that writes less than a stage makes none,
+// and a flush, after which a sync writes nothing more, lets it go
+// (dropAIOLocked).
+func (w *packWriter) aioLocked() stageWriter {
 	if !w.aioTried {
 		w.aioTried = true
-		if c, err := aioSetup(stageBuffers); err == nil && aioEnabled {
-			w.aio, w.flying = c, map[uint64]*stage{}
-		} else if err == nil {
-			c.destroy()
+		if a, err := newAIOStages(w); err == nil {
+			w.aio = a
 		}
 	}
 	return w.aio
@@ -298,9 +300,9 @@ func (w *packWriter) ctx() aioCtx {
 // is open (so nothing is in flight); the next full stage makes another.
 // The process's exit waits for what is left of the destroy, no longer.
 func (w *packWriter) dropAIOLocked() {
-	if w.aio != 0 && w.cur == nil {
-		go w.aio.destroy()
-		w.aio, w.aioTried, w.flying = 0, false, nil
+	if w.aio != nil && w.cur == nil {
+		go w.aio.close()
+		w.aio, w.aioTried = nil, false
 	}
 }
 
@@ -332,10 +334,10 @@ func (w *packWriter) freeBuffer(p *openPack) ([]byte, error) {
 			return b, nil
 		default:
 		}
-		if p == nil || p.aio == 0 {
+		if p == nil || !p.aio {
 			return <-w.free, nil
 		}
-		if err := w.reap(); err != nil {
+		if err := p.sw.reap(); err != nil {
 			return nil, err
 		}
 	}
@@ -389,15 +391,17 @@ func (w *packWriter) newPack() (*openPack, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	p := &openPack{name: name, f: rf, fd: int(rf.Fd())}
+	p := &openPack{name: name, f: rf, fd: int(rf.Fd()), sw: pwriteStages{w}}
 	p.st = newStage(p, buf, 0)
 	// Where O_DIRECT is refused, at open or (alignment) at the first
 	// write, the same stages go through the page cache.
-	if wf, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-		if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
-			p.f, p.fd, p.direct = wf, int(wf.Fd()), true
-		} else {
-			wf.Close()
+	if w.fast {
+		if wf, err := openDirect(path); err == nil {
+			if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
+				p.f, p.fd, p.direct = wf, int(wf.Fd()), true
+			} else {
+				wf.Close()
+			}
 		}
 	}
 	w.set.mu.Lock()
@@ -581,7 +585,10 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 		}
 		full := st
 		if p.direct && !p.aioSet {
-			p.aio, p.aioSet = w.ctx(), true
+			p.aioSet = true
+			if a := w.aioLocked(); a != nil {
+				p.sw, p.aio = a, true
+			}
 		}
 		p.writes.Add(1)
 		p.flying.Add(1)
@@ -605,25 +612,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 func (w *packWriter) release(st *stage) {
 	st.copies.Done()
 	if st.refs.Add(-1) == 0 {
-		w.submit(st)
-	}
-}
-
-func (w *packWriter) submit(st *stage) {
-	if st.p.aio == 0 {
-		w.written(st, pwriteAll(st.p.fd, st.buf[:st.n], st.start))
-		return
-	}
-	w.amu.Lock()
-	w.tag++
-	t := w.tag
-	w.flying[t] = st
-	w.amu.Unlock()
-	if err := st.p.aio.submit(st.p.fd, st.buf[:st.n], st.start, t); err != nil {
-		w.amu.Lock()
-		delete(w.flying, t)
-		w.amu.Unlock()
-		w.written(st, fmt.Errorf("io_submit: %w", err))
+		st.p.sw.submit(st)
 	}
 }
 
@@ -637,44 +626,16 @@ func (w *packWriter) written(st *stage, err error) {
 	st.p.writes.Done()
 }
 
-// reap ends the aio writes that completed, first without waiting, then,
-// if none had, waiting a short while for one. Only a holder of mu reaps.
-func (w *packWriter) reap() error {
-	n, err := w.aio.events(w.evs[:], false)
-	if err == nil && n == 0 {
-		n, err = w.aio.events(w.evs[:], true)
-	}
-	if err != nil {
-		return fmt.Errorf("io_getevents: %w", err)
-	}
-	for _, ev := range w.evs[:n] {
-		w.amu.Lock()
-		st := w.flying[ev.data]
-		delete(w.flying, ev.data)
-		w.amu.Unlock()
-		var err error
-		switch {
-		case ev.res < 0:
-			err = unix.Errno(-ev.res)
-		case ev.res < int64(st.n):
-			// The rest again, for the reason it stopped (ENOSPC).
-			err = pwriteAll(st.p.fd, st.buf[ev.res:st.n], st.start+ev.res)
-		}
-		w.written(st, err)
-	}
-	return nil
-}
-
 // allocate extends an aio pack's file to at least end bytes, allocated,
 // so that its writes do not extend it: ext4 completes an O_DIRECT write
 // past the end of the file inside io_submit. The pack is cut to its
 // records when sealed; where fallocate fails, writes extend the file.
 func (w *packWriter) allocate(p *openPack, end int64) {
-	if p.aio == 0 || p.noAlloc || end <= p.alloc {
+	if !p.aio || p.noAlloc || end <= p.alloc {
 		return
 	}
 	n := max(end-p.alloc, allocStep)
-	if err := unix.Fallocate(p.fd, 0, p.alloc, n); err != nil {
+	if err := fallocate(p.fd, p.alloc, n); err != nil {
 		p.noAlloc = true
 		return
 	}
@@ -684,8 +645,8 @@ func (w *packWriter) allocate(p *openPack, end int64) {
 // waitWritesLocked waits until every full stage of p is written: those
 // sent to AIO are reaped here, the rest written by whoever completed them.
 func (w *packWriter) waitWritesLocked(p *openPack) error {
-	for p.aio != 0 && p.flying.Load() > 0 {
-		if err := w.reap(); err != nil {
+	for p.aio && p.flying.Load() > 0 {
+		if err := p.sw.reap(); err != nil {
 			return err
 		}
 	}
@@ -747,6 +708,9 @@ func (w *packWriter) sealLocked(p *openPack) error {
 	if err == nil {
 		err = p.f.Truncate(p.size)
 	}
+	if err == nil && !w.fast {
+		err = p.f.Sync() // no syncfs at the flush
+	}
 	if p.direct {
 		p.f.Close()
 	}
@@ -772,7 +736,7 @@ func (w *packWriter) sealLocked(p *openPack) error {
 	for _, e := range ents {
 		iw.add(e.key, loc{pack: p.name, off: e.off, size: e.size})
 	}
-	if err := iw.finish(false); err != nil {
+	if err := iw.finish(!w.fast); err != nil {
 		return err
 	}
 	x, err := loadIdx(path)
@@ -796,8 +760,10 @@ func (w *packWriter) sealLocked(p *openPack) error {
 const maxIdx = 8
 
 // flush makes every block put so far durable and visible to readers: the
-// open pack is sealed, one syncfs(2) writes packs and indexes, and the
-// indexes are named. If that leaves more than maxIdx, they are merged.
+// open pack is sealed, one syncfs(2) writes packs and indexes (without
+// the fast paths, each was fsynced when sealed, and their directory is),
+// and the indexes are named. If that leaves more than maxIdx, they are
+// merged.
 func (w *packWriter) flush() error {
 	return w.sync(true)
 }
@@ -818,7 +784,7 @@ func (w *packWriter) sync(merge bool) error {
 	if len(names) == 0 {
 		return nil
 	}
-	if err := syncDir(w.set.dir, true); err != nil {
+	if err := w.syncSealed(); err != nil {
 		return err
 	}
 	for _, n := range names {
@@ -833,7 +799,7 @@ func (w *packWriter) sync(merge bool) error {
 		w.set.idx[final] = x
 		w.set.mu.Unlock()
 	}
-	if err := syncDir(w.set.dir, false); err != nil {
+	if err := syncDir(w.set.dir); err != nil {
 		return err
 	}
 	w.set.mu.RLock()
@@ -893,7 +859,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 	if err != nil {
 		return err
 	}
-	if err := syncDir(w.set.dir, false); err != nil {
+	if err := syncDir(w.set.dir); err != nil {
 		return err
 	}
 	w.set.mu.Lock()
@@ -908,7 +874,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 			return fmt.Errorf("remove index: %w", err)
 		}
 	}
-	return syncDir(w.set.dir, false)
+	return syncDir(w.set.dir)
 }
 
 // mergeEntries calls fn for the entries of xs in key order (a key held
@@ -1004,35 +970,32 @@ func (w *packWriter) recover() error {
 	return nil
 }
 
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-		off += int64(n)
+// syncSealed makes the packs and indexes sealed since the last flush
+// durable, with their names in the directory: one syncfs(2) where fast;
+// without it each was fsynced when sealed, and the directory is left.
+func (w *packWriter) syncSealed() error {
+	if !w.fast {
+		return syncDir(w.set.dir)
+	}
+	d, err := os.Open(w.set.dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", w.set.dir, err)
+	}
+	defer d.Close()
+	if err := syncFS(d); err != nil {
+		return fmt.Errorf("sync %s: %w", w.set.dir, err)
 	}
 	return nil
 }
 
-// syncDir fsyncs the directory dir; with whole, it syncs the whole file
-// system dir is on (syncfs(2)).
-func syncDir(dir string, whole bool) error {
+// syncDir fsyncs the directory dir.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
-	if whole {
-		err = unix.Syncfs(int(d.Fd()))
-	} else {
-		err = d.Sync()
-	}
-	if err != nil {
+	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil

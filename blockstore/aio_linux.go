@@ -2,6 +2,8 @@ package blockstore
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +23,74 @@ import (
 // Four system calls, so no library: gvisor's pkg/aio would bring the
 // whole gVisor module, and github.com/traetox/goaio owns the file and
 // its buffers.
+
+// aioStages is the stageWriter of O_DIRECT packs: one AIO context, whose
+// writes are ended by reap.
+type aioStages struct {
+	w      *packWriter
+	ctx    aioCtx
+	evs    [stageBuffers]aioEvent // for reap, under w.mu
+	mu     sync.Mutex
+	tag    uint64
+	flying map[uint64]*stage // submitted, by tag
+}
+
+// newAIOStages makes an AIO context for w's stages; the kernel may refuse
+// (io_setup: ENOSYS in some sandboxes, EAGAIN past aio-max-nr).
+func newAIOStages(w *packWriter) (stageWriter, error) {
+	c, err := aioSetup(stageBuffers)
+	if err != nil {
+		return nil, err
+	}
+	return &aioStages{w: w, ctx: c, flying: map[uint64]*stage{}}, nil
+}
+
+func (a *aioStages) submit(st *stage) {
+	a.mu.Lock()
+	a.tag++
+	t := a.tag
+	a.flying[t] = st
+	a.mu.Unlock()
+	if err := a.ctx.submit(st.p.fd, st.buf[:st.n], st.start, t); err != nil {
+		a.mu.Lock()
+		delete(a.flying, t)
+		a.mu.Unlock()
+		a.w.written(st, fmt.Errorf("io_submit: %w", err))
+		return
+	}
+	a.w.stagesAIO.Add(1)
+}
+
+func (a *aioStages) reap() error {
+	n, err := a.ctx.events(a.evs[:], false)
+	if err == nil && n == 0 {
+		n, err = a.ctx.events(a.evs[:], true)
+	}
+	if err != nil {
+		return fmt.Errorf("io_getevents: %w", err)
+	}
+	for _, ev := range a.evs[:n] {
+		a.mu.Lock()
+		st := a.flying[ev.data]
+		delete(a.flying, ev.data)
+		a.mu.Unlock()
+		var err error
+		switch {
+		case ev.res < 0:
+			err = unix.Errno(-ev.res)
+		case ev.res < int64(st.n):
+			// The rest again, for the reason it stopped (ENOSPC).
+			err = pwriteAll(st.p.fd, st.buf[ev.res:st.n], st.start+ev.res)
+		}
+		a.w.written(st, err)
+	}
+	return nil
+}
+
+// close destroys the context; the kernel waits for what is in flight.
+func (a *aioStages) close() {
+	a.ctx.destroy()
+}
 
 // aioCtx is an AIO context (io_setup); 0 is none.
 type aioCtx uintptr
@@ -103,7 +173,6 @@ func (c aioCtx) events(evs []aioEvent, wait bool) (int, error) {
 	}
 }
 
-// destroy releases the context; the kernel waits for what is in flight.
 func (c aioCtx) destroy() {
 	unix.Syscall(unix.SYS_IO_DESTROY, uintptr(c), 0, 0)
 }
