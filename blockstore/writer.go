@@ -27,10 +27,6 @@ type Writer struct {
 
 	Blocks int64 // new blocks written
 	Bytes  int64 // bytes of new blocks written
-
-	// Tee, when set, also receives every new block, one call at a time:
-	// sync --car writes the run's delta through it.
-	Tee func(context.Context, blocks.Block) error
 	// OnNew, when set, is called for every new block (progress).
 	OnNew func()
 }
@@ -84,10 +80,7 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 		w.mu.Unlock()
 		return nil
 	}
-	if err := w.newLocked(ctx, c, data); err != nil {
-		w.mu.Unlock()
-		return err
-	}
+	w.newLocked(data)
 	if w.discard {
 		// Nothing remembered: a dry run's memory stays flat (a block
 		// made twice in one dry run is counted twice).
@@ -161,28 +154,17 @@ func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []
 	if w.err != nil {
 		return true, w.err
 	}
-	return true, w.newLocked(ctx, c, data)
+	w.newLocked(data)
+	return true, nil
 }
 
-// newLocked counts a new block and hands it to Tee; a Tee error stops
-// the writer.
-func (w *Writer) newLocked(ctx context.Context, c cid.Cid, data []byte) error {
+// newLocked counts a new block.
+func (w *Writer) newLocked(data []byte) {
 	w.Blocks++
 	w.Bytes += int64(len(data))
 	if w.OnNew != nil {
 		w.OnNew()
 	}
-	if w.Tee != nil {
-		b, err := blocks.NewBlockWithCid(data, c)
-		if err == nil {
-			err = w.Tee(ctx, b)
-		}
-		if err != nil {
-			w.err = err
-			return err
-		}
-	}
-	return nil
 }
 
 // Flush makes every block written so far durable.

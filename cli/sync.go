@@ -154,7 +154,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxh3 hash)"},
 			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
-			&ucli.StringFlag{Name: "car", Usage: "also write the blocks new in this run to `FILE` (a CARv1 rooted at the new root)"},
+			&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
 		}, append(append(filterFlags(), pushFlags()...), profileFlags()...)...),
 		Action: runSync,
 	}

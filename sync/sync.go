@@ -63,7 +63,7 @@ type Options struct {
 	Base     string // diff against this root instead of the ref's current one
 	Checksum bool   // compare content (xxh3) of files that pass the quick check
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
-	CAR      string // also write the blocks new in this run to this CARv1 file
+	CAR      string // also write the blocks a holder of the ref's previous root lacks to this CARv1 file
 
 	// Progress, if set, is updated as the run goes; read it at any time.
 	Progress *Progress
@@ -161,15 +161,6 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		start: start,
 	}
 	defer r.index.Close()
-	if opts.CAR != "" && !opts.DryRun {
-		delta, err := export.CreateDelta(opts.CAR, opts.Profile.Prefix())
-		if err != nil {
-			return Summary{}, err
-		}
-		defer delta.Abort()
-		w.Tee = delta.Put
-		r.delta = delta
-	}
 	prev, err := r.previous(ctx, ref)
 	if err != nil {
 		return Summary{}, err
@@ -205,8 +196,15 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	sort.SliceStable(sum.Skipped, func(i, j int) bool { return sum.Skipped[i].Path < sum.Skipped[j].Path })
 	sum.Seconds = time.Since(start).Seconds()
 
-	if r.delta != nil {
-		if err := r.delta.Finish(root); err != nil {
+	if opts.CAR != "" && !opts.DryRun {
+		// Relative to the ref's previous root, not to this run's writes.
+		var old cid.Cid
+		if cur, ok := ref.Current(); ok {
+			if old, err = cid.Decode(cur.Root); err != nil {
+				return Summary{}, fmt.Errorf("ref %q names a bad root %q: %w", ref.Name, cur.Root, err)
+			}
+		}
+		if _, err := export.DeltaFile(ctx, store.Blockstore(), old, root, opts.CAR); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -290,7 +288,6 @@ type run struct {
 	reuse     bool    // the previous root may be reused
 	fallback  cid.Cid // a previous root with these settings, for unreadable directories
 	trusted   bool    // the previous root is the ref's current one in an undamaged store
-	delta     *export.DeltaFile
 
 	files, dirs, symlinks, bytes, read atomic.Int64
 	fileCounts, dirCounts              counts

@@ -1,0 +1,78 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// opsTree builds a small tree at dir: a few text files, a multi-chunk file
+// (3 MiB: three leaves under the default profile) and a subdirectory, all
+// with fixed mtimes, and returns dir.
+func opsTree(t *testing.T, dir string) string {
+	t.Helper()
+	b := newBuilder(dir)
+	b.text("README", "hello\n")
+	b.text("dists/Packages", "Package: hello\n")
+	b.file("pool/big.deb", 3*mib, 0o644)
+	b.file("pool/small.deb", 10*kib, 0o644)
+	if err := b.finish(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// syncOK runs `ipfs-sync -q ARGS...` and returns the one CID it prints.
+func syncOK(t *testing.T, repo string, args ...string) string {
+	t.Helper()
+	res := ipfsSync(t, repo, append([]string{"-q"}, args...)...)
+	if res.Code != 0 {
+		t.Fatalf("ipfs-sync %s: %s", shellQuote(args...), res)
+	}
+	return oneCID(t, res.Stdout)
+}
+
+// TestCarDeltaIsRelativeToTheRef: `sync --car` holds what a node holding
+// the ref's previous root lacks, whatever else the repository holds. On a
+// ref's first sync that is every block of the root, even when the
+// repository has them all under another name; on a later sync it includes
+// blocks the repository had before under another ref.
+func TestCarDeltaIsRelativeToTheRef(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	syncOK(t, repo, "sync", "--name", "first", src)
+
+	t.Run("first sync of a ref", func(t *testing.T) {
+		car := filepath.Join(dir, "new.car")
+		root := syncOK(t, repo, "sync", "--name", "new", "--car", car, src)
+		node := kubo(t, "unixfs-v1-2025")
+		if res := kuboTry(t, node, "dag", "import", car); res.Code != 0 {
+			t.Fatalf("ipfs dag import of the first --car of a ref: %s", res)
+		}
+		kuboRun(t, node, "dag", "stat", "--offline", "--progress=false", root)
+	})
+
+	t.Run("blocks the repository has under another ref", func(t *testing.T) {
+		other := filepath.Join(dir, "other")
+		b := newBuilder(other)
+		b.text("index", "other mirror\n")
+		if err := b.finish(); err != nil {
+			t.Fatal(err)
+		}
+		full := filepath.Join(dir, "other.car")
+		prev := syncOK(t, repo, "sync", "--name", "other", "--car", full, other)
+		// The same big file as in "first": its leaves are in the store.
+		copyTree(t, filepath.Join(src, "pool", "big.deb"), filepath.Join(other, "big.deb"))
+		delta := filepath.Join(dir, "other-delta.car")
+		root := syncOK(t, repo, "sync", "--name", "other", "--car", delta, other)
+		node := kubo(t, "unixfs-v1-2025")
+		kuboRun(t, node, "dag", "import", full)
+		kuboRun(t, node, "dag", "stat", "--offline", "--progress=false", prev)
+		if res := kuboTry(t, node, "dag", "import", delta); res.Code != 0 {
+			t.Fatalf("ipfs dag import of the delta on a node holding the previous root: %s", res)
+		}
+		kuboRun(t, node, "dag", "stat", "--offline", "--progress=false", root)
+	})
+}
