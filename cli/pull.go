@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/ipfs/go-cid"
+	"github.com/mattn/go-isatty"
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/pull"
 )
@@ -25,12 +25,14 @@ never followed), mode and mtime. Entries of DEST that are not in ROOT are remove
 (several: requests are spread over them, and one that fails is skipped), else from the
 local repository; every block is checked against its CID.
 
-Run again with a newer ROOT, it fetches only what changed: DEST/` + pull.StateDir + ` records the
-root pulled last, what was written where, and the directory blocks, so unchanged
-directories cost nothing, unchanged files are left alone (size, mtime and mode as
-written), renamed files are copied locally, and a changed file reuses the chunks its old
-version still holds. Each file is written under a temporary name and renamed into
-place; an interrupted pull, run again, resumes.
+Run again with a newer ROOT, it fetches only what changed: the repository (--repo, also
+with --from) keeps, for each DEST, the root pulled last, what was written where, and the
+directory blocks, so unchanged directories cost nothing, unchanged files are left alone
+(size, mtime and mode as written), renamed files are copied locally, and a changed file
+reuses the chunks its old version still holds. Nothing of this is kept in DEST: it is an
+exact copy of ROOT. Each file is written under a temporary name and renamed into place;
+an interrupted pull, run again, resumes. A DEST that contains the repository, or lies
+inside it, is refused.
 
 A ROOT with a bad name (empty, ".", "..", containing "/" or NUL), a name twice in one
 directory, or more than the limits allow is refused with the path in the DAG that is
@@ -63,8 +65,12 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("--max-bytes: %w", err)}
 			}
+			repo, err := repoDir(c)
+			if err != nil {
+				return err
+			}
 			opts := pull.Options{
-				Root: root, Dest: c.Args().Get(1),
+				Root: root, Dest: c.Args().Get(1), Repo: repo,
 				NoDelete:   c.Bool("no-delete") || !c.Bool("delete"),
 				MaxDepth:   c.Int("max-depth"),
 				MaxEntries: c.Int64("max-entries"),
@@ -136,6 +142,5 @@ func pullIsTerminal(w any) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return isatty.IsTerminal(f.Fd())
 }

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -207,14 +206,12 @@ func TestPullKilled(t *testing.T) {
 	base := startServe(t, repo)
 	dest := filepath.Join(dir, "dest")
 	rng := rand.New(rand.NewPCG(5, 6))
+	landed := 0
 	for try := range 8 {
 		cmd := exec.Command(syncBin, "--repo", repo, "-q", "pull", root, dest, "--from", base)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		if killMidRun(t, cmd, time.Duration(20+rng.IntN(150))*time.Millisecond) {
+			landed++
 		}
-		time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
 		// Every file under its final name is complete.
 		filepath.WalkDir(dest, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() || strings.Contains(path, ".ipfs-sync-pull") {
@@ -227,6 +224,7 @@ func TestPullKilled(t *testing.T) {
 			return nil
 		})
 	}
+	requireLanded(t, landed, 8)
 	p := pullJSON(t, repo, root, dest, "--from", base)
 	assertIdentical(t, src, dest)
 	t.Logf("after the kills, the last run wrote %d files, fetched %d bytes", p.FilesWritten, p.BytesFetched)

@@ -187,7 +187,7 @@ func writeFileAt(dirfd int, name string, data []byte) error {
 	tmp := tmpName()
 	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("write %s/%s: %w", StateDir, name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	_, err = f.Write(data)
@@ -202,7 +202,7 @@ func writeFileAt(dirfd int, name string, data []byte) error {
 	}
 	if err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("write %s/%s: %w", StateDir, name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }

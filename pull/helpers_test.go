@@ -252,12 +252,12 @@ func serveGateway(t testing.TB, bs bstore.Blockstore) *gatewayServer {
 	return g
 }
 
-// checkTree fails the test unless dest holds exactly s (the state
-// directory aside): types, contents, link targets, modes and mtimes.
+// checkTree fails the test unless dest holds exactly s, nothing else:
+// types, contents, link targets, modes and mtimes.
 func checkTree(t testing.TB, dest string, s *spec) {
 	t.Helper()
-	var walk func(path, rel string, s *spec, top bool)
-	walk = func(path, rel string, s *spec, top bool) {
+	var walk func(path, rel string, s *spec)
+	walk = func(path, rel string, s *spec) {
 		fi, err := os.Lstat(path)
 		if err != nil {
 			t.Errorf("%s: %v", rel, err)
@@ -301,22 +301,19 @@ func checkTree(t testing.TB, dest string, s *spec) {
 			}
 			des, _ := os.ReadDir(path)
 			for _, de := range des {
-				if top && de.Name() == StateDir {
-					continue
-				}
 				if _, ok := s.kids[de.Name()]; !ok {
 					t.Errorf("%s: unexpected entry %q", rel, de.Name())
 				}
 			}
 			for n, k := range s.kids {
-				walk(filepath.Join(path, n), rel+"/"+n, k, false)
+				walk(filepath.Join(path, n), rel+"/"+n, k)
 			}
 		}
 		if perm != want {
 			t.Errorf("%s: mode %04o, want %04o", rel, perm, want)
 		}
 	}
-	walk(dest, ".", s, true)
+	walk(dest, ".", s)
 }
 
 // unixMode is what chmod(2) gets for a Go mode.
@@ -334,10 +331,11 @@ func unixMode(m fs.FileMode) fs.FileMode {
 	return u
 }
 
-// pullInto runs a pull with test defaults.
+// pullInto runs a pull with test defaults: the repository keeping its
+// state is "repo" beside DEST.
 func pullInto(t testing.TB, src Source, root cid.Cid, dest string, mod ...func(*Options)) (Result, error) {
 	t.Helper()
-	o := Options{Root: root, Dest: dest, Source: src, Jobs: 4}
+	o := Options{Root: root, Dest: dest, Source: src, Jobs: 4, Repo: filepath.Join(filepath.Dir(dest), "repo")}
 	for _, m := range mod {
 		m(&o)
 	}

@@ -38,11 +38,10 @@ func (p *puller) begin(d *dirNode) *lister {
 
 // offer checks a batch of d's entries and queues them. Every name is
 // checked before any of the batch is queued: one path component that can
-// be created, not twice in the directory, not the state directory's name
-// at the top. An entry whose record still matches lstat and names its CID
-// is settled here, without a task (on an update nearly all of them); one
-// with no record or another CID is queued at once, before the others are
-// lstat'ed.
+// be created, not twice in the directory. An entry whose record still
+// matches lstat and names its CID is settled here, without a task (on an
+// update nearly all of them); one with no record or another CID is queued
+// at once, before the others are lstat'ed.
 func (l *lister) offer(links []link) error {
 	p, d := l.p, l.d
 	if err := p.addEntries(int64(len(links)), d.rel); err != nil {
@@ -51,9 +50,6 @@ func (l *lister) offer(links []link) error {
 	for _, e := range links {
 		if err := checkName(e.Name); err != nil {
 			return fmt.Errorf("%s: entry %q: %w", p.dagPath(d.rel), e.Name, err)
-		}
-		if d.parent == nil && e.Name == StateDir {
-			return fmt.Errorf("%s: entry %q: pull keeps its state under that name in DEST", p.dagPath(d.rel), e.Name)
 		}
 		if _, dup := l.seen[e.Name]; dup {
 			return fmt.Errorf("%s: entry %q appears twice", p.dagPath(d.rel), e.Name)
@@ -133,7 +129,6 @@ func (l *lister) end() error {
 			continue
 		}
 		switch {
-		case d.parent == nil && n == StateDir:
 		case strings.HasPrefix(n, tmpPrefix):
 			d.mu.Lock()
 			d.leftovers = append(d.leftovers, n)

@@ -3,9 +3,10 @@
 // directories, symlinks, mode and mtime), fetching blocks from trustless
 // gateways or the local store, verifying each against its CID.
 //
-// It is incremental. DEST/.ipfs-sync-pull holds the last root pulled, an
-// index (path → CID and the lstat pull left there) and the directory and
-// file-structure blocks of that root. A run walks the new root from those
+// It is incremental. The repository keeps, for each DEST (state.go), the
+// last root pulled, an index (path → CID and the lstat pull left there)
+// and the directory and file-structure blocks of that root; DEST itself
+// holds nothing but ROOT. A run walks the new root from those
 // cached blocks, so an unchanged directory costs no fetch; a file whose CID
 // and lstat match its record is left alone (rsync's quick check); a
 // renamed file is copied from its old path; a changed file reuses every
@@ -49,6 +50,10 @@ type Options struct {
 	Root   cid.Cid
 	Dest   string
 	Source Source
+	// Repo is the repository where pull keeps what it knows of each DEST
+	// (the directory need hold no blocks: a pull from gateways only uses
+	// that). DEST may neither contain it nor lie inside it.
+	Repo string
 	// Keep entries of DEST that are not in Root (rsync without --delete).
 	NoDelete bool
 
@@ -135,6 +140,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		opts.Jobs = max(8, 2*runtime.GOMAXPROCS(0))
 	}
 	res := Result{Root: opts.Root.String(), Dest: opts.Dest}
+	if opts.Repo == "" {
+		return res, errors.New("no repository to keep the state of DEST in")
+	}
+	if err := checkApart(opts.Dest, opts.Repo); err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(opts.Dest, 0o755); err != nil {
 		return res, fmt.Errorf("create DEST: %w", err)
 	}
@@ -145,11 +156,27 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("open DEST %s: %w", opts.Dest, err)
 	}
 	defer unix.Close(destfd)
-	st, err := openState(destfd)
+	id, err := identify(destfd, opts.Dest)
+	if err != nil {
+		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
+	}
+	st, err := openState(opts.Repo, id, destfd)
 	if err != nil {
 		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
 	}
 	defer st.close()
+	if st.fresh || st.legacy {
+		// Before anything is written into DEST, the state says that pull
+		// writes into it.
+		if err := st.save(); err != nil {
+			return res, err
+		}
+	}
+	if st.legacy {
+		if err := removeAt(destfd, legacyStateDir); err != nil {
+			return res, fmt.Errorf("DEST %s: remove the state an earlier version kept there: %w", opts.Dest, err)
+		}
+	}
 	if st.prev.Root != "" {
 		prev := st.prev.Root
 		res.Previous = &prev

@@ -337,7 +337,7 @@ func TestResume(t *testing.T) {
 func checkComplete(t *testing.T, dest string, s *spec) {
 	t.Helper()
 	filepath.WalkDir(dest, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || strings.Contains(path, StateDir) || strings.HasPrefix(d.Name(), tmpPrefix) {
+		if err != nil || !d.Type().IsRegular() || strings.HasPrefix(d.Name(), tmpPrefix) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dest, path)
@@ -354,7 +354,7 @@ func checkComplete(t *testing.T, dest string, s *spec) {
 // lock's error (exit status 4).
 func TestLocked(t *testing.T) {
 	dest, fd := openDest(t)
-	st := mustOpenState(t, fd)
+	st := mustOpenState(t, dest, fd)
 	defer st.close()
 	g := newDAGStore(t)
 	root := g.build(sample())
@@ -406,22 +406,25 @@ func TestIsLeaf(t *testing.T) {
 // of a log; the next run reads every frame before it and cuts it off.
 func TestStateLogTail(t *testing.T) {
 	dest, fd := openDest(t)
-	st := mustOpenState(t, fd)
+	st := mustOpenState(t, dest, fd)
 	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
 	for _, p := range []string{"a", "b/c", "d\nodd"} {
 		if err := st.put(record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := st.save(); err != nil {
+		t.Fatal(err)
+	}
 	st.close()
-	idx := filepath.Join(dest, StateDir, indexFile)
+	idx := filepath.Join(st.dir, indexFile)
 	f, err := os.OpenFile(idx, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Write([]byte{40, 1, 2, 3}) // a frame announcing 40 bytes, torn
 	f.Close()
-	st = mustOpenState(t, fd)
+	st = mustOpenState(t, dest, fd)
 	defer st.close()
 	if len(st.index) != 3 || st.index["d\nodd"].Local.MTime != 42 {
 		t.Fatalf("index after a torn tail: %v", st.index)
@@ -447,8 +450,10 @@ func TestStateCommit(t *testing.T) {
 	rec := func(p string) record {
 		return record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}
 	}
+	var dir string
 	for run := range 50 {
-		st := mustOpenState(t, fd)
+		st := mustOpenState(t, dest, fd)
+		dir = st.dir
 		if run > 0 {
 			if len(st.index) != 100 {
 				t.Fatalf("run %d: %d records, want 100", run, len(st.index))
@@ -480,7 +485,7 @@ func TestStateCommit(t *testing.T) {
 		}
 		st.close()
 	}
-	fi, err := os.Stat(filepath.Join(dest, StateDir, indexFile))
+	fi, err := os.Stat(filepath.Join(dir, indexFile))
 	if err != nil || fi.Size() > 200_000 {
 		t.Fatalf("index log: %v, %d bytes after 50 runs of 100 paths", err, fi.Size())
 	}
@@ -520,10 +525,14 @@ func TestBigHAMTGroups(t *testing.T) {
 	}
 }
 
-// openDest is a new, empty DEST and a descriptor of it, closed with the test.
+// openDest is a new, empty DEST and a descriptor of it, closed with the
+// test; its repository is "repo" beside it, as pullInto has it.
 func openDest(t *testing.T) (string, int) {
 	t.Helper()
-	dest := t.TempDir()
+	dest := filepath.Join(t.TempDir(), "dest")
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	d, err := os.Open(dest)
 	if err != nil {
 		t.Fatal(err)
@@ -532,9 +541,13 @@ func openDest(t *testing.T) (string, int) {
 	return dest, int(d.Fd())
 }
 
-func mustOpenState(t *testing.T, destfd int) *state {
+func mustOpenState(t *testing.T, dest string, destfd int) *state {
 	t.Helper()
-	st, err := openState(destfd)
+	id, err := identify(destfd, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openState(filepath.Join(filepath.Dir(dest), "repo"), id, destfd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,17 @@ package pull
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,14 +24,23 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 )
 
-// StateDir is the directory in DEST where pull keeps what it knows about
-// DEST. It is never compared with ROOT and never deleted; a ROOT with a
-// top-level entry of this name is refused.
-const StateDir = ".ipfs-sync-pull"
+// Pull keeps what it knows about each DEST in the repository, not in
+// DEST: DEST must be an exact copy of ROOT (rsync --delete, a web server
+// or a sync of DEST must find nothing else there). The state of a DEST is
+// the directory statesDir/KEY, KEY a hash of DEST's real path, and it
+// names the directory it describes by device, inode and birth time too:
+// a directory that takes DEST's place (moved there, restored from a
+// backup, made anew) has no state, and its pull is a first pull.
+const statesDir = "pulls"
 
-// Files in StateDir.
+// legacyStateDir is where earlier versions kept the state: in DEST. A
+// DEST that has one (and no state in the repository) is adopted: its
+// index and cache move to the repository and the directory is removed.
+const legacyStateDir = ".ipfs-sync-pull"
+
+// Files in a state directory.
 const (
-	stateFile = "state.json" // the last root pulled completely
+	stateFile = "state.json" // which DEST; the last root pulled completely
 	indexFile = "index"      // path → CID and the stat it was written with
 	cacheFile = "blocks"     // directory and file-structure blocks of that root
 	lockFile  = "lock"
@@ -47,11 +60,26 @@ type record struct {
 	Local localStat
 }
 
+// destID is which directory a state describes.
+type destID struct {
+	Path     string // real (symlinks resolved), absolute
+	Dev, Ino uint64
+	Birth    int64 // ns; 0 where the filesystem does not keep one
+}
+
 // savedState is state.json.
 type savedState struct {
-	Root     string    `json:"root"`
+	Dest     string    `json:"dest"`
+	Dev      uint64    `json:"dev"`
+	Ino      uint64    `json:"ino"`
+	Birth    int64     `json:"birth,omitempty"`
+	Root     string    `json:"root,omitempty"`
 	Previous string    `json:"previous,omitempty"`
 	Time     time.Time `json:"time"`
+}
+
+func (s savedState) id() destID {
+	return destID{Path: s.Dest, Dev: s.Dev, Ino: s.Ino, Birth: s.Birth}
 }
 
 // state is DEST's pull state, open for one run: the previous root, the
@@ -62,9 +90,17 @@ type savedState struct {
 // more than half of it is dead, so an update costs writes in proportion
 // to the change, not to the tree.
 type state struct {
-	dirfd int // StateDir
+	dir   string // the state directory, for messages
+	dirfd int
 	lock  int
+	id    destID
 	prev  savedState
+	// fresh: no pull is known to have written into this DEST (it has no
+	// state, or the state is of another directory that was at its path).
+	fresh bool
+	// legacy: DEST holds an earlier version's state directory, which the
+	// run removes (its index and cache adopted, if this DEST had no state).
+	legacy bool
 
 	mu     sync.RWMutex
 	index  map[string]*entry
@@ -89,20 +125,35 @@ type cached struct {
 	used atomic.Bool
 }
 
-// openState opens (creating) StateDir in dest and takes its lock: a second
-// pull into the same DEST is refused.
-func openState(destfd int) (*state, error) {
-	if err := unix.Mkdirat(destfd, StateDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("create %s: %w", StateDir, err)
+// stateDir is where the repository repo keeps the state of the DEST whose
+// real path is dest.
+func stateDir(repo, dest string) string {
+	sum := sha256.Sum256([]byte(dest))
+	return filepath.Join(repo, statesDir, hex.EncodeToString(sum[:16]))
+}
+
+// openState opens (creating) the state of the DEST id in the repository
+// repo and takes its lock: a second pull into the same DEST is refused.
+// destfd is DEST, open, where an earlier version's state may be.
+func openState(repo string, id destID, destfd int) (*state, error) {
+	dir := stateDir(repo, id.Path)
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		return nil, fmt.Errorf("create the repository: %w", err)
 	}
-	fd, err := openDir(destfd, StateDir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("create pull states in the repository: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", StateDir, err)
+		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	s := &state{dirfd: fd, lock: -1, index: map[string]*entry{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid]*cached{}}
+	s := &state{dir: dir, dirfd: fd, lock: -1, id: id, index: map[string]*entry{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid]*cached{}}
 	if s.lock, err = unix.Openat(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
 		s.close()
-		return nil, fmt.Errorf("open %s/%s: %w", StateDir, lockFile, err)
+		return nil, fmt.Errorf("open %s/%s: %w", dir, lockFile, err)
 	}
 	if err := unix.Flock(s.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		s.close()
@@ -110,24 +161,44 @@ func openState(destfd int) (*state, error) {
 			// blockstore.ErrLocked gives the documented exit status 4.
 			return nil, fmt.Errorf("%w: another pull is writing into this DEST", blockstore.ErrLocked)
 		}
-		return nil, fmt.Errorf("lock %s: %w", StateDir, err)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	if err := s.load(); err != nil {
+	if err := s.load(destfd); err != nil {
 		s.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *state) load() error {
+func (s *state) load(destfd int) error {
+	var saved savedState
 	if data, err := readFileAt(s.dirfd, stateFile); err == nil {
-		if err := json.Unmarshal(data, &s.prev); err != nil {
-			// A damaged state only costs a full comparison, never a wrong
-			// file: every record is re-checked against lstat anyway.
-			s.prev = savedState{}
+		if json.Unmarshal(data, &saved) != nil {
+			saved = savedState{}
 		}
 	} else if !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("read %s/%s: %w", StateDir, stateFile, err)
+		return fmt.Errorf("read %s/%s: %w", s.dir, stateFile, err)
+	}
+	legacy, err := readLegacy(destfd)
+	if err != nil {
+		return err
+	}
+	s.legacy = legacy != nil
+	if saved.id() == s.id {
+		s.prev = saved
+	} else {
+		// The index describes another directory, or none: this DEST
+		// starts with no record of what pull wrote. The cache is kept (its
+		// blocks are verified as they are read, whoever wrote them).
+		s.fresh = true
+		if err := unix.Unlinkat(s.dirfd, indexFile, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("reset %s/%s: %w", s.dir, indexFile, err)
+		}
+		if legacy != nil {
+			if err := s.adopt(destfd, legacy); err != nil {
+				return err
+			}
+		}
 	}
 	// The two logs are read at once: on a big tree each takes tens of
 	// milliseconds, and an update is a few hundred.
@@ -138,8 +209,7 @@ func (s *state) load() error {
 		cacheErr = s.loadCache()
 	}()
 	defer func() { <-done }()
-	var err error
-	s.indexW, err = openLog(s.dirfd, indexFile, func(p []byte) {
+	s.indexW, err = openLog(s.dirfd, s.dir, indexFile, func(p []byte) {
 		if r, ok := decodeRecord(p); !ok {
 			return
 		} else if r.Cid.Defined() {
@@ -157,13 +227,112 @@ func (s *state) load() error {
 			s.byCid[r.Cid] = p
 		}
 	}
+	if _, own := s.index[legacyStateDir]; own {
+		s.legacy = false // an entry of the root pulled, not a state
+	}
 	<-done
 	return cacheErr
 }
 
+// legacyState is what an earlier version's state.json says.
+type legacyState struct {
+	Root     string `json:"root"`
+	Previous string `json:"previous"`
+}
+
+// readLegacy reads the state.json of an earlier version's state directory
+// in DEST; nil if there is none.
+func readLegacy(destfd int) (*legacyState, error) {
+	fd, err := openDir(destfd, legacyStateDir)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("DEST %s: %w", legacyStateDir, err)
+	}
+	defer unix.Close(fd)
+	data, err := readFileAt(fd, stateFile)
+	if err != nil {
+		return nil, nil
+	}
+	var old legacyState
+	if json.Unmarshal(data, &old) != nil || old.Root == "" {
+		return nil, nil
+	}
+	return &old, nil
+}
+
+// adopt takes over an earlier version's state in DEST: its index and
+// cache are copied here (the logs' format is the same), and its root is
+// the previous one.
+func (s *state) adopt(destfd int, old *legacyState) error {
+	fd, err := openDir(destfd, legacyStateDir)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", legacyStateDir, err)
+	}
+	defer unix.Close(fd)
+	for _, name := range []string{indexFile, cacheFile} {
+		if err := copyFileAt(fd, s.dirfd, name); err != nil {
+			return fmt.Errorf("adopt DEST's %s/%s: %w", legacyStateDir, name, err)
+		}
+	}
+	s.fresh = false
+	s.prev = savedState{Root: old.Root, Previous: old.Previous}
+	return nil
+}
+
+// copyFileAt replaces name in dst with a copy of name in src (absent in
+// src: nothing to do).
+func copyFileAt(src, dst int, name string) error {
+	in, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	inf := os.NewFile(uintptr(in), name)
+	defer inf.Close()
+	tmp := tmpName()
+	out, err := unix.Openat(dst, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	outf := os.NewFile(uintptr(out), tmp)
+	_, err = io.Copy(outf, inf)
+	if cerr := outf.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(dst, tmp, dst, name)
+	}
+	if err != nil {
+		unix.Unlinkat(dst, tmp, 0)
+	}
+	return err
+}
+
+// save writes state.json: which directory this state describes, and the
+// last root pulled into it completely. A first pull saves it before it
+// writes anything into DEST, so that a run after an interrupted one knows
+// what it wrote.
+func (s *state) save() error {
+	st := s.prev
+	st.Dest, st.Dev, st.Ino, st.Birth = s.id.Path, s.id.Dev, s.id.Ino, s.id.Birth
+	st.Time = time.Now().UTC()
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAt(s.dirfd, stateFile, append(data, '\n')); err != nil {
+		return fmt.Errorf("%s: %w", s.dir, err)
+	}
+	return nil
+}
+
 func (s *state) loadCache() error {
 	var err error
-	s.cacheW, err = openLog(s.dirfd, cacheFile, func(p []byte) {
+	s.cacheW, err = openLog(s.dirfd, s.dir, cacheFile, func(p []byte) {
 		n, c, err := cid.CidFromBytes(p)
 		if err != nil {
 			return
@@ -172,8 +341,9 @@ func (s *state) loadCache() error {
 			delete(s.cache, c) // a tombstone: no directory block is empty
 			return
 		}
-		// The cache sits in a directory anyone with access to DEST can
-		// write: its blocks are verified like fetched ones.
+		// The cache may come from an earlier version's state in DEST, which
+		// anyone with access to DEST could write: its blocks are verified
+		// like fetched ones.
 		data := append([]byte(nil), p[n:]...)
 		if b, err := blocks.NewBlockWithCid(data, c); err == nil && blockstore.Verify(b) == nil {
 			s.cache[c] = &cached{data: data}
@@ -250,9 +420,8 @@ func (s *state) cacheBlock(c cid.Cid, data []byte) error {
 
 // settle ends a successful run's logs: tombstones for the paths the root
 // no longer has, the cache trimmed to the blocks this run used, each log
-// compacted if mostly dead, all handed to the kernel. The caller then
-// makes DEST durable (one syncfs, which covers these files too) before
-// record says the root is pulled.
+// compacted if mostly dead, all on disk. The caller then makes DEST
+// durable too before record says the root is pulled.
 func (s *state) settle() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,7 +442,7 @@ func (s *state) settle() error {
 			return err
 		}
 	}
-	if err := s.indexW.flush(); err != nil {
+	if err := s.indexW.sync(); err != nil {
 		return err
 	}
 	dead := 0
@@ -295,17 +464,13 @@ func (s *state) settle() error {
 			return err
 		}
 	}
-	return s.cacheW.flush()
+	return s.cacheW.sync()
 }
 
 // record notes root as the last root pulled into DEST.
 func (s *state) record(root cid.Cid) error {
-	st := savedState{Root: root.String(), Previous: s.prev.Root, Time: time.Now().UTC()}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return writeFileAt(s.dirfd, stateFile, append(data, '\n'))
+	s.prev.Previous, s.prev.Root = s.prev.Root, root.String()
+	return s.save()
 }
 
 func (s *state) close() {
@@ -416,6 +581,7 @@ type logWriter struct {
 	eager  bool
 	frames int // in the file
 	dirfd  int
+	dir    string // for messages
 	name   string
 }
 
@@ -423,10 +589,10 @@ type logWriter struct {
 // cannot make the reader allocate gigabytes.
 const maxFrame = 4 << 20
 
-func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
+func openLog(dirfd int, dir, name string, each func([]byte)) (*logWriter, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open %s/%s: %w", StateDir, name, err)
+		return nil, fmt.Errorf("open %s/%s: %w", dir, name, err)
 	}
 	f := os.NewFile(uintptr(fd), name)
 	br := bufio.NewReaderSize(f, 1<<20)
@@ -451,13 +617,13 @@ func openLog(dirfd int, name string, each func([]byte)) (*logWriter, error) {
 	}
 	if err := f.Truncate(good); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("truncate %s/%s: %w", StateDir, name, err)
+		return nil, fmt.Errorf("truncate %s/%s: %w", dir, name, err)
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10), frames: frames, dirfd: dirfd, name: name}, nil
+	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10), frames: frames, dirfd: dirfd, dir: dir, name: name}, nil
 }
 
 func uvarintLen(n uint64) int {
@@ -469,7 +635,7 @@ func (l *logWriter) append(payload []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.w.Write(appendFrame(nil, payload)); err != nil {
-		return fmt.Errorf("write %s/%s: %w", StateDir, l.name, err)
+		return fmt.Errorf("write %s/%s: %w", l.dir, l.name, err)
 	}
 	l.frames++
 	if l.eager {
@@ -486,17 +652,28 @@ func (l *logWriter) flush() error {
 	return l.w.Flush()
 }
 
+// sync puts what was appended on disk.
+func (l *logWriter) sync() error {
+	if err := l.flush(); err != nil {
+		return err
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s/%s: %w", l.dir, l.name, err)
+	}
+	return nil
+}
+
 // replace swaps the log for the frames in data (written to a temporary
 // name, synced, renamed) and goes on appending to the new file.
 func (l *logWriter) replace(data []byte, frames int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := writeFileAt(l.dirfd, l.name, data); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", l.dir, err)
 	}
 	fd, err := unix.Openat(l.dirfd, l.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open %s/%s: %w", StateDir, l.name, err)
+		return fmt.Errorf("open %s/%s: %w", l.dir, l.name, err)
 	}
 	l.f.Close()
 	l.f = os.NewFile(uintptr(fd), l.name)
