@@ -14,11 +14,12 @@ import (
 // completion is picked up later by whoever next needs a buffer. Written
 // by a goroutine each in pwrite(2), every stage held one of Go's Ps for
 // the write's milliseconds until the runtime handed it off; with this and
-// the reads of chunker/source.go a small-preset import went from 1.24 s
-// to 1.09 s on two cores (docs/benchmarks.md). Only O_DIRECT writes into
-// allocated space are asynchronous: a write that extends the file, or
-// goes through the page cache, completes inside io_submit, so the writer
-// allocates ahead (fallocate) and uses this only for O_DIRECT packs.
+// the reads of chunker/source_linux.go a small-preset import went from
+// 1.24 s to 1.09 s on two cores (docs/benchmarks.md). Only O_DIRECT
+// writes into allocated space are asynchronous: a write that extends the
+// file, or goes through the page cache, completes inside io_submit, so
+// the writer allocates ahead (fallocate) and uses this only for O_DIRECT
+// packs.
 //
 // Four system calls, so no library: gvisor's pkg/aio would bring the
 // whole gVisor module, and github.com/traetox/goaio owns the file and

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
@@ -19,20 +18,22 @@ type File interface {
 	Stat() (metadata.Stat, error)
 }
 
-// source is a file read by descriptor, not through os.File: a read of
-// bytes the page cache holds is a raw system call that keeps the P
-// (preadv2 with RWF_NOWAIT), and only a read that must wait for the disk
-// goes through the scheduler as a blocking call. Each blocking call let
-// the runtime hand the worker's P to another thread and the worker wait
-// to get one back; read this way, a small-preset import of a cached tree
-// took 0.1 CPU-s less (2.07 → 1.97 in interleaved runs). os.File also
-// tried to register every file with the poller, one failing epoll_ctl
-// each.
+// source is a file read by descriptor, not through os.File: on Linux a
+// read of bytes the page cache holds is a raw system call that keeps the
+// P (preadv2 with RWF_NOWAIT, source_linux.go), and only a read that must
+// wait for the disk goes through the scheduler as a blocking call, a
+// pread(2). Each blocking call let the runtime hand the worker's P to
+// another thread and the worker wait to get one back; read this way, a
+// small-preset import of a cached tree took 0.1 CPU-s less (2.07 → 1.97
+// in interleaved runs). os.File also tried to register every file with
+// the poller, one failing epoll_ctl each.
 type source struct {
-	fd     int
-	path   string
-	off    int64
-	noWait bool // RWF_NOWAIT is refused here (old kernel, some file systems)
+	fd   int
+	path string
+	off  int64
+	// noWait: every read is a pread: RWF_NOWAIT is refused here (old
+	// kernel, some file systems), or there are no fast paths.
+	noWait bool
 }
 
 // OpenNoFollow opens path read-only without following a final symlink, so a
@@ -46,7 +47,7 @@ func OpenNoFollow(path string) (File, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
-		return &source{fd: fd, path: path}, nil
+		return &source{fd: fd, path: path, noWait: !fastpath.On()}, nil
 	}
 }
 
@@ -56,16 +57,7 @@ func (f *source) Read(p []byte) (int, error) {
 	}
 	n, err := -1, error(nil)
 	if !f.noWait {
-		iov := unix.Iovec{Base: &p[0]}
-		iov.SetLen(len(p))
-		r, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(f.fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(f.off), 0, unix.RWF_NOWAIT)
-		switch {
-		case e == 0:
-			n = int(r)
-		case e != unix.EAGAIN && e != unix.EINTR:
-			// ENOSYS, EINVAL, EOPNOTSUPP: no RWF_NOWAIT for this file.
-			f.noWait = true
-		}
+		n = f.readCached(p)
 	}
 	for n < 0 {
 		if n, err = unix.Pread(f.fd, p, f.off); errors.Is(err, unix.EINTR) {
@@ -85,9 +77,8 @@ func (f *source) Read(p []byte) (int, error) {
 
 func (f *source) Stat() (metadata.Stat, error) {
 	var s unix.Stat_t
-	// fstat of an open file reads no disk.
-	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(f.fd), uintptr(unsafe.Pointer(&s)), 0); e != 0 {
-		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: syscall.Errno(e)}
+	if err := fstat(f.fd, &s); err != nil {
+		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: err}
 	}
 	return metadata.FromStatT(&s), nil
 }

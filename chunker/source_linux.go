@@ -1,0 +1,35 @@
+package chunker
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// readCached reads into p what the page cache holds at f.off, without
+// giving up the P: a raw preadv2 with RWF_NOWAIT. -1: the read would have
+// to wait for the disk (or was interrupted), or RWF_NOWAIT is refused for
+// this file, which then reads only with pread.
+func (f *source) readCached(p []byte) int {
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	r, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(f.fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(f.off), 0, unix.RWF_NOWAIT)
+	switch {
+	case e == 0:
+		return int(r)
+	case e != unix.EAGAIN && e != unix.EINTR:
+		// ENOSYS, EINVAL, EOPNOTSUPP: no RWF_NOWAIT for this file.
+		f.noWait = true
+	}
+	return -1
+}
+
+// fstat stats the open file fd with a raw system call: fstat of an open
+// file reads no disk, so there is no reason to give up the P.
+func fstat(fd int, s *unix.Stat_t) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(s)), 0); e != 0 {
+		return syscall.Errno(e)
+	}
+	return nil
+}
