@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +46,7 @@ func fromStat(st *unix.Stat_t) localStat {
 	ls := localStat{
 		Size:  st.Size,
 		MTime: st.Mtim.Nano(),
-		Mode:  st.Mode & 0o7777,
+		Mode:  uint32(st.Mode) & 0o7777, // a uint16 on darwin
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
@@ -99,7 +98,7 @@ func readNames(dirfd int) ([]string, error) {
 	buf := make([]byte, 32<<10)
 	var names []string
 	for {
-		n, err := unix.Getdents(dirfd, buf)
+		n, err := unix.ReadDirent(dirfd, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -151,17 +150,6 @@ func removeAt(dirfd int, name string) error {
 		return err
 	}
 	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
-}
-
-// futimens sets an open file's mtime (and atime) to the nanosecond.
-// x/sys has no futimens; utimensat with a NULL path is what libc's is.
-func futimens(fd int, mtime int64) error {
-	ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
 }
 
 // lutimesAt sets a symlink's own mtime.
@@ -240,28 +228,8 @@ func preadFull(fd int, b []byte, off int64) error {
 	return nil
 }
 
-// copyRange copies n bytes from src at soff to dst at doff, in the kernel
-// where it can (copy_file_range; a reflink on filesystems that have them).
-func copyRange(dst int, doff int64, src int, soff int64, n int64) error {
-	for n > 0 {
-		k, err := unix.CopyFileRange(src, &soff, dst, &doff, int(min(n, 1<<30)), 0)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
-				return copyRangeSlow(dst, doff, src, soff, n)
-			}
-			return err
-		}
-		if k == 0 {
-			return io.ErrUnexpectedEOF
-		}
-		n -= int64(k)
-	}
-	return nil
-}
-
+// copyRangeSlow copies n bytes from src at soff to dst at doff through a
+// buffer: the portable copyRange (fsops_linux.go has the kernel's).
 func copyRangeSlow(dst int, doff int64, src int, soff int64, n int64) error {
 	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {

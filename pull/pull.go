@@ -34,6 +34,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
 // Defaults for the limits on what a root may ask DEST to hold. They are far
@@ -117,6 +119,9 @@ type puller struct {
 	fetches    chan struct{}
 	pre        *prefetch
 	subtreeMax uint64
+	// fast: the Linux fast paths (fastpath.On): one syncfs of DEST at the
+	// end. Without, each file and directory is fsynced as it is finished.
+	fast bool
 
 	entries, bytes                             atomic.Int64
 	files, dirs, symlinks                      atomic.Int64
@@ -185,7 +190,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(),
-		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax}
+		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax, fast: fastpath.On()}
 	if opts.subtreeMax > 0 {
 		p.subtreeMax = opts.subtreeMax
 	}
@@ -250,9 +255,12 @@ func (p *puller) run(destfd int) error {
 		return err
 	}
 	// The state says "DEST holds ROOT" only once all of it (the state's
-	// logs included) is on disk.
-	if err := unix.Syncfs(destfd); err != nil {
-		return fmt.Errorf("sync DEST: %w", err)
+	// logs included) is on disk: one syncfs, or, without the fast paths,
+	// each file and directory was fsynced as it was finished.
+	if p.fast {
+		if err := syncFS(destfd); err != nil {
+			return fmt.Errorf("sync DEST: %w", err)
+		}
 	}
 	return p.st.record(p.o.Root)
 }

@@ -522,7 +522,10 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	// fchmod rather than the create mode: the umask must not apply.
 	err = unix.Fchmod(fd, mode)
 	if err == nil && m.hasMTime {
-		err = futimens(fd, m.mtime)
+		err = setMTime(d.fd, tmp, fd, m.mtime)
+	}
+	if err == nil && !p.fast {
+		err = unix.Fsync(fd) // no syncfs at the end (durable)
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -600,7 +603,13 @@ func (p *puller) finish(d *dirNode, fd int) error {
 		}
 	}
 	if d.meta.hasMTime && ls.MTime != d.meta.mtime {
-		if err := futimens(fd, d.meta.mtime); err != nil {
+		if err := setMTime(fd, ".", fd, d.meta.mtime); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+		}
+	}
+	if !p.fast {
+		// No syncfs at the end (durable): its entries, mode and mtime now.
+		if err := unix.Fsync(fd); err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 		}
 	}
