@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command floor measures the machine's floor for an import: it reads, or
 // reads and SHA-256-hashes, every regular file under a directory on
 // runtime.NumCPU() workers and prints the throughput. bench/run.sh runs it
@@ -13,6 +15,9 @@
 // Output, one line: "files=N bytes=N seconds=S mbps=X workers=W mode=M
 // sync_seconds=S" (MB = 10^6 bytes; sync_seconds is the syncfs(2) part of
 // seconds, 0 unless -dst).
+//
+// It builds on Linux only: each run ends in syncfs(2), as ipfs-sync's
+// do there, and the figures are Linux's.
 package main
 
 import (
