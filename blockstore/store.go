@@ -165,6 +165,22 @@ func openBlocks(dir string, write bool) (*Store, error) {
 	return &Store{dir: dir, packs: ps, bs: bstore.NewIdStore(verifying{ps})}, nil
 }
 
+// Refresh brings a reader up to the repository: indexes a sync or gc
+// wrote since are loaded, and those a gc removed let go, with the packs
+// only they named (closed once their last read ends). A reader otherwise
+// reloads only when it misses a block, and would go on serving what a gc
+// collected from files whose space is then never freed. Writers see their
+// own changes; for them it does nothing.
+func (s *Store) Refresh() error {
+	if s.packs.w != nil {
+		return nil
+	}
+	if _, err := s.packs.set.load(); err != nil {
+		return fmt.Errorf("reload block store in %s: %w", s.dir, err)
+	}
+	return nil
+}
+
 // Dir is the repository's directory.
 func (s *Store) Dir() string { return s.dir }
 

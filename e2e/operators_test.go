@@ -3,8 +3,14 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // opsTree builds a small tree at dir: a few text files, a multi-chunk file
@@ -75,4 +81,70 @@ func TestCarDeltaIsRelativeToTheRef(t *testing.T) {
 		}
 		kuboRun(t, node, "dag", "stat", "--offline", "--progress=false", root)
 	})
+}
+
+// deletedStoreFiles lists the files of the store that process pid holds
+// open although they were deleted.
+func deletedStoreFiles(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if strings.Contains(target, "/packs/") && strings.HasSuffix(target, "(deleted)") {
+			out = append(out, target)
+		}
+	}
+	return out
+}
+
+// TestServeLetsGoAfterGC: a serve started before a gc notices the new
+// set of indexes: it stops serving the roots gc collected (404) and
+// closes the packs gc deleted, so that their space is freed.
+func TestServeLetsGoAfterGC(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	old := syncOK(t, repo, "sync", src)
+	// Most of the first pack is the big file, gone from the next root:
+	// gc rewrites that pack and deletes it.
+	if err := os.Remove(filepath.Join(src, "pool", "big.deb")); err != nil {
+		t.Fatal(err)
+	}
+	cur := syncOK(t, repo, "sync", src)
+	p := startServeProc(t, repo)
+	car := func(root string) (int, int) {
+		t.Helper()
+		resp, err := http.Get(p.base + "/ipfs/" + root + "?format=car")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, len(body)
+	}
+	if code, n := car(old); code != http.StatusOK || n < 3*mib {
+		t.Fatalf("before gc: %s: %d, %d bytes", old, code, n)
+	}
+	if res := ipfsSync(t, repo, "gc", "--keep", "1"); res.Code != 0 {
+		t.Fatal(res)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := car(old)
+		held := deletedStoreFiles(t, p.cmd.Process.Pid)
+		if code == http.StatusNotFound && len(held) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after gc, serve answers %d for the collected root %s and holds deleted files open: %v", code, old, held)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, _ := car(cur); code != http.StatusOK {
+		t.Fatalf("after gc: the kept root %s: %d", cur, code)
+	}
 }

@@ -1,7 +1,7 @@
 // Package gateway owns serving the store over HTTP as an IPFS trustless
 // gateway (boxo's gateway package): raw blocks and CAR responses that any
 // IPFS client verifies by hash, and optionally deserialized (browser)
-// responses with directory listings.
+// responses with directory listings; and the server's limits.
 package gateway
 
 import (
@@ -9,47 +9,133 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/ipfs/boxo/blockservice"
 	bstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/gateway"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Options configure the server.
+// Options configure the server. A zero limit or timeout takes the default
+// below.
 type Options struct {
 	Listen string // host:port
 	Browse bool   // deserialized responses (files, directory listings)
+
+	// MaxConnections is the most connections open at once; more wait to
+	// be accepted.
+	MaxConnections int
+	// MaxRequests is the most requests served at once; more are answered
+	// 429 with Retry-After.
+	MaxRequests int
+	// ReadHeaderTimeout is how long a client has to send a request's
+	// headers; IdleTimeout how long a keep-alive connection may wait for
+	// the next request.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// StallTimeout is the longest one write of a response may wait on the
+	// client. It bounds a request's time without a whole-response limit,
+	// which would cut slow but healthy downloads of big CARs off.
+	StallTimeout time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxConnections    = 1024
+	DefaultMaxRequests       = 512
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultStallTimeout      = time.Minute
+)
+
+func (o Options) withDefaults() Options {
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&o.MaxConnections, DefaultMaxConnections}, {&o.MaxRequests, DefaultMaxRequests}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&o.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&o.IdleTimeout, DefaultIdleTimeout}, {&o.StallTimeout, DefaultStallTimeout}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	return o
+}
+
+// noRequestLimit stands for "no whole-request limit" in boxo, which
+// otherwise ends every request after an hour, downloads in progress too;
+// StallTimeout is what bounds a request here.
+const noRequestLimit = 100 * 365 * 24 * time.Hour
 
 // Handler serves /ipfs/ paths from bs. Every block boxo reads is checked
 // against its CID by the blockservice, so a corrupt block in the store is
-// refused rather than sent.
+// refused rather than sent. A root bs does not hold is a 404 before any
+// byte; no error answer is cacheable, and a response that fails once its
+// status is sent is cut off, never ended as if complete (see guard).
 func Handler(bs bstore.Blockstore, browse bool) (http.Handler, error) {
+	return newHandler(bs, Options{Browse: browse}.withDefaults())
+}
+
+func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 	bsvc := blockservice.New(bs, nil) // offline: never asks the network
 	backend, err := gateway.NewBlocksBackend(bsvc)
 	if err != nil {
 		return nil, err
 	}
 	h := gateway.NewHandler(gateway.Config{
-		DeserializedResponses: browse,
+		DeserializedResponses: opts.Browse,
+		MaxConcurrentRequests: opts.MaxRequests,
+		MaxRequestDuration:    noRequestLimit,
 		// A private registry: boxo registers its metrics once per registry
 		// and tests start several servers in one process.
 		MetricsRegistry: prometheus.NewRegistry(),
 	}, backend)
 	mux := http.NewServeMux()
-	mux.Handle("/ipfs/", h)
+	mux.Handle("/ipfs/", rootCheck(bs, h))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ipfs-sync serves /ipfs/{cid} (trustless gateway: ?format=raw or ?format=car)", http.StatusNotFound)
 	})
-	return mux, nil
+	return guard(mux, opts.StallTimeout), nil
+}
+
+// rootCheck answers 404 for a root the store does not hold. boxo starts a
+// CAR response (status 200, cacheable for a year) before it reads the
+// root, and the CAR it then cuts short is all a client or a CDN gets.
+func rootCheck(bs bstore.Blockstore, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/ipfs/"), "/")
+		c, err := cid.Decode(first)
+		if err != nil || c.Prefix().MhType == mh.IDENTITY {
+			h.ServeHTTP(w, r) // boxo's answers: 400, or the inline data
+			return
+		}
+		has, err := bs.Has(r.Context(), c)
+		switch {
+		case err != nil:
+			http.Error(w, "reading the store: "+err.Error(), http.StatusInternalServerError)
+		case !has:
+			http.Error(w, c.String()+" is not in this repository", http.StatusNotFound)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Serve listens on opts.Listen and serves until ctx ends. ready, if not
 // nil, receives the address actually listened on.
 func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(addr string)) error {
-	h, err := Handler(bs, opts.Browse)
+	opts = opts.withDefaults()
+	h, err := newHandler(bs, opts)
 	if err != nil {
 		return err
 	}
@@ -57,14 +143,11 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	if err != nil {
 		return err
 	}
+	l = limitListener(l, opts.MaxConnections)
 	if ready != nil {
 		ready(l.Addr().String())
 	}
-	// A client that stops reading or leaves a keep-alive connection idle
-	// must not hold a descriptor and a goroutine for ever. A whole-response
-	// WriteTimeout would cut off slow but healthy downloads of big CARs, so
-	// each write gets its own deadline instead.
-	srv := &http.Server{Handler: stallGuard(h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -77,30 +160,94 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	return nil
 }
 
-const idleTimeout = 2 * time.Minute
-
-// stallTimeout is the longest a single write may wait on the client.
-var stallTimeout = time.Minute
-
-// stallGuard gives every write of a response a fresh deadline.
-func stallGuard(h http.Handler) http.Handler {
+// guard makes every response safe to put behind a cache and bounded in
+// time: each write gets a fresh deadline of stall (net/http clears it
+// when the response ends); an error status never leaves with the
+// immutable Cache-Control boxo sets before it knows the outcome; and a
+// response whose stream failed after its status was sent (boxo reports it
+// in the X-Stream-Error trailer) is aborted, so that neither the client
+// nor a proxy sees it end as if complete.
+func guard(h http.Handler, stall time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w)}, r)
+		gw := &guardWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
+		h.ServeHTTP(gw, r)
+		if gw.status < 400 && w.Header().Get("X-Stream-Error") != "" {
+			panic(http.ErrAbortHandler)
+		}
 	})
 }
 
-type deadlineWriter struct {
+type guardWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
+	rc     *http.ResponseController
+	stall  time.Duration
+	status int // 0 until the status is sent
 }
 
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(stallTimeout))
-	return d.ResponseWriter.Write(p)
+func (g *guardWriter) WriteHeader(code int) {
+	if g.status == 0 && code >= 200 {
+		g.status = code
+		if code >= 400 {
+			g.Header().Set("Cache-Control", "no-store")
+		}
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *guardWriter) Write(p []byte) (int, error) {
+	if g.status == 0 {
+		g.WriteHeader(http.StatusOK)
+	}
+	_ = g.rc.SetWriteDeadline(time.Now().Add(g.stall))
+	return g.ResponseWriter.Write(p)
 }
 
 // Flush keeps streaming responses streaming through the wrapper.
-func (d *deadlineWriter) Flush() { _ = d.rc.Flush() }
+func (g *guardWriter) Flush() { _ = g.rc.Flush() }
 
 // Unwrap lets http.ResponseController reach the connection (Flush).
-func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+func (g *guardWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+// limitListener accepts at most n connections open at once; Accept waits
+// for one to close, or for the listener to.
+func limitListener(l net.Listener, n int) net.Listener {
+	return &limited{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limited struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce gosync.Once
+}
+
+func (l *limited) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limited) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	once    gosync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

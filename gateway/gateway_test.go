@@ -12,12 +12,8 @@ import (
 // A client that asks for a big response and stops reading must not hold
 // the handler: its write fails once the per-write deadline passes.
 func TestStallGuardEndsStalledWrites(t *testing.T) {
-	old := stallTimeout
-	stallTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { stallTimeout = old })
-
 	done := make(chan error, 1)
-	srv := httptest.NewServer(stallGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := make([]byte, 1<<20)
 		for range 1024 { // far more than the socket buffers hold
 			if _, err := w.Write(buf); err != nil {
@@ -26,7 +22,7 @@ func TestStallGuardEndsStalledWrites(t *testing.T) {
 			}
 		}
 		done <- nil
-	})))
+	}), 200*time.Millisecond))
 	defer srv.Close()
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
