@@ -239,4 +239,3 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
-
