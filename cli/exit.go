@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/sync"
@@ -15,6 +16,7 @@ const (
 	ExitUsage       = 2
 	ExitPartial     = 3
 	ExitLocked      = 4
+	ExitHandOff     = 5
 	ExitInterrupted = 130
 )
 
@@ -22,6 +24,19 @@ const (
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
+
+// handOffError is a sync that recorded its root but could not hand it to
+// kubo (--api): the ref has moved, the root is on stdout.
+type handOffError struct {
+	root string
+	err  error
+}
+
+func (e handOffError) Error() string {
+	return fmt.Sprintf("synced %s (the ref has moved), but handing it to kubo failed: %v; 'ipfs-sync push %s' with the same --api retries", e.root, e.err, e.root)
+}
+
+func (e handOffError) Unwrap() error { return e.err }
 
 // exitCode maps an error to the process exit code; the one place that does.
 func exitCode(err error) int {
@@ -33,6 +48,8 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
+	case errors.As(err, &handOffError{}):
+		return ExitHandOff
 	case errors.Is(err, blockstore.ErrLocked):
 		return ExitLocked
 	case errors.Is(err, sync.ErrPartial):
@@ -47,4 +64,6 @@ const exitHelp = `EXIT STATUS:
    2    usage error
    3    partial: a root was recorded, but some entries were skipped (warned on stderr)
    4    the repository is locked by another ipfs-sync process
+   5    sync --api: a root was recorded (the ref moved, the CID is on stdout), but handing
+        it to kubo failed; 'ipfs-sync push ROOT' retries
    130  interrupted`

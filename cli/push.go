@@ -46,12 +46,16 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
 			}
+			k, err := newKubo(c)
+			if err != nil {
+				return err
+			}
 			store, err := openStore(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			res, err := runPush(c, store, root, c.String("name"))
+			res, err := runPush(c, store, k, root, c.String("name"))
 			if err != nil {
 				return err
 			}
@@ -66,14 +70,20 @@ EXAMPLES:
 	}
 }
 
-func runPush(c *ucli.Context, store *blockstore.Store, root cid.Cid, name string) (push.Result, error) {
+// newKubo is the kubo node --api names (default: kubo's own default); a
+// bad address is a usage error, found before anything runs.
+func newKubo(c *ucli.Context) (*push.Kubo, error) {
 	api := c.String("api")
 	if api == "" {
 		api = "http://127.0.0.1:5001"
 	}
 	k, err := push.NewKubo(api)
 	if err != nil {
-		return push.Result{}, usageError{err}
+		return nil, usageError{err}
 	}
+	return k, nil
+}
+
+func runPush(c *ucli.Context, store *blockstore.Store, k *push.Kubo, root cid.Cid, name string) (push.Result, error) {
 	return push.Push(c.Context, store, k, root, push.Options{Name: name, ToFiles: c.String("to-files"), Publish: c.String("publish")})
 }

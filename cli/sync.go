@@ -168,6 +168,12 @@ func runSync(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	var kubo *push.Kubo
+	if c.IsSet("api") && !c.Bool("dry-run") {
+		if kubo, err = newKubo(c); err != nil {
+			return err
+		}
+	}
 	open := openStore
 	if c.Bool("dry-run") {
 		open = openDryRun
@@ -204,20 +210,28 @@ func runSync(c *ucli.Context) error {
 	if err != nil && !errors.Is(err, sync.ErrPartial) {
 		return err
 	}
+	// The root is recorded: from here on it is printed, whatever the
+	// hand-off to kubo does.
 	var pushed *push.Result
-	if c.IsSet("api") && !opts.DryRun {
-		res, perr := runPush(c, store, cid.MustParse(sum.Root), sum.Name)
+	var handOff error
+	if kubo != nil {
+		res, perr := runPush(c, store, kubo, cid.MustParse(sum.Root), sum.Name)
 		if perr != nil {
-			return fmt.Errorf("synced %s, but: %w", sum.Root, perr)
+			handOff = handOffError{root: sum.Root, err: perr}
+		} else {
+			pushed = &res
 		}
-		pushed = &res
 	}
 	switch {
 	case c.Bool("json"):
 		out := struct {
 			sync.Summary
-			Push *push.Result `json:"push,omitempty"`
-		}{sum, pushed}
+			Push      *push.Result `json:"push,omitempty"`
+			PushError string       `json:"push_error,omitempty"`
+		}{Summary: sum, Push: pushed}
+		if handOff != nil {
+			out.PushError = handOff.Error()
+		}
 		if perr := printJSON(c.App.Writer, out); perr != nil {
 			return perr
 		}
@@ -236,6 +250,9 @@ func runSync(c *ucli.Context) error {
 		if pushed != nil {
 			fmt.Fprintf(c.App.ErrWriter, "pushed to %s: %d blocks, %s\n", pushed.API, pushed.Blocks, humanBytes(pushed.Bytes))
 		}
+	}
+	if handOff != nil {
+		return handOff
 	}
 	return err
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,5 +147,70 @@ func TestServeLetsGoAfterGC(t *testing.T) {
 	}
 	if code, _ := car(cur); code != http.StatusOK {
 		t.Fatalf("after gc: the kept root %s: %d", cur, code)
+	}
+}
+
+// TestSyncAPIUnreachable: a sync whose hand-off to kubo fails has still
+// recorded its root: the CID is on stdout (and in --json, with the error),
+// the ref has moved, and the exit status is 5, not 1 ("no ref was
+// moved"). A bad --api is a usage error found before anything runs.
+func TestSyncAPIUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	api := fmt.Sprintf("http://127.0.0.1:%d", freePort(t)) // nobody listens
+	current := func() string {
+		t.Helper()
+		res := ipfsSync(t, repo, "--json", "log", src)
+		if res.Code != 0 {
+			t.Fatalf("log: %s", res)
+		}
+		var v struct{ Root string }
+		if err := json.Unmarshal([]byte(strings.SplitN(res.Stdout, "\n", 2)[0]), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Root
+	}
+
+	res := ipfsSync(t, repo, "sync", "--api", api, src)
+	if res.Code != 5 {
+		t.Fatalf("want exit 5 (root recorded, hand-off failed), got %s", res)
+	}
+	root := oneCID(t, res.Stdout)
+	if got := current(); got != root {
+		t.Fatalf("stdout says %s, the ref names %s", root, got)
+	}
+	if !strings.Contains(res.Stderr, root) || !strings.Contains(res.Stderr, "ipfs-sync push") {
+		t.Errorf("stderr does not name the root and the way to retry: %s", res.Stderr)
+	}
+
+	if err := os.WriteFile(filepath.Join(src, "NEW"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = ipfsSync(t, repo, "--json", "sync", "--api", api, src)
+	if res.Code != 5 {
+		t.Fatalf("--json: want exit 5, got %s", res)
+	}
+	var sum struct {
+		Root      string `json:"root"`
+		PushError string `json:"push_error"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &sum); err != nil {
+		t.Fatalf("--json: %v\n%s", err, res.Stdout)
+	}
+	if sum.Root == "" || sum.Root == root || sum.Root != current() || sum.PushError == "" {
+		t.Errorf("--json: root %q (ref at %q, previous %s), push_error %q", sum.Root, current(), root, sum.PushError)
+	}
+
+	before := current()
+	if err := os.WriteFile(filepath.Join(src, "NEWER"), []byte("newer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = ipfsSync(t, repo, "sync", "--api", "ftp://127.0.0.1:5001", src)
+	if res.Code != 2 || res.Stdout != "" {
+		t.Errorf("a bad --api: want exit 2 and nothing on stdout, got %s", res)
+	}
+	if got := current(); got != before {
+		t.Errorf("a bad --api moved the ref from %s to %s", before, got)
 	}
 }
