@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -20,10 +21,15 @@ func pullCommand() *ucli.Command {
 		Usage:     "make a directory exactly match a root, fetching only what changed",
 		ArgsUsage: "ROOT DEST",
 		Description: `Writes the directory ROOT into DEST: files, directories, symlinks (written as links,
-never followed), mode and mtime. Entries of DEST that are not in ROOT are removed
-(--no-delete keeps them). Blocks come from the trustless gateways given with --from
-(several: requests are spread over them, and one that fails is skipped), else from the
-local repository; every block is checked against its CID.
+never followed), mode and mtime. Blocks come from the trustless gateways given with
+--from (several: requests are spread over them, and one that fails is skipped), else
+from the local repository; every block is checked against its CID.
+
+Entries of DEST that ROOT lacks: a pull removes what earlier pulls wrote there (as they
+left it); anything else (added by hand, or changed since pull wrote it) is kept and
+named in a warning. A first pull into a directory that is not empty is refused, naming
+some of its entries: --delete makes DEST exactly ROOT (rsync --delete: everything ROOT
+lacks is removed), --no-delete writes ROOT over it and removes nothing.
 
 Run again with a newer ROOT, it fetches only what changed: the repository (--repo, also
 with --from) keeps, for each DEST, the root pulled last, what was written where, and the
@@ -46,8 +52,8 @@ EXAMPLES:
 ` + exitHelp,
 		Flags: []ucli.Flag{
 			&ucli.StringSliceFlag{Name: "from", Usage: "trustless gateway `URL` to fetch from (repeatable; default: the local repository)"},
-			&ucli.BoolFlag{Name: "delete", Value: true, Usage: "remove entries of DEST that are not in ROOT"},
-			&ucli.BoolFlag{Name: "no-delete", Usage: "keep entries of DEST that are not in ROOT"},
+			&ucli.BoolFlag{Name: "delete", Usage: "remove every entry of DEST that is not in ROOT, also what no pull wrote (and allow a first pull into a non-empty DEST)"},
+			&ucli.BoolFlag{Name: "no-delete", Usage: "remove nothing from DEST (and allow a first pull into a non-empty DEST)"},
 			&ucli.IntFlag{Name: "max-depth", Value: pull.DefaultMaxDepth, Usage: "refuse directories nested deeper than `N`"},
 			&ucli.Int64Flag{Name: "max-entries", Value: pull.DefaultMaxEntries, Usage: "refuse a ROOT with more than `N` entries"},
 			&ucli.StringFlag{Name: "max-bytes", Value: "64TiB", Usage: "refuse a ROOT whose files total more than `SIZE` (bytes, or with K/M/G/T[iB])"},
@@ -69,9 +75,18 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			del := pull.DeleteWritten
+			switch {
+			case c.Bool("delete") && c.Bool("no-delete"):
+				return usageError{errors.New("--delete and --no-delete say opposite things")}
+			case c.Bool("delete"):
+				del = pull.DeleteAll
+			case c.Bool("no-delete") || (c.IsSet("delete") && !c.Bool("delete")):
+				del = pull.DeleteNone
+			}
 			opts := pull.Options{
 				Root: root, Dest: c.Args().Get(1), Repo: repo,
-				NoDelete:   c.Bool("no-delete") || !c.Bool("delete"),
+				Delete:     del,
 				MaxDepth:   c.Int("max-depth"),
 				MaxEntries: c.Int64("max-entries"),
 				MaxBytes:   maxBytes,
@@ -106,12 +121,20 @@ EXAMPLES:
 			if err != nil {
 				return fmt.Errorf("pull %s into %s: %w", root, opts.Dest, err)
 			}
+			if del == pull.DeleteWritten {
+				for _, p := range res.KeptPaths {
+					warnf(c, "%s: not in ROOT, and not as a pull wrote it: kept (--delete removes it)", filepath.Join(opts.Dest, p))
+				}
+				if more := res.Kept - int64(len(res.KeptPaths)); more > 0 {
+					warnf(c, "and %d more entries not in ROOT kept", more)
+				}
+			}
 			switch {
 			case c.Bool("json"):
 				return printJSON(c.App.Writer, res)
 			case !c.Bool("quiet"):
-				fmt.Fprintf(c.App.ErrWriter, "%s: %d files (%d written, %d copied locally), %d dirs, %d symlinks, %s; %d deleted; fetched %s in %d blocks, reused %s locally, in %.1fs\n",
-					res.Dest, res.Files, res.FilesWritten, res.FilesCopied, res.Dirs, res.Symlinks, humanBytes(res.Bytes), res.Deleted,
+				fmt.Fprintf(c.App.ErrWriter, "%s: %d files (%d written, %d copied locally), %d dirs, %d symlinks, %s; %d deleted, %d not in ROOT kept; fetched %s in %d blocks, reused %s locally, in %.1fs\n",
+					res.Dest, res.Files, res.FilesWritten, res.FilesCopied, res.Dirs, res.Symlinks, humanBytes(res.Bytes), res.Deleted, res.Kept,
 					humanBytes(res.BytesFetched), res.BlocksFetched, humanBytes(res.BytesReused), res.Seconds)
 			}
 			return nil

@@ -284,3 +284,75 @@ func TestPullExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPullDeletesOnlyWhatItWrote: pull removes only what earlier pulls
+// wrote. A first pull into a directory holding other things is refused
+// (exit 1, naming them) and changes nothing; a DEST that is, contains or
+// lies inside the repository is refused and the repository stays whole;
+// a later pull keeps, and names, what was added by hand; --delete makes
+// DEST exactly ROOT.
+func TestPullDeletesOnlyWhatItWrote(t *testing.T) {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed")
+	}
+	dir, src, repo, root := syncedTiny(t)
+	v := filepath.Join(dir, "v")
+	if err := os.MkdirAll(filepath.Join(v, "important"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v, "important", "t"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := ipfsSync(t, repo, "pull", root, v)
+	if res.Code != 1 || !strings.Contains(res.Stderr, `"important"`) || !strings.Contains(res.Stderr, "--delete") {
+		t.Errorf("pull into a directory holding important/t: %s\nwant exit 1 naming it", res)
+	}
+	if got, err := os.ReadFile(filepath.Join(v, "important", "t")); err != nil || string(got) != "x\n" {
+		t.Errorf("important/t after the refused pull: %q %v", got, err)
+	}
+	if des, _ := os.ReadDir(v); len(des) != 1 {
+		t.Errorf("the refused pull wrote into DEST: %d entries", len(des))
+	}
+
+	for _, dest := range []string{repo, filepath.Join(repo, "sub"), dir} {
+		for _, flag := range []string{"--no-delete", "--delete"} {
+			if res := ipfsSync(t, repo, "pull", root, dest, flag); res.Code != 1 || !strings.Contains(res.Stderr, "repository") {
+				t.Errorf("pull %s %s: %s\nwant exit 1", dest, flag, res)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repo, "sub")); err == nil {
+		t.Errorf("the refused pull made %s/sub", repo)
+	}
+	if res := ipfsSync(t, repo, "fsck"); res.Code != 0 {
+		t.Fatalf("fsck after the refused pulls: %s", res)
+	}
+	// The repository still holds ROOT: pulled from it, it is whole.
+	dest := filepath.Join(dir, "dest")
+	pullJSON(t, repo, root, dest)
+	assertIdentical(t, src, dest)
+
+	// Added by hand after the pull: kept, and named.
+	if err := os.WriteFile(filepath.Join(dest, "local-notes"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "new-in-root"), []byte("published\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = ipfsSync(t, repo, "-q", "sync", src)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	next := oneCID(t, res.Stdout)
+	res = ipfsSync(t, repo, "pull", next, dest)
+	if res.Code != 0 || !strings.Contains(res.Stderr, "local-notes") {
+		t.Errorf("later pull: %s\nwant local-notes named as kept", res)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "local-notes")); err != nil {
+		t.Errorf("a later pull removed a file added by hand: %v", err)
+	}
+	if res := ipfsSync(t, repo, "pull", next, dest, "--delete"); res.Code != 0 {
+		t.Fatal(res)
+	}
+	assertIdentical(t, src, dest)
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -74,4 +76,30 @@ func identify(fd int, dest string) (destID, error) {
 		return destID{}, err
 	}
 	return destID{Path: path, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Birth: birthTime(fd)}, nil
+}
+
+// checkEmpty refuses a DEST that holds anything, for a first pull not told
+// what to do with it: the pull would write ROOT over it and remove what
+// ROOT lacks, and a DEST named by mistake (a home directory, a path
+// mistyped, an unmounted filesystem's mount point) would be lost.
+func checkEmpty(destfd int, dest string) error {
+	names, err := readNames(destfd)
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", dest, err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	const show = 5
+	var list []string
+	for _, n := range names[:min(len(names), show)] {
+		list = append(list, strconv.Quote(n))
+	}
+	if len(names) > show {
+		list = append(list, fmt.Sprintf("and %d more", len(names)-show))
+	}
+	return fmt.Errorf("DEST %s is not empty (%s) and no pull into it is known: "+
+		"--delete makes it exactly ROOT, removing what ROOT lacks; --no-delete writes ROOT over it and keeps the rest",
+		dest, strings.Join(list, ", "))
 }

@@ -111,9 +111,10 @@ func (l *lister) queue(ts []task) {
 }
 
 // end compares what DEST has in d with the names seen: what the root lacks
-// is removed at the end of the run (with delete), and so are leftovers of
-// an interrupted run (never at once: a temporary name here may be one of
-// this run's, being written). Then d's listing hold is released.
+// is removed at the end of the run (what Options.Delete says; the rest is
+// reported kept), and so are leftovers of an interrupted run (never at
+// once: a temporary name here may be one of this run's, being written).
+// Then d's listing hold is released.
 func (l *lister) end() error {
 	p, d := l.p, l.d
 	defer p.entryDone(d)
@@ -134,11 +135,14 @@ func (l *lister) end() error {
 			d.leftovers = append(d.leftovers, n)
 			d.mu.Unlock()
 			d.touch()
-		case !p.o.NoDelete:
+		case p.o.Delete == DeleteAll || (p.o.Delete == DeleteWritten && p.st.lookup(join(d.rel, n)) != nil):
 			d.mu.Lock()
 			d.deletes = append(d.deletes, n)
 			d.mu.Unlock()
 			d.touch()
+		default:
+			p.keepForeign(join(d.rel, n))
+			d.foreign.Store(true)
 		}
 	}
 	if !d.dirty.Load() {
@@ -154,6 +158,11 @@ func (p *puller) recordDir(d *dirNode, fd int) error {
 	ls, err := fstat(fd)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
+	}
+	if d.foreign.Load() {
+		// It holds entries kept but not ROOT's: a ctime no directory has
+		// makes the next run read it again, and report them again.
+		ls.CTime = -1
 	}
 	return p.st.put(record{Path: d.rel, Cid: d.cid, Local: ls})
 }

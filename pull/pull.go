@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +57,8 @@ type Options struct {
 	// (the directory need hold no blocks: a pull from gateways only uses
 	// that). DEST may neither contain it nor lie inside it.
 	Repo string
-	// Keep entries of DEST that are not in Root (rsync without --delete).
-	NoDelete bool
+	// Delete says what is removed of what DEST has and Root lacks.
+	Delete Deletion
 
 	MaxDepth   int   // directory nesting below DEST
 	MaxEntries int64 // entries (and HAMT shards) in Root
@@ -95,14 +96,38 @@ type Result struct {
 	FilesCopied     int64 `json:"files_copied"` // of files_written: copied from another path of DEST
 	SymlinksWritten int64 `json:"symlinks_written"`
 	Deleted         int64 `json:"deleted"`
-	BytesWritten    int64 `json:"bytes_written"`
-	BytesReused     int64 `json:"bytes_reused"` // of bytes_written: chunks found in the old local version
+	// Kept: entries of DEST that ROOT lacks, left in place (no pull wrote
+	// them, or one did and they were changed since; with --no-delete, all
+	// of them); KeptPaths names the first few.
+	Kept         int64    `json:"kept"`
+	KeptPaths    []string `json:"kept_paths,omitempty"`
+	BytesWritten int64    `json:"bytes_written"`
+	BytesReused  int64    `json:"bytes_reused"` // of bytes_written: chunks found in the old local version
 
 	BytesFetched  int64   `json:"bytes_fetched"`
 	BlocksFetched int64   `json:"blocks_fetched"`
 	WireBytes     int64   `json:"wire_bytes,omitempty"`
 	Seconds       float64 `json:"seconds"`
 }
+
+// Deletion says which entries of DEST that ROOT lacks a pull removes.
+type Deletion uint8
+
+const (
+	// DeleteWritten (the default) removes what earlier pulls wrote into
+	// DEST, as they left it: a file or symlink changed since, and anything
+	// no pull wrote, is kept and reported. A first pull into a directory
+	// that is not empty is refused: DEST may be the wrong directory.
+	DeleteWritten Deletion = iota
+	// DeleteAll (--delete) removes everything ROOT lacks, as rsync
+	// --delete does: DEST becomes exactly ROOT.
+	DeleteAll
+	// DeleteNone (--no-delete) removes nothing.
+	DeleteNone
+)
+
+// maxKeptPaths is how many kept entries a result names.
+const maxKeptPaths = 10
 
 // puller is one run.
 type puller struct {
@@ -127,6 +152,10 @@ type puller struct {
 	files, dirs, symlinks                      atomic.Int64
 	filesWritten, filesCopied, symlinksWritten atomic.Int64
 	deleted, bytesWritten, bytesReused         atomic.Int64
+
+	keptMu    sync.Mutex
+	kept      int64
+	keptPaths []string
 }
 
 // Run pulls opts.Root into opts.Dest.
@@ -170,6 +199,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
 	}
 	defer st.close()
+	if st.fresh && opts.Delete == DeleteWritten {
+		if err := checkEmpty(destfd, opts.Dest); err != nil {
+			return res, err
+		}
+	}
 	if st.fresh || st.legacy {
 		// Before anything is written into DEST, the state says that pull
 		// writes into it.
@@ -300,8 +334,21 @@ func (p *puller) summary(r *Result) {
 	r.Files, r.Dirs, r.Symlinks, r.Bytes = p.files.Load(), p.dirs.Load(), p.symlinks.Load(), p.bytes.Load()
 	r.FilesWritten, r.FilesCopied, r.SymlinksWritten = p.filesWritten.Load(), p.filesCopied.Load(), p.symlinksWritten.Load()
 	r.Deleted, r.BytesWritten, r.BytesReused = p.deleted.Load(), p.bytesWritten.Load(), p.bytesReused.Load()
+	p.keptMu.Lock()
+	r.Kept, r.KeptPaths = p.kept, slices.Sorted(slices.Values(p.keptPaths))
+	p.keptMu.Unlock()
 	c := p.src.Counters()
 	r.BytesFetched, r.BlocksFetched, r.WireBytes = c.Bytes, c.Blocks, c.Wire
+}
+
+// keepForeign notes an entry of DEST that ROOT lacks, left in place.
+func (p *puller) keepForeign(rel string) {
+	p.keptMu.Lock()
+	defer p.keptMu.Unlock()
+	p.kept++
+	if len(p.keptPaths) < maxKeptPaths {
+		p.keptPaths = append(p.keptPaths, rel)
+	}
 }
 
 // errLimit marks a root that asks for more than the limits allow.

@@ -268,7 +268,7 @@ func TestLocalChangesRepaired(t *testing.T) {
 	must(os.Chmod(filepath.Join(dest, "tools/sticky"), 0o700))
 
 	before := src.Counters().Bytes
-	res := mustPull(t, src, root, dest, func(o *Options) { o.NoDelete = false })
+	res := mustPull(t, src, root, dest, func(o *Options) { o.Delete = DeleteAll })
 	checkTree(t, dest, tree)
 	fetched := src.Counters().Bytes - before
 	// README, Packages, run.sh (mode: same size and mtime, so it is
@@ -279,7 +279,7 @@ func TestLocalChangesRepaired(t *testing.T) {
 
 	// --no-delete keeps what the root does not have.
 	must(os.WriteFile(filepath.Join(dest, "pool/extra"), []byte("keep me"), 0o644))
-	mustPull(t, src, root, dest, func(o *Options) { o.NoDelete = true })
+	mustPull(t, src, root, dest, func(o *Options) { o.Delete = DeleteNone })
 	if _, err := os.Lstat(filepath.Join(dest, "pool/extra")); err != nil {
 		t.Errorf("--no-delete removed pool/extra: %v", err)
 	}

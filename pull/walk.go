@@ -40,6 +40,8 @@ type dirNode struct {
 	// finish visits only what is marked, so an update costs no walk of the
 	// directories it did not touch.
 	dirty, below atomic.Bool
+	// foreign: it holds entries ROOT lacks that were kept (Options.Delete).
+	foreign atomic.Bool
 
 	mu        sync.Mutex
 	deletes   []string // local entries not in the root, removed at the end
@@ -562,10 +564,20 @@ func (p *puller) record(d *dirNode, name, rel string, c cid.Cid) error {
 // moves its mtime).
 func (p *puller) finish(d *dirNode, fd int) error {
 	for _, name := range d.deletes {
-		if err := removeAt(fd, name); err != nil {
+		removed, err := true, error(nil)
+		if p.o.Delete == DeleteAll {
+			err = removeAt(fd, name)
+		} else {
+			removed, err = p.removeWritten(fd, name, join(d.rel, name))
+		}
+		if err != nil {
 			return fmt.Errorf("DEST %s: remove: %w", p.local(join(d.rel, name)), err)
 		}
-		p.deleted.Add(1)
+		if removed {
+			p.deleted.Add(1)
+		} else {
+			d.foreign.Store(true)
+		}
 	}
 	for _, name := range d.leftovers {
 		if err := removeAt(fd, name); err != nil {
