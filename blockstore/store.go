@@ -24,6 +24,21 @@ import (
 // ErrLocked means another process holds the repository.
 var ErrLocked = errors.New("repository is locked by another process")
 
+// ErrNoRepository means a directory holds no repository (yet): only Open
+// creates one.
+var ErrNoRepository = errors.New("no repository")
+
+// Exists reports, as nil, that dir holds a repository (in the layout of
+// this version or an earlier one); else an error wrapping ErrNoRepository.
+func Exists(dir string) error {
+	for _, sub := range []string{packsDir, flatfsDir} {
+		if _, err := os.Stat(filepath.Join(dir, sub)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w at %s", ErrNoRepository, dir)
+}
+
 // Store is an open repository.
 type Store struct {
 	dir   string
@@ -31,6 +46,7 @@ type Store struct {
 	ds    *pebbleds.Datastore // the file index; nil for readers
 	bs    bstore.Blockstore
 	lock  *os.File // nil for readers
+	temp  bool     // a dry run's empty stand-in, removed on Close
 }
 
 // DefaultDir is $XDG_DATA_HOME/ipfs-sync, else ~/.local/share/ipfs-sync.
@@ -115,12 +131,24 @@ func OpenWait(ctx context.Context, dir string, wait time.Duration) (*Store, erro
 // OpenDryRun opens the repository at dir for a run that writes nothing:
 // it takes the lock (so no writer changes the store underneath) but leaves
 // every byte of the repository as it was, index included (read-only).
+// Where there is no repository yet, it creates none: the run gets an empty
+// store in a temporary directory, removed on Close.
 func OpenDryRun(dir string) (*Store, error) {
 	if _, err := os.Stat(filepath.Join(dir, packsDir)); errors.Is(err, os.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, flatfsDir)); err == nil {
 			return nil, fmt.Errorf("repository %s is in the layout of an earlier version; a sync without --dry-run converts it", dir)
 		}
-		return Open(dir) // nothing to preserve yet
+		tmp, err := os.MkdirTemp("", "ipfs-sync-dry-run-")
+		if err != nil {
+			return nil, fmt.Errorf("dry run without a repository: %w", err)
+		}
+		s, err := Open(tmp)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		s.temp = true
+		return s, nil
 	}
 	var index *pebble.Options
 	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
@@ -137,7 +165,7 @@ func OpenReader(dir string) (*Store, error) {
 		if _, ferr := os.Stat(filepath.Join(dir, flatfsDir)); ferr == nil {
 			return nil, fmt.Errorf("repository %s is in the layout of an earlier version; run a sync or gc once to convert it", dir)
 		}
-		return nil, fmt.Errorf("no repository at %s: %w", dir, err)
+		return nil, Exists(dir)
 	}
 	return openBlocks(dir, false)
 }
@@ -216,6 +244,9 @@ func (s *Store) Close() error {
 	s.packs.set.close()
 	if s.lock != nil {
 		s.lock.Close()
+	}
+	if s.temp {
+		errs = append(errs, os.RemoveAll(s.dir))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close repository %s: %w", s.dir, err)

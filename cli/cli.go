@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -197,7 +198,8 @@ func repoDir(c *ucli.Context) (string, error) {
 	return blockstore.DefaultDir()
 }
 
-// openStore opens the repository for writing, under its lock.
+// openStore opens the repository for writing, under its lock, creating
+// it on first use: for sync, the one command that creates a repository.
 func openStore(c *ucli.Context) (*blockstore.Store, error) {
 	dir, err := repoDir(c)
 	if err != nil {
@@ -206,11 +208,37 @@ func openStore(c *ucli.Context) (*blockstore.Store, error) {
 	return blockstore.OpenWait(c.Context, dir, c.Duration("retry-lock"))
 }
 
-// openDryRun opens the repository under its lock, changing nothing.
+// openExisting is openStore for a repository that must exist already: a
+// mistyped --repo is an error, not a new empty repository.
+func openExisting(c *ucli.Context) (*blockstore.Store, error) {
+	dir, err := repoDir(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := blockstore.Exists(dir); err != nil {
+		return nil, noRepository(err)
+	}
+	return blockstore.OpenWait(c.Context, dir, c.Duration("retry-lock"))
+}
+
+// openDryRun opens the repository under its lock, changing nothing; where
+// there is none yet, the run sees an empty one and none is created.
 func openDryRun(c *ucli.Context) (*blockstore.Store, error) {
 	dir, err := repoDir(c)
 	if err != nil {
 		return nil, err
+	}
+	return blockstore.OpenDryRun(dir)
+}
+
+// openExistingDryRun is openDryRun for a repository that must exist.
+func openExistingDryRun(c *ucli.Context) (*blockstore.Store, error) {
+	dir, err := repoDir(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := blockstore.Exists(dir); err != nil {
+		return nil, noRepository(err)
 	}
 	return blockstore.OpenDryRun(dir)
 }
@@ -221,7 +249,16 @@ func openReader(c *ucli.Context) (*blockstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return blockstore.OpenReader(dir)
+	s, err := blockstore.OpenReader(dir)
+	return s, noRepository(err)
+}
+
+// noRepository adds to a missing repository's error where one comes from.
+func noRepository(err error) error {
+	if errors.Is(err, blockstore.ErrNoRepository) {
+		return fmt.Errorf("%w (only 'ipfs-sync sync' creates one: is --repo right?)", err)
+	}
+	return err
 }
 
 // dagService reads DAG nodes from bs, offline.

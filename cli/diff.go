@@ -78,7 +78,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			store, err := openDryRun(c)
+			store, err := openExistingDryRun(c)
 			if err != nil {
 				return err
 			}

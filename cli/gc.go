@@ -65,7 +65,7 @@ EXAMPLES:
 			if c.Int("keep") < 0 {
 				return usageError{errors.New("--keep must not be negative")}
 			}
-			store, err := openStore(c)
+			store, err := openExisting(c)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ EXAMPLES:
 			&ucli.BoolFlag{Name: "repair", Usage: "remove corrupt blocks; the next sync reads the affected files again"},
 		},
 		Action: func(c *ucli.Context) error {
-			store, err := openStore(c)
+			store, err := openExisting(c)
 			if err != nil {
 				return err
 			}

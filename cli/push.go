@@ -50,7 +50,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			store, err := openStore(c)
+			store, err := openExisting(c)
 			if err != nil {
 				return err
 			}

@@ -214,3 +214,63 @@ func TestSyncAPIUnreachable(t *testing.T) {
 		t.Errorf("a bad --api moved the ref from %s to %s", before, got)
 	}
 }
+
+// TestOnlySyncCreatesARepository: every command but sync, given a
+// --repo where there is none (a typo), says so and exits 1, and leaves
+// nothing behind; `sync -n` previews a first sync without creating one.
+func TestOnlySyncCreatesARepository(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	root := syncOK(t, filepath.Join(dir, "repo"), "sync", src)
+	typo := filepath.Join(dir, "repoo")
+	for _, args := range [][]string{
+		{"fsck"},
+		{"gc", "--keep", "1"},
+		{"log", src},
+		{"refs"},
+		{"serve", "--listen", "127.0.0.1:0"},
+		{"export", root, "--car", filepath.Join(dir, "x.car")},
+		{"diff", root, root},
+		{"verify", src, root},
+		{"push", root, "--api", fmt.Sprintf("http://127.0.0.1:%d", freePort(t))},
+	} {
+		res := ipfsSync(t, typo, args...)
+		if res.Code != 1 || !strings.Contains(res.Stderr, "no repository at "+typo) {
+			t.Errorf("ipfs-sync --repo %s %s: want exit 1 saying there is no repository, got %s", typo, shellQuote(args...), res)
+		}
+		if _, err := os.Stat(typo); err == nil {
+			t.Fatalf("ipfs-sync %s created %s", shellQuote(args...), typo)
+		}
+	}
+	res := ipfsSync(t, typo, "sync", "-n", src)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "+ README") {
+		t.Errorf("sync -n on no repository: want a preview of a first sync, got %s", res)
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Errorf("sync -n created %s", typo)
+	}
+}
+
+// TestRepositoryInsideSource: a repository inside SRC is left out of the
+// import, with a warning: the root is SRC's without it, and a second run
+// with nothing changed gives the same root.
+func TestRepositoryInsideSource(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(src, "state", ".ipfs-sync")
+	res := ipfsSync(t, repo, "-q", "sync", src)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	first := oneCID(t, res.Stdout)
+	if !strings.Contains(res.Stderr, "warning") || !strings.Contains(res.Stderr, repo) {
+		t.Errorf("no warning naming the repository inside SRC: %s", res.Stderr)
+	}
+	if again := syncOK(t, repo, "sync", src); again != first {
+		t.Errorf("a second run with nothing changed gave %s, the first %s: the repository was imported", again, first)
+	}
+	without := syncOK(t, filepath.Join(dir, "outside"), "sync", "--exclude", "/state/.ipfs-sync/", src)
+	if without != first {
+		t.Errorf("root %s, but SRC without the repository is %s", first, without)
+	}
+}

@@ -139,6 +139,9 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	if opts.Filter, err = opts.Filter.WithIgnoreFile(src); err != nil {
 		return Summary{}, fmt.Errorf("source: %w", err)
 	}
+	if opts.Filter, err = leaveOutRepository(src, store.Dir(), opts.Filter, opts.Warn); err != nil {
+		return Summary{}, err
+	}
 	ref, _, err := store.Ref(opts.Name)
 	if err != nil {
 		return Summary{}, err
@@ -220,6 +223,44 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	}
 	return sum, nil
 }
+
+// leaveOutRepository adds a first rule to f that excludes the repository
+// at repo when it lies inside src, with a warning: imported, it would be
+// a change on every run (each run writes to it). A repository that is src
+// itself is an error.
+func leaveOutRepository(src, repo string, f diff.Filter, warn func(string, error)) (diff.Filter, error) {
+	s, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return f, nil // the walk says what is wrong with src
+	}
+	d, err := filepath.Abs(repo)
+	if err == nil {
+		d, err = filepath.EvalSymlinks(d)
+	}
+	if err != nil {
+		return f, nil
+	}
+	rel, err := filepath.Rel(s, d)
+	switch {
+	case err != nil || rel == ".." || strings.HasPrefix(rel, "../"):
+		return f, nil
+	case rel == ".":
+		return f, fmt.Errorf("source %s is the repository itself", src)
+	}
+	rel = filepath.ToSlash(rel)
+	rule, err := diff.ParseRule("/"+globEscaper.Replace(rel)+"/", false)
+	if err != nil {
+		return f, fmt.Errorf("leave the repository out of %s: %w", src, err)
+	}
+	if f.Include(rel, filepath.Base(rel), true) && warn != nil {
+		warn("", fmt.Errorf("the repository %s is inside the source; it is left out", repo))
+	}
+	f.Rules = append([]diff.Rule{rule}, f.Rules...)
+	return f, nil
+}
+
+// globEscaper makes a path match itself as a filter pattern.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
 
 // previous picks the root to diff against and the time its run started
 // (for the racy-clean check). A root made with other settings, or whose
