@@ -282,7 +282,7 @@ client() {
 	[[ $phase == update ]] && root=$ROOT2
 	case $c in
 	pull)
-		run "pull-$phase" "$serve_port" "$IPFS_SYNC_BIN" --json pull "$root" "$work/dest-pull" --from "http://@PROXY@" "${jobs_flag[@]}"
+		run "pull-$phase" "$serve_port" "$IPFS_SYNC_BIN" --repo "$work/pull-repo" --json pull "$root" "$work/dest-pull" --from "http://@PROXY@" "${jobs_flag[@]}"
 		[[ $RC == 0 ]] || { cat "$work/pull-$phase.err" >&2; die "ipfs-sync pull failed"; }
 		;;
 	wget)
@@ -311,8 +311,11 @@ for phase in full update; do
 				rm -rf "$work/dest-$c"
 			elif [[ $i == 1 ]]; then
 				cp -a "$work/dest-$c" "$work/v1-$c"
+				# pull's state of DEST (in its repository) goes back with it.
+				[[ $c == pull ]] && cp -a "$work/pull-repo" "$work/v1-pull-repo"
 			else
 				rsync -a --delete "$work/v1-$c/" "$work/dest-$c/"
+				[[ $c == pull ]] && rsync -a --delete "$work/v1-pull-repo/" "$work/pull-repo/"
 			fi
 			client "$c" "$phase"
 			log "$phase: $c run $i: $(printf %.2f "$WALL") s, $WIRE bytes on the wire"
@@ -327,7 +330,7 @@ for phase in full update; do
 	want=$V1
 	[[ $phase == update ]] && want=$V2
 	for d in pull rsync; do
-		if [[ -n $(rsync -rlptDnc --itemize-changes --delete --exclude=/.ipfs-sync-pull "$want/" "$work/dest-$d/") ]]; then
+		if [[ -n $(rsync -rlptDnc --itemize-changes --delete "$want/" "$work/dest-$d/") ]]; then
 			die "$phase: dest-$d differs from the tree"
 		fi
 	done
