@@ -154,7 +154,7 @@ func TestCommands(t *testing.T) {
 
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "4", next)
+	publishCycle(t, next, 4)
 	rsyncTree(t, next, src)
 	want := changedPaths(t, before, src)
 

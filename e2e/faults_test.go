@@ -62,7 +62,7 @@ func TestSoak(t *testing.T) {
 	copyTree(t, tinyTree.get(t), src)
 	repo := filepath.Join(dir, "repo")
 	for cycle := 1; cycle <= cycles; cycle++ {
-		mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), src)
+		publishCycle(t, src, uint64(cycle))
 		res := ipfsSync(t, repo, "-q", "sync", "--name", "soak", src)
 		if res.Code != 0 {
 			t.Fatalf("cycle %d: %s", cycle, res)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/mirrorgen"
 )
 
 // cmdTimeout bounds every child process, so a hang fails one test instead
@@ -195,53 +197,16 @@ func kuboAdd(t testing.TB, ipfsPath, dir string, flags ...string) string {
 	return oneCID(t, kuboRun(t, ipfsPath, args...))
 }
 
-// mkmirror runs ../shared/bench/mkmirror.
-func mkmirror(t testing.TB, args ...string) {
+// publishCycle applies the generator's publish cycle of that seed to the
+// tree at dir, in place (mkmirror mutate --seed SEED DIR), and returns
+// what it did.
+func publishCycle(t testing.TB, dir string, seed uint64) mirrorgen.Cycle {
 	t.Helper()
-	if err := runMkmirror(args...); err != nil {
+	c, err := mirrorgen.Mutate(dir, mirrorgen.MutateOptions{Seed: seed, Scale: 1})
+	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func runMkmirror(args ...string) error {
-	bin, err := mkmirrorBin()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mkmirror %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// mkmirrorBin finds mkmirror: $SHARED_DIR/bench/mkmirror, else shared/ beside
-// the checkout, looked for in every directory above this one.
-func mkmirrorBin() (string, error) {
-	if d := os.Getenv("SHARED_DIR"); d != "" {
-		p := filepath.Join(d, "bench", "mkmirror")
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("SHARED_DIR=%s: %w", d, err)
-		}
-		return p, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, "shared", "bench", "mkmirror")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("mkmirror not found: expected ../shared/bench/mkmirror beside the checkout, or set SHARED_DIR")
-		}
-		dir = parent
-	}
+	return c
 }
 
 // sharedTree is a tree built once per test binary under scratch; every
@@ -269,7 +234,11 @@ func (s *sharedTree) get(t testing.TB) string {
 
 // tinyTree is `mkmirror gen --preset tiny --seed 1`.
 var tinyTree = &sharedTree{name: "tiny", build: func(dir string) error {
-	return runMkmirror("gen", "--preset", "tiny", "--seed", "1", dir)
+	p, err := mirrorgen.PresetNamed("tiny")
+	if err == nil {
+		_, err = mirrorgen.Generate(dir, mirrorgen.Config{Preset: p, Seed: 1})
+	}
+	return err
 }}
 
 // syncedTiny copies the tiny mirror into a new temporary directory and

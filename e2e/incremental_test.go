@@ -34,7 +34,8 @@ func rsyncTree(t testing.TB, src, dst string) {
 
 // TestIncrementalMutateCycles syncs a tiny mirror, then applies mkmirror
 // publish cycles to it, syncing incrementally into the same repository
-// each time: every root must be kubo's root of the same tree.
+// each time: every root must be kubo's root of the same tree. One of the
+// cycles adds a flat directory of a new release.
 func TestIncrementalMutateCycles(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed")
@@ -46,11 +47,12 @@ func TestIncrementalMutateCycles(t *testing.T) {
 			copyTree(t, tinyTree.get(t), src)
 			repo := filepath.Join(dir, "repo")
 			ipfsPath := kubo(t, m.kuboProfile, m.kuboConfig...)
-			for cycle := 0; cycle <= 4; cycle++ {
+			flat := false
+			for cycle := 0; cycle <= 5; cycle++ {
 				if cycle > 0 {
 					next := filepath.Join(dir, fmt.Sprintf("m%d", cycle))
 					copyTree(t, src, next)
-					mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), next)
+					flat = publishCycle(t, next, uint64(cycle)).FlatDirAdded != "" || flat
 					rsyncTree(t, next, src)
 				}
 				res := ipfsSync(t, repo, append(append([]string{"-q", "sync"}, m.sync...), src)...)
@@ -62,6 +64,9 @@ func TestIncrementalMutateCycles(t *testing.T) {
 				if got != want {
 					t.Fatalf("cycle %d: ipfs-sync %s, kubo %s", cycle, got, want)
 				}
+			}
+			if !flat {
+				t.Error("no cycle added a flat directory: the test does not test what it says")
 			}
 		})
 	}
@@ -81,7 +86,7 @@ func TestCrashDuringSync(t *testing.T) {
 	for cycle := 1; cycle <= 6; cycle++ {
 		next := filepath.Join(dir, fmt.Sprintf("m%d", cycle))
 		copyTree(t, src, next)
-		mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), next)
+		publishCycle(t, next, uint64(cycle))
 		rsyncTree(t, next, src)
 		// Up to 10 kills while the changed tree is imported: once a run
 		// ends on its own, later ones would only kill no-op syncs.

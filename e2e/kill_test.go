@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +78,7 @@ func TestKillGC(t *testing.T) {
 			t.Fatal(res)
 		}
 		roots = append(roots, oneCID(t, res.Stdout))
-		mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), src)
+		publishCycle(t, src, uint64(cycle))
 	}
 	killLoop(t, 50, 60*time.Millisecond, []string{"--repo", repo, "gc", "--keep", "1"}, func(int) {
 		if res := ipfsSync(t, repo, "export", roots[2], "--car", "/dev/null"); res.Code != 0 {
@@ -99,7 +98,7 @@ func TestKillGC(t *testing.T) {
 func TestKillPush(t *testing.T) {
 	d := kuboDaemon(t)
 	_, src, repo, first := syncedTiny(t, "--name", "m")
-	mkmirror(t, "mutate", "--seed", "9", src)
+	publishCycle(t, src, 9)
 	res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
 	if res.Code != 0 {
 		t.Fatal(res)

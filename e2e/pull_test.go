@@ -124,7 +124,7 @@ func TestPullRoundTrip(t *testing.T) {
 	for cycle := 1; cycle <= 3; cycle++ {
 		next := filepath.Join(dir, fmt.Sprintf("m%d", cycle))
 		copyTree(t, src, next)
-		mkmirror(t, "mutate", "--seed", fmt.Sprint(cycle), next)
+		publishCycle(t, next, uint64(cycle))
 		content, anyChange := changedBytes(t, src, next)
 		rsyncTree(t, next, src)
 		res := ipfsSync(t, repo, "-q", "sync", src)
@@ -173,7 +173,7 @@ func TestPullExactCopy(t *testing.T) {
 	check(root)
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "3", next)
+	publishCycle(t, next, 3)
 	rsyncTree(t, next, src)
 	res := ipfsSync(t, repo, "-q", "sync", src)
 	if res.Code != 0 {
@@ -204,7 +204,7 @@ func TestPullFromKubo(t *testing.T) {
 
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "7", next)
+	publishCycle(t, next, 7)
 	content, _ := changedBytes(t, src, next)
 	rsyncTree(t, next, src)
 	res := ipfsSync(t, repo, "-q", "sync", src)

@@ -143,7 +143,7 @@ func TestPushToKubo(t *testing.T) {
 
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "1", next)
+	publishCycle(t, next, 1)
 	rsyncTree(t, next, src)
 	second := syncPush()
 	after := refsUnder(t, d, second.Root)
@@ -182,7 +182,7 @@ func TestDeltaCARs(t *testing.T) {
 	old := oneCID(t, res.Stdout)
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "2", next)
+	publishCycle(t, next, 2)
 	rsyncTree(t, next, src)
 	res = ipfsSync(t, repo, "-q", "sync", "--car", delta, src)
 	if res.Code != 0 {

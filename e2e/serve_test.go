@@ -160,7 +160,7 @@ func TestServeTrustlessGateway(t *testing.T) {
 	// A sync on the same store while serving: both work.
 	next := filepath.Join(dir, "next")
 	copyTree(t, src, next)
-	mkmirror(t, "mutate", "--seed", "1", next)
+	publishCycle(t, next, 1)
 	rsyncTree(t, next, src)
 	done := make(chan result, 1)
 	go func() { done <- ipfsSync(t, repo, "-q", "sync", src) }()
