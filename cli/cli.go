@@ -36,7 +36,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		fmt.Fprintf(stderr, "ipfs-sync: %v\n", err)
+		fmt.Fprintf(stderr, "ipfs-sync: %s\n", escapeName(err.Error()))
 	}
 	return exitCode(err)
 }
@@ -272,5 +272,5 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func warnf(c *ucli.Context, format string, a ...any) {
-	fmt.Fprintf(c.App.ErrWriter, "ipfs-sync: warning: "+format+"\n", a...)
+	fmt.Fprintf(c.App.ErrWriter, "ipfs-sync: warning: %s\n", escapeName(fmt.Sprintf(format, a...)))
 }

@@ -119,14 +119,15 @@ func refsCommand() *ucli.Command {
 				cur, _ := r.Current()
 				if c.Bool("json") {
 					_ = printJSON(c.App.Writer, struct {
-						Name     string    `json:"name"`
-						Root     string    `json:"root"`
-						Time     time.Time `json:"time"`
-						Versions int       `json:"versions"`
-					}{r.Name, cur.Root, cur.Time, len(r.History)})
+						Name       string    `json:"name"`
+						NameBase64 []byte    `json:"name_base64,omitempty"`
+						Root       string    `json:"root"`
+						Time       time.Time `json:"time"`
+						Versions   int       `json:"versions"`
+					}{r.Name, rawIfNotUTF8(r.Name), cur.Root, cur.Time, len(r.History)})
 					continue
 				}
-				fmt.Fprintf(c.App.Writer, "%s\t%s\t%d versions\n", cur.Root, r.Name, len(r.History))
+				fmt.Fprintf(c.App.Writer, "%s\t%s\t%d versions\n", cur.Root, escapeName(r.Name), len(r.History))
 			}
 			return nil
 		},

@@ -203,7 +203,7 @@ func runSync(c *ucli.Context) error {
 	// warnings go through it so that they print above the bars.
 	prog := newProgress(c, opts.Item != nil)
 	opts.Progress = &sync.Progress{}
-	opts.Warn = func(path string, err error) { fmt.Fprintf(prog, "ipfs-sync: warning: %v\n", err) }
+	opts.Warn = func(path string, err error) { fmt.Fprintf(prog, "ipfs-sync: warning: %s\n", escapeName(err.Error())) }
 	prog.Start(c.Context, opts.Progress)
 	sum, err := sync.Run(c.Context, store, opts)
 	prog.Stop() // the bars are gone before anything else is printed
@@ -257,6 +257,9 @@ func runSync(c *ucli.Context) error {
 	return err
 }
 
+// printChange prints one itemised change: a line of text (the path
+// escaped, see escapeName) or a JSON object (path_base64 beside a path
+// that is not UTF-8).
 func printChange(c *ucli.Context, ch diff.Change) {
 	if c.Bool("json") {
 		why := ""
@@ -264,12 +267,14 @@ func printChange(c *ucli.Context, ch diff.Change) {
 			why = ch.Why.String()
 		}
 		_ = printJSON(c.App.Writer, struct {
-			Change string `json:"change"`
-			Path   string `json:"path"`
-			Why    string `json:"why,omitempty"`
-		}{string(ch.Kind), ch.Path, why})
+			Change     string `json:"change"`
+			Path       string `json:"path"`
+			PathBase64 []byte `json:"path_base64,omitempty"`
+			Why        string `json:"why,omitempty"`
+		}{string(ch.Kind), ch.Path, rawIfNotUTF8(ch.Path), why})
 		return
 	}
+	ch.Path = escapeName(ch.Path)
 	fmt.Fprintln(c.App.Writer, ch)
 }
 

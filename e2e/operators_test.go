@@ -274,3 +274,98 @@ func TestRepositoryInsideSource(t *testing.T) {
 		t.Errorf("root %s, but SRC without the repository is %s", first, without)
 	}
 }
+
+// TestNamesAreData: a name holding a newline, a control character or
+// bytes that are not UTF-8 is one line of `sync -n`, `-i` and `diff`,
+// escaped as rsync does (\#ooo, octal), and `--json` gives its bytes back
+// exactly (path_base64 where the path is not UTF-8).
+func TestNamesAreData(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mirror")
+	names := map[string]string{ // name on disk → escaped
+		"one\n+ two":      `one\#012+ two`,
+		"tab\there":       `tab\#011here`,
+		"bad\xff\xfename": `bad\#377\#376name`,
+		`back\#slash`:     `back\#134#slash`,
+		"caf\u00e9":       "caf\u00e9",
+		"line\u2028sep":   `line\#342\#200\#250sep`,
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	before := syncOK(t, repo, "sync", src)
+	for name := range names {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLines := func(label, out string) {
+		t.Helper()
+		got := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if l != "* / (mtime)" { // the top directory's own change
+				got[l] = true
+			}
+		}
+		for _, esc := range names {
+			if !got["+ "+esc] {
+				t.Errorf("%s: no line %q in\n%s", label, "+ "+esc, out)
+			}
+		}
+		if len(got) != len(names) {
+			t.Errorf("%s: %d lines for %d entries:\n%s", label, len(got), len(names), out)
+		}
+	}
+	res := ipfsSync(t, repo, "sync", "-n", src)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	wantLines("sync -n", res.Stdout)
+
+	res = ipfsSync(t, repo, "--json", "sync", "-n", src)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		var ch struct {
+			Change     string  `json:"change"`
+			Path       string  `json:"path"`
+			PathBase64 *[]byte `json:"path_base64"`
+		}
+		if err := json.Unmarshal([]byte(l), &ch); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if ch.Change == "" || ch.Path == "/" {
+			continue // the summary, the top directory
+		}
+		p := ch.Path
+		if ch.PathBase64 != nil {
+			p = string(*ch.PathBase64)
+		}
+		seen[p] = true
+	}
+	for name := range names {
+		if !seen[name] {
+			t.Errorf("--json sync -n: %q not given back exactly (got %v)", name, seen)
+		}
+	}
+	if len(seen) != len(names) {
+		t.Errorf("--json sync -n: %d paths for %d entries: %v", len(seen), len(names), seen)
+	}
+
+	res = ipfsSync(t, repo, "-q", "sync", "-i", src)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	lines := strings.Split(strings.TrimSuffix(res.Stdout, "\n"), "\n")
+	after := lines[len(lines)-1]
+	wantLines("sync -i", strings.Join(lines[:len(lines)-1], "\n"))
+
+	res = ipfsSync(t, repo, "diff", before, after)
+	if res.Code != 0 {
+		t.Fatal(res)
+	}
+	wantLines("diff", res.Stdout)
+}

@@ -19,6 +19,7 @@ import (
 	gosync "sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
@@ -90,8 +91,11 @@ type Progress struct {
 
 // Skipped is an entry left out of the root, or kept as it was.
 type Skipped struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
+	Path string `json:"path"`
+	// PathBase64 is Path's bytes when they are not UTF-8 (JSON would
+	// replace them with U+FFFD).
+	PathBase64 []byte `json:"path_base64,omitempty"`
+	Reason     string `json:"reason"`
 }
 
 // Counts tallies entries by what happened to them.
@@ -108,6 +112,7 @@ type Summary struct {
 	Root          string    `json:"root"`
 	Previous      *string   `json:"previous"`
 	Name          string    `json:"name"`
+	NameBase64    []byte    `json:"name_base64,omitempty"` // Name's bytes when they are not UTF-8
 	DryRun        bool      `json:"dry_run,omitempty"`
 	Files         int64     `json:"files"`
 	Dirs          int64     `json:"dirs"`
@@ -147,6 +152,9 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		return Summary{}, err
 	}
 	sum := Summary{Name: opts.Name, DryRun: opts.DryRun, Skipped: []Skipped{}}
+	if !utf8.ValidString(opts.Name) {
+		sum.NameBase64 = []byte(opts.Name)
+	}
 
 	w := store.NewWriter(opts.DryRun)
 	if opts.Progress == nil {
@@ -522,7 +530,11 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 func (r *run) warn(path string, err error) {
 	r.mu.Lock()
 	if path != "" {
-		r.skipped = append(r.skipped, Skipped{Path: path, Reason: err.Error()})
+		sk := Skipped{Path: path, Reason: err.Error()}
+		if !utf8.ValidString(path) {
+			sk.PathBase64 = []byte(path)
+		}
+		r.skipped = append(r.skipped, sk)
 	}
 	r.mu.Unlock()
 	if r.opts.Warn != nil {
