@@ -225,10 +225,14 @@ func runSync(c *ucli.Context) error {
 	switch {
 	case c.Bool("json"):
 		out := struct {
+			Root *string `json:"root"` // first, as in sync.Summary; null in a dry run
 			sync.Summary
 			Push      *push.Result `json:"push,omitempty"`
 			PushError string       `json:"push_error,omitempty"`
 		}{Summary: sum, Push: pushed}
+		if !opts.DryRun {
+			out.Root = &sum.Root
+		}
 		if handOff != nil {
 			out.PushError = handOff.Error()
 		}

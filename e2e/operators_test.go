@@ -369,3 +369,66 @@ func TestNamesAreData(t *testing.T) {
 	}
 	wantLines("diff", res.Stdout)
 }
+
+// TestDryRunCountsEqualRealRun: `sync -n` reports the counts the real run
+// then reports (files, dirs, symlinks, bytes, file and directory changes)
+// and never a root: it records none, changed or not.
+func TestDryRunCountsEqualRealRun(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	syncOK(t, repo, "sync", src)
+
+	type counts struct {
+		Root                  *string
+		Files, Dirs, Symlinks int64
+		Bytes                 int64
+		FileChanges           map[string]int64 `json:"file_changes"`
+		DirChanges            map[string]int64 `json:"dir_changes"`
+	}
+	summary := func(args ...string) (counts, result) {
+		t.Helper()
+		res := ipfsSync(t, repo, append([]string{"--json", "sync"}, append(args, src)...)...)
+		if res.Code != 0 {
+			t.Fatal(res)
+		}
+		lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+		var c counts
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &c); err != nil {
+			t.Fatalf("%v: %s", err, res.Stdout)
+		}
+		return c, res
+	}
+	check := func(label string) {
+		t.Helper()
+		dry, _ := summary("-n")
+		if dry.Root != nil {
+			t.Errorf("%s: sync -n --json gives root %q; a dry run records none", label, *dry.Root)
+		}
+		if res := ipfsSync(t, repo, "sync", "-n", src); res.Code != 0 || res.Stdout != "" && !strings.HasPrefix(res.Stdout, "+") && !strings.HasPrefix(res.Stdout, "-") && !strings.HasPrefix(res.Stdout, "*") {
+			t.Errorf("%s: sync -n printed something else than changes: %s", label, res)
+		}
+		real, _ := summary()
+		real.Root, dry.Root = nil, nil
+		if fmt.Sprint(dry) != fmt.Sprint(real) {
+			t.Errorf("%s: sync -n counts\n%+v\nthe real run's\n%+v", label, dry, real)
+		}
+	}
+	check("nothing changed")
+
+	b := newBuilder(src)
+	b.text("README", "hello, longer now\n")    // modified, another size
+	b.text("NEW", "new file\n")                // added
+	b.file("pool/new/sub/a.deb", 5*kib, 0o644) // added, in new directories
+	b.symlink("latest", "pool/small.deb")      // added symlink
+	if err := b.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "dists", "Packages")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "pool", "small.deb"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("a publish")
+}

@@ -191,6 +191,7 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 		}
 		j.it.resolve(true, 0)
 		r.files.Add(1)
+		r.bytes.Add(j.size) // as the real run counts it, from the file it reads
 		j.res.link = Link{Name: j.name}
 		j.res.complete()
 		return j.res

@@ -109,7 +109,7 @@ type Counts struct {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Root          string    `json:"root"`
+	Root          string    `json:"root"` // "" in a dry run
 	Previous      *string   `json:"previous"`
 	Name          string    `json:"name"`
 	NameBase64    []byte    `json:"name_base64,omitempty"` // Name's bytes when they are not UTF-8
@@ -193,7 +193,9 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 			return Summary{}, err
 		}
 	}
-	if root.Defined() {
+	if root.Defined() && !opts.DryRun {
+		// A dry run records no root, so it has none to report, even when
+		// nothing changed: one rule, whatever the walk found.
 		sum.Root = root.String()
 	}
 	sum.Files, sum.Dirs, sum.Symlinks = r.files.Load(), r.dirs.Load(), r.symlinks.Load()
