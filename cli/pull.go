@@ -31,6 +31,10 @@ named in a warning. A first pull into a directory that is not empty is refused, 
 some of its entries: --delete makes DEST exactly ROOT (rsync --delete: everything ROOT
 lacks is removed), --no-delete writes ROOT over it and removes nothing.
 
+Modes are applied without the setuid, setgid and sticky bits, as tar does for a user
+other than root: a ROOT from any gateway could otherwise make setuid-root files when
+pull runs as root. --preserve-special-bits applies them as ROOT stores them.
+
 Run again with a newer ROOT, it fetches only what changed: the repository (--repo, also
 with --from) keeps, for each DEST, the root pulled last, what was written where, and the
 directory blocks, so unchanged directories cost nothing, unchanged files are left alone
@@ -54,6 +58,7 @@ EXAMPLES:
 			&ucli.StringSliceFlag{Name: "from", Usage: "trustless gateway `URL` to fetch from (repeatable; default: the local repository)"},
 			&ucli.BoolFlag{Name: "delete", Usage: "remove every entry of DEST that is not in ROOT, also what no pull wrote (and allow a first pull into a non-empty DEST)"},
 			&ucli.BoolFlag{Name: "no-delete", Usage: "remove nothing from DEST (and allow a first pull into a non-empty DEST)"},
+			&ucli.BoolFlag{Name: "preserve-special-bits", Usage: "apply the setuid, setgid and sticky bits ROOT stores (default: left out)"},
 			&ucli.IntFlag{Name: "max-depth", Value: pull.DefaultMaxDepth, Usage: "refuse directories nested deeper than `N`"},
 			&ucli.Int64Flag{Name: "max-entries", Value: pull.DefaultMaxEntries, Usage: "refuse a ROOT with more than `N` entries"},
 			&ucli.StringFlag{Name: "max-bytes", Value: "64TiB", Usage: "refuse a ROOT whose files total more than `SIZE` (bytes, or with K/M/G/T[iB])"},
@@ -86,11 +91,12 @@ EXAMPLES:
 			}
 			opts := pull.Options{
 				Root: root, Dest: c.Args().Get(1), Repo: repo,
-				Delete:     del,
-				MaxDepth:   c.Int("max-depth"),
-				MaxEntries: c.Int64("max-entries"),
-				MaxBytes:   maxBytes,
-				Jobs:       c.Int("jobs"),
+				Delete:              del,
+				PreserveSpecialBits: c.Bool("preserve-special-bits"),
+				MaxDepth:            c.Int("max-depth"),
+				MaxEntries:          c.Int64("max-entries"),
+				MaxBytes:            maxBytes,
+				Jobs:                c.Int("jobs"),
 			}
 			if from := c.StringSlice("from"); len(from) > 0 {
 				g, err := pull.NewGateways(from)

@@ -83,6 +83,27 @@ func metaOf(fsn *ft.FSNode) meta {
 	return m
 }
 
+// metaOf is what fsn stores, as this run applies it: without
+// PreserveSpecialBits, no setuid, setgid or sticky bit.
+func (p *puller) metaOf(fsn *ft.FSNode) meta {
+	m := metaOf(fsn)
+	if !p.o.PreserveSpecialBits {
+		m.mode &^= 0o7000
+	}
+	return m
+}
+
+// vouches reports whether a file's record, which matches lstat, may stand
+// for its mode under this run's rule for special bits: without them, a
+// record that has one is from a run that kept them; with them, a record
+// of a run that left them out may lack one the root stores.
+func (p *puller) vouches(rec *entry) bool {
+	if p.o.PreserveSpecialBits {
+		return !p.recheck
+	}
+	return rec.Local.Mode&0o7000 == 0
+}
+
 // unixPerms converts Go's mode bits to the permission, setuid, setgid and
 // sticky bits of chmod(2).
 func unixPerms(m os.FileMode) uint32 { return files.ModePermsToUnixPerms(m) & 0o7777 }

@@ -37,7 +37,7 @@ const fileParallel = 4
 // CID): then it is rewritten even if its size and mtime look right.
 func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls localStat, known bool, stream Stream) error {
 	d := t.dir
-	m := metaOf(fsn)
+	m := p.metaOf(fsn)
 	size := int64(len(b.RawData()))
 	if fsn != nil {
 		if fsn.FileSize() > math.MaxInt64 {

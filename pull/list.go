@@ -63,7 +63,7 @@ func (l *lister) offer(links []link) error {
 	var now []task
 	var maybe []candidate
 	for _, e := range links {
-		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && (rec.Local.Type == typeFile || rec.Local.Type == typeSymlink) {
+		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && ((rec.Local.Type == typeFile && p.vouches(rec)) || rec.Local.Type == typeSymlink) {
 			maybe = append(maybe, candidate{e, rec})
 		} else {
 			// In a directory this run created everything is new: there,

@@ -59,6 +59,10 @@ type Options struct {
 	Repo string
 	// Delete says what is removed of what DEST has and Root lacks.
 	Delete Deletion
+	// PreserveSpecialBits applies the setuid, setgid and sticky bits ROOT
+	// stores; without it they are left out, as tar does for a user other
+	// than root.
+	PreserveSpecialBits bool
 
 	MaxDepth   int   // directory nesting below DEST
 	MaxEntries int64 // entries (and HAMT shards) in Root
@@ -144,6 +148,9 @@ type puller struct {
 	fetches    chan struct{}
 	pre        *prefetch
 	subtreeMax uint64
+	// recheck: with PreserveSpecialBits, no file's record vouches for its
+	// mode (some were written without the bits the root stores).
+	recheck bool
 	// fast: the Linux fast paths (fastpath.On): one syncfs of DEST at the
 	// end. Without, each file and directory is fsynced as it is finished.
 	fast bool
@@ -204,9 +211,21 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 	}
-	if st.fresh || st.legacy {
+	if st.fresh {
+		// No record yet: every one will be written under this run's rule.
+		st.prev.SpecialBits = opts.PreserveSpecialBits
+	}
+	// A record vouches for a file's mode only under the rule for special
+	// bits it was written under (vouches). Runs that change rules mark the
+	// records mixed until one finishes.
+	changed := st.prev.SpecialBits != opts.PreserveSpecialBits && !st.prev.Recheck
+	if changed {
+		st.prev.Recheck = true
+	}
+	recheck := opts.PreserveSpecialBits && (st.prev.Recheck || !st.prev.SpecialBits)
+	if st.fresh || st.legacy || changed {
 		// Before anything is written into DEST, the state says that pull
-		// writes into it.
+		// writes into it, and under which rule.
 		if err := st.save(); err != nil {
 			return res, err
 		}
@@ -223,7 +242,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(),
+	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(), recheck: recheck,
 		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax, fast: fastpath.On()}
 	if opts.subtreeMax > 0 {
 		p.subtreeMax = opts.subtreeMax
@@ -258,7 +277,7 @@ func (p *puller) run(destfd int) error {
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.o.Dest, err)
 	}
-	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: metaOf(fsn), mode: ls.Mode, before: ls}
+	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: p.metaOf(fsn), mode: ls.Mode, before: ls}
 	p.dirs.Add(1)
 	if err := p.st.cacheBlock(p.o.Root, rootBlock.RawData()); err != nil {
 		return err
@@ -296,6 +315,7 @@ func (p *puller) run(destfd int) error {
 			return fmt.Errorf("sync DEST: %w", err)
 		}
 	}
+	p.st.prev.SpecialBits, p.st.prev.Recheck = p.o.PreserveSpecialBits, false
 	return p.st.record(p.o.Root)
 }
 

@@ -69,13 +69,18 @@ type destID struct {
 
 // savedState is state.json.
 type savedState struct {
-	Dest     string    `json:"dest"`
-	Dev      uint64    `json:"dev"`
-	Ino      uint64    `json:"ino"`
-	Birth    int64     `json:"birth,omitempty"`
-	Root     string    `json:"root,omitempty"`
-	Previous string    `json:"previous,omitempty"`
-	Time     time.Time `json:"time"`
+	Dest     string `json:"dest"`
+	Dev      uint64 `json:"dev"`
+	Ino      uint64 `json:"ino"`
+	Birth    int64  `json:"birth,omitempty"`
+	Root     string `json:"root,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	// SpecialBits: the records were written with the setuid, setgid and
+	// sticky bits ROOT stores; Recheck: a run under the other rule began
+	// and did not finish, so some were, some not.
+	SpecialBits bool      `json:"special_bits,omitempty"`
+	Recheck     bool      `json:"recheck,omitempty"`
+	Time        time.Time `json:"time"`
 }
 
 func (s savedState) id() destID {
@@ -277,7 +282,8 @@ func (s *state) adopt(destfd int, old *legacyState) error {
 		}
 	}
 	s.fresh = false
-	s.prev = savedState{Root: old.Root, Previous: old.Previous}
+	// Earlier versions applied the special bits as ROOT stores them.
+	s.prev = savedState{Root: old.Root, Previous: old.Previous, SpecialBits: true}
 	return nil
 }
 

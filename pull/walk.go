@@ -247,9 +247,15 @@ func (p *puller) entry(t task) error {
 	rec := p.st.lookup(rel)
 	known := rec != nil && ls.Type != typeNone && rec.Local == ls
 	if known && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
-		return p.keep(rec)
+		if ls.Type != typeFile || p.vouches(rec) {
+			return p.keep(rec)
+		}
+		// Its content is right; its mode is checked against the root's
+		// (file's quick check) as for a file no pull recorded.
+		known = false
 	}
-	// The same file elsewhere in DEST (renamed, or a copy): copy it.
+	// The same file elsewhere in DEST (renamed, or a copy): copy it, with
+	// the mode it has there if its record vouches for it.
 	if ls.Type != typeDir {
 		if from, ok := p.st.pathOf(t.cid); ok && from != rel {
 			if done, err := p.copyLocal(t, rel, from); done || err != nil {
@@ -336,7 +342,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	// A big new HAMT directory is listed and written a group of entries at
 	// a time.
 	grouped := ls.Type != typeDir && !prefetched && fsn.Type() == ft.THAMTShard
-	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: metaOf(fsn), mode: ls.Mode, before: ls}
+	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: p.metaOf(fsn), mode: ls.Mode, before: ls}
 	switch ls.Type {
 	case typeDir:
 	case typeNone:
@@ -442,7 +448,7 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 // if it does not (the caller fetches instead).
 func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	rec := p.st.lookup(from)
-	if rec == nil || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile {
+	if rec == nil || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile || !p.vouches(rec) {
 		return false, nil
 	}
 	src, err := p.openFile(from)
