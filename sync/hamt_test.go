@@ -9,16 +9,14 @@ import (
 	"time"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/internal/testtier"
 )
 
 // TestHugeFlatDirectoryOneEntry adds one entry to a flat directory of
 // thousands (an npm/PyPI-style index): the update writes the new file and
 // the few HAMT shards on its path, not the whole directory.
 func TestHugeFlatDirectoryOneEntry(t *testing.T) {
-	n := 10000
-	if testing.Short() {
-		n = 3000
-	}
+	n := testtier.Size(3000, 3000, 10000)
 	src := t.TempDir()
 	flat := filepath.Join(src, "simple")
 	if err := os.Mkdir(flat, 0o755); err != nil {

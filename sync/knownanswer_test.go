@@ -14,8 +14,8 @@ package sync_test
 // stores no metadata: rows use --metadata none unless they say otherwise.
 //
 // Inputs above 40 MB are skipped with -short; inputs of 100 MB and more
-// (1 GiB for the unixfs-v1-2025 max-links fixtures) run only with
-// IPFS_SYNC_SLOW_TESTS=1.
+// (1 GiB for the unixfs-v1-2025 max-links fixtures) run only in the long
+// tier (IPFS_SYNC_LONG=1, make test-long; see internal/testtier).
 
 import (
 	"crypto/sha1"
@@ -34,6 +34,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/internal/testtier"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -45,7 +46,7 @@ const (
 	mib = 1 << 20
 
 	bigInput  = 40 * mib  // skipped with -short
-	hugeInput = 100 * mib // only with IPFS_SYNC_SLOW_TESTS=1
+	hugeInput = 100 * mib // only in the long tier
 )
 
 type knownCase struct {
@@ -69,8 +70,8 @@ func runKnown(t *testing.T, cases []knownCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			switch {
-			case tc.size >= hugeInput && os.Getenv("IPFS_SYNC_SLOW_TESTS") == "":
-				t.Skipf("%d MiB input: set IPFS_SYNC_SLOW_TESTS=1 to run", tc.size/mib)
+			case tc.size >= hugeInput && !testtier.Long():
+				t.Skipf("%d MiB input: the long tier only (%s=1, make test-long)", tc.size/mib, testtier.Env)
 			case tc.size >= bigInput && testing.Short():
 				t.Skipf("%d MiB input skipped in -short mode", tc.size/mib)
 			}

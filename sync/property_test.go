@@ -16,10 +16,11 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/internal/testtier"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
-var longProperty = flag.Bool("long", false, "run the long randomised incremental-vs-full property test")
+var soak = flag.Bool("soak", false, "run the randomised incremental-vs-full property test for 5000 steps per profile")
 
 // propProfiles exercise every path of the incremental engine with tiny
 // chunks, narrow file DAGs and a low HAMT threshold, so a small tree has
@@ -49,11 +50,10 @@ func propProfiles(t *testing.T) map[string]profile.Profile {
 // mirror sees and checks after every step that the incremental root equals
 // a fresh full import of the same tree.
 func TestIncrementalEqualsFull(t *testing.T) {
-	steps := 300
-	if testing.Short() {
-		steps = 60
-	}
-	if *longProperty {
+	// 40 steps is about the fewest at which every profile reuses files and
+	// directories (runProperty checks that at the end).
+	steps := testtier.Size(40, 60, 300)
+	if *soak {
 		steps = 5000
 	}
 	for name, p := range propProfiles(t) {
