@@ -173,6 +173,20 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 	return resolved(link)
 }
 
+// sameDataAs reports whether the file just read, res, holds the data of
+// its previous version, prev: whether prev's root given res's metadata is
+// res's root. It answers where no content hash of prev is known (no index
+// entry: verify, --base), so that a file only touched is itemised (mtime)
+// and counted metadata only, as it is where the index has its hash.
+func (r *run) sameDataAs(ctx context.Context, prev cid.Cid, res chunker.Result) bool {
+	nd, err := r.w.Get(ctx, prev)
+	if err != nil {
+		return false
+	}
+	again, err := r.probe.Reroot(ctx, nd, res.Stat)
+	return err == nil && again.Cid.Equals(res.Cid)
+}
+
 func (r *run) putIndex(ctx context.Context, relPath string, l Link, st metadata.Stat, xxh uint64) {
 	if r.opts.DryRun {
 		return
@@ -252,6 +266,9 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 	r.opts.Progress.FilesDone.Add(1)
 	link := Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
 	sameData := j.prevXXH != 0 && res.XXH == j.prevXXH
+	if j.prev != nil && j.prevXXH == 0 && j.why.OnlyMeta() && !res.Cid.Equals(j.prev.Cid) {
+		sameData = r.sameDataAs(ctx, j.prev.Cid, res)
+	}
 	switch {
 	case j.prev == nil:
 		r.fileCounts.added.Add(1)

@@ -166,6 +166,7 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		store: store,
 		w:     w,
 		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open, OnRead: func(n int) { opts.Progress.Read.Add(int64(n)) }},
+		probe: &chunker.Importer{Profile: opts.Profile, DAG: store.NewWriter(true)},
 		tree:  diff.Tree{DAG: w},
 		index: store.Index(opts.Name),
 		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
@@ -331,6 +332,7 @@ type run struct {
 	store     *blockstore.Store
 	w         *blockstore.Writer
 	imp       *chunker.Importer
+	probe     *chunker.Importer // builds nodes to compare, stores nothing (sameDataAs)
 	tree      diff.Tree
 	index     *blockstore.Index
 	meta      metadata.Fields
