@@ -6,10 +6,14 @@ BIN      := $(CURDIR)/bin
 GO       ?= go
 E2E_ARGS ?=
 
-.PHONY: build unit test test-long race e2e bench bench-large lint kubo clean e2e-deps
+.PHONY: build mkmirror unit test test-long race e2e bench bench-large lint kubo clean e2e-deps
 
 build:
 	$(GO) build -o $(BIN)/ipfs-sync .
+
+# The synthetic package mirror the benchmarks run on (internal/mirrorgen).
+mkmirror:
+	$(GO) build -o $(BIN)/mkmirror ./internal/mirrorgen/cmd/mkmirror
 
 # The unit tests come in tiers (internal/testtier): plain `go test ./...`,
 # which `make unit` runs, is the fast one, the whole module in under a minute
@@ -66,16 +70,18 @@ e2e: build kubo e2e-deps $(BIN)/gotestsum | $(REPORT)
 
 # One run, side by side: import vs kubo vs the machine's floor, pushing a
 # publish cycle to kubo, pulling it back vs HTTP and rsync.
-bench: build kubo e2e-deps
-	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/run.sh
-	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/push.sh
-	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/pull.sh
+BENCH_ENV = IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs MKMIRROR=$(BIN)/mkmirror
+
+bench: build kubo mkmirror e2e-deps
+	$(BENCH_ENV) ./bench/run.sh
+	$(BENCH_ENV) ./bench/push.sh
+	$(BENCH_ENV) ./bench/pull.sh
 
 # Mirror scale: mkmirror's large preset (~1M files, ~20 GiB): full import,
 # one publish cycle against the floor, a 200,000-entry flat directory;
 # KUBO=1 adds kubo's add and re-add (another hour and ~26 GB).
-bench-large: build kubo
-	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs ./bench/large.sh
+bench-large: build kubo mkmirror
+	$(BENCH_ENV) ./bench/large.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

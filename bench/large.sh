@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/large.sh: ipfs-sync at mirror scale. `make bench-large` runs it.
 #
-# On mkmirror's large preset (~1M files, ~20 GiB, ~460k directories) it
+# On mkmirror's large preset (~1M files, ~20 GiB, ~580k directories) it
 # measures, in one run:
 #   1. a full import (wall time, peak RSS);
 #   2. one publish cycle (mkmirror mutate, applied IN PLACE: the tree is
@@ -30,15 +30,15 @@
 # with KUBO=1 kubo's repository comes after ipfs-sync's is removed.
 #
 # The tree is cached in $BENCH_DIR/$PRESET-seed$SEED with the number of
-# cycles applied in $BENCH_DIR/$PRESET-seed$SEED.cycles; each run applies
-# one more.
+# cycles applied in $BENCH_DIR/$PRESET-seed$SEED.cycles and the version of
+# the generator that made it in $BENCH_DIR/$PRESET-seed$SEED.version; each
+# run applies one more cycle.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$here")
 IPFS_SYNC_BIN=${IPFS_SYNC_BIN:-$repo_root/bin/ipfs-sync}
 IPFS_BIN=${IPFS_BIN:-$repo_root/bin/ipfs}
-MKMIRROR=${MKMIRROR:-/work/shared/bench/mkmirror}
 PRESET=${PRESET:-large}
 SEED=${SEED:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
@@ -46,7 +46,6 @@ FLAT=${FLAT:-200000}
 KUBO=${KUBO:-0}
 GO=${GO:-go}
 TIME=/usr/bin/time
-RSS_BUDGET_MIB=300
 
 BENCH_NAME=bench-large
 # shellcheck source=bench/lib.sh
@@ -54,9 +53,9 @@ BENCH_NAME=bench-large
 
 [[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build')"
 [[ $KUBO == 0 || -x $IPFS_BIN ]] || die "no kubo at $IPFS_BIN (run 'make kubo')"
-[[ -x $MKMIRROR ]] || die "no mkmirror at $MKMIRROR (set MKMIRROR)"
 "$TIME" -f %M true >/dev/null 2>&1 || die "$TIME is not GNU time (apt-get install -y time)"
-command -v python3 >/dev/null || die "python3 is needed"
+command -v python3 >/dev/null || die "python3 is needed (the report's arithmetic, the flat directory)"
+need_mkmirror
 IPFS_SYNC_BIN=$(cd "$(dirname "$IPFS_SYNC_BIN")" && pwd)/$(basename "$IPFS_SYNC_BIN")
 
 mkdir -p "$BENCH_DIR"
@@ -83,12 +82,19 @@ go_floor=$work/floor
 (cd "$here" && "$GO" build -o "$go_floor" ./floor) || die "cannot build bench/floor"
 
 # ---- the tree -------------------------------------------------------------
+version=$("$MKMIRROR" version)
+if [[ -d $tree && $(cat "$tree.version" 2>/dev/null) != "$version" ]]; then
+	log "$tree was made by another generator than $version: regenerating it"
+	chmod -R u+w "$tree" 2>/dev/null || true
+	rm -rf "$tree" "$tree.cycles" "$tree.version" "$tree.fingerprint"
+fi
 if [[ ! -d $tree ]]; then
-	log "generating mkmirror --preset $PRESET --seed $SEED (large: ~8 min)"
+	log "generating mkmirror --preset $PRESET --seed $SEED"
 	rm -rf "$tree.tmp"
 	"$MKMIRROR" gen --preset "$PRESET" --seed "$SEED" "$tree.tmp" >/dev/null
 	mv "$tree.tmp" "$tree"
 	echo 0 >"$tree.cycles"
+	echo "$version" >"$tree.version"
 fi
 cycles=$(cat "$tree.cycles" 2>/dev/null || echo 0)
 MUTATE_SEED=${MUTATE_SEED:-$((cycles + 1))}
@@ -192,10 +198,9 @@ if [[ $KUBO == 1 ]]; then
 fi
 
 # ---- report ---------------------------------------------------------------
-over() { python3 -c "print('MISSED' if $1 > $2 else 'met')"; }
 cat <<EOF
 
-## mkmirror --preset $PRESET --seed $SEED ($cycles cycles applied before this run), mutate --seed $MUTATE_SEED
+## mkmirror --preset $PRESET --seed $SEED ($cycles cycles applied before this run), mutate --seed $MUTATE_SEED ($version)
 
 - tree: $files files, $dirs directories, $(calc "round($bytes / 1e9, 2)") GB
 - machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM; load before/after: see the log
@@ -212,14 +217,12 @@ cat <<EOF
 $flat_rows
 $kubo_rows
 
-| check | value | target | |
-|---|---:|---:|---|
-| peak RSS, full import | $(fmt "$full_rss_mib" 0) MiB | ≤ $RSS_BUDGET_MIB MiB | $(over "$full_rss_mib" $RSS_BUDGET_MIB) |
-| peak RSS, re-sync | $(fmt "$inc_rss_mib" 0) MiB | ≤ $RSS_BUDGET_MIB MiB | $(over "$inc_rss_mib" $RSS_BUDGET_MIB) |
-| re-sync / floor (stat walk + SHA-256 of changed bytes) | $(fmt "$(calc "$inc_s / $floor_s")")× | ≤ 2× | $(over "$inc_s / $floor_s" 2) |
+| ratio | value |
+|---|---:|
+| re-sync / floor (stat walk + SHA-256 of changed bytes) | $(fmt "$(calc "$inc_s / $floor_s")")× |
 EOF
 if [[ $KUBO == 1 ]]; then
-	echo "| kubo re-add / ipfs-sync re-sync | $(fmt "$(calc "$kubo2_s / $inc_s")" 0)× | ≥ 100× | $(over 100 "$kubo2_s / $inc_s") |"
+	echo "| kubo re-add / ipfs-sync re-sync | $(fmt "$(calc "$kubo2_s / $inc_s")" 0)× |"
 	echo
 	echo "Roots: ipfs-sync $inc_root, kubo $kubo_root ($([[ $inc_root == "$kubo_root" ]] && echo equal || echo DIFFERENT))."
 fi

@@ -15,11 +15,11 @@
 #
 # Environment (all optional):
 #   IPFS_SYNC_BIN  ipfs-sync binary  (default: <repo>/bin/ipfs-sync)
-#   MKMIRROR       tree generator    (default: /work/shared/bench/mkmirror)
+#   MKMIRROR       tree generator    (default: built into <repo>/bin/mkmirror)
 #   PRESET         mkmirror preset   (default: small)
 #   SEED, MUTATE_SEED                (default: 1, 1)
 #   BENCH_DIR      cache of trees and scratch space (default: /tmp/ipfs-sync-bench;
-#                  the trees are shared with bench/run.sh)
+#                  the same trees as bench/run.sh's)
 #   JOBS           ipfs-sync pull --jobs (default: its own)
 #   RUNS           runs of each client per phase, the best wall time kept (default: 3)
 #   RECORD         1 appends the results to docs/pull-benchmarks.md (default: 0)
@@ -29,7 +29,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$here")
 IPFS_SYNC_BIN=${IPFS_SYNC_BIN:-$repo_root/bin/ipfs-sync}
-MKMIRROR=${MKMIRROR:-/work/shared/bench/mkmirror}
 PRESET=${PRESET:-small}
 SEED=${SEED:-1}
 MUTATE_SEED=${MUTATE_SEED:-1}
@@ -45,10 +44,10 @@ BENCH_NAME=bench/pull
 . "$here/lib.sh"
 
 [[ -x $IPFS_SYNC_BIN ]] || die "no ipfs-sync at $IPFS_SYNC_BIN (run 'make build' or set IPFS_SYNC_BIN)"
-[[ -x $MKMIRROR ]] || die "no mkmirror at $MKMIRROR (set MKMIRROR)"
 for tool in wget rsync python3 "$GO"; do
 	command -v "$tool" >/dev/null || die "$tool is needed (apt-get install -y wget rsync)"
 done
+need_mkmirror
 IPFS_SYNC_BIN=$(cd "$(dirname "$IPFS_SYNC_BIN")" && pwd)/$(basename "$IPFS_SYNC_BIN")
 
 mkdir -p "$BENCH_DIR"

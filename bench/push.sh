@@ -6,31 +6,31 @@
 # time and bytes sent over the RPC API, side by side. `make bench` runs it.
 #
 # Environment (optional): IPFS_SYNC_BIN, IPFS_BIN, MKMIRROR, PRESET (small),
-# SEED (1), MUTATE_SEED (1), BENCH_DIR (/tmp/ipfs-sync-bench).
+# SEED (1), MUTATE_SEED (1), BENCH_DIR (/tmp/ipfs-sync-bench), as in
+# bench/run.sh; the tree is the one bench/run.sh caches.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$here")
 IPFS_SYNC_BIN=${IPFS_SYNC_BIN:-$repo_root/bin/ipfs-sync}
 IPFS_BIN=${IPFS_BIN:-$repo_root/bin/ipfs}
-MKMIRROR=${MKMIRROR:-$repo_root/../shared/bench/mkmirror}
 PRESET=${PRESET:-small}
 SEED=${SEED:-1}
 MUTATE_SEED=${MUTATE_SEED:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
+GO=${GO:-go}
 
 BENCH_NAME=bench/push
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-[[ -x $IPFS_SYNC_BIN && -x $IPFS_BIN && -x $MKMIRROR ]] || die "need IPFS_SYNC_BIN, IPFS_BIN and MKMIRROR"
+[[ -x $IPFS_SYNC_BIN && -x $IPFS_BIN ]] || die "need IPFS_SYNC_BIN and IPFS_BIN (make build kubo)"
 command -v rsync >/dev/null || die "rsync is needed"
+need_mkmirror
 
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 tree=$BENCH_DIR/$PRESET-seed$SEED
-if [[ ! -d $tree ]]; then
-  log "generating $tree"
-  mkdir -p "$BENCH_DIR"
-  "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED" "$tree" >/dev/null
-fi
+ensure_tree "$tree" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
 
 work=$(mktemp -d "$BENCH_DIR/push.XXXXXX")
 daemon_pid=

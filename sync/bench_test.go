@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkFullImport imports the tree named by IPFS_SYNC_BENCH_TREE (for
-// example a `mkmirror gen --preset small` tree) into a fresh repository;
+// example one made by `go run ./internal/mirrorgen/cmd/mkmirror gen --preset
+// small DIR`) into a fresh repository;
 // run with -cpuprofile/-memprofile to see where a full import goes.
 // `make bench` measures the binary end to end against kubo.
 func BenchmarkFullImport(b *testing.B) {

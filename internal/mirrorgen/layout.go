@@ -79,12 +79,15 @@ func jitter(r *rand.Rand, n float64, f float64) int64 {
 
 // debIndexSizes are the sizes of Packages, Packages.gz, Packages.xz and
 // Release for a component whose pool holds debs packages. An empty
-// component has an empty Packages, as in a real archive.
+// component has an empty Packages, as in a real archive. The packages of
+// the big presets are many and small, so Packages stops growing at about
+// the size of Debian's own for unstable: otherwise every cycle would
+// rewrite gigabytes of index for megabytes of packages.
 func debIndexSizes(r *rand.Rand, suite string, debs int) [4]int64 {
 	if debs == 0 {
 		return [4]int64{0, 20, 32, jitter(r, 140, 0.1)}
 	}
-	p := jitter(r, 1150*float64(debs)*suiteShare[suite], 0.02) + 1
+	p := jitter(r, min(450*float64(debs), 32*mib)*suiteShare[suite], 0.02) + 1
 	return [4]int64{p, jitter(r, float64(p)/4, 0.05) + 20, jitter(r, float64(p)/5.2, 0.05) + 32, jitter(r, 140, 0.1)}
 }
 
@@ -98,7 +101,7 @@ func releaseSizes(r *rand.Rand) (release, inRelease int64) {
 // cranIndexSizes are the sizes of PACKAGES, PACKAGES.gz and PACKAGES.rds
 // for n packages.
 func cranIndexSizes(r *rand.Rand, n int) [3]int64 {
-	p := jitter(r, 760*float64(n)+200, 0.02)
+	p := jitter(r, 400*float64(n)+200, 0.02)
 	return [3]int64{p, jitter(r, float64(p)/4.3, 0.05) + 20, jitter(r, float64(p)/4.6, 0.05) + 40}
 }
 

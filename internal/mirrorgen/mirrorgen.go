@@ -21,7 +21,8 @@ import (
 )
 
 // Version names the layout and the generator's arithmetic: a tree cached by
-// a benchmark is reused only when it was made by the same Version.
+// a benchmark is reused only when it was made by the same Version, so it
+// changes whenever a generated tree or a cycle does (TestVersionPinsOutput).
 const Version = "mirrorgen-1"
 
 // Preset is the shape of a generated tree.
