@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/boxo/blockservice"
@@ -30,8 +31,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer status.stop()
 	app.Metadata = map[string]any{statusKey: status}
 	// Bare `ipfs-sync SRC` is shorthand for `ipfs-sync sync SRC`.
-	args = interspersed(app, shorthand(app, args))
-	err := app.RunContext(ctx, args)
+	args, err := shorthand(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, interspersed(app, args))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -89,12 +92,14 @@ EXAMPLES:
 }
 
 // shorthand inserts "sync" before the first positional argument when it
-// is not a command name.
-func shorthand(app *ucli.App, args []string) []string {
+// is not a command name. Sync takes one SRC: a first word that is no
+// command followed by more arguments is a mistyped command (`synk ./x`),
+// said so, not a sync of two sources.
+func shorthand(app *ucli.App, args []string) ([]string, error) {
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			return args
+			return args, nil
 		}
 		if strings.HasPrefix(a, "-") {
 			if !strings.Contains(a, "=") && globalTakesValue(app, a) {
@@ -103,13 +108,73 @@ func shorthand(app *ucli.App, args []string) []string {
 			continue
 		}
 		if app.Command(a) != nil || a == "help" {
-			return args
+			return args, nil
+		}
+		if positionalAfter(app, args[i+1:]) {
+			return nil, usageError{fmt.Errorf("%q is not a command%s (see 'ipfs-sync --help')", a, closestCommand(app, a))}
 		}
 		out := append([]string{}, args[:i]...)
 		out = append(out, "sync")
-		return append(out, args[i:]...)
+		return append(out, args[i:]...), nil
 	}
-	return args
+	return args, nil
+}
+
+// positionalAfter reports whether args, the rest of a bare `ipfs-sync
+// SRC ...`, hold another positional argument (flags and their values
+// aside).
+func positionalAfter(app *ucli.App, args []string) bool {
+	flags := append(slices.Clone(app.Flags), app.Command("sync").Flags...)
+	for k := 0; k < len(args); k++ {
+		a := args[k]
+		switch {
+		case a == "--":
+			return k+1 < len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			if !strings.Contains(a, "=") && takesValue(flags, a) {
+				k++
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// closestCommand is `; did you mean "CMD"?` for the command nearest to
+// word (at most two edits away), else "".
+func closestCommand(app *ucli.App, word string) string {
+	best, bestDist := "", 3
+	for _, cmd := range app.Commands {
+		if d := editDistance(word, cmd.Name); d < bestDist {
+			best, bestDist = cmd.Name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // interspersed moves a command's flags that follow its arguments in front

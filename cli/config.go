@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 )
@@ -29,7 +31,8 @@ func envVar(name string) string {
 }
 
 // configure gives every flag of app and its commands its environment
-// variable, and makes every command read the config file before it runs.
+// variable, and makes every command check the environment and read the
+// config file before it runs.
 func configure(app *ucli.App) {
 	addEnvVars(app.Flags)
 	for _, cmd := range app.Commands {
@@ -37,6 +40,9 @@ func configure(app *ucli.App) {
 		cmd := cmd
 		before := cmd.Before
 		cmd.Before = func(c *ucli.Context) error {
+			if err := checkEnv(app); err != nil {
+				return err
+			}
 			if err := applyConfig(c, app, cmd); err != nil {
 				return err
 			}
@@ -68,6 +74,43 @@ func addEnvVars(flags []ucli.Flag) {
 			ev.Set(reflect.ValueOf(append(slices.Clone(have), env)))
 		}
 	}
+}
+
+// checkEnv parses the environment variable of every flag of every command,
+// so that a bad value is a usage error whatever the command: urfave/cli
+// reads only the variables of the running command's own flags, and a
+// cron job's IPFS_SYNC_HIDDEN=maybe would go unnoticed by all but sync.
+// Variables that are no flag's are left alone.
+func checkEnv(app *ucli.App) error {
+	flags := slices.Clone(app.Flags)
+	for _, cmd := range app.Commands {
+		flags = append(flags, cmd.Flags...)
+	}
+	for _, f := range flags {
+		ev, ok := f.(interface{ GetEnvVars() []string })
+		if !ok {
+			continue
+		}
+		for _, name := range ev.GetEnvVars() {
+			v, set := os.LookupEnv(name)
+			if !set || v == "" { // urfave/cli takes an empty variable as unset
+				continue
+			}
+			var err error
+			switch f.(type) {
+			case *ucli.BoolFlag:
+				_, err = strconv.ParseBool(v)
+			case *ucli.IntFlag:
+				_, err = strconv.ParseInt(v, 0, 64)
+			case *ucli.DurationFlag:
+				_, err = time.ParseDuration(v)
+			}
+			if err != nil {
+				return usageError{fmt.Errorf("environment variable %s=%q is not a value for --%s: %w", name, v, f.Names()[0], err)}
+			}
+		}
+	}
+	return nil
 }
 
 // config is a parsed config.json: flag names to values, for every command,
