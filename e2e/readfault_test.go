@@ -572,7 +572,9 @@ func TestReadFaultPermission(t *testing.T) {
 	checkRef(t, sync, "m", root1, 1)
 	t.Logf("EACCES on a file: %s", strings.TrimSpace(res.Stderr))
 
-	// 2. olddir/ (in root1, changed since) and newdir/ (new) unreadable.
+	// 2. olddir/ (in root1, changed since) and newdir/ (new) unreadable;
+	// data.bin readable again (without root, writable again too).
+	chmod(t, 0o644, filepath.Join(src, "data.bin"))
 	v2 := faultTree{dataSize: 3000, olddir: true, oldAdded: true, newdir: true}
 	v2.build(t, src)
 	chownTree(t, base)
