@@ -36,10 +36,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = app.RunContext(ctx, interspersed(app, args))
 	}
 	if err != nil {
+		msg := err.Error()
 		if ctx.Err() != nil {
-			err = ctx.Err()
+			// Whatever the interrupted step was saying, the cause is the
+			// signal (SIGINT, SIGTERM).
+			err, msg = ctx.Err(), "interrupted"
 		}
-		fmt.Fprintf(stderr, "ipfs-sync: %s\n", escapeName(err.Error()))
+		fmt.Fprintf(stderr, "ipfs-sync: %s\n", escapeName(msg))
 	}
 	return exitCode(err)
 }

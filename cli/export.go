@@ -3,7 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/ipfs/go-cid"
 	ucli "github.com/urfave/cli/v2"
@@ -40,38 +40,39 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
 			}
+			old := cid.Undef
+			if since := c.String("since"); since != "" {
+				if old, err = cid.Decode(since); err != nil {
+					return usageError{fmt.Errorf("--since %q is not a CID: %w", since, err)}
+				}
+			}
 			store, err := openReader(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			out := c.String("car")
-			w := c.App.Writer
-			var f *os.File
-			if out != "-" {
-				if f, err = os.Create(out); err != nil {
-					return fmt.Errorf("create CAR: %w", err)
-				}
-				defer f.Close()
-				w = f
-			}
-			var st export.Stats
-			if since := c.String("since"); since != "" {
-				old, derr := cid.Decode(since)
-				if derr != nil {
-					return usageError{fmt.Errorf("--since %q is not a CID: %w", since, derr)}
-				}
-				st, err = export.CARSince(c.Context, store.Blockstore(), old, root, w)
-			} else {
-				st, err = export.CAR(c.Context, store.Blockstore(), root, w)
-			}
+			has, err := store.Blockstore().Has(c.Context, root)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", root, err)
 			}
-			if f != nil {
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("write %s: %w", out, err)
+			if !has {
+				return fmt.Errorf("export %s: not in the repository %s", root, store.Dir())
+			}
+			out := c.String("car")
+			write := func(w io.Writer) (export.Stats, error) {
+				if old.Defined() {
+					return export.CARSince(c.Context, store.Blockstore(), old, root, w)
 				}
+				return export.CAR(c.Context, store.Blockstore(), root, w)
+			}
+			var st export.Stats
+			if out == "-" {
+				st, err = write(c.App.Writer)
+			} else {
+				st, err = export.ToFile(out, write)
+			}
+			if err != nil {
+				return fmt.Errorf("export %s: %w", root, err)
 			}
 			if !c.Bool("quiet") && out != "-" {
 				fmt.Fprintf(c.App.ErrWriter, "%s: %d blocks, %s\n", out, st.Blocks, humanBytes(st.Bytes))

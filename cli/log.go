@@ -32,26 +32,38 @@ EXAMPLES:
 				return usageError{errors.New("log takes at most one NAME")}
 			}
 			name := c.Args().First()
+			// A path that exists names the ref its sync recorded (SRC's
+			// absolute path, a directory or a file); else NAME is the
+			// ref's name as given (--name).
+			var names []string
 			if name == "" {
 				wd, err := os.Getwd()
 				if err != nil {
 					return err
 				}
-				name = wd
-			} else if abs, err := filepath.Abs(name); err == nil && isDir(abs) {
-				name = abs
+				names = []string{wd}
+			} else if abs, err := filepath.Abs(name); err == nil && exists(abs) {
+				names = []string{abs, name}
+			} else {
+				names = []string{name}
 			}
 			store, err := openReader(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			ref, ok, err := store.Ref(name)
-			if err != nil {
-				return err
+			var ref blockstore.Ref
+			ok := false
+			for _, n := range names {
+				if ref, ok, err = store.Ref(n); err != nil {
+					return err
+				}
+				if ok {
+					break
+				}
 			}
 			if !ok {
-				return fmt.Errorf("no ref %q in %s (see 'ipfs-sync refs')", name, store.Dir())
+				return fmt.Errorf("no ref %q in %s (see 'ipfs-sync refs')", names[0], store.Dir())
 			}
 			for i := len(ref.History) - 1; i >= 0; i-- {
 				printVersion(c, ref.History[i])
@@ -61,9 +73,9 @@ EXAMPLES:
 	}
 }
 
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 func printVersion(c *ucli.Context, v blockstore.Version) {

@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -431,4 +434,75 @@ func TestDryRunCountsEqualRealRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a publish")
+}
+
+// TestLogOfAFileSource: `log PATH` finds the ref of a SRC that is a file,
+// given as a relative path, as it does for a directory.
+func TestLogOfAFileSource(t *testing.T) {
+	dir := t.TempDir()
+	opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	root := syncOK(t, repo, "sync", filepath.Join(dir, "mirror", "README"))
+	for _, arg := range []string{"mirror/README", "./mirror/README"} {
+		cmd := exec.Command(syncBin, "--repo", repo, "log", arg)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), root) {
+			t.Errorf("log %s (in %s): %v\n%s", arg, dir, err, out)
+		}
+	}
+}
+
+// TestInterruptSaysInterrupted: SIGINT ends a command with exit 130 and
+// the message "interrupted", not Go's "context canceled".
+func TestInterruptSaysInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	syncOK(t, repo, "sync", src)
+	// Another holder of the lock keeps gc waiting (--retry-lock).
+	f, err := os.OpenFile(filepath.Join(repo, "lock"), os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(syncBin, "--repo", repo, "--retry-lock", "1m", "gc")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("want exit 130, got %v\nstderr: %s", err, stderr.String())
+	}
+	if got := strings.TrimSpace(stderr.String()); got != "ipfs-sync: interrupted" {
+		t.Errorf("stderr %q, want %q", got, "ipfs-sync: interrupted")
+	}
+}
+
+// TestExportAbsentRootLeavesNoFile: export of a root the repository does
+// not hold fails (exit 1, naming it) and leaves no CAR behind.
+func TestExportAbsentRootLeavesNoFile(t *testing.T) {
+	dir := t.TempDir()
+	src := opsTree(t, filepath.Join(dir, "mirror"))
+	repo := filepath.Join(dir, "repo")
+	syncOK(t, repo, "sync", src)
+	const absent = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+	car := filepath.Join(dir, "x.car")
+	res := ipfsSync(t, repo, "export", absent, "--car", car)
+	if res.Code != 1 || !strings.Contains(res.Stderr, absent) {
+		t.Errorf("want exit 1 naming %s, got %s", absent, res)
+	}
+	if fi, err := os.Stat(car); err == nil {
+		t.Errorf("a failed export left %s behind (%d bytes)", car, fi.Size())
+	}
 }
