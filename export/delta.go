@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	bstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
@@ -20,26 +21,45 @@ func DeltaFile(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, pat
 	return ToFile(path, func(w io.Writer) (Stats, error) { return CARSince(ctx, bs, old, root, w) })
 }
 
-// ToFile creates path and has write fill it; the file is durable when
-// ToFile returns, and removed on any error: a CAR cut short is no CAR.
-func ToFile(path string, write func(io.Writer) (Stats, error)) (st Stats, err error) {
-	f, err := os.Create(path)
+// ToFile has write fill the file at path. A new or regular file is
+// written under a temporary name beside it, made durable and renamed into
+// place, so that a CAR cut short never takes its place (nor removes what
+// was there). Anything else at path, a device such as /dev/null, a pipe
+// or a symlink, is written as it is and never removed.
+func ToFile(path string, write func(io.Writer) (Stats, error)) (Stats, error) {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return Stats{}, fmt.Errorf("open %s: %w", path, err)
+		}
+		st, err := write(f)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return st, fmt.Errorf("write %s: %w", path, err)
+		}
+		return st, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return Stats{}, fmt.Errorf("create CAR: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(path)
-		}
-	}()
-	if st, err = write(f); err != nil {
-		return st, fmt.Errorf("write %s: %w", path, err)
+	defer os.Remove(f.Name()) // fails once renamed
+	st, err := write(f)
+	if err == nil {
+		err = f.Chmod(0o644)
 	}
-	if err = f.Sync(); err != nil {
-		return st, fmt.Errorf("write %s: %w", path, err)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err = f.Close(); err != nil {
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
 		return st, fmt.Errorf("write %s: %w", path, err)
 	}
 	return st, nil
