@@ -198,15 +198,12 @@ func kuboAdd(t testing.TB, ipfsPath, dir string, flags ...string) string {
 }
 
 // publishCycle applies the generator's publish cycle of that seed to the
-// tree at dir, in place (mkmirror mutate --seed SEED DIR), and returns
-// what it did.
-func publishCycle(t testing.TB, dir string, seed uint64) mirrorgen.Cycle {
+// tree at dir, in place (mkmirror mutate --seed SEED DIR).
+func publishCycle(t testing.TB, dir string, seed uint64) {
 	t.Helper()
-	c, err := mirrorgen.Mutate(dir, mirrorgen.MutateOptions{Seed: seed, Scale: 1})
-	if err != nil {
+	if _, err := mirrorgen.Mutate(dir, mirrorgen.MutateOptions{Seed: seed, Scale: 1}); err != nil {
 		t.Fatal(err)
 	}
-	return c
 }
 
 // sharedTree is a tree built once per test binary under scratch; every

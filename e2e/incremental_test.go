@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/mirrorgen"
 )
 
 // copyTree copies src to dst preserving modes, mtimes and symlinks, as a
@@ -34,8 +36,8 @@ func rsyncTree(t testing.TB, src, dst string) {
 
 // TestIncrementalMutateCycles syncs a tiny mirror, then applies mkmirror
 // publish cycles to it, syncing incrementally into the same repository
-// each time: every root must be kubo's root of the same tree. One of the
-// cycles adds a flat directory of a new release.
+// each time: every root must be kubo's root of the same tree. The last
+// cycle is a busy one, which adds a flat directory of a new release.
 func TestIncrementalMutateCycles(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed")
@@ -52,7 +54,15 @@ func TestIncrementalMutateCycles(t *testing.T) {
 				if cycle > 0 {
 					next := filepath.Join(dir, fmt.Sprintf("m%d", cycle))
 					copyTree(t, src, next)
-					flat = publishCycle(t, next, uint64(cycle)).FlatDirAdded != "" || flat
+					opt := mirrorgen.MutateOptions{Seed: uint64(cycle), Scale: 1}
+					if cycle == 5 {
+						opt.Scale = mirrorgen.FlatEvery
+					}
+					c, err := mirrorgen.Mutate(next, opt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					flat = c.FlatDirAdded != "" || flat
 					rsyncTree(t, next, src)
 				}
 				res := ipfsSync(t, repo, append(append([]string{"-q", "sync"}, m.sync...), src)...)

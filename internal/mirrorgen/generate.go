@@ -57,10 +57,8 @@ func Generate(dir string, cfg Config) (Summary, error) {
 	if err := w.links(p.links); err != nil {
 		return Summary{}, fmt.Errorf("generate into %s: %w", dir, err)
 	}
-	// Deepest first, so that no later step changes a directory already set.
-	dirs := slices.Clone(p.dirs)
-	slices.Reverse(dirs)
-	if err := w.dirMeta(dirs); err != nil {
+	// Last: an entry made in a directory would change its mtime.
+	if err := w.dirMeta(p.dirs); err != nil {
 		return Summary{}, fmt.Errorf("generate into %s: %w", dir, err)
 	}
 	s := Summary{Files: len(p.files), Dirs: len(p.dirs), Symlinks: len(p.links)}

@@ -23,7 +23,7 @@ import (
 // Version names the layout and the generator's arithmetic: a tree cached by
 // a benchmark is reused only when it was made by the same Version, so it
 // changes whenever a generated tree or a cycle does (TestVersionPinsOutput).
-const Version = "mirrorgen-1"
+const Version = "mirrorgen-2"
 
 // Preset is the shape of a generated tree.
 type Preset struct {

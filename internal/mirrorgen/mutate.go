@@ -65,9 +65,11 @@ const (
 	rateRemove  = 0.002
 	rateTouch   = 0.001
 	rateChmod   = 0.0002
-	// A cycle in flatEvery brings a new flat directory.
-	flatEvery = 8
 )
+
+// FlatEvery: one cycle in FlatEvery brings a new flat directory; at Scale
+// FlatEvery, every cycle does.
+const FlatEvery = 8
 
 // Mutate applies one publish cycle to the tree at root, in place. The
 // cycle is a pure function of the tree's metadata (paths, types, sizes,
@@ -120,13 +122,12 @@ type cycle struct {
 
 	// The parsed packages, each list sorted.
 	debSrcs  map[string][]debFile // by source directory
-	debSizes []int64
-	cran     map[string]string // package -> current tarball
-	cranOld  map[string]bool   // names with an Archive/ directory
-	cranBin  []string          // release directories, oldest first
-	pypi     map[string]string // project -> simple index directory
-	pypiDist map[string][]string
-	npm      map[string][]string // package directory -> tarballs
+	cran     map[string]string    // package -> current tarball
+	cranOld  map[string]bool      // names with an Archive/ directory
+	cranBin  []string             // release directories, oldest first
+	pypi     map[string]string    // normalized name (foo_bar) -> project (foo-bar)
+	pypiDist map[string][]string  // normalized name -> distribution files
+	npm      map[string][]string  // package directory -> tarballs
 	units    []unit
 	sizes    [areas][]int64
 
@@ -149,22 +150,24 @@ func newCycle(ents []entry, opt MutateOptions) *cycle {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s mutate %d %v\n", Version, opt.Seed, opt.Scale)
 	c := &cycle{
-		ents:     ents,
-		scale:    opt.Scale,
-		before:   make(map[string]entry, len(ents)),
-		files:    map[string]int64{},
-		dirs:     map[string]bool{},
-		children: map[string]int{},
-		debSrcs:  map[string][]debFile{},
-		cran:     map[string]string{},
-		cranOld:  map[string]bool{},
-		pypi:     map[string]string{},
-		pypiDist: map[string][]string{},
-		npm:      map[string][]string{},
-		touches:  map[string]int64{},
-		chmods:   map[string]fs.FileMode{},
-		affected: map[string]bool{}, changedDir: map[string]bool{}, prune: map[string]bool{},
-		res: Cycle{Seed: opt.Seed},
+		ents:       ents,
+		scale:      opt.Scale,
+		before:     make(map[string]entry, len(ents)),
+		files:      map[string]int64{},
+		dirs:       map[string]bool{},
+		children:   map[string]int{},
+		debSrcs:    map[string][]debFile{},
+		cran:       map[string]string{},
+		cranOld:    map[string]bool{},
+		pypi:       map[string]string{},
+		pypiDist:   map[string][]string{},
+		npm:        map[string][]string{},
+		touches:    map[string]int64{},
+		chmods:     map[string]fs.FileMode{},
+		affected:   map[string]bool{},
+		changedDir: map[string]bool{},
+		prune:      map[string]bool{},
+		res:        Cycle{Seed: opt.Seed},
 	}
 	var newest int64
 	for _, e := range ents {
@@ -292,13 +295,13 @@ func (c *cycle) plan() {
 			c.addUnit(a)
 		}
 	}
-	if c.scale > 0 && len(c.cran) > 0 && c.r.Float64() < c.scale/flatEvery {
+	if c.scale > 0 && len(c.cran) > 0 && c.r.Float64() < c.scale/FlatEvery {
 		c.flatDir()
 	}
 	c.indexes()
 	c.pruneDirs()
-	c.touchAndChmod()
 	c.lsLR()
+	c.touchAndChmod()
 	c.dateDirs()
 }
 
@@ -652,7 +655,8 @@ func (c *cycle) touchAndChmod() {
 	}
 }
 
-// lsLR is rewritten last: it lists the tree as the cycle leaves it.
+// lsLR is rewritten once the entries are final: it lists the tree as the
+// cycle leaves it.
 func (c *cycle) lsLR() {
 	c.rewrite(lsLR, lsLRSize(c.r, len(c.files)+len(c.dirs)+c.links))
 }

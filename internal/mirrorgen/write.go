@@ -136,8 +136,8 @@ func (w writer) writeFile(f fileSpec, replace bool, buf []byte) error {
 	name := dst
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if replace {
-		// Not a dotfile: an interrupted cycle leaves a name kubo would
-		// import, and the next cycle's walk sees it.
+		// Not a dotfile, which kubo skips and other tools do not: what an
+		// interrupted cycle leaves behind, every importer sees alike.
 		name = filepath.Join(filepath.Dir(dst), "mirrorgen-new-"+filepath.Base(dst))
 		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	}
