@@ -58,10 +58,11 @@ EXAMPLES:
 			&ucli.StringSliceFlag{Name: "from", Usage: "trustless gateway `URL` to fetch from (repeatable; default: the local repository)"},
 			&ucli.BoolFlag{Name: "delete", Usage: "remove every entry of DEST that is not in ROOT, also what no pull wrote (and allow a first pull into a non-empty DEST)"},
 			&ucli.BoolFlag{Name: "no-delete", Usage: "remove nothing from DEST (and allow a first pull into a non-empty DEST)"},
-			&ucli.BoolFlag{Name: "preserve-special-bits", Usage: "apply the setuid, setgid and sticky bits ROOT stores (default: left out)"},
+			&ucli.BoolFlag{Name: "preserve-special-bits", Usage: "apply the setuid, setgid and sticky bits ROOT stores (without it they are left out)"},
 			&ucli.IntFlag{Name: "max-depth", Value: pull.DefaultMaxDepth, Usage: "refuse directories nested deeper than `N`"},
 			&ucli.Int64Flag{Name: "max-entries", Value: pull.DefaultMaxEntries, Usage: "refuse a ROOT with more than `N` entries"},
-			&ucli.StringFlag{Name: "max-bytes", Value: "64TiB", Usage: "refuse a ROOT whose files total more than `SIZE` (bytes, or with K/M/G/T[iB])"},
+			&ucli.StringFlag{Name: "max-bytes", Usage: "refuse a ROOT whose files total more than `SIZE` (bytes, or with K/M/G/T[iB]; default: what DEST's filesystem has free plus what pull's files there hold)"},
+			&ucli.DurationFlag{Name: "timeout", Value: pull.DefaultReadTimeout, Usage: "give a gateway up (and ask the next) when it sends nothing for `DURATION`"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "entries fetched at once (default: max(8, 2×CPUs))"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -72,9 +73,14 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().Get(0), err)}
 			}
-			maxBytes, err := pullParseBytes(c.String("max-bytes"))
-			if err != nil {
-				return usageError{fmt.Errorf("--max-bytes: %w", err)}
+			var maxBytes int64
+			if s := c.String("max-bytes"); s != "" {
+				if maxBytes, err = pullParseBytes(s); err != nil || maxBytes == 0 {
+					return usageError{fmt.Errorf("--max-bytes: %q is not a size", s)}
+				}
+			}
+			if c.Duration("timeout") <= 0 {
+				return usageError{errors.New("--timeout must be more than 0")}
 			}
 			repo, err := repoDir(c)
 			if err != nil {
@@ -103,6 +109,7 @@ EXAMPLES:
 				if err != nil {
 					return usageError{err}
 				}
+				g.ReadTimeout = c.Duration("timeout")
 				opts.Source = g
 			} else {
 				store, err := openReader(c)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -102,4 +103,14 @@ func checkEmpty(destfd int, dest string) error {
 	return fmt.Errorf("DEST %s is not empty (%s) and no pull into it is known: "+
 		"--delete makes it exactly ROOT, removing what ROOT lacks; --no-delete writes ROOT over it and keeps the rest",
 		dest, strings.Join(list, ", "))
+}
+
+// freeSpace is what the filesystem of the directory open as fd still lets
+// a user other than root write.
+func freeSpace(fd int) (int64, error) {
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(fd, &s); err != nil {
+		return 0, err
+	}
+	return int64(min(uint64(s.Bavail)*uint64(s.Bsize), math.MaxInt64/2)), nil
 }

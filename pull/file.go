@@ -15,6 +15,7 @@ import (
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
 )
@@ -69,7 +70,11 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 	}
 	err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
 		w.fd = fd
-		return w.node(b, 0, size, 0)
+		kids, err := w.visit(b, 0, size, 0)
+		if err != nil {
+			return err
+		}
+		return w.write(kids)
 	})
 	if err != nil {
 		return err
@@ -83,11 +88,23 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 // span is where a chunk already sits in the file being written.
 type span struct{ off, n int64 }
 
+// maxSeen bounds the chunks a file remembers the place of (to copy a
+// repeated one rather than fetch it again): a hostile file of one-byte
+// chunks must not grow the map with its size.
+const maxSeen = 1 << 16
+
 // fileWriter writes one file's DAG into a temporary file. Nodes are
 // checked as they come: each node's data plus its children's declared
 // sizes must equal its own declared size, and each child must hold exactly
 // the size its parent declares, so offsets are known before the data
 // arrives and a lying DAG is refused rather than written.
+//
+// Memory is bounded whatever the DAG's shape: from the entity stream the
+// DAG is written depth first, one node at a time; block by block, by
+// fileParallel workers sharing one stack of nodes still to write, each
+// holding one block at a time. Either way what waits is the links of the
+// nodes on the way down (at most maxFileDepth nodes' worth), never a
+// fan-out multiplied level after level.
 type fileWriter struct {
 	p       *puller
 	rel     string
@@ -108,17 +125,43 @@ type fileWriter struct {
 	leafSize atomic.Int64
 }
 
+// nodeAt is a node of the file still to write: the block c, which holds n
+// bytes at off, and the node above it (nil at the top).
+type nodeAt struct {
+	c      cid.Cid
+	off, n int64
+	depth  int
+	up     *parentNode
+}
+
+// parentNode is a node whose children are being written block by block; once
+// the last is, its span is complete (see) and so may be its parent's.
+type parentNode struct {
+	nodeAt
+	pending atomic.Int64
+}
+
 func (w *fileWriter) errorf(format string, a ...any) error {
 	return fmt.Errorf("%s: %s", w.p.dagPath(w.rel), fmt.Sprintf(format, a...))
 }
 
-// node writes block b, which must hold want bytes, at off.
-func (w *fileWriter) node(b blocks.Block, off, want int64, depth int) error {
+// see notes that the n bytes at off hold the node c.
+func (w *fileWriter) see(c cid.Cid, off, n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) < maxSeen {
+		w.seen[c] = span{off, n}
+	}
+}
+
+// visit checks block b, which must hold want bytes, writes its data at
+// off, and returns its children, in order.
+func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt, error) {
 	if depth > maxFileDepth {
-		return w.errorf("file DAG deeper than %d levels: %v", maxFileDepth, errLimit)
+		return nil, w.errorf("file DAG deeper than %d levels: %v", maxFileDepth, errLimit)
 	}
 	var data []byte
-	var links []cid.Cid
+	var links []*ipld.Link
 	var sizes []uint64
 	switch b.Cid().Prefix().Codec {
 	case cid.Raw:
@@ -126,127 +169,197 @@ func (w *fileWriter) node(b blocks.Block, off, want int64, depth int) error {
 	case cid.DagProtobuf:
 		nd, err := mdag.DecodeProtobuf(b.RawData())
 		if err != nil {
-			return w.errorf("block %s: %v", b.Cid(), err)
+			return nil, w.errorf("block %s: %v", b.Cid(), err)
 		}
 		fsn, err := ft.FSNodeFromBytes(nd.Data())
 		if err != nil {
-			return w.errorf("block %s: not UnixFS: %v", b.Cid(), err)
+			return nil, w.errorf("block %s: not UnixFS: %v", b.Cid(), err)
 		}
 		if t := fsn.Type(); t != ft.TFile && t != ft.TRaw {
-			return w.errorf("block %s: a %s inside a file", b.Cid(), t)
+			return nil, w.errorf("block %s: a %s inside a file", b.Cid(), t)
 		}
-		data, sizes = fsn.Data(), fsn.BlockSizes()
-		if len(sizes) != len(nd.Links()) {
-			return w.errorf("block %s: %d links but %d block sizes", b.Cid(), len(nd.Links()), len(sizes))
-		}
-		for _, l := range nd.Links() {
-			links = append(links, l.Cid)
+		data, sizes, links = fsn.Data(), fsn.BlockSizes(), nd.Links()
+		if len(sizes) != len(links) {
+			return nil, w.errorf("block %s: %d links but %d block sizes", b.Cid(), len(links), len(sizes))
 		}
 		total := uint64(len(data))
 		for _, s := range sizes {
 			if s == 0 {
-				return w.errorf("block %s: an empty chunk", b.Cid())
+				return nil, w.errorf("block %s: an empty chunk", b.Cid())
 			}
 			if total += s; total < s || total > math.MaxInt64 {
-				return w.errorf("block %s: sizes overflow", b.Cid())
+				return nil, w.errorf("block %s: sizes overflow", b.Cid())
 			}
 		}
 		if fsn.FileSize() != total {
-			return w.errorf("block %s: declares %d bytes but holds %d", b.Cid(), fsn.FileSize(), total)
+			return nil, w.errorf("block %s: declares %d bytes but holds %d", b.Cid(), fsn.FileSize(), total)
 		}
 	default:
-		return w.errorf("block %s: codec %#x inside a file", b.Cid(), b.Cid().Prefix().Codec)
+		return nil, w.errorf("block %s: codec %#x inside a file", b.Cid(), b.Cid().Prefix().Codec)
 	}
 	total := int64(len(data))
 	for _, s := range sizes {
 		total += int64(s)
 	}
 	if total != want {
-		return w.errorf("block %s: holds %d bytes where %d are declared", b.Cid(), total, want)
+		return nil, w.errorf("block %s: holds %d bytes where %d are declared", b.Cid(), total, want)
 	}
 	if len(data) > 0 {
 		if err := pwriteAll(w.fd, data, off); err != nil {
-			return fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
+			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
 		}
 	}
+	kids := make([]nodeAt, len(links))
 	coff := off + int64(len(data))
-	offs := make([]int64, len(links))
-	for i := range links {
-		offs[i] = coff
+	for i, l := range links {
+		kids[i] = nodeAt{c: l.Cid, off: coff, n: int64(sizes[i]), depth: depth + 1}
 		coff += int64(sizes[i])
 	}
-	var err error
-	if w.stream != nil {
-		for i, c := range links {
-			if err = w.child(c, offs[i], int64(sizes[i]), depth+1); err != nil {
-				break
-			}
+	return kids, nil
+}
+
+// write writes the sibling nodes kids and everything under them: from the
+// entity stream depth first, and once there is no stream (or it went
+// wrong) block by block.
+func (w *fileWriter) write(kids []nodeAt) error {
+	for i, k := range kids {
+		if w.stream == nil {
+			return w.parallel(kids[i:])
 		}
-	} else {
-		err = w.children(links, offs, sizes, depth+1)
+		b, err := w.take(k)
+		if err != nil || b == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sub, err := w.visit(b, k.off, k.n, k.depth)
+		if err != nil {
+			return err
+		}
+		if err := w.write(sub); err != nil {
+			return err
+		}
+		w.see(k.c, k.off, k.n)
 	}
-	if err != nil {
-		return err
-	}
-	w.mu.Lock()
-	w.seen[b.Cid()] = span{off, want}
-	w.mu.Unlock()
 	return nil
 }
 
-// children writes the children of a node fetched block by block, a few at
-// once; each lands at its own offset.
-func (w *fileWriter) children(links []cid.Cid, offs []int64, sizes []uint64, depth int) error {
-	var wg sync.WaitGroup
-	var first onceErr
-	sem := make(chan struct{}, fileParallel)
-	for i, c := range links {
-		if first.get() != nil || w.p.ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := w.child(c, offs[i], int64(sizes[i]), depth); err != nil {
-				first.set(err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := first.get(); err != nil {
-		return err
-	}
-	return w.p.ctx.Err()
-}
-
-// child writes the chunk c of n bytes at off: copied from where this file
-// already holds it, read from the old local version if it is there at the
-// same offset, else fetched.
-func (w *fileWriter) child(c cid.Cid, off, n int64, depth int) error {
+// take gets the node k's block, or writes k without one and returns nil:
+// copied from where this file already holds it, or read from the old
+// local version if it is there at the same offset.
+func (w *fileWriter) take(k nodeAt) (blocks.Block, error) {
 	w.mu.Lock()
-	s, ok := w.seen[c]
+	s, ok := w.seen[k.c]
 	w.mu.Unlock()
-	if ok && s.n == n {
-		if err := copyRange(w.fd, off, w.fd, s.off, n); err != nil {
-			return fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
+	if ok && s.n == k.n {
+		if err := copyRange(w.fd, k.off, w.fd, s.off, k.n); err != nil {
+			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
 		}
-		return nil
+		return nil, nil
 	}
-	hit, tried := w.reuse(c, off, n)
+	hit, tried := w.reuse(k.c, k.off, k.n)
 	if hit {
-		return nil
+		return nil, nil
 	}
-	b, err := w.get(c)
+	b, err := w.get(k.c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if leaf := isLeafBlock(b); leaf {
-		w.sawLeaf(off, n)
+	if isLeafBlock(b) {
+		w.sawLeaf(k.off, k.n)
 		if tried {
 			w.misses.Add(1)
 		}
 	}
-	return w.node(b, off, n, depth)
+	return b, nil
+}
+
+// parallel writes the nodes kids and everything under them block by
+// block, on fileParallel workers taking nodes from one stack: depth first,
+// so what waits on it is bounded by the depth, not the DAG's breadth.
+func (w *fileWriter) parallel(kids []nodeAt) error {
+	var (
+		mu    sync.Mutex
+		cond  = sync.NewCond(&mu)
+		stack []nodeAt
+		busy  int
+		first error
+	)
+	push := func(ks []nodeAt) {
+		for i := len(ks) - 1; i >= 0; i-- {
+			stack = append(stack, ks[i])
+		}
+	}
+	push(kids)
+	work := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			for len(stack) == 0 && busy > 0 && first == nil {
+				cond.Wait()
+			}
+			if len(stack) == 0 || first != nil {
+				cond.Broadcast()
+				return
+			}
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			busy++
+			mu.Unlock()
+			sub, err := w.one(k)
+			mu.Lock()
+			busy--
+			if err == nil {
+				err = w.p.ctx.Err()
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+			push(sub)
+			cond.Broadcast()
+		}
+	}
+	var wg sync.WaitGroup
+	for range fileParallel {
+		wg.Go(work)
+	}
+	wg.Wait()
+	return first
+}
+
+// one writes the node k and returns its children, each linked to it so
+// that the last one done completes it.
+func (w *fileWriter) one(k nodeAt) ([]nodeAt, error) {
+	b, err := w.take(k)
+	if err != nil {
+		return nil, err
+	}
+	var sub []nodeAt
+	if b != nil {
+		if sub, err = w.visit(b, k.off, k.n, k.depth); err != nil {
+			return nil, err
+		}
+	}
+	if len(sub) == 0 {
+		w.done(k)
+		return nil, nil
+	}
+	in := &parentNode{nodeAt: k}
+	in.pending.Store(int64(len(sub)))
+	for i := range sub {
+		sub[i].up = in
+	}
+	return sub, nil
+}
+
+// done notes the node k written whole: it is seen, and its parent is done
+// once all its children are.
+func (w *fileWriter) done(k nodeAt) {
+	w.see(k.c, k.off, k.n)
+	if k.up != nil && k.up.pending.Add(-1) == 0 {
+		w.done(k.up.nodeAt)
+	}
 }
 
 // sawLeaf notes the size of the leaf at off: the largest is what a leaf

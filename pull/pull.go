@@ -39,13 +39,14 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
-// Defaults for the limits on what a root may ask DEST to hold. They are far
-// above any real mirror (Debian's full archive is about 1.5 million entries
-// and 6 TiB, 15 levels deep) and far below what would exhaust a machine.
+// Defaults for the limits on what a root may ask DEST to hold. They are
+// far above any real mirror (Debian's full archive is about 1.5 million
+// entries, 15 levels deep) and below what would exhaust a machine: the
+// index takes about 100 bytes of memory a path. The bytes a root may hold
+// are bounded by DEST's free space (Options.MaxBytes).
 const (
 	DefaultMaxDepth   = 256
-	DefaultMaxEntries = 50_000_000
-	DefaultMaxBytes   = 64 << 40 // 64 TiB
+	DefaultMaxEntries = 10_000_000
 )
 
 // Options configure one pull.
@@ -66,8 +67,11 @@ type Options struct {
 
 	MaxDepth   int   // directory nesting below DEST
 	MaxEntries int64 // entries (and HAMT shards) in Root
-	MaxBytes   int64 // bytes of all files in Root
-	Jobs       int   // entries fetched at once
+	// MaxBytes bounds the bytes of all files in Root; 0: what DEST's
+	// filesystem has free plus what the files pull wrote there hold (an
+	// update replaces those).
+	MaxBytes int64
+	Jobs     int // entries fetched at once
 
 	// Progress, if set, is called a few times a second during the run.
 	Progress func(Progress)
@@ -151,6 +155,9 @@ type puller struct {
 	// recheck: with PreserveSpecialBits, no file's record vouches for its
 	// mode (some were written without the bits the root stores).
 	recheck bool
+	// freeLimit: o.MaxBytes is DEST's free space (and what pull's files
+	// there hold), not a number given.
+	freeLimit bool
 	// fast: the Linux fast paths (fastpath.On): one syncfs of DEST at the
 	// end. Without, each file and directory is fsynced as it is finished.
 	fast bool
@@ -173,9 +180,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries
-	}
-	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = DefaultMaxBytes
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = max(8, 2*runtime.GOMAXPROCS(0))
@@ -206,6 +210,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
 	}
 	defer st.close()
+	freeLimit := opts.MaxBytes <= 0
+	if freeLimit {
+		free, err := freeSpace(destfd)
+		if err != nil {
+			return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
+		}
+		opts.MaxBytes = free + st.held()
+	}
 	if st.fresh && opts.Delete == DeleteWritten {
 		if err := checkEmpty(destfd, opts.Dest); err != nil {
 			return res, err
@@ -242,7 +254,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(), recheck: recheck,
+	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(), recheck: recheck, freeLimit: freeLimit,
 		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax, fast: fastpath.On()}
 	if opts.subtreeMax > 0 {
 		p.subtreeMax = opts.subtreeMax
@@ -386,6 +398,9 @@ func (p *puller) addBytes(n int64, at string) error {
 		return fmt.Errorf("%s: negative size", p.dagPath(at))
 	}
 	if v := p.bytes.Add(n); v > p.o.MaxBytes || v < 0 {
+		if p.freeLimit {
+			return fmt.Errorf("%s: files total more than %d bytes, what DEST's filesystem has free plus what pull's files there hold (--max-bytes): %w", p.dagPath(at), p.o.MaxBytes, errLimit)
+		}
 		return fmt.Errorf("%s: files total more than %d bytes (--max-bytes): %w", p.dagPath(at), p.o.MaxBytes, errLimit)
 	}
 	return nil

@@ -434,13 +434,6 @@ func TestStateLogTail(t *testing.T) {
 	}
 }
 
-func TestParseSizeFlag(t *testing.T) {
-	// The CLI's size parsing lives in cli; here only the limits' defaults.
-	if DefaultMaxBytes != 64<<40 || DefaultMaxDepth < 32 || DefaultMaxEntries < 10_000_000 {
-		t.Fatal("limits' defaults changed: update docs/pull.md")
-	}
-}
-
 // TestStateCommit: paths a run did not keep are gone after commit (and
 // after reopening), and the logs are compacted once mostly dead, so they
 // stay in proportion to the tree over many runs.

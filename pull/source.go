@@ -116,6 +116,11 @@ func (s *Store) Counters() Counters {
 // and CARs. Requests are spread over the gateways by CID; one that fails
 // is skipped for a while and the next one is asked.
 type Gateways struct {
+	// ReadTimeout is how long a gateway may send nothing (no response,
+	// then no byte of its body) before the request is given up and the
+	// next gateway asked.
+	ReadTimeout time.Duration
+
 	urls   []string
 	down   []atomic.Int64 // unix ns until which a gateway is skipped
 	client *http.Client
@@ -127,11 +132,19 @@ type Gateways struct {
 // downFor is how long a failing gateway is asked last.
 const downFor = 10 * time.Second
 
+// DefaultReadTimeout is Gateways.ReadTimeout unless set: a gateway still
+// fetching a block from the network may take a while to answer, but one
+// silent for a minute is not going to.
+const DefaultReadTimeout = 60 * time.Second
+
+// errStalled marks a gateway that went silent.
+var errStalled = errors.New("gateway stalled")
+
 // NewGateways checks the URLs (http or https, no path beyond /) and
 // prepares a client that keeps enough connections to each open for
 // parallel fetches.
 func NewGateways(urls []string) (*Gateways, error) {
-	g := &Gateways{down: make([]atomic.Int64, len(urls))}
+	g := &Gateways{down: make([]atomic.Int64, len(urls)), ReadTimeout: DefaultReadTimeout}
 	for _, u := range urls {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -152,10 +165,10 @@ func NewGateways(urls []string) (*Gateways, error) {
 			}
 			return &countingConn{Conn: c, n: &g.wire}, nil
 		},
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
 	}}
 	return g, nil
 }
@@ -185,19 +198,37 @@ func (g *Gateways) order(c cid.Cid) []int {
 	return append(up, down...)
 }
 
+// get sends one request. Its response's body gives up (errStalled) when
+// the gateway sends nothing for ReadTimeout, and so does the wait for the
+// response itself.
 func (g *Gateways) get(ctx context.Context, i int, c cid.Cid, accept, query string, header ...string) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.urls[i]+"/ipfs/"+c.String()+query, nil)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	req.Header.Set("Accept", accept)
 	for k := 0; k+1 < len(header); k += 2 {
 		req.Header.Set(header[k], header[k+1])
 	}
+	timeout := g.ReadTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadTimeout
+	}
+	body := &idleBody{timeout: timeout, cancel: cancel}
+	body.timer = time.AfterFunc(body.timeout, body.expire)
 	resp, err := g.client.Do(req)
+	body.timer.Stop()
 	if err != nil {
+		cancel()
+		if body.fired.Load() {
+			return nil, fmt.Errorf("%s: no response for %v: %w", g.urls[i], timeout, errStalled)
+		}
 		return nil, err
 	}
+	body.rc = resp.Body
+	resp.Body = body
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
@@ -335,6 +366,40 @@ func (s *carStream) Next() (blocks.Block, error) {
 }
 
 func (s *carStream) Close() error { return s.body.Close() }
+
+// idleBody is a response body that gives up when the sender goes silent:
+// a Read that gets nothing for its timeout cancels the request. The timer
+// runs only while a Read waits, so a reader that takes its time between
+// reads (writing what it got to disk) is never cut off for that.
+type idleBody struct {
+	rc      io.ReadCloser
+	timeout time.Duration
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	fired   atomic.Bool
+}
+
+func (b *idleBody) expire() {
+	b.fired.Store(true)
+	b.cancel()
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.timeout)
+	n, err := b.rc.Read(p)
+	b.timer.Stop()
+	if err != nil && b.fired.Load() {
+		err = fmt.Errorf("no data for %v: %w", b.timeout, errStalled)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}
 
 type countingReader struct {
 	r io.Reader

@@ -113,6 +113,8 @@ type state struct {
 	cache  map[cid.Cid]*cached
 	indexW *logWriter
 	cacheW *logWriter
+	// heldBytes: what the files in the index hold, as loaded.
+	heldBytes int64
 }
 
 // entry is an index record, and whether this run found it still true (or
@@ -230,6 +232,7 @@ func (s *state) load(destfd int) error {
 	for p, r := range s.index {
 		if r.Local.Type == typeFile {
 			s.byCid[r.Cid] = p
+			s.heldBytes += r.Local.Size
 		}
 	}
 	if _, own := s.index[legacyStateDir]; own {
@@ -478,6 +481,9 @@ func (s *state) record(root cid.Cid) error {
 	s.prev.Previous, s.prev.Root = s.prev.Root, root.String()
 	return s.save()
 }
+
+// held is the bytes of the files the index says pull wrote into DEST.
+func (s *state) held() int64 { return s.heldBytes }
 
 func (s *state) close() {
 	if s.indexW != nil {
