@@ -32,7 +32,7 @@ func TestSpecialBits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m[n] = fi.Sys().(*syscall.Stat_t).Mode & 0o7777
+			m[n] = uint32(fi.Sys().(*syscall.Stat_t).Mode) & 0o7777 // a uint16 on darwin
 		}
 		return m
 	}
