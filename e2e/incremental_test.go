@@ -92,23 +92,14 @@ func TestCrashDuringSync(t *testing.T) {
 	copyTree(t, tinyTree.get(t), src)
 	repo := filepath.Join(dir, "repo")
 	rng := rand.New(rand.NewPCG(1, 2))
-	landed, tries := 0, 0
+	landed, runs := 0, 0
 	for cycle := 1; cycle <= 6; cycle++ {
 		next := filepath.Join(dir, fmt.Sprintf("m%d", cycle))
 		copyTree(t, src, next)
 		publishCycle(t, next, uint64(cycle))
 		rsyncTree(t, next, src)
-		// Up to 10 kills while the changed tree is imported: once a run
-		// ends on its own, later ones would only kill no-op syncs.
-		for try := 0; try < 10; try++ {
-			cmd := exec.Command(syncBin, "--repo", repo, "-q", "sync", "--name", "m", src)
-			tries++
-			if !killMidRun(t, cmd, time.Duration(rng.IntN(250))*time.Millisecond) {
-				break
-			}
-			landed++
-			checkRefComplete(t, repo)
-		}
+		killLoop(t, rng, 10, 250*time.Millisecond, []string{"--repo", repo, "-q", "sync", "--name", "m", src},
+			func() { checkRefComplete(t, repo) }, &landed, &runs)
 		res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
 		if res.Code != 0 {
 			t.Fatalf("run after kills: %s", res)
@@ -119,7 +110,7 @@ func TestCrashDuringSync(t *testing.T) {
 			t.Fatalf("cycle %d: root after crashes %s, full import %s", cycle, got, want)
 		}
 	}
-	requireLanded(t, landed, tries)
+	requireLanded(t, landed, runs)
 }
 
 // checkRefComplete exports the ref's current root, which fails on any

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,20 +13,21 @@ import (
 	"time"
 )
 
-// killLoop starts args under ipfs-sync n times, killing each with SIGKILL
-// after a random delay below maxDelay and calling check after each kill. It
-// fails the test unless enough kills landed mid-run (requireLanded).
-func killLoop(t *testing.T, n int, maxDelay time.Duration, args []string, check func(i int)) {
+// killLoop starts ipfs-sync args up to n times, each killed with SIGKILL
+// after a random delay below maxDelay and followed by check, until a run
+// ends on its own: later runs would find their work done and test nothing.
+// It adds the runs it started, and the kills that landed mid-run, to the
+// counts that requireLanded checks.
+func killLoop(t *testing.T, rng *rand.Rand, n int, maxDelay time.Duration, args []string, check func(), landed, runs *int) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(7, uint64(n)))
-	landed := 0
-	for i := 0; i < n; i++ {
-		if killMidRun(t, exec.Command(syncBin, args...), time.Duration(rng.Int64N(int64(maxDelay)))) {
-			landed++
+	for range n {
+		*runs++
+		if !killMidRun(t, exec.Command(syncBin, args...), time.Duration(rng.Int64N(int64(maxDelay)))) {
+			return
 		}
-		check(i)
+		*landed++
+		check()
 	}
-	requireLanded(t, landed, n)
 }
 
 // killMidRun starts cmd, sends it SIGKILL after delay and reaps it. It
@@ -35,9 +37,7 @@ func killLoop(t *testing.T, n int, maxDelay time.Duration, args []string, check 
 func killMidRun(t *testing.T, cmd *exec.Cmd, delay time.Duration) bool {
 	t.Helper()
 	var stderr strings.Builder
-	if cmd.Stderr == nil {
-		cmd.Stderr = &stderr
-	}
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,38 +53,40 @@ func killMidRun(t *testing.T, cmd *exec.Cmd, delay time.Duration) bool {
 	return false
 }
 
-// requireLanded fails the test unless at least a quarter of n kills landed
-// mid-run: a loop whose runs all end before their kill tests nothing of a
-// crash, and the delays must then be shortened (or the work made larger).
-func requireLanded(t *testing.T, landed, n int) {
+// requireLanded fails the test unless at least a quarter of the runs were
+// killed mid-run: a loop whose runs all end before their kill tests nothing
+// of a crash, and its delays must then be shortened (or its work made larger).
+func requireLanded(t *testing.T, landed, runs int) {
 	t.Helper()
-	if landed*4 < n {
-		t.Fatalf("only %d of %d kills landed while the run was going", landed, n)
+	if landed*4 < runs {
+		t.Fatalf("only %d of %d runs were killed while still going", landed, runs)
 	}
-	t.Logf("%d of %d kills landed mid-run", landed, n)
+	t.Logf("%d of %d runs killed mid-run", landed, runs)
 }
 
-// TestKillGC kills gc at random moments: every kept root stays complete
-// and the next gc finishes.
+// TestKillGC kills gc at random moments, each cycle with the previous
+// root to collect: the kept root stays complete and the next gc finishes.
 func TestKillGC(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "mirror")
 	copyTree(t, tinyTree.get(t), src)
 	repo := filepath.Join(dir, "repo")
-	var roots []string
-	for cycle := 1; cycle <= 3; cycle++ {
+	rng := rand.New(rand.NewPCG(7, 50))
+	landed, runs := 0, 0
+	for cycle := 1; cycle <= 8; cycle++ {
 		res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
 		if res.Code != 0 {
 			t.Fatal(res)
 		}
-		roots = append(roots, oneCID(t, res.Stdout))
+		kept := oneCID(t, res.Stdout)
+		killLoop(t, rng, 5, 80*time.Millisecond, []string{"--repo", repo, "gc", "--keep", "1"}, func() {
+			if res := ipfsSync(t, repo, "export", kept, "--car", os.DevNull); res.Code != 0 {
+				t.Fatalf("kept root incomplete after a killed gc: %s", res)
+			}
+		}, &landed, &runs)
 		publishCycle(t, src, uint64(cycle))
 	}
-	killLoop(t, 50, 60*time.Millisecond, []string{"--repo", repo, "gc", "--keep", "1"}, func(int) {
-		if res := ipfsSync(t, repo, "export", roots[2], "--car", "/dev/null"); res.Code != 0 {
-			t.Fatalf("kept root incomplete after a killed gc: %s", res)
-		}
-	})
+	requireLanded(t, landed, runs)
 	if res := ipfsSync(t, repo, "gc", "--keep", "1"); res.Code != 0 {
 		t.Fatalf("gc after kills: %s", res)
 	}
@@ -104,8 +106,10 @@ func TestKillPush(t *testing.T) {
 		t.Fatal(res)
 	}
 	second := oneCID(t, res.Stdout)
+	rng := rand.New(rand.NewPCG(7, 25))
+	landed, runs := 0, 0
 	for i, root := range []string{first, second} {
-		killLoop(t, 25, 300*time.Millisecond, []string{"--repo", repo, "push", root, "--api", d.api}, func(int) {})
+		killLoop(t, rng, 25, 300*time.Millisecond, []string{"--repo", repo, "push", root, "--api", d.api}, func() {}, &landed, &runs)
 		if res := ipfsSync(t, repo, "push", root, "--api", d.api); res.Code != 0 {
 			t.Fatalf("push %d after kills: %s", i, res)
 		}
@@ -114,4 +118,5 @@ func TestKillPush(t *testing.T) {
 			t.Fatalf("%s not pinned:\n%s", root, pins)
 		}
 	}
+	requireLanded(t, landed, runs)
 }
