@@ -59,11 +59,13 @@ kubo: $(BIN)/ipfs
 $(BIN)/ipfs: e2e/tools/go.mod
 	cd e2e/tools && GOBIN=$(BIN) $(GO) install github.com/ipfs/kubo/cmd/ipfs
 
-# The e2e tests compare trees with rsync, as a mirror host would.
+# The e2e tests compare trees with rsync, as a mirror host would, and count
+# the files a sync opens with strace (without it, that check is skipped).
 e2e-deps:
-	@command -v rsync >/dev/null || { echo "e2e: installing rsync"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq rsync >/dev/null; \
-	  else echo "e2e needs rsync: sudo apt-get install rsync" >&2; exit 1; fi; }
+	@missing=; for c in rsync strace; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "e2e: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  elif ! command -v rsync >/dev/null; then echo "e2e needs rsync: sudo apt-get install rsync" >&2; exit 1; fi; fi
 
 e2e: build kubo e2e-deps $(BIN)/gotestsum | $(REPORT)
 	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(TESTSUM) -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...

@@ -237,7 +237,7 @@ func TestExitSecondProcess(t *testing.T) {
 		t.Errorf("second process: want exit 4, got %s", res)
 	}
 	if !strings.Contains(res.Stderr, holder) {
-		t.Logf("the refusal does not name the holder (%s): %s", holder, res.Stderr)
+		t.Errorf("the refusal does not name the holder (%s): %s", holder, res.Stderr)
 	}
 
 	if err := first.Process.Signal(os.Interrupt); err != nil {

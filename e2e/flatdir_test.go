@@ -251,6 +251,7 @@ func TestHugeFlatDirOneEntry(t *testing.T) {
 	mtime := defaultMTime
 	files := n
 	last := sum.Root
+	untraced := false // a step's opens were not counted
 	// want is a step's expected file changes, and how many times the
 	// changed file is read: once when added or rewritten at another size;
 	// twice at the same size (the mtime moved and the index has its
@@ -294,6 +295,7 @@ func TestHugeFlatDirOneEntry(t *testing.T) {
 			t.Errorf("%s: read %d bytes, want %d (the changed file's %d bytes, %d times)", label, sum.BytesRead, wantRead, size, w.reads)
 		}
 		openedNote := "opens not counted (no strace)"
+		untraced = untraced || !traced
 		if traced {
 			distinct := map[string]bool{}
 			for _, p := range opened {
@@ -376,6 +378,13 @@ func TestHugeFlatDirOneEntry(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), fresh.Seconds, fresh.Files, fresh.BytesRead, fresh.BlocksWritten)
 	if fresh.Root != last || fresh.FileChanges.Added != int64(files) {
 		t.Fatalf("incremental root %s, full import %s (%d files added, want %d)", last, fresh.Root, fresh.FileChanges.Added, files)
+	}
+	// The opens check is a claim of its own: without strace it did not run,
+	// and the report's list of skips says so.
+	if untraced {
+		t.Run("only the changed file opened", func(t *testing.T) {
+			t.Skip("not checked: strace is missing or cannot trace here (make e2e-deps installs it)")
+		})
 	}
 }
 
