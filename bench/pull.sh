@@ -22,7 +22,6 @@
 #                  the same trees as bench/run.sh's)
 #   JOBS           ipfs-sync pull --jobs (default: its own)
 #   RUNS           runs of each client per phase, the best wall time kept (default: 3)
-#   RECORD         1 appends the results to docs/pull-benchmarks.md (default: 0)
 #   KEEP           1 keeps the scratch directory (default: 0)
 set -euo pipefail
 
@@ -35,7 +34,6 @@ MUTATE_SEED=${MUTATE_SEED:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/ipfs-sync-bench}
 JOBS=${JOBS:-}
 RUNS=${RUNS:-3}
-RECORD=${RECORD:-0}
 KEEP=${KEEP:-0}
 GO=${GO:-go}
 
@@ -360,19 +358,3 @@ echo "$table"
 echo
 echo "$summary"
 
-if [[ $RECORD == 1 ]]; then
-	doc=$repo_root/docs/pull-benchmarks.md
-	[[ -s $doc ]] || printf '# pull benchmarks\n\nAppended by `RECORD=1 bench/pull.sh`; see the script for what is measured.\n' >"$doc"
-	{
-		echo
-		echo "## $(date -u +%Y-%m-%d) $PRESET, seed $SEED, mutate --seed $MUTATE_SEED ($(git -C "$repo_root" rev-parse --short HEAD))"
-		echo
-		echo "\`RECORD=1 PRESET=$PRESET SEED=$SEED MUTATE_SEED=$MUTATE_SEED RUNS=$RUNS${JOBS:+ JOBS=$JOBS} bench/pull.sh\` on $(nproc) CPUs (best of $RUNS runs each), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-		echo "Tree: $files files, $(mib "$bytes") MiB; the cycle changes $changed files."
-		echo
-		echo "$table"
-		echo
-		echo "$summary."
-	} >>"$doc"
-	log "appended to $doc"
-fi
