@@ -30,8 +30,10 @@ const maxFileDepth = 32
 const maxReuse = MaxBlockSize
 
 // fileParallel is how many chunks of one file are fetched at once when
-// they come block by block.
-const fileParallel = 4
+// they come block by block: each worker holds one block (at most 2 MiB).
+// A 32 MiB file of 64 KiB chunks all changed took the same time with 4
+// as with 8 from a gateway on loopback; 8 leaves room for latency.
+const fileParallel = 8
 
 // file writes the file t whose root block is b (fsn nil for a raw block).
 // known says the index vouches for what the local entry holds (another
