@@ -270,6 +270,8 @@ func (m *mutator) step() string {
 			mode := modes[m.rng.IntN(len(modes))]
 			if fi, _ := os.Lstat(p); fi.IsDir() {
 				mode |= 0o700 // keep it walkable
+			} else if os.Geteuid() != 0 {
+				mode |= 0o400 // without root, a file its owner cannot read cannot be imported
 			}
 			m.must(syscall.Chmod(p, mode))
 			return fmt.Sprintf("chmod %o %s", mode, p)

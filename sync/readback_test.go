@@ -90,14 +90,19 @@ func readbackTree(t testing.TB, dir string, cs int64) string {
 		fxWrite(t, j("names/"+name), []byte(name), 0o644)
 	}
 
-	// Modes, including setuid, setgid and sticky.
+	// Modes, including setuid, setgid and sticky. Without root, a file its
+	// owner cannot read cannot be imported: other-x keeps owner read there.
+	otherX := fs.FileMode(0o001)
+	if os.Geteuid() != 0 {
+		otherX |= 0o400
+	}
 	for name, m := range map[string]fs.FileMode{
 		"setuid":      0o755 | fs.ModeSetuid,
 		"setgid":      0o755 | fs.ModeSetgid,
 		"all-special": 0o777 | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky,
 		"readonly":    0o444,
 		"owner-only":  0o700,
-		"other-x":     0o001,
+		"other-x":     otherX,
 	} {
 		fxWrite(t, j("modes/"+name), []byte(name+"\n"), m)
 	}
@@ -353,7 +358,8 @@ func fmtTime(m time.Time) string {
 }
 
 // checkSpecialBits makes sure the filesystem kept the bits the tree asked
-// for, so the mode comparison really covered them.
+// for, so the mode comparison really covered them; a bit it dropped (setgid
+// without root, say) is reported as a skipped subtest.
 func checkSpecialBits(t *testing.T, src string) {
 	t.Helper()
 	for p, bit := range map[string]fs.FileMode{
@@ -366,7 +372,9 @@ func checkSpecialBits(t *testing.T, src string) {
 			t.Fatal(err)
 		}
 		if fi.Mode()&bit == 0 {
-			t.Logf("note: the filesystem dropped %v on %s; that bit was not exercised", bit, p)
+			t.Run(p, func(t *testing.T) {
+				t.Skipf("the filesystem dropped %v on %s: that bit was not exercised", bit, p)
+			})
 		}
 	}
 }
