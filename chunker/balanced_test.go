@@ -99,7 +99,7 @@ func (p plainDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
 	return nil
 }
 
-func mustProfile(t *testing.T, name string, o profile.Overrides) profile.Profile {
+func mustProfile(t testing.TB, name string, o profile.Overrides) profile.Profile {
 	t.Helper()
 	p, err := profile.New(name, o)
 	if err != nil {
@@ -287,5 +287,42 @@ func TestFastBalancedStopsReservingOnStoredLeaf(t *testing.T) {
 	}
 	if n := r.n - asked; n != 1 {
 		t.Fatalf("the second import asked for %d places, want 1", n)
+	}
+}
+
+// discardDAG takes blocks and nodes and keeps none: what is left to
+// measure is the builder (reading, framing, hashing).
+type discardDAG struct{ ipld.DAGService }
+
+func (discardDAG) PutBlock(context.Context, cid.Cid, []byte) error { return nil }
+func (discardDAG) Add(context.Context, ipld.Node) error            { return nil }
+
+// BenchmarkFastBalanced runs the own leaf builder where its framing
+// weighs most: a small file that is one dag-pb leaf carrying mode and
+// mtime (most files of a mirror), and a file of many small dag-pb leaves.
+func BenchmarkFastBalanced(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		size int
+		o    profile.Overrides
+	}{
+		{"one 2KiB leaf with metadata", 2 << 10, profile.Overrides{RawLeaves: ptr(false)}},
+		{"1MiB in 1000-byte leaves", 1 << 20, profile.Overrides{RawLeaves: ptr(false), Chunker: ptr("size-1000")}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			im := &Importer{Profile: mustProfile(b, profile.V1_2025, bc.o), DAG: discardDAG{}}
+			data := make([]byte, bc.size)
+			_, _ = rand.NewChaCha8([32]byte{9}).Read(data)
+			st := metadata.Stat{Type: metadata.File, Size: int64(len(data)), Mode: 0o644, MTime: time.Unix(1_700_000_000, 5)}
+			r := bytes.NewReader(data)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(data)
+				if _, _, err := im.layout(b.Context(), r, st); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -120,3 +120,22 @@ func dupNames(t *testing.T) []byte {
 	}
 	return nd.RawData()
 }
+
+// BenchmarkBasicDirDecode lists a 1,000-entry basic directory with mode
+// and mtime from its block, as a re-sync does for every directory.
+func BenchmarkBasicDirDecode(b *testing.B) {
+	leaf, _ := cid.Decode("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	nd := mdag.NodeWithData(ft.FolderPBDataWithStat(0o755|fs.ModeDir, time.Unix(1_700_000_000, 5)))
+	for i := range 1000 {
+		if err := nd.AddRawLink(fmt.Sprintf("file-%04d.txt", i), &ipld.Link{Cid: leaf, Size: uint64(1000 + i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw := nd.RawData()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := basicDir(raw); !ok {
+			b.Fatal("declined")
+		}
+	}
+}
