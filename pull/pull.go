@@ -36,6 +36,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
@@ -201,6 +202,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("open DEST %s: %w", opts.Dest, err)
 	}
 	defer unix.Close(destfd)
+	// One pull at a time into a directory, whichever repository keeps its
+	// state: the lock is on DEST itself (flock writes nothing there).
+	if err := unix.Flock(destfd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return res, fmt.Errorf("DEST %s: %w: another pull is writing into it", opts.Dest, blockstore.ErrLocked)
+		}
+		return res, fmt.Errorf("lock DEST %s: %w", opts.Dest, err)
+	}
 	id, err := identify(destfd, opts.Dest)
 	if err != nil {
 		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)

@@ -14,6 +14,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 )
@@ -351,7 +352,8 @@ func checkComplete(t *testing.T, dest string, s *spec) {
 }
 
 // TestLocked refuses a second pull into the same DEST with the repository
-// lock's error (exit status 4).
+// lock's error (exit status 4): one with the same repository (its state is
+// locked), and one keeping its state in another (DEST itself is locked).
 func TestLocked(t *testing.T) {
 	dest, fd := openDest(t)
 	st := mustOpenState(t, dest, fd)
@@ -361,6 +363,16 @@ func TestLocked(t *testing.T) {
 	if _, err := pullInto(t, &Store{BS: g.bs}, root, dest); !errors.Is(err, blockstore.ErrLocked) {
 		t.Fatalf("second pull: %v, want ErrLocked", err)
 	}
+	st.close()
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	other := func(o *Options) { o.Repo = t.TempDir() }
+	if _, err := pullInto(t, &Store{BS: g.bs}, root, dest, other); !errors.Is(err, blockstore.ErrLocked) {
+		t.Fatalf("pull with another repository: %v, want ErrLocked", err)
+	}
+	unix.Flock(fd, unix.LOCK_UN)
+	mustPull(t, &Store{BS: g.bs}, root, dest, other)
 }
 
 // TestIsLeaf checks the re-encoding that lets a chunk of the old local
