@@ -239,6 +239,7 @@ type FsckResult struct {
 func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report func(c cid.Cid, path string, err error)) (FsckResult, error) {
 	res := FsckResult{Roots: len(roots)}
 	seen := cid.NewSet()
+	marked := false
 	var walk func(c cid.Cid, path string) error
 	walk = func(c cid.Cid, path string) error {
 		if c.Prefix().MhType == mh.IDENTITY || !seen.Visit(c) {
@@ -253,6 +254,16 @@ func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report f
 			res.Corrupt++
 			report(c, path, err)
 			if repair {
+				// Marked, durably, before the first removal: a repair
+				// interrupted after it (SIGINT, a crash) would otherwise
+				// leave a ref whose root lacks the block and no mark, and
+				// the next sync would trust that root and reuse it.
+				if !marked {
+					if err := s.markDamaged(); err != nil {
+						return err
+					}
+					marked = true
+				}
 				if err := s.bs.DeleteBlock(ctx, c); err != nil {
 					return fmt.Errorf("remove corrupt block %s: %w", c, err)
 				}
@@ -294,6 +305,9 @@ func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report f
 		}
 	}
 	if res.Missing+res.Corrupt > 0 {
+		if marked {
+			return res, nil
+		}
 		return res, s.markDamaged()
 	}
 	return res, s.clearDamaged()
@@ -313,12 +327,15 @@ func (s *Store) Damaged() bool {
 	return err == nil
 }
 
+// markDamaged writes the mark durably (fsynced, renamed into place, the
+// directory fsynced): a flush of the store need not sync anything (a run
+// that wrote no block has nothing to flush), so it would not do.
 func (s *Store) markDamaged() error {
 	path := filepath.Join(s.dir, damagedFile)
-	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n")); err != nil {
 		return fmt.Errorf("mark %s damaged: %w", s.dir, err)
 	}
-	return s.Sync(context.Background())
+	return nil
 }
 
 func (s *Store) clearDamaged() error {

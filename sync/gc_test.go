@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -116,5 +117,90 @@ func TestLostBlockAfterFsck(t *testing.T) {
 	}
 	if res := fsck(); res.Missing != 0 || store.Damaged() {
 		t.Fatalf("fsck after the re-sync: %+v, damaged %v", res, store.Damaged())
+	}
+}
+
+// TestInterruptedRepairKeepsMark: fsck --repair removes a corrupt block
+// and is interrupted (SIGINT) before the end of its walk. The store is
+// marked damaged all the same, so the next sync, in a new process, checks
+// what it reuses: it reads the file whose block went instead of recording
+// a root whose block is gone.
+func TestInterruptedRepairKeepsMark(t *testing.T) {
+	ctx := context.Background()
+	src := incTree(t)
+	repo := t.TempDir()
+	store, err := blockstore.Open(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Src: src, Name: "repair", Profile: incProfile(t, "mtime,mode")}
+	first, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	corruptPacked(t, repo, []byte("content of a/d.deb"))
+	if store, err = blockstore.Open(repo); err != nil {
+		t.Fatal(err)
+	}
+	root := cid.MustParse(first.Root)
+	rctx, interrupt := context.WithCancel(ctx)
+	res, err := store.Fsck(rctx, []cid.Cid{root}, true, func(cid.Cid, string, error) { interrupt() })
+	if err == nil || res.Removed != 1 {
+		t.Fatalf("interrupted repair: %+v, %v; want one block removed, then the interruption", res, err)
+	}
+	if !store.Damaged() {
+		t.Error("an interrupted repair removed a block and left no damage mark")
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if store, err = blockstore.Open(repo); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	second, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := store.Fsck(ctx, []cid.Cid{cid.MustParse(second.Root)}, false, func(c cid.Cid, p string, err error) {
+		t.Errorf("the root recorded after the interrupted repair lacks %s at %s: %v", c, p, err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Root != first.Root || check.Missing+check.Corrupt != 0 {
+		t.Fatalf("sync after the interrupted repair: root %s (want %s), fsck %+v", second.Root, first.Root, check)
+	}
+}
+
+// corruptPacked flips a byte of the one stored block that holds data,
+// in the pack files of the repository repo.
+func corruptPacked(t *testing.T, repo string, data []byte) {
+	t.Helper()
+	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, p := range packs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := bytes.Index(b, data)
+		if i < 0 {
+			continue
+		}
+		found++
+		b[i] ^= 0xff
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%q is in %d packs, want 1", data, found)
 	}
 }
