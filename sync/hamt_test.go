@@ -16,7 +16,9 @@ import (
 // thousands (an npm/PyPI-style index): the update writes the new file and
 // the few HAMT shards on its path, not the whole directory.
 func TestHugeFlatDirectoryOneEntry(t *testing.T) {
-	n := testtier.Size(3000, 3000, 10000)
+	// 5,000 entries are about the fewest that unixfs-v1-2025's 256 KiB
+	// threshold shards.
+	n := testtier.Size(5000, 5000, 10000)
 	src := t.TempDir()
 	flat := filepath.Join(src, "simple")
 	if err := os.Mkdir(flat, 0o755); err != nil {
@@ -40,6 +42,9 @@ func TestHugeFlatDirectoryOneEntry(t *testing.T) {
 	first, err := Run(ctx, store, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if first.BlocksWritten <= int64(n)+2 {
+		t.Fatalf("%d blocks for %d files: the directory was not sharded, so the test tests nothing", first.BlocksWritten, n)
 	}
 	if err := os.WriteFile(filepath.Join(flat, "package-new"), []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
