@@ -67,6 +67,22 @@ func Names() []string { return []string{V1_2025, V0_2015} }
 // New builds the named profile with overrides applied, using kubo's rules
 // for how the options interact.
 func New(name string, o Overrides) (Profile, error) {
+	p, err := named(name)
+	if err != nil {
+		return Profile{}, err
+	}
+	// In this order: raw leaves depend on the metadata kept.
+	for _, apply := range []func(*Profile, Overrides) error{applyMetadata, applyCID, applyLeaves, applyLayout, applyHAMT} {
+		if err := apply(&p, o); err != nil {
+			return Profile{}, err
+		}
+	}
+	return p, p.Validate()
+}
+
+// named is the IPIP-499 profile called name ("": the newest), storing
+// mode and mtime.
+func named(name string) (Profile, error) {
 	var base uio.UnixFSProfile
 	switch name {
 	case V1_2025, "":
@@ -76,7 +92,7 @@ func New(name string, o Overrides) (Profile, error) {
 	default:
 		return Profile{}, fmt.Errorf("unknown profile %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	p := Profile{
+	return Profile{
 		Name:           name,
 		CIDVersion:     base.CIDVersion,
 		MhType:         base.MhType,
@@ -88,17 +104,27 @@ func New(name string, o Overrides) (Profile, error) {
 		HAMTFanout:     base.HAMTShardWidth,
 		PreserveMode:   true,
 		PreserveMTime:  true,
+	}, nil
+}
+
+// applyMetadata applies --metadata.
+func applyMetadata(p *Profile, o Overrides) error {
+	if o.Metadata == nil {
+		return nil
 	}
-	if o.Metadata != nil {
-		m, t, err := parseMetadata(*o.Metadata)
-		if err != nil {
-			return Profile{}, err
-		}
-		p.PreserveMode, p.PreserveMTime = m, t
+	m, t, err := parseMetadata(*o.Metadata)
+	if err != nil {
+		return err
 	}
+	p.PreserveMode, p.PreserveMTime = m, t
+	return nil
+}
+
+// applyCID applies --cid-version and --hash.
+func applyCID(p *Profile, o Overrides) error {
 	if o.CIDVersion != nil {
 		if *o.CIDVersion != 0 && *o.CIDVersion != 1 {
-			return Profile{}, fmt.Errorf("--cid-version must be 0 or 1, not %d", *o.CIDVersion)
+			return fmt.Errorf("--cid-version must be 0 or 1, not %d", *o.CIDVersion)
 		}
 		// kubo's "CIDv1 automatically enables raw-leaves" applies only when
 		// nothing set raw leaves; a profile always does, so it stays.
@@ -107,10 +133,15 @@ func New(name string, o Overrides) (Profile, error) {
 	if o.Hash != nil {
 		code, ok := mh.Names[*o.Hash]
 		if !ok {
-			return Profile{}, fmt.Errorf("unknown --hash %q", *o.Hash)
+			return fmt.Errorf("unknown --hash %q", *o.Hash)
 		}
 		p.MhType = code
 	}
+	return nil
+}
+
+// applyLeaves applies --raw-leaves, after the metadata is known.
+func applyLeaves(p *Profile, o Overrides) error {
 	if o.RawLeaves != nil {
 		p.RawLeaves = *o.RawLeaves
 	}
@@ -118,14 +149,20 @@ func New(name string, o Overrides) (Profile, error) {
 		// kubo: metadata needs a dag-pb root, so raw leaves are turned off,
 		// and an explicit request for them is an error.
 		if o.RawLeaves != nil && *o.RawLeaves {
-			return Profile{}, errors.New("--raw-leaves can't be used with UnixFS metadata (mode or mtime); use --metadata none or --raw-leaves=false")
+			return errors.New("--raw-leaves can't be used with UnixFS metadata (mode or mtime); use --metadata none or --raw-leaves=false")
 		}
 		p.RawLeaves = false
 	}
+	return nil
+}
+
+// applyLayout applies --chunker, --max-file-links, --trickle and --inline
+// (with --inline-limit, which means nothing without it).
+func applyLayout(p *Profile, o Overrides) error {
 	if o.Chunker != nil {
 		c, err := normaliseChunker(*o.Chunker, p.Chunker)
 		if err != nil {
-			return Profile{}, err
+			return err
 		}
 		p.Chunker = c
 	}
@@ -141,23 +178,30 @@ func New(name string, o Overrides) (Profile, error) {
 			p.InlineLimit = *o.InlineLimit
 		}
 	}
+	return nil
+}
+
+// applyHAMT applies --max-hamt-fanout, --hamt-threshold and
+// --hamt-estimation.
+func applyHAMT(p *Profile, o Overrides) error {
 	if o.MaxHAMTFanout != nil {
 		p.HAMTFanout = *o.MaxHAMTFanout
 	}
 	if o.HAMTThreshold != nil {
 		p.HAMTThreshold = *o.HAMTThreshold
 	}
-	if o.HAMTEstimation != nil {
-		switch *o.HAMTEstimation {
-		case "links":
-			p.HAMTEstimation = uio.SizeEstimationLinks
-		case "block":
-			p.HAMTEstimation = uio.SizeEstimationBlock
-		default:
-			return Profile{}, fmt.Errorf("--hamt-estimation must be links or block, not %q", *o.HAMTEstimation)
-		}
+	if o.HAMTEstimation == nil {
+		return nil
 	}
-	return p, p.Validate()
+	switch *o.HAMTEstimation {
+	case "links":
+		p.HAMTEstimation = uio.SizeEstimationLinks
+	case "block":
+		p.HAMTEstimation = uio.SizeEstimationBlock
+	default:
+		return fmt.Errorf("--hamt-estimation must be links or block, not %q", *o.HAMTEstimation)
+	}
+	return nil
 }
 
 // Validate reports settings that would give an invalid or unreadable DAG.
