@@ -180,6 +180,27 @@ func (p *packStore) HashOnRead(bool) {}
 // packWriter appends blocks to new packs. Writers reserve their record's
 // place under a lock and write it outside, so blocks from all cores go
 // into one pack without waiting for each other's copies.
+//
+// Lock order: mu before pmu, openPack.entMu, packSet.mu, openPack.errMu
+// and aioStages.mu; none of those five is held while another is taken. A
+// copy into a stage, its end, and the write of a full stage by the copier
+// that ends it never take mu (a seal waits for them while it holds mu):
+// only errMu and aioStages.mu, and commitRecord's claim pmu and entMu.
+//
+// Who owns what, so that no write can land in a file it was not meant for
+// and no buffer is unmapped under a copy or a write:
+//   - A stage buffer is the writer's while it is in free. Taken, it is
+//     its stage's: filled by copies, then, once full and every copy into
+//     it ended, written by its stageWriter, whose end (written) puts it
+//     back in free; the stage being filled when its pack is sealed goes
+//     back there from sealLocked once its copies ended. close unmaps only
+//     the buffers in free.
+//   - A pack's O_DIRECT descriptor is its openPack's. It is closed only
+//     once every stage handed off to be written has been written and
+//     ended (waitWritesLocked), whether the pack is sealed or its writes
+//     failed: a stage written after would go through a number the kernel
+//     may have given to another file since (the next pack, pebble's). If
+//     that cannot be known (a reap failed: lost), it is never closed.
 type packWriter struct {
 	set   *packSet
 	limit int64 // bytes of records per pack
@@ -189,8 +210,11 @@ type packWriter struct {
 	pmu     sync.RWMutex // pending
 	pending map[key]loc  // written, not yet in an idx of the set
 	unnamed []string     // this run's .idx.new files
-	free    chan []byte  // stage buffers
-	mapped  [][]byte     // every stage buffer, to unmap
+	free    chan []byte  // stage buffers not in use (nil: not mapped yet)
+	// lost, under mu: a reap failed, so AIO writes may be in flight that
+	// nothing will end. Nothing more is written, and no descriptor or
+	// buffer they may use is let go.
+	lost error
 
 	// fast: the Linux fast paths may be tried (fastpath.On when opened):
 	// O_DIRECT and AIO writes, one syncfs per flush. Without, every stage
@@ -321,7 +345,6 @@ func (w *packWriter) buffer(p *openPack) ([]byte, error) {
 			w.free <- nil
 			return nil, fmt.Errorf("map a pack buffer: %w", err)
 		}
-		w.mapped = append(w.mapped, b)
 	}
 	return b, nil
 }
@@ -337,31 +360,66 @@ func (w *packWriter) freeBuffer(p *openPack) ([]byte, error) {
 		if p == nil || !p.aio {
 			return <-w.free, nil
 		}
-		if err := p.sw.reap(); err != nil {
+		if err := w.reapLocked(p); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// close unmaps the stage buffers once no write uses them; the writer is
-// not used after. A pack left open (a failed run) stays unnamed.
+// reapLocked ends p's AIO writes that completed (stageWriter.reap); a
+// failure loses the writer (packWriter.lost).
+func (w *packWriter) reapLocked(p *openPack) error {
+	if err := p.sw.reap(); err != nil {
+		w.lost = cmp.Or(w.lost, err)
+		return err
+	}
+	return nil
+}
+
+// close lets the writer go; it is not used after. A pack left open (a
+// failed run) stays unnamed, and is let go as a sealed one is: its copies
+// and writes waited for, then its descriptor closed. Only then are the
+// stage buffers unmapped, those that are back in free.
 func (w *packWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p := w.cur; p != nil {
-		if w.waitWritesLocked(p) != nil { // reported by the failed run
-			p.writes.Wait()
-		}
-		if p.direct {
-			p.f.Close()
-		}
 		w.cur = nil
+		w.releaseStageLocked(p)
+		w.waitWritesLocked(p) // an error was the failed run's
+		w.closeDirectLocked(p)
 	}
 	w.dropAIOLocked()
-	for _, b := range w.mapped {
-		unix.Munmap(b)
+	for {
+		select {
+		case b := <-w.free:
+			if b != nil {
+				unix.Munmap(b)
+			}
+			continue
+		default:
+		}
+		return
 	}
-	w.mapped = nil
+}
+
+// releaseStageLocked gives the buffer of p's stage being filled back to
+// free, once every copy into it has ended; p takes no record after.
+func (w *packWriter) releaseStageLocked(p *openPack) {
+	if st := p.st; st != nil {
+		st.copies.Wait()
+		w.free <- st.buf
+		p.st = nil
+	}
+}
+
+// closeDirectLocked closes p's O_DIRECT descriptor, which the caller has
+// waited for every write through (waitWritesLocked): unless the writer is
+// lost, when a write may still use it (see packWriter).
+func (w *packWriter) closeDirectLocked(p *openPack) {
+	if p.direct && w.lost == nil {
+		p.f.Close()
+	}
 }
 
 func (w *packWriter) pendingLoc(k key) (loc, bool) {
@@ -484,6 +542,9 @@ func (w *packWriter) claim(p *openPack, k key, off int64, size int) bool {
 // packLocked is the open pack, with room for a record of rec bytes: the
 // current one, or a new one after sealing it.
 func (w *packWriter) packLocked(rec int64) (*openPack, error) {
+	if w.lost != nil {
+		return nil, fmt.Errorf("write packs in %s: %w", w.set.dir, w.lost)
+	}
 	if w.cur != nil && w.cur.size+rec > w.limit {
 		p := w.cur
 		w.cur = nil
@@ -528,6 +589,10 @@ func (w *packWriter) reserveRecord(rec int) (*record, bool, error) {
 	}
 	r := &record{st: p.st, off: p.size, b: p.st.buf[p.st.n : p.st.n+rec]}
 	if _, err := w.reserveLocked(p, int64(rec), nil); err != nil {
+		// The place was reserved: ended here, as no caller will, or its
+		// stage would never be written and its pack's seal would wait
+		// for it forever.
+		w.release(r.st)
 		return nil, false, err
 	}
 	return r, true, nil
@@ -569,7 +634,9 @@ func (p *openPack) failed() error {
 // stage it fills on to be written once its copies are done.
 //
 // The bytes count in p whatever happens: a failure leaves the stage with
-// part of a record, and nothing more goes into p.
+// part of a record, and nothing more goes into p. Where the failure is
+// that no buffer came for the next stage, p is left with none being
+// filled (st nil): the full one was handed off, and is its writer's.
 func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segment, error) {
 	p.size += rec
 	for rec > 0 {
@@ -596,6 +663,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 		full.refs.Add(-1)
 		buf, err := w.buffer(p)
 		if err != nil {
+			p.st = nil
 			p.setErr(err)
 			return ss, err
 		}
@@ -642,11 +710,14 @@ func (w *packWriter) allocate(p *openPack, end int64) {
 	p.alloc += n
 }
 
-// waitWritesLocked waits until every full stage of p is written: those
-// sent to AIO are reaped here, the rest written by whoever completed them.
+// waitWritesLocked waits until every stage of p handed off to be written
+// has been written and ended, those still being copied into included:
+// those sent to AIO are reaped here, the rest written by whoever completed
+// them. Then nothing uses p's descriptor or those stages' buffers. It
+// fails only where a reap fails, and the writer is lost (packWriter).
 func (w *packWriter) waitWritesLocked(p *openPack) error {
 	for p.aio && p.flying.Load() > 0 {
-		if err := p.sw.reap(); err != nil {
+		if err := w.reapLocked(p); err != nil {
 			return err
 		}
 	}
@@ -663,23 +734,27 @@ func (p *openPack) setErr(err error) {
 // writeOutLocked puts every record of p in the file: the stage being
 // filled is written up to its last whole block plus that block padded
 // with zeros, which stays in the stage to be written again when it fills.
+// Whatever fails, it returns only once every stage handed off is written
+// (waitWritesLocked), so the caller may let p's descriptor go.
 func (w *packWriter) writeOutLocked(p *openPack) error {
-	st := p.st
-	st.copies.Wait()
-	if st.n > 0 {
-		padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
-		clear(st.buf[st.n:padded])
-		if err := pwriteAll(p.fd, st.buf[:padded], st.start); err != nil {
-			return w.writeErr(p, err)
+	if st := p.st; st != nil {
+		st.copies.Wait()
+		if st.n > 0 && p.failed() == nil {
+			padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
+			clear(st.buf[st.n:padded])
+			if err := pwriteAll(p.fd, st.buf[:padded], st.start); err != nil {
+				p.setErr(err)
+			} else {
+				whole := st.n &^ (dioAlign - 1)
+				copy(st.buf, st.buf[whole:st.n])
+				st.start += int64(whole)
+				st.n -= whole
+				w.allocate(p, st.start+stageSize)
+			}
 		}
-		whole := st.n &^ (dioAlign - 1)
-		copy(st.buf, st.buf[whole:st.n])
-		st.start += int64(whole)
-		st.n -= whole
-		w.allocate(p, st.start+stageSize)
 	}
 	if err := w.waitWritesLocked(p); err != nil {
-		return w.writeErr(p, err)
+		p.setErr(err)
 	}
 	if err := p.failed(); err != nil {
 		return w.writeErr(p, err)
@@ -700,22 +775,24 @@ func (w *packWriter) readable(l loc) error {
 }
 
 // sealLocked finishes a pack no more blocks go into: its records written
-// out, the padding cut off, and its idx written as .idx.new.
+// out, the padding cut off, and its idx written as .idx.new. Failed or
+// not, the pack is let go: its stage's buffer back in free, its
+// descriptor closed after its last write.
 func (w *packWriter) sealLocked(p *openPack) error {
 	err := w.writeOutLocked(p)
-	w.free <- p.st.buf
-	p.st = nil
+	w.releaseStageLocked(p)
 	if err == nil {
 		err = p.f.Truncate(p.size)
+		if err == nil && !w.fast {
+			err = p.f.Sync() // no syncfs at the flush
+		}
+		if err != nil {
+			err = w.writeErr(p, err)
+		}
 	}
-	if err == nil && !w.fast {
-		err = p.f.Sync() // no syncfs at the flush
-	}
-	if p.direct {
-		p.f.Close()
-	}
+	w.closeDirectLocked(p)
 	if err != nil {
-		return w.writeErr(p, err)
+		return err
 	}
 	p.entMu.Lock()
 	ents := p.ents
