@@ -17,6 +17,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -163,8 +164,8 @@ func shardFanout(nd ipld.Node) (int, bool) {
 
 // basicDir encodes the directory as one dag-pb block, the bytes boxo's
 // ProtoNode gives for a UnixFS directory node with these links (in name
-// order, as the walk lists them and ProtoNode sorts them), without a
-// ProtoNode: each of its links was allocations, and an import builds
+// order, as the walk lists them and ProtoNode sorts them), encoded by
+// dagpb without a ProtoNode: each of its links was allocations, and an import builds
 // every directory of the tree (directories were 3.5 % of a full import's
 // CPU).
 func basicDir(mode fs.FileMode, mtime time.Time, links []Link) []byte {
@@ -180,9 +181,9 @@ func basicDir(mode fs.FileMode, mtime time.Time, links []Link) []byte {
 	}
 	raw := make([]byte, 0, n)
 	for _, l := range links {
-		raw = appendPBLink(raw, l.Cid.KeyString(), nil, l.Name, l.Tsize)
+		raw = dagpb.AppendLink(raw, l.Cid, nil, l.Name, l.Tsize)
 	}
-	return appendPBData(raw, data)
+	return dagpb.AppendData(raw, data)
 }
 
 // needsHAMT applies the profile's threshold. In block mode boxo's estimate

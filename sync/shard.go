@@ -3,10 +3,8 @@ package sync
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
-	"math/bits"
 	"slices"
 	"time"
 	"unsafe"
@@ -19,6 +17,7 @@ import (
 	"github.com/spaolacci/murmur3"
 
 	"github.com/ipfs-sync/ipfs-sync/chunker"
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -85,9 +84,9 @@ func (b *shardBuilder) slot(e shardEntry, depth int) int {
 // shard encodes and stores the shard at depth holding ents (sorted by
 // hash): a slot with one entry links it, a slot with more links a shard
 // one level down. It returns the shard's CID and the Tsize its parent
-// links it with. The dag-pb encoding is written here, as
-// boxo's ProtoNode writes it (links, each hash, name and Tsize, then
-// data): through ProtoNode each of the link's fields was an allocation.
+// links it with. The block is encoded by dagpb, as boxo's ProtoNode
+// encodes it, into a buffer reused for each depth: through ProtoNode each
+// of a link's fields was an allocation.
 func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mtime time.Time) (cid.Cid, uint64, error) {
 	if (depth+1)*b.lg2 > 64 {
 		// boxo's hash runs out of bits the same way.
@@ -115,14 +114,14 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 		name := b.slotName(prefix[:0], s)
 		if n == 1 {
 			l := ents[0].link
-			raw = appendPBLink(raw, l.Cid.KeyString(), name, l.Name, l.Tsize)
+			raw = dagpb.AppendLink(raw, l.Cid, name, l.Name, l.Tsize)
 			tsize += l.Tsize
 		} else {
 			c, size, err := b.shard(ents[:n], depth+1, 0, time.Time{})
 			if err != nil {
 				return cid.Undef, 0, err
 			}
-			raw = appendPBLink(raw, c.KeyString(), name, "", size)
+			raw = dagpb.AppendLink(raw, c, name, "", size)
 			tsize += size
 		}
 		ents = ents[n:]
@@ -144,53 +143,20 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 
 // appendData appends the PBNode's Data field: a UnixFS HAMTShard node
 // with the slots' bitfield. The root's, which may carry mode and mtime,
-// is boxo's encoding; the others' is written here, the bytes boxo's
-// proto.Marshal gives (Type, Data, hashType, fanout, in field order).
+// is boxo's encoding: a directory's mode follows boxo's pbDataAddStat,
+// not the FSNode.SetMode rules dagpb.UnixFS.SetMode follows.
 func (b *shardBuilder) appendData(raw, bits []byte, mode fs.FileMode, mtime time.Time) ([]byte, error) {
 	if mode != 0 || !mtime.IsZero() {
 		data, err := ft.HAMTShardDataWithStat(bits, uint64(b.fanout), hamt.HashMurmur3, mode, mtime)
 		if err != nil {
 			return nil, err
 		}
-		return appendPBData(raw, data), nil
+		return dagpb.AppendData(raw, data), nil
 	}
-	n := 2 + 1 + uvarintLen(uint64(len(bits))) + len(bits) + 2 + 1 + uvarintLen(uint64(b.fanout))
-	raw = append(raw, 0x0a)
-	raw = binary.AppendUvarint(raw, uint64(n))
-	raw = append(raw, 0x08, byte(pb.Data_HAMTShard), 0x12)
-	raw = binary.AppendUvarint(raw, uint64(len(bits)))
-	raw = append(raw, bits...)
-	raw = append(raw, 0x28, byte(hamt.HashMurmur3), 0x30)
-	return binary.AppendUvarint(raw, uint64(b.fanout)), nil
-}
-
-// appendPBLink appends a dag-pb PBLink (field 2 of PBNode) to dst: Hash,
-// Name (prefix and name), Tsize.
-func appendPBLink(dst []byte, c string, prefix []byte, name string, tsize uint64) []byte {
-	nameLen := uint64(len(prefix) + len(name))
-	n := 1 + uvarintLen(uint64(len(c))) + len(c) + 1 + uvarintLen(nameLen) + int(nameLen) + 1 + uvarintLen(tsize)
-	dst = append(dst, 0x12)
-	dst = binary.AppendUvarint(dst, uint64(n))
-	dst = append(dst, 0x0a)
-	dst = binary.AppendUvarint(dst, uint64(len(c)))
-	dst = append(dst, c...)
-	dst = append(dst, 0x12)
-	dst = binary.AppendUvarint(dst, nameLen)
-	dst = append(dst, prefix...)
-	dst = append(dst, name...)
-	dst = append(dst, 0x18)
-	return binary.AppendUvarint(dst, tsize)
-}
-
-// appendPBData appends a dag-pb PBNode's Data field (field 1) to dst.
-func appendPBData(dst, data []byte) []byte {
-	dst = append(dst, 0x0a)
-	dst = binary.AppendUvarint(dst, uint64(len(data)))
-	return append(dst, data...)
-}
-
-func uvarintLen(v uint64) int {
-	return (bits.Len64(v|1) + 6) / 7
+	return dagpb.AppendUnixFS(raw, &dagpb.UnixFS{
+		Type: pb.Data_HAMTShard, Data: bits, HashType: hamt.HashMurmur3, Fanout: uint64(b.fanout),
+		Has: dagpb.HasHashType | dagpb.HasFanout,
+	}), nil
 }
 
 // slotName appends slot s as boxo names it: upper-case hex, zero-padded
