@@ -2,7 +2,6 @@ package chunker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
@@ -81,6 +81,9 @@ type leafBuilder struct {
 	leafRaw cid.Builder
 	fields  metadata.Fields
 	st      metadata.Stat
+	// A leaf's framing, built here (frame) and copied around its chunk.
+	hdr  [headroom]byte
+	tail [tailroom]byte
 }
 
 // fastLayout reports whether the fast builder makes this profile's DAGs:
@@ -236,29 +239,21 @@ func (b *leafBuilder) build(block, hdr []byte, n int, tail []byte) (cid.Cid, err
 
 // frame is what goes before and after an n-byte chunk to make it a
 // dag-pb node without links whose Data is a UnixFS File node holding the
-// chunk: the bytes boxo's FSNode and ProtoNode marshal to. The UnixFS
-// fields other than Data are marshalled by boxo and the chunk spliced in
-// after Type, its place in field order.
+// chunk: the bytes boxo's FSNode and ProtoNode marshal to, encoded by
+// dagpb into the builder's own buffers.
 func (b *leafBuilder) frame(n int, root bool) (hdr, tail []byte, err error) {
-	fsn := ft.NewFSNode(ft.TFile)
-	fsn.UpdateFilesize(int64(n))
+	u := dagpb.UnixFS{Type: ft.TFile, Filesize: uint64(n), Has: dagpb.HasFilesize}
 	if root {
-		b.setMeta(fsn)
+		// As setMeta: dagpb's UnixFS sets them as boxo's FSNode does.
+		u.SetModTime(b.fields.MTimeOf(b.st))
+		u.SetMode(b.fields.ModeOf(b.st))
 	}
-	rest, err := fsn.GetBytes()
-	if err != nil {
-		return nil, nil, err
+	tail = dagpb.AppendLeafTail(b.tail[:0], &u)
+	hdr = dagpb.AppendLeafHead(b.hdr[:0], ft.TFile, n, len(tail))
+	if len(hdr) > headroom || len(tail) > tailroom {
+		return nil, nil, fmt.Errorf("unexpected leaf framing % x, % x", hdr, tail)
 	}
-	if len(rest) < 2 || rest[0] != 0x08 || rest[1] != byte(ft.TFile) || len(rest)-2 > tailroom {
-		return nil, nil, fmt.Errorf("unexpected UnixFS encoding % x", rest)
-	}
-	dataHdr := binary.AppendUvarint([]byte{rest[0], rest[1], 0x12}, uint64(n))
-	unixfsLen := len(dataHdr) + n + len(rest) - 2
-	hdr = append(binary.AppendUvarint([]byte{0x0a}, uint64(unixfsLen)), dataHdr...)
-	if len(hdr) > headroom {
-		return nil, nil, fmt.Errorf("unexpected dag-pb header % x", hdr)
-	}
-	return hdr, rest[2:], nil
+	return hdr, tail, nil
 }
 
 // setMeta gives a root node the file's mode and mtime as the profile
