@@ -16,6 +16,8 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 )
 
 // TestBasicDirMatchesBoxo: the own dag-pb reader gives what boxo's decoder
@@ -68,6 +70,35 @@ func TestBasicDirMatchesBoxo(t *testing.T) {
 				t.Fatalf("got  %+v\nboxo %+v", got, want)
 			}
 		})
+	}
+
+	// Stored fields boxo's FSNode reads in its own way: mode bits above
+	// the permissions, a mode of 0, nanoseconds of 0 or out of range.
+	for _, u := range []dagpb.UnixFS{
+		{Mode: 0x1000, Has: dagpb.HasMode},
+		{Mode: 0x3000 | 0o755, Has: dagpb.HasMode},
+		{Mode: 0, Has: dagpb.HasMode},
+		{MtimeSeconds: 1, Has: dagpb.HasMtime | dagpb.HasMtimeNanos},
+		{MtimeSeconds: 1, MtimeNanos: 1e9, Has: dagpb.HasMtime | dagpb.HasMtimeNanos},
+		{MtimeSeconds: -3, MtimeNanos: 7, Has: dagpb.HasMtime | dagpb.HasMtimeNanos},
+	} {
+		u.Type = ft.TDirectory
+		raw := dagpb.AppendUnixFS(nil, &u)
+		got, ok := basicDir(raw)
+		if !ok {
+			t.Fatalf("% x: declined a basic directory", raw)
+		}
+		nd, err := mdag.DecodeProtobuf(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Tree{DAG: dstest.Mock()}.dirOf(context.Background(), nd, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("% x: got  %+v\nboxo %+v", raw, got, want)
+		}
 	}
 
 	declined := map[string][]byte{
