@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +111,18 @@ func runKnown(t *testing.T, cases []knownCase) {
 				tc.check(t, store, root)
 			}
 		})
+	}
+}
+
+// shared builds an input once, in t's temporary directory, for the rows of
+// t that import it: they only read it, and the build is most of their I/O.
+func shared(t *testing.T, build func(testing.TB, string) string) func(testing.TB, string) string {
+	dir := t.TempDir()
+	var once sync.Once
+	var src string
+	return func(tb testing.TB, _ string) string {
+		once.Do(func() { src = build(tb, dir) })
+		return src
 	}
 }
 
@@ -523,6 +536,7 @@ func t0260Data(t testing.TB, dir string) string {
 }
 
 func TestKnownAnswerT0260Sharding(t *testing.T) {
+	t0260Data := shared(t, t0260Data)
 	runKnown(t, []knownCase{
 		// t0260:34-40 Import.UnixFSHAMTDirectorySizeThreshold "1G": never shards.
 		{name: "unsharded-1G", build: t0260Data, profile: v0, o: profile.Overrides{HAMTThreshold: ptr(1 << 30)}, want: "QmavrTrQG4VhoJmantURAYuw3bowq3E2WcvP36NRQDAC1N",
