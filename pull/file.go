@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 )
 
 // maxFileDepth bounds the levels of one file's DAG. With 1 MiB chunks and
@@ -437,17 +438,14 @@ func isLeaf(c cid.Cid, data []byte) bool {
 }
 
 // leafSHA256 hashes the dag-pb encoding of a UnixFS leaf of type t holding
-// data, without building it: PBNode{Data: Data{Type, Data, filesize}} is
-// a few bytes of header, the data, and the filesize, in that order (the
-// fields' numbers'), exactly as boxo's importer (kubo's) writes leaves.
+// data, without building it: PBNode{Data: Data{Type, Data, filesize}},
+// as boxo's importer (kubo's) writes leaves, is dagpb's leaf head, the
+// data, and the filesize field as its tail.
 func leafSHA256(t unixfspb.Data_DataType, data []byte) []byte {
-	n := uint64(len(data))
-	head := binary.AppendUvarint([]byte{0x08, byte(t), 0x12}, n)
-	tail := binary.AppendUvarint([]byte{0x18}, n)
-	outer := binary.AppendUvarint([]byte{0x0a}, uint64(len(head)+len(data)+len(tail)))
+	var hb, tb [24]byte
+	tail := dagpb.AppendLeafTail(tb[:0], &dagpb.UnixFS{Type: t, Filesize: uint64(len(data)), Has: dagpb.HasFilesize})
 	h := sha256.New()
-	h.Write(outer)
-	h.Write(head)
+	h.Write(dagpb.AppendLeafHead(hb[:0], t, len(data), len(tail)))
 	h.Write(data)
 	h.Write(tail)
 	return h.Sum(nil)
@@ -530,16 +528,9 @@ func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
 		return nil
 	}
 	n := int(ls.Size)
-	// The block is 0x0a len(U) U, U = 08 02 12 len(data) data rest.
-	lenU := -1
-	for v := 1; v <= 3; v++ {
-		if u := size - 1 - v; u >= 0 && uvarintLen(uint64(u)) == v {
-			lenU = u
-		}
-	}
-	head := binary.AppendUvarint([]byte{0x08, 0x02, 0x12}, uint64(n))
-	rest := lenU - len(head) - n
-	if lenU < 0 || rest < 2 || rest > maxTail {
+	// The block is a File leaf: dagpb's leaf head, the data, the rest.
+	rest, ok := dagpb.LeafTailLen(size, ft.TFile, n)
+	if !ok || rest < 2 || rest > maxTail {
 		return nil
 	}
 	fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -550,8 +541,7 @@ func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
 	if st, err := fstat(fd); err != nil || st != ls {
 		return nil
 	}
-	block := binary.AppendUvarint([]byte{0x0a}, uint64(lenU))
-	block = append(block, head...)
+	block := dagpb.AppendLeafHead(make([]byte, 0, size), ft.TFile, n, rest)
 	block = append(block, make([]byte, n)...)
 	if preadFull(fd, block[len(block)-n:], 0) != nil {
 		return nil

@@ -20,6 +20,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 )
@@ -625,7 +626,7 @@ func openLog(dirfd int, dir, name string, each func([]byte)) (*logWriter, error)
 		}
 		each(p)
 		frames++
-		good += int64(uvarintLen(n)) + int64(n) + 4
+		good += int64(protowire.SizeVarint(n)) + int64(n) + 4
 	}
 	if err := f.Truncate(good); err != nil {
 		f.Close()
@@ -636,11 +637,6 @@ func openLog(dirfd int, dir, name string, each func([]byte)) (*logWriter, error)
 		return nil, err
 	}
 	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10), frames: frames, dirfd: dirfd, dir: dir, name: name}, nil
-}
-
-func uvarintLen(n uint64) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], n)
 }
 
 func (l *logWriter) append(payload []byte) error {
