@@ -195,20 +195,30 @@ func SymlinkTarget(nd ipld.Node) (string, error) {
 	return string(fsn.Data()), nil
 }
 
-// Merge walks two name-sorted listings in lock step, calling fn with the
-// local entry, the previous link, or both when the names match.
-func Merge(local []Entry, prev []Link, fn func(l *Entry, p *Link)) {
+// Merge walks two listings sorted by name in lock step, calling fn with
+// an element of a alone (b's nil), of b alone (a's nil), or one of each
+// when cmp, which compares their names, finds them equal.
+func Merge[A, B any](a []A, b []B, cmp func(*A, *B) int, fn func(*A, *B)) {
 	i, j := 0, 0
-	for i < len(local) || j < len(prev) {
+	for i < len(a) || j < len(b) {
+		c := 0
 		switch {
-		case j == len(prev) || (i < len(local) && local[i].Name < prev[j].Name):
-			fn(&local[i], nil)
+		case j == len(b):
+			c = -1
+		case i == len(a):
+			c = 1
+		default:
+			c = cmp(&a[i], &b[j])
+		}
+		switch {
+		case c < 0:
+			fn(&a[i], nil)
 			i++
-		case i == len(local) || local[i].Name > prev[j].Name:
-			fn(nil, &prev[j])
+		case c > 0:
+			fn(nil, &b[j])
 			j++
 		default:
-			fn(&local[i], &prev[j])
+			fn(&a[i], &b[j])
 			i++
 			j++
 		}

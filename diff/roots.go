@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -54,7 +55,7 @@ func (t Tree) Roots(ctx context.Context, old, new cid.Cid, fn func(Change)) erro
 
 func (t Tree) dirs(ctx context.Context, path string, od, nd PrevDir, fn func(Change)) error {
 	var err error
-	Merge(asEntries(nd.Entries), od.Entries, func(e *Entry, o *Link) {
+	Merge(nd.Entries, od.Entries, func(n, o *Link) int { return strings.Compare(n.Name, o.Name) }, func(n, o *Link) {
 		if err != nil {
 			return
 		}
@@ -62,8 +63,8 @@ func (t Tree) dirs(ctx context.Context, path string, od, nd PrevDir, fn func(Cha
 			return
 		}
 		var name string
-		if e != nil {
-			name = e.Name
+		if n != nil {
+			name = n.Name
 		} else {
 			name = o.Name
 		}
@@ -72,12 +73,12 @@ func (t Tree) dirs(ctx context.Context, path string, od, nd PrevDir, fn func(Cha
 			p = path + "/" + name
 		}
 		switch {
-		case e == nil:
+		case n == nil:
 			err = t.report(ctx, '-', p, o.Cid, fn)
 		case o == nil:
-			err = t.report(ctx, '+', p, e.link.Cid, fn)
-		case !o.Cid.Equals(e.link.Cid):
-			err = t.changed(ctx, p, o.Cid, e.link.Cid, fn)
+			err = t.report(ctx, '+', p, n.Cid, fn)
+		case !o.Cid.Equals(n.Cid):
+			err = t.changed(ctx, p, o.Cid, n.Cid, fn)
 		}
 	})
 	return err
@@ -150,13 +151,4 @@ func why(o, n metadata.Known) metadata.Why {
 		}
 	}
 	return w
-}
-
-// asEntries lets Merge walk a previous listing as the "local" side.
-func asEntries(ls []Link) []Entry {
-	out := make([]Entry, len(ls))
-	for i, l := range ls {
-		out[i] = Entry{Name: l.Name, link: l}
-	}
-	return out
 }

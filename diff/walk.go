@@ -22,7 +22,6 @@ type Entry struct {
 	Name   string
 	Stat   metadata.Stat
 	Target string // symlink target
-	link   Link   // set when the entry comes from a root (Tree.Roots)
 }
 
 // ReadDirAt lists the children of the directory called name in the one

@@ -144,7 +144,7 @@ func indexKnown(ent blockstore.IndexEntry) metadata.Known {
 func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent blockstore.IndexEntry, hasEnt bool, w *walker) *result {
 	r.files.Add(1)
 	r.bytes.Add(st.Size)
-	link := Link{Name: j.name, Cid: j.prev.Cid, Tsize: j.prev.Tsize}
+	link := diff.Link{Name: j.name, Cid: j.prev.Cid, Tsize: j.prev.Tsize}
 	if !r.storesAny(j.why) {
 		if j.why == 0 {
 			r.fileCounts.unchanged.Add(1)
@@ -187,7 +187,7 @@ func (r *run) sameDataAs(ctx context.Context, prev cid.Cid, res chunker.Result) 
 	return err == nil && again.Cid.Equals(res.Cid)
 }
 
-func (r *run) putIndex(ctx context.Context, relPath string, l Link, st metadata.Stat, xxh uint64) {
+func (r *run) putIndex(ctx context.Context, relPath string, l diff.Link, st metadata.Stat, xxh uint64) {
 	if r.opts.DryRun {
 		return
 	}
@@ -206,7 +206,7 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 		j.it.resolve(true, 0)
 		r.files.Add(1)
 		r.bytes.Add(j.size) // as the real run counts it, from the file it reads
-		j.res.link = Link{Name: j.name}
+		j.res.link = diff.Link{Name: j.name}
 		j.res.complete()
 		return j.res
 	}
@@ -264,7 +264,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 	r.files.Add(1)
 	r.bytes.Add(res.Stat.Size)
 	r.opts.Progress.FilesDone.Add(1)
-	link := Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
+	link := diff.Link{Name: j.name, Cid: res.Cid, Tsize: res.Tsize}
 	sameData := j.prevXXH != 0 && res.XXH == j.prevXXH
 	if j.prev != nil && j.prevXXH == 0 && j.why.OnlyMeta() && !res.Cid.Equals(j.prev.Cid) {
 		sameData = r.sameDataAs(ctx, j.prev.Cid, res)

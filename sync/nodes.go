@@ -21,13 +21,6 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
-// Link is a named child of a directory.
-type Link struct {
-	Name  string
-	Cid   cid.Cid
-	Tsize uint64
-}
-
 // symlinkNode builds a UnixFS symlink as kubo's adder does: the target as
 // data and, when mtimes are stored, the mtime (never a mode).
 func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.ProtoNode, error) {
@@ -64,7 +57,7 @@ func symlinkNode(p profile.Profile, target string, mtime time.Time) (*mdag.Proto
 // HAMT is canonical (independent of insertion order, empty shards pruned),
 // so the result equals a fresh build while only the shards on the changed
 // entries' paths are read, rebuilt and written.
-func dirNode(ctx context.Context, dag dagPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (dirBlock, error) {
+func dirNode(ctx context.Context, dag dagPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []diff.Link, prev *prevShard) (dirBlock, error) {
 	shard, raw, err := needsHAMT(p, mode, mtime, links)
 	if err != nil {
 		return dirBlock{}, err
@@ -113,7 +106,7 @@ type prevShard struct {
 	entries []diff.Link
 }
 
-func editShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link, prev *prevShard) (ipld.Node, error) {
+func editShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode fs.FileMode, mtime time.Time, links []diff.Link, prev *prevShard) (ipld.Node, error) {
 	old, err := dag.Get(ctx, prev.cid)
 	if err != nil {
 		return nil, err
@@ -127,25 +120,21 @@ func editShard(ctx context.Context, dag ipld.DAGService, p profile.Profile, mode
 	}
 	s.SetCidBuilder(p.CidBuilder())
 	s.SetStat(mode, mtime)
-	i, j := 0, 0
-	for i < len(links) || j < len(prev.entries) {
+	// The new entries against the old: set what is new or changed,
+	// remove what is gone.
+	diff.Merge(links, prev.entries, func(n, o *diff.Link) int { return strings.Compare(n.Name, o.Name) }, func(n, o *diff.Link) {
 		switch {
-		case j == len(prev.entries) || (i < len(links) && links[i].Name < prev.entries[j].Name):
-			err = s.SetLink(ctx, links[i].Name, &ipld.Link{Name: links[i].Name, Cid: links[i].Cid, Size: links[i].Tsize})
-			i++
-		case i == len(links) || links[i].Name > prev.entries[j].Name:
-			err = s.Remove(ctx, prev.entries[j].Name)
-			j++
-		default:
-			if !links[i].Cid.Equals(prev.entries[j].Cid) || links[i].Tsize != prev.entries[j].Tsize {
-				err = s.SetLink(ctx, links[i].Name, &ipld.Link{Name: links[i].Name, Cid: links[i].Cid, Size: links[i].Tsize})
-			}
-			i++
-			j++
+		case err != nil:
+		case o == nil:
+			err = s.SetLink(ctx, n.Name, &ipld.Link{Name: n.Name, Cid: n.Cid, Size: n.Tsize})
+		case n == nil:
+			err = s.Remove(ctx, o.Name)
+		case !n.Cid.Equals(o.Cid) || n.Tsize != o.Tsize:
+			err = s.SetLink(ctx, n.Name, &ipld.Link{Name: n.Name, Cid: n.Cid, Size: n.Tsize})
 		}
-		if err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s.Node()
 }
@@ -168,8 +157,8 @@ func shardFanout(nd ipld.Node) (int, bool) {
 // dagpb without a ProtoNode: each of its links was allocations, and an import builds
 // every directory of the tree (directories were 3.5 % of a full import's
 // CPU).
-func basicDir(mode fs.FileMode, mtime time.Time, links []Link) []byte {
-	byName := func(a, b Link) int { return strings.Compare(a.Name, b.Name) }
+func basicDir(mode fs.FileMode, mtime time.Time, links []diff.Link) []byte {
+	byName := func(a, b diff.Link) int { return strings.Compare(a.Name, b.Name) }
 	if !slices.IsSortedFunc(links, byName) {
 		links = slices.Clone(links)
 		slices.SortStableFunc(links, byName)
@@ -193,7 +182,7 @@ func basicDir(mode fs.FileMode, mtime time.Time, links []Link) []byte {
 // be megabytes encoded for nothing); in links mode the estimate is the
 // legacy sum of name and CID lengths (boxo's linksize.LinkSizeFunction).
 // The basic block, when it was built, comes back to be stored.
-func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (bool, []byte, error) {
+func needsHAMT(p profile.Profile, mode fs.FileMode, mtime time.Time, links []diff.Link) (bool, []byte, error) {
 	// kubo checks the threshold when an entry is added, so an empty
 	// directory stays basic whatever the threshold.
 	if p.HAMTThreshold == 0 || len(links) == 0 {

@@ -14,6 +14,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -22,20 +23,20 @@ import (
 // links out of name order are sorted as ProtoNode sorts them.
 func TestBasicDirMatchesBoxo(t *testing.T) {
 	ctx := context.Background()
-	var links []Link
+	var links []diff.Link
 	for i := range 40 {
 		h, _ := mh.Sum([]byte{byte(i)}, mh.SHA2_256, -1)
 		c := cid.NewCidV1(cid.Raw, h)
 		if i%3 == 0 {
 			c = cid.NewCidV0(h)
 		}
-		links = append(links, Link{Name: fmt.Sprintf("entry-%02d\xff%s", i, bytes.Repeat([]byte("é"), i%9)), Cid: c, Tsize: uint64(i) << (i % 40)})
+		links = append(links, diff.Link{Name: fmt.Sprintf("entry-%02d\xff%s", i, bytes.Repeat([]byte("é"), i%9)), Cid: c, Tsize: uint64(i) << (i % 40)})
 	}
-	shuffled := append([]Link{links[5], links[1]}, links[6:]...)
+	shuffled := append([]diff.Link{links[5], links[1]}, links[6:]...)
 	for _, tc := range []struct {
 		name    string
 		profile string
-		links   []Link
+		links   []diff.Link
 		mode    fs.FileMode
 		mtime   time.Time
 	}{
@@ -78,9 +79,9 @@ func TestBasicDirMatchesBoxo(t *testing.T) {
 // mtime, as an import does for every directory it builds.
 func BenchmarkBasicDir(b *testing.B) {
 	leaf, _ := cid.Decode("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-	links := make([]Link, 1000)
+	links := make([]diff.Link, 1000)
 	for i := range links {
-		links[i] = Link{Name: fmt.Sprintf("file-%04d.txt", i), Cid: leaf, Tsize: uint64(1000 + i)}
+		links[i] = diff.Link{Name: fmt.Sprintf("file-%04d.txt", i), Cid: leaf, Tsize: uint64(1000 + i)}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

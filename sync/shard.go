@@ -17,6 +17,7 @@ import (
 	"github.com/spaolacci/murmur3"
 
 	"github.com/ipfs-sync/ipfs-sync/chunker"
+	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
@@ -36,13 +37,13 @@ import (
 
 type shardEntry struct {
 	hash uint64 // murmur3-64 of the name, read from its top bit down
-	link *Link
+	link *diff.Link
 }
 
 // buildShard writes the HAMT of links (sorted, names unique) with fanout
 // p.HAMTFanout as boxo builds it, mode and mtime on the root shard only,
 // and returns the root.
-func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []Link) (dirBlock, error) {
+func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile, mode fs.FileMode, mtime time.Time, links []diff.Link) (dirBlock, error) {
 	fanout := p.HAMTFanout
 	lg2, err := hamt.Logtwo(fanout)
 	if err != nil {

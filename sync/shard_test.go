@@ -17,6 +17,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -77,12 +78,12 @@ func TestBuildShardMatchesBoxo(t *testing.T) {
 			if tc.meta {
 				mode, mtime = 0o755|fs.ModeDir, time.Unix(1_700_000_000, 123)
 			}
-			links := make([]Link, tc.n)
+			links := make([]diff.Link, tc.n)
 			for i := range links {
 				name := fmt.Sprintf("pkg-%d-%s", i, strings.Repeat("x", rng.IntN(20)))
-				links[i] = Link{Name: name, Cid: leaf, Tsize: uint64(rng.IntN(1 << 30))}
+				links[i] = diff.Link{Name: name, Cid: leaf, Tsize: uint64(rng.IntN(1 << 30))}
 			}
-			slices.SortFunc(links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
+			slices.SortFunc(links, func(a, b diff.Link) int { return strings.Compare(a.Name, b.Name) })
 
 			want := &recordDAG{nodes: map[cid.Cid][]byte{}}
 			s, err := hamt.NewShard(want, fanout)
@@ -128,11 +129,11 @@ func TestBuildShardMatchesBoxo(t *testing.T) {
 // size of CRAN's src/contrib in the small preset) into the real store.
 func BenchmarkBuildShard(b *testing.B) {
 	leaf, _ := cid.Decode("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-	links := make([]Link, 20000)
+	links := make([]diff.Link, 20000)
 	for i := range links {
-		links[i] = Link{Name: fmt.Sprintf("package%05d_1.%d.tar.gz", i, i%7), Cid: leaf, Tsize: uint64(1000 + i)}
+		links[i] = diff.Link{Name: fmt.Sprintf("package%05d_1.%d.tar.gz", i, i%7), Cid: leaf, Tsize: uint64(1000 + i)}
 	}
-	slices.SortFunc(links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(links, func(a, b diff.Link) int { return strings.Compare(a.Name, b.Name) })
 	p, err := profile.New(profile.V1_2025, profile.Overrides{})
 	if err != nil {
 		b.Fatal(err)

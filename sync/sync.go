@@ -356,7 +356,7 @@ type run struct {
 // result is a child of a directory, possibly not computed yet.
 type result struct {
 	done chan struct{}
-	link Link
+	link diff.Link
 	skip bool
 	err  error
 	// join is the directory waiting for this result (see whenAll), or
@@ -415,7 +415,7 @@ var closedDone = func() chan struct{} {
 	return c
 }()
 
-func resolved(l Link) *result { return &result{link: l, done: closedDone} }
+func resolved(l diff.Link) *result { return &result{link: l, done: closedDone} }
 
 func failed(err error) *result { return &result{err: err, done: closedDone} }
 
@@ -666,7 +666,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			// Never turn a failed read into deletions: keep what the
 			// previous root has here.
 			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
-			return resolved(Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
+			return resolved(diff.Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
 		}
 		r.warn(path, fmt.Errorf("%w; skipped", err))
 		return skippedResult()
@@ -693,7 +693,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
-	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
+	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) int { return strings.Compare(e.Name, p.Name) }, func(e *diff.Entry, p *diff.Link) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -719,7 +719,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 	out := newResult()
 	finish := func() {
 		defer out.complete()
-		links := make([]Link, 0, len(children))
+		links := make([]diff.Link, 0, len(children))
 		for i, c := range children {
 			<-c.done
 			children[i] = nil
@@ -738,7 +738,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		r.dirs.Add(1)
 		if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(st, pd.Known)) {
 			r.dirCounts.unchanged.Add(1)
-			out.link = Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
+			out.link = diff.Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
 			return
 		}
 		if r.opts.DryRun {
@@ -748,7 +748,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			} else {
 				r.dirCounts.modified.Add(1)
 			}
-			out.link = Link{Name: name}
+			out.link = diff.Link{Name: name}
 			return
 		}
 		var ps *prevShard
@@ -773,7 +773,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		default:
 			r.dirCounts.modified.Add(1)
 		}
-		out.link = Link{Name: name, Cid: db.cid, Tsize: db.tsize}
+		out.link = diff.Link{Name: name, Cid: db.cid, Tsize: db.tsize}
 	}
 	// Most directories of a re-sync have every child settled by now (no
 	// file queued, no subdirectory on another walker): finished here.
@@ -869,7 +869,7 @@ func (r *run) storesAny(why metadata.Why) bool {
 		(why&metadata.WhyMTime != 0 && r.meta.MTime)
 }
 
-func sameLinks(a []Link, b []diff.Link) bool {
+func sameLinks(a, b []diff.Link) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -930,5 +930,5 @@ func (w *walker) symlink(ctx context.Context, path, relPath string, e diff.Entry
 		}
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
 	}
-	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
+	return resolved(diff.Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
 }
