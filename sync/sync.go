@@ -131,57 +131,20 @@ type Summary struct {
 // is unchanged. ErrPartial comes with a complete Summary.
 func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, error) {
 	start := time.Now()
-	src, err := filepath.Abs(opts.Src)
+	src, opts, err := withDefaults(store, opts)
 	if err != nil {
-		return Summary{}, err
-	}
-	if opts.Name == "" {
-		opts.Name = src
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	if opts.Filter, err = opts.Filter.WithIgnoreFile(src); err != nil {
-		return Summary{}, fmt.Errorf("source: %w", err)
-	}
-	if opts.Filter, err = leaveOutRepository(src, store.Dir(), opts.Filter, opts.Warn); err != nil {
 		return Summary{}, err
 	}
 	ref, _, err := store.Ref(opts.Name)
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Name: opts.Name, DryRun: opts.DryRun, Skipped: []Skipped{}}
-	if !utf8.ValidString(opts.Name) {
-		sum.NameBase64 = []byte(opts.Name)
-	}
-
-	w := store.NewWriter(opts.DryRun)
-	if opts.Progress == nil {
-		opts.Progress = &Progress{}
-	}
-	w.OnNew = func() { opts.Progress.Blocks.Add(1) }
-	r := &run{
-		opts:  opts,
-		store: store,
-		w:     w,
-		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open, OnRead: func(n int) { opts.Progress.Read.Add(int64(n)) }},
-		probe: &chunker.Importer{Profile: opts.Profile, DAG: store.NewWriter(true)},
-		tree:  diff.Tree{DAG: w},
-		index: store.Index(opts.Name),
-		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
-		start: start,
-	}
+	r := newRun(store, opts, start)
 	defer r.index.Close()
 	prev, err := r.previous(ctx, ref)
 	if err != nil {
 		return Summary{}, err
 	}
-	if prev.Defined() {
-		s := prev.String()
-		sum.Previous = &s
-	}
-
 	root, err := r.walkRoot(ctx, src, prev)
 	if err != nil {
 		return Summary{}, err
@@ -190,42 +153,13 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		if err := r.index.Flush(ctx); err != nil {
 			return Summary{}, err
 		}
-		if err := w.Flush(ctx); err != nil {
+		if err := r.w.Flush(ctx); err != nil {
 			return Summary{}, err
 		}
 	}
-	if root.Defined() && !opts.DryRun {
-		// A dry run records no root, so it has none to report, even when
-		// nothing changed: one rule, whatever the walk found.
-		sum.Root = root.String()
-	}
-	sum.Files, sum.Dirs, sum.Symlinks = r.files.Load(), r.dirs.Load(), r.symlinks.Load()
-	sum.Bytes, sum.BytesRead = r.bytes.Load(), r.read.Load()
-	sum.FileChanges, sum.DirChanges = r.fileCounts.load(), r.dirCounts.load()
-	sum.BlocksWritten, sum.BytesNew = w.Blocks, w.Bytes
-	r.mu.Lock()
-	sum.Skipped = append(sum.Skipped, r.skipped...)
-	r.mu.Unlock()
-	// Walkers run side by side: report in path order, the same every run.
-	sort.SliceStable(sum.Skipped, func(i, j int) bool { return sum.Skipped[i].Path < sum.Skipped[j].Path })
-	sum.Seconds = time.Since(start).Seconds()
-
-	if opts.CAR != "" && !opts.DryRun {
-		// Relative to the ref's previous root, not to this run's writes.
-		var old cid.Cid
-		if cur, ok := ref.Current(); ok {
-			if old, err = cid.Decode(cur.Root); err != nil {
-				return Summary{}, fmt.Errorf("ref %q names a bad root %q: %w", ref.Name, cur.Root, err)
-			}
-		}
-		if _, err := export.DeltaFile(ctx, store.Blockstore(), old, root, opts.CAR); err != nil {
-			return Summary{}, err
-		}
-	}
+	sum := r.summary(prev, root)
 	if !opts.DryRun {
-		js, _ := json.Marshal(sum)
-		v := blockstore.Version{Root: sum.Root, Time: start.UTC(), Profile: opts.Profile.String(), Summary: js}
-		if err := store.Advance(opts.Name, v); err != nil {
+		if err := r.record(ctx, ref, root, sum); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -233,6 +167,100 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		return sum, ErrPartial
 	}
 	return sum, nil
+}
+
+// withDefaults is opts with every default filled in, and src, the
+// absolute path of opts.Src. The filter gains the source's ignore file
+// and leaves the repository out.
+func withDefaults(store *blockstore.Store, opts Options) (string, Options, error) {
+	src, err := filepath.Abs(opts.Src)
+	if err != nil {
+		return "", opts, err
+	}
+	if opts.Name == "" {
+		opts.Name = src
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Filter, err = opts.Filter.WithIgnoreFile(src); err != nil {
+		return "", opts, fmt.Errorf("source: %w", err)
+	}
+	if opts.Filter, err = leaveOutRepository(src, store.Dir(), opts.Filter, opts.Warn); err != nil {
+		return "", opts, err
+	}
+	return src, opts, nil
+}
+
+// newRun sets up a run: one writer for every block it makes, counted
+// into opts.Progress.
+func newRun(store *blockstore.Store, opts Options, start time.Time) *run {
+	w := store.NewWriter(opts.DryRun)
+	progress := opts.Progress
+	w.OnNew = func() { progress.Blocks.Add(1) }
+	return &run{
+		opts:  opts,
+		store: store,
+		w:     w,
+		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open, OnRead: func(n int) { progress.Read.Add(int64(n)) }},
+		probe: &chunker.Importer{Profile: opts.Profile, DAG: store.NewWriter(true)},
+		tree:  diff.Tree{DAG: w},
+		index: store.Index(opts.Name),
+		meta:  metadata.Fields{Mode: opts.Profile.PreserveMode, MTime: opts.Profile.PreserveMTime},
+		start: start,
+	}
+}
+
+// summary is the outcome of the finished walk from prev to root.
+func (r *run) summary(prev, root cid.Cid) Summary {
+	sum := Summary{Name: r.opts.Name, DryRun: r.opts.DryRun, Skipped: []Skipped{}}
+	if !utf8.ValidString(r.opts.Name) {
+		sum.NameBase64 = []byte(r.opts.Name)
+	}
+	if prev.Defined() {
+		s := prev.String()
+		sum.Previous = &s
+	}
+	if root.Defined() && !r.opts.DryRun {
+		// A dry run records no root, so it has none to report, even when
+		// nothing changed: one rule, whatever the walk found.
+		sum.Root = root.String()
+	}
+	sum.Files, sum.Dirs, sum.Symlinks = r.files.Load(), r.dirs.Load(), r.symlinks.Load()
+	sum.Bytes, sum.BytesRead = r.bytes.Load(), r.read.Load()
+	sum.FileChanges, sum.DirChanges = r.fileCounts.load(), r.dirCounts.load()
+	sum.BlocksWritten, sum.BytesNew = r.w.Blocks, r.w.Bytes
+	r.mu.Lock()
+	sum.Skipped = append(sum.Skipped, r.skipped...)
+	r.mu.Unlock()
+	// Walkers run side by side: report in path order, the same every run.
+	sort.SliceStable(sum.Skipped, func(i, j int) bool { return sum.Skipped[i].Path < sum.Skipped[j].Path })
+	sum.Seconds = time.Since(r.start).Seconds()
+	return sum
+}
+
+// record writes the --car file, if asked for, and then moves the ref to
+// root, with sum beside it.
+func (r *run) record(ctx context.Context, ref blockstore.Ref, root cid.Cid, sum Summary) error {
+	if r.opts.CAR != "" {
+		// Relative to the ref's previous root, not to this run's writes.
+		var old cid.Cid
+		if cur, ok := ref.Current(); ok {
+			var err error
+			if old, err = cid.Decode(cur.Root); err != nil {
+				return fmt.Errorf("ref %q names a bad root %q: %w", ref.Name, cur.Root, err)
+			}
+		}
+		if _, err := export.DeltaFile(ctx, r.store.Blockstore(), old, root, r.opts.CAR); err != nil {
+			return err
+		}
+	}
+	js, _ := json.Marshal(sum)
+	v := blockstore.Version{Root: sum.Root, Time: r.start.UTC(), Profile: r.opts.Profile.String(), Summary: js}
+	return r.store.Advance(r.opts.Name, v)
 }
 
 // leaveOutRepository adds a first rule to f that excludes the repository
@@ -356,7 +384,7 @@ type run struct {
 // result is a child of a directory, possibly not computed yet.
 type result struct {
 	done chan struct{}
-	link diff.Link
+	link Link
 	skip bool
 	err  error
 	// join is the directory waiting for this result (see whenAll), or
@@ -415,7 +443,7 @@ var closedDone = func() chan struct{} {
 	return c
 }()
 
-func resolved(l diff.Link) *result { return &result{link: l, done: closedDone} }
+func resolved(l Link) *result { return &result{link: l, done: closedDone} }
 
 func failed(err error) *result { return &result{err: err, done: closedDone} }
 
@@ -666,7 +694,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			// Never turn a failed read into deletions: keep what the
 			// previous root has here.
 			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
-			return resolved(diff.Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
+			return resolved(Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
 		}
 		r.warn(path, fmt.Errorf("%w; skipped", err))
 		return skippedResult()
@@ -693,7 +721,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
-	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) int { return strings.Compare(e.Name, p.Name) }, func(e *diff.Entry, p *diff.Link) {
+	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -719,7 +747,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 	out := newResult()
 	finish := func() {
 		defer out.complete()
-		links := make([]diff.Link, 0, len(children))
+		links := make([]Link, 0, len(children))
 		for i, c := range children {
 			<-c.done
 			children[i] = nil
@@ -738,7 +766,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		r.dirs.Add(1)
 		if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(st, pd.Known)) {
 			r.dirCounts.unchanged.Add(1)
-			out.link = diff.Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
+			out.link = Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
 			return
 		}
 		if r.opts.DryRun {
@@ -748,7 +776,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			} else {
 				r.dirCounts.modified.Add(1)
 			}
-			out.link = diff.Link{Name: name}
+			out.link = Link{Name: name}
 			return
 		}
 		var ps *prevShard
@@ -773,7 +801,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		default:
 			r.dirCounts.modified.Add(1)
 		}
-		out.link = diff.Link{Name: name, Cid: db.cid, Tsize: db.tsize}
+		out.link = Link{Name: name, Cid: db.cid, Tsize: db.tsize}
 	}
 	// Most directories of a re-sync have every child settled by now (no
 	// file queued, no subdirectory on another walker): finished here.
@@ -869,7 +897,7 @@ func (r *run) storesAny(why metadata.Why) bool {
 		(why&metadata.WhyMTime != 0 && r.meta.MTime)
 }
 
-func sameLinks(a, b []diff.Link) bool {
+func sameLinks(a []Link, b []diff.Link) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -930,5 +958,5 @@ func (w *walker) symlink(ctx context.Context, path, relPath string, e diff.Entry
 		}
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
 	}
-	return resolved(diff.Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
+	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
 }
