@@ -13,10 +13,8 @@ import (
 )
 
 func main() {
-	// An import allocates a fresh chunk per block and keeps little alive,
-	// so Go's default GC target collects every few MiB: a quarter of the
-	// CPU of a full import (docs/benchmarks.md). A higher target with a
-	// soft ceiling trades that for memory the RSS budget (300 MiB) has.
+	// An import's garbage is short-lived chunks: fewer collections, under a
+	// soft ceiling, for memory the RSS budget has (docs/benchmarks.md#decisions).
 	// GOGC and GOMEMLIMIT still win when set.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)

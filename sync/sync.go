@@ -402,10 +402,8 @@ func (r *result) complete() {
 }
 
 // dirJoin runs a directory's finish once its last child is complete, on the
-// goroutine that completes it. A goroutine per directory waiting on each
-// child in turn woke once per file, each wake-up often a thread the kernel
-// had to schedule: a small-preset import made 6,082 context switches with
-// it, 3,880 without (docs/benchmarks.md).
+// goroutine that completes it: a goroutine per directory would be woken by
+// every child (docs/benchmarks.md#decisions).
 type dirJoin struct {
 	left atomic.Int64
 	then func()
@@ -436,7 +434,7 @@ func whenAll(rs []*result, then func()) {
 func newResult() *result { return &result{done: make(chan struct{})} }
 
 // closedDone is the done channel of every result known at once: most
-// entries of a re-sync are, and a channel each was a million allocations.
+// entries of a re-sync are, and would otherwise cost a channel each.
 var closedDone = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)
@@ -501,11 +499,9 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 		printed.Go(func() { r.print(r.items) })
 	}
 
-	// A walker that meets a changed file queues it and walks on: with an
-	// unbuffered channel a walker waited for a free reader at every
-	// changed file, and the walk of what did not change stalled behind
-	// the reading of what did. A queued job is a path and a stat; the
-	// files being read stay at Workers.
+	// Buffered, so that a walker queues a changed file and walks on rather
+	// than wait for a reader; a job is a path and a stat, and the files
+	// being read stay at Workers.
 	jobs := make(chan job, 256*r.opts.Workers)
 	var wg gosync.WaitGroup
 	for range r.opts.Workers {
