@@ -30,6 +30,11 @@ var ErrChanged = errors.New("file changed while it was read")
 // ErrNotRegular means the path no longer names a regular file.
 var ErrNotRegular = errors.New("not a regular file any more")
 
+// ErrReplaced means another file than the one listed stands at the name
+// (another device or inode): a change, read once more as the file now
+// there, as ErrChanged is.
+var ErrReplaced = fmt.Errorf("replaced since it was listed: %w", ErrChanged)
+
 // Result is one imported file.
 type Result struct {
 	Cid   cid.Cid
@@ -43,9 +48,9 @@ type Result struct {
 type Importer struct {
 	Profile profile.Profile
 	DAG     ipld.DAGService
-	// Open opens a file for reading; tests wrap it to count opens or to
-	// fail or change files mid-read.
-	Open func(path string) (File, error)
+	// Open opens a file for reading (OpenAt when nil); tests wrap it to
+	// count opens or to fail or change files mid-read.
+	Open func(Source) (File, error)
 	// OnRead, if set, is told of every read (progress reporting).
 	OnRead func(n int)
 
@@ -65,30 +70,40 @@ func (im *Importer) multihashLen() int {
 	return im.mhLen
 }
 
-// File imports the regular file at path. A file whose size or mtime changes
-// while it is read is read once more; if it changes again the result is
-// ErrChanged, so a wrong CID is never recorded for a path.
-func (im *Importer) File(ctx context.Context, path string) (Result, error) {
+// File imports the regular file s. A file whose size or mtime changes
+// while it is read, or that is not the one listed (ErrReplaced), is read
+// once more, as the file now at its name; if it changes again the result
+// is ErrChanged, so a wrong CID is never recorded for a path.
+func (im *Importer) File(ctx context.Context, s Source) (Result, error) {
 	var read int64
 	for attempt := 0; ; attempt++ {
-		res, err := im.once(ctx, path)
+		res, err := im.once(ctx, s)
 		read += res.Read
 		res.Read = read
-		if !errors.Is(err, ErrChanged) || attempt == 1 {
-			if err != nil {
-				return res, fmt.Errorf("%s: %w", path, err)
+		if errors.Is(err, ErrChanged) && attempt == 0 {
+			if errors.Is(err, ErrReplaced) {
+				if s, err = s.relisted(); err != nil {
+					return res, fmt.Errorf("%s: %w", s.Path, err)
+				}
 			}
-			return res, nil
+			continue
 		}
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return res, nil
 	}
 }
 
-func (im *Importer) once(ctx context.Context, path string) (Result, error) {
-	open := im.Open
-	if open == nil {
-		open = OpenNoFollow
+func (im *Importer) open(s Source) (File, error) {
+	if im.Open != nil {
+		return im.Open(s)
 	}
-	f, err := open(path)
+	return OpenAt(s)
+}
+
+func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
+	f, err := im.open(s)
 	if err != nil {
 		return Result{}, err
 	}
@@ -115,14 +130,10 @@ func (im *Importer) once(ctx context.Context, path string) (Result, error) {
 	return Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, XXH: cr.h.Sum64()}, nil
 }
 
-// Checksum reads the file at path and returns the xxh3-64 of its content
-// and the stat of the handle read, for --checksum's content comparison.
-func (im *Importer) Checksum(ctx context.Context, path string) (uint64, metadata.Stat, int64, error) {
-	open := im.Open
-	if open == nil {
-		open = OpenNoFollow
-	}
-	f, err := open(path)
+// Checksum reads the file s and returns the xxh3-64 of its content and
+// the stat of the handle read, for --checksum's content comparison.
+func (im *Importer) Checksum(ctx context.Context, s Source) (uint64, metadata.Stat, int64, error) {
+	f, err := im.open(s)
 	if err != nil {
 		return 0, metadata.Stat{}, 0, err
 	}
@@ -134,7 +145,7 @@ func (im *Importer) Checksum(ctx context.Context, path string) (uint64, metadata
 	h := xxh3.New()
 	n, err := io.Copy(h, &countingReader{r: f, ctx: ctx, on: im.OnRead})
 	if err != nil {
-		return 0, st, n, fmt.Errorf("%s: %w", path, err)
+		return 0, st, n, fmt.Errorf("%s: %w", s.Path, err)
 	}
 	return h.Sum64(), st, n, nil
 }

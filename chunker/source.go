@@ -36,18 +36,71 @@ type source struct {
 	noWait bool
 }
 
-// OpenNoFollow opens path read-only without following a final symlink, so a
-// file replaced by a link between walk and read is refused, not followed.
-func OpenNoFollow(path string) (File, error) {
+// Source is a file to open for import: Name in the directory open as
+// Dir, the walk's descriptor (unix.AT_FDCWD: Name is the path the user
+// gave), Path for messages, and the device and inode the walk's lstat
+// found there.
+type Source struct {
+	Dir      int
+	Name     string
+	Path     string
+	Dev, Ino uint64
+}
+
+// SourceOf is the file at path as a Source, with the identity an lstat
+// finds there now.
+func SourceOf(path string) (Source, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
+		return Source{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return Source{Dir: unix.AT_FDCWD, Name: path, Path: path, Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, nil
+}
+
+// relisted is s with the identity of the file now at its name, as a
+// listing taken now would find it.
+func (s Source) relisted() (Source, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstatat(s.Dir, s.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return s, &fs.PathError{Op: "lstat", Path: s.Path, Err: err}
+	}
+	s.Dev, s.Ino = uint64(st.Dev), uint64(st.Ino)
+	return s, nil
+}
+
+// OpenAt opens s read-only relative to its directory's descriptor, never
+// following a symlink there: a directory on the way swapped for a symlink
+// after the listing (pool/ -> /etc) is not on the way any more, and a
+// file swapped for one is refused (ELOOP). O_NONBLOCK: a file swapped for
+// a FIFO does not hang the open; it has no effect on a regular file. The
+// file opened must be the one listed (its device and inode), else the
+// error is ErrReplaced.
+func OpenAt(s Source) (File, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: s.Path, Err: err}
+	}
+	if uint64(st.Dev) != s.Dev || uint64(st.Ino) != s.Ino {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
+	}
+	return &source{fd: fd, path: s.Path, noWait: !fastpath.On()}, nil
+}
+
+func ignoringEINTR(fn func() error) error {
 	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
+		if err := fn(); err != unix.EINTR {
+			return err
 		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return &source{fd: fd, path: path, noWait: !fastpath.On()}, nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func TestSource(t *testing.T) {
 			}
 			cachedReads := true
 			for _, size := range []int{7, 4096, 1 << 20} {
-				f, err := OpenNoFollow(path)
+				f, err := OpenAt(mustSource(t, path))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -66,10 +67,10 @@ func TestSource(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := OpenNoFollow(filepath.Join(dir, "link")); !errors.Is(err, unix.ELOOP) {
+			if _, err := OpenAt(mustSource(t, filepath.Join(dir, "link"))); !errors.Is(err, unix.ELOOP) {
 				t.Fatalf("open of a symlink: %v, want ELOOP", err)
 			}
-			res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), path)
+			res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), mustSource(t, path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,4 +96,117 @@ type sizedReader struct {
 
 func (s *sizedReader) Read(p []byte) (int, error) {
 	return s.r.Read(p[:min(len(p), s.size)])
+}
+
+func mustSource(t *testing.T, path string) Source {
+	t.Helper()
+	s, err := SourceOf(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// OpenAt opens the file the walk listed, in the directory it listed: a
+// directory swapped for a symlink since is not followed, a file renamed
+// over the listed one, or a FIFO put in its place, is not taken for it
+// (the open does not hang on the FIFO); the Importer then reads the file
+// now at the name once, as a listing taken now would find it.
+func TestOpenAt(t *testing.T) {
+	p := mustProfile(t, profile.V1_2025, profile.Overrides{})
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir, outside string) // after the listing
+		open   error                                   // OpenAt's, errors.Is
+		read   string                                  // what Importer.File imports
+		file   error                                   // or its error
+	}{
+		{name: "unchanged", change: func(*testing.T, string, string) {}, read: "listed"},
+		{
+			name: "directory swapped for a symlink",
+			change: func(t *testing.T, dir, outside string) {
+				mustDo(t, os.Rename(dir, dir+".old"))
+				mustDo(t, os.Symlink(outside, dir))
+			},
+			read: "listed",
+		},
+		{
+			name: "file renamed over",
+			change: func(t *testing.T, dir, _ string) {
+				mustDo(t, os.WriteFile(filepath.Join(dir, "new"), []byte("renamed over"), 0o644))
+				mustDo(t, os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "kept")))
+				mustDo(t, os.Rename(filepath.Join(dir, "new"), filepath.Join(dir, "f")))
+			},
+			open: ErrReplaced, read: "renamed over",
+		},
+		{
+			name: "FIFO put in its place",
+			change: func(t *testing.T, dir, _ string) {
+				// Kept, so that the FIFO cannot get its inode.
+				mustDo(t, os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "kept")))
+				mustDo(t, unix.Mkfifo(filepath.Join(dir, "f"), 0o644))
+			},
+			open: ErrReplaced, file: ErrNotRegular,
+		},
+		{
+			name: "file removed",
+			change: func(t *testing.T, dir, _ string) {
+				mustDo(t, os.Remove(filepath.Join(dir, "f")))
+			},
+			open: fs.ErrNotExist, file: fs.ErrNotExist,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top, outside := t.TempDir(), t.TempDir()
+			dir := filepath.Join(top, "pool")
+			mustDo(t, os.Mkdir(dir, 0o755))
+			mustDo(t, os.WriteFile(filepath.Join(dir, "f"), []byte("listed"), 0o644))
+			mustDo(t, os.WriteFile(filepath.Join(outside, "f"), []byte("outside"), 0o644))
+			dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			mustDo(t, err)
+			defer unix.Close(dfd)
+			var st unix.Stat_t
+			mustDo(t, unix.Fstatat(dfd, "f", &st, unix.AT_SYMLINK_NOFOLLOW))
+			src := Source{Dir: dfd, Name: "f", Path: filepath.Join(dir, "f"), Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+			tc.change(t, dir, outside)
+
+			f, err := OpenAt(src)
+			if err == nil {
+				f.Close()
+			}
+			if tc.open == nil && err != nil || tc.open != nil && !errors.Is(err, tc.open) {
+				t.Fatalf("OpenAt: %v, want %v", err, tc.open)
+			}
+			res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), src)
+			if tc.file != nil {
+				if !errors.Is(err, tc.file) {
+					t.Fatalf("File: %v, want %v", err, tc.file)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := (&Importer{Profile: p, DAG: newBlockMap()}).layoutBytes(t, []byte(tc.read), res.Stat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Cid.Equals(want) {
+				t.Fatalf("imported %s, want the CID of %q (%s)", res.Cid, tc.read, want)
+			}
+		})
+	}
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// layoutBytes is the root the importer makes of data with st's metadata.
+func (im *Importer) layoutBytes(t *testing.T, data []byte, st metadata.Stat) (cid.Cid, error) {
+	c, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	return c, err
 }

@@ -22,6 +22,9 @@ type Entry struct {
 	Name   string
 	Stat   metadata.Stat
 	Target string // symlink target
+	// Dev and Ino are the lstat's: a file opened later must be this one
+	// (chunker.Source).
+	Dev, Ino uint64
 }
 
 // ReadDirAt lists the children of the directory called name in the one
@@ -87,7 +90,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 		}
-		e := Entry{Name: name, Stat: metadata.FromStatT(&st)}
+		e := Entry{Name: name, Stat: metadata.FromStatT(&st), Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
 		if typed && !f.Include(crel, name, e.Stat.Type == metadata.Dir) {
 			continue
 		}

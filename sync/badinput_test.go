@@ -17,26 +17,26 @@ func TestBadInput(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name    string
-		setup   func(t *testing.T, src string) func(string) (chunker.File, error)
+		setup   func(t *testing.T, src string) func(chunker.Source) (chunker.File, error)
 		wantErr error  // errors.Is target; nil means success
 		wantMsg string // substring of the error
 		moved   bool   // the ref advances
 	}{
 		{
 			name: "unreadable file fails the run and moves nothing",
-			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
-				return func(p string) (chunker.File, error) {
-					if strings.HasSuffix(p, "a/d.deb") {
-						return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EIO}
+			setup: func(t *testing.T, src string) func(chunker.Source) (chunker.File, error) {
+				return func(s chunker.Source) (chunker.File, error) {
+					if strings.HasSuffix(s.Path, "a/d.deb") {
+						return nil, &os.PathError{Op: "open", Path: s.Path, Err: syscall.EIO}
 					}
-					return chunker.OpenNoFollow(p)
+					return chunker.OpenAt(s)
 				}
 			},
 			wantErr: syscall.EIO, wantMsg: "a/d.deb",
 		},
 		{
 			name: "FIFO is skipped with a warning",
-			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
+			setup: func(t *testing.T, src string) func(chunker.Source) (chunker.File, error) {
 				if err := syscall.Mkfifo(filepath.Join(src, "a/fifo"), 0o644); err != nil {
 					t.Skip("mkfifo:", err)
 				}
@@ -46,25 +46,25 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name: "file deleted after the listing is left out",
-			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
-				return func(p string) (chunker.File, error) {
-					if strings.HasSuffix(p, "e.txt") {
-						os.Remove(p)
+			setup: func(t *testing.T, src string) func(chunker.Source) (chunker.File, error) {
+				return func(s chunker.Source) (chunker.File, error) {
+					if strings.HasSuffix(s.Path, "e.txt") {
+						os.Remove(s.Path)
 					}
-					return chunker.OpenNoFollow(p)
+					return chunker.OpenAt(s)
 				}
 			},
 			moved: true,
 		},
 		{
 			name: "file growing once while read is read again",
-			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
+			setup: func(t *testing.T, src string) func(chunker.Source) (chunker.File, error) {
 				grown := false
-				return func(p string) (chunker.File, error) {
-					f, err := chunker.OpenNoFollow(p)
-					if err == nil && !grown && strings.HasSuffix(p, "e.txt") {
+				return func(s chunker.Source) (chunker.File, error) {
+					f, err := chunker.OpenAt(s)
+					if err == nil && !grown && strings.HasSuffix(s.Path, "e.txt") {
 						grown = true
-						return &changingFile{File: f, t: t, path: p}, nil
+						return &changingFile{File: f, t: t, path: s.Path}, nil
 					}
 					return f, err
 				}
@@ -73,11 +73,11 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name: "file that keeps changing fails the run",
-			setup: func(t *testing.T, src string) func(string) (chunker.File, error) {
-				return func(p string) (chunker.File, error) {
-					f, err := chunker.OpenNoFollow(p)
-					if err == nil && strings.HasSuffix(p, "e.txt") {
-						return &changingFile{File: f, t: t, path: p}, nil
+			setup: func(t *testing.T, src string) func(chunker.Source) (chunker.File, error) {
+				return func(s chunker.Source) (chunker.File, error) {
+					f, err := chunker.OpenAt(s)
+					if err == nil && strings.HasSuffix(s.Path, "e.txt") {
+						return &changingFile{File: f, t: t, path: s.Path}, nil
 					}
 					return f, err
 				}

@@ -17,6 +17,8 @@ import (
 // job is a file that must be read: chunked, or first checksummed to see
 // whether its content is what the previous root holds.
 type job struct {
+	src             chunker.Source
+	dir             *dirFD // src.Dir's: held while the job is queued or runs
 	path, rel, name string
 	size            int64
 	checksum        bool // compare the content hash (xxh3) with prevXXH before chunking
@@ -35,18 +37,23 @@ type job struct {
 // dir and dirRel are the directory's path and source-relative path; a
 // file's own are built only when it needs them, which an unchanged file
 // does not (a million string pairs per walk of a mirror).
-func (w *walker) file(ctx context.Context, dir, dirRel string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+func (w *walker) file(ctx context.Context, at *dirFD, dir, dirRel string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	if res := w.run.unchanged(ctx, e, prev, idx); res != nil {
 		return res
 	}
-	return w.fileAt(ctx, join(dir, e.Name), rel(dirRel, e.Name), e, prev, idx)
+	return w.fileAt(ctx, at, join(dir, e.Name), rel(dirRel, e.Name), e, prev, idx)
 }
 
-// fileAt is file for the file at path (relPath in the source).
-func (w *walker) fileAt(ctx context.Context, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+// fileAt is file for the file at path (relPath in the source), the entry
+// e of the directory open as at (nil: path is the source itself).
+func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	r, jobs := w.run, w.jobs
 	res := newResult()
-	j := job{path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
+	src := chunker.Source{Dir: at.at(), Name: e.Name, Path: path, Dev: e.Dev, Ino: e.Ino}
+	if at == nil {
+		src.Name = path
+	}
+	j := job{src: src, dir: at, path: path, rel: relPath, name: e.Name, size: e.Stat.Size, res: res}
 	if prev == nil {
 		w.itemise(ctx, Change{Kind: '+', Path: relPath}, true)
 		return r.submit(ctx, jobs, j)
@@ -211,9 +218,11 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 		return j.res
 	}
 	r.opts.Progress.Queued.Add(j.size)
+	j.dir.hold()
 	select {
 	case jobs <- j:
 	case <-ctx.Done():
+		j.dir.release()
 		j.it.resolve(false, 0)
 		j.res.err = context.Cause(ctx)
 		j.res.complete()
@@ -223,13 +232,14 @@ func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
 
 func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 	defer j.res.complete()
+	defer j.dir.release()
 	if ctx.Err() != nil {
 		j.it.resolve(false, 0)
 		j.res.err = context.Cause(ctx)
 		return
 	}
 	if j.checksum {
-		xxh, st, n, err := r.imp.Checksum(ctx, j.path)
+		xxh, st, n, err := r.imp.Checksum(ctx, j.src)
 		r.read.Add(n)
 		if err == nil && xxh == j.prevXXH && st.Size == n {
 			res := r.sameContent(ctx, j, st, blockstore.IndexEntry{XXH: xxh}, false, nil)
@@ -242,7 +252,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 			return
 		}
 	}
-	res, err := r.imp.File(ctx, j.path)
+	res, err := r.imp.File(ctx, j.src)
 	r.read.Add(res.Read)
 	if err != nil {
 		j.it.resolve(false, 0)

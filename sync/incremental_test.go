@@ -58,12 +58,12 @@ func TestUnchangedFilesNotOpened(t *testing.T) {
 			var mu gosync.Mutex
 			var opened []string
 			opts := Options{Src: src, Profile: incProfile(t, meta), Filter: diff.Filter{Hidden: true},
-				Open: func(p string) (chunker.File, error) {
+				Open: func(s chunker.Source) (chunker.File, error) {
 					opens.Add(1)
 					mu.Lock()
-					opened = append(opened, p)
+					opened = append(opened, s.Path)
 					mu.Unlock()
-					return chunker.OpenNoFollow(p)
+					return chunker.OpenAt(s)
 				}}
 			ctx := context.Background()
 			first, err := Run(ctx, store, opts)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -72,8 +73,9 @@ type Options struct {
 	Item func(Change)
 	// Warn receives each skipped entry; it may be called from any goroutine.
 	Warn func(path string, err error)
-	// Open opens files for reading (tests count or fail opens through it).
-	Open func(path string) (chunker.File, error)
+	// Open opens files for reading (tests count or fail opens through it);
+	// chunker.OpenAt when nil.
+	Open func(chunker.Source) (chunker.File, error)
 }
 
 // Change is one itemised difference from the previous root.
@@ -376,6 +378,7 @@ type run struct {
 	items   chan *item    // the top walker's items, in walk order
 	slots   chan struct{} // walkers running besides the top one
 	walkers gosync.WaitGroup
+	linger  chan struct{} // directories open for their queued files only (dirFD)
 
 	mu      gosync.Mutex
 	skipped []Skipped
@@ -384,7 +387,7 @@ type run struct {
 // result is a child of a directory, possibly not computed yet.
 type result struct {
 	done chan struct{}
-	link Link
+	link diff.Link
 	skip bool
 	err  error
 	// join is the directory waiting for this result (see whenAll), or
@@ -441,7 +444,7 @@ var closedDone = func() chan struct{} {
 	return c
 }()
 
-func resolved(l Link) *result { return &result{link: l, done: closedDone} }
+func resolved(l diff.Link) *result { return &result{link: l, done: closedDone} }
 
 func failed(err error) *result { return &result{err: err, done: closedDone} }
 
@@ -486,10 +489,11 @@ func (r *run) print(ch chan *item) {
 }
 
 func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, error) {
-	st, err := metadata.Lstat(src)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("source: %w", err)
+	var sys unix.Stat_t
+	if err := unix.Lstat(src, &sys); err != nil {
+		return cid.Undef, fmt.Errorf("source: %w", &fs.PathError{Op: "lstat", Path: src, Err: err})
 	}
+	st := metadata.FromStatT(&sys)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -503,6 +507,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	// than wait for a reader; a job is a path and a stat, and the files
 	// being read stay at Workers.
 	jobs := make(chan job, 256*r.opts.Workers)
+	r.linger = make(chan struct{}, lingerSlots(cap(jobs)))
 	var wg gosync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() {
@@ -522,9 +527,10 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	var top *result
 	switch st.Type {
 	case metadata.Dir:
-		top = w.walkDir(ctx, unix.AT_FDCWD, src, "", "", st, prevLink)
+		top = w.walkDir(ctx, nil, false, src, "", "", st, prevLink)
 	case metadata.File:
-		top = w.fileAt(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st}, prevLink, nil)
+		e := diff.Entry{Name: filepath.Base(src), Stat: st, Dev: uint64(sys.Dev), Ino: uint64(sys.Ino)}
+		top = w.fileAt(ctx, nil, src, "", e, prevLink, nil)
 	case metadata.Symlink:
 		target, err := os.Readlink(src)
 		if err != nil {
@@ -588,13 +594,13 @@ func (w *walker) itemise(ctx context.Context, c Change, known bool) *item {
 }
 
 // dir walks a subdirectory on a new walker if a slot is free, else on
-// this one, opening it relative to its parent's descriptor, atfd (a new
-// walker opens it by its path: the parent's walk may be over by then).
-func (w *walker) dir(ctx context.Context, atfd int, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+// this one, opening it relative to its parent's descriptor, at (which a
+// new walker holds until it has: the parent's walk may be over by then).
+func (w *walker) dir(ctx context.Context, at *dirFD, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	select {
 	case w.slots <- struct{}{}:
 	default:
-		return w.walkDir(ctx, atfd, path, relPath, name, st, prev)
+		return w.walkDir(ctx, at, false, path, relPath, name, st, prev)
 	}
 	sub := &walker{run: w.run, jobs: w.jobs, fail: w.fail, quietUnder: w.quietUnder}
 	if w.items != nil {
@@ -608,8 +614,9 @@ func (w *walker) dir(ctx context.Context, atfd int, path, relPath, name string, 
 	}
 	out := newResult()
 	w.walkers.Add(1)
+	at.hold()
 	go func() {
-		res := sub.walkDir(ctx, unix.AT_FDCWD, path, relPath, name, st, prev)
+		res := sub.walkDir(ctx, at, true, path, relPath, name, st, prev)
 		if sub.items != nil {
 			close(sub.items)
 		}
@@ -652,12 +659,13 @@ func rel(parent, name string) string {
 }
 
 // walkDir merges the listing of the directory called name in the one open
-// at atfd (unix.AT_FDCWD: the directory at path) with its previous
-// version, queues what must be read, recurses into subdirectories, and
-// returns a result that completes once every child has and the
-// directory's node is built (or reused). A full job queue blocks the
-// walker, which is what bounds memory.
-func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
+// as at (nil: the directory at path) with its previous version, queues
+// what must be read, recurses into subdirectories, and returns a result
+// that completes once every child has and the directory's node is built
+// (or reused). A full job queue blocks the walker, which is what bounds
+// memory. With handed, at was held for this walk, which lets it go once
+// the directory is open.
+func (w *walker) walkDir(ctx context.Context, at *dirFD, handed bool, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
 	r, fail := w.run, w.fail
 	var pd *diff.PrevDir
 	var idx *blockstore.DirIndex
@@ -675,11 +683,14 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			r.warn("", fmt.Errorf("%s: %w; re-reading this directory", path, err))
 		}
 	}
-	at := name
-	if atfd == unix.AT_FDCWD {
-		at = path
+	atName := name
+	if at == nil {
+		atName = path
 	}
-	entries, fd, err := diff.ReadDirAt(atfd, at, path, relPath, r.opts.Filter)
+	entries, fd, err := diff.ReadDirAt(at.at(), atName, path, relPath, r.opts.Filter)
+	if handed {
+		at.release()
+	}
 	if err != nil {
 		if relPath == "" {
 			err = fmt.Errorf("source: %w", err)
@@ -690,12 +701,13 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			// Never turn a failed read into deletions: keep what the
 			// previous root has here.
 			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
-			return resolved(Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
+			return resolved(diff.Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
 		}
 		r.warn(path, fmt.Errorf("%w; skipped", err))
 		return skippedResult()
 	}
-	defer unix.Close(fd)
+	d := r.newDirFD(fd)
+	defer d.walked(ctx)
 	var prevEntries []diff.Link
 	if pd != nil {
 		prevEntries = pd.Entries
@@ -717,7 +729,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
-	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) {
+	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) int { return strings.Compare(e.Name, p.Name) }, func(e *diff.Entry, p *diff.Link) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -726,14 +738,14 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			return
 		}
 		if e.Stat.Type == metadata.File {
-			children = append(children, w.file(ctx, path, relPath, *e, p, idx))
+			children = append(children, w.file(ctx, d, path, relPath, *e, p, idx))
 			return
 		}
 		cp := join(path, e.Name)
 		crel := rel(relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.Dir:
-			children = append(children, w.dir(ctx, fd, cp, crel, e.Name, e.Stat, p))
+			children = append(children, w.dir(ctx, d, cp, crel, e.Name, e.Stat, p))
 		case metadata.Symlink:
 			children = append(children, w.symlink(ctx, cp, crel, *e, p))
 		default:
@@ -743,7 +755,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 	out := newResult()
 	finish := func() {
 		defer out.complete()
-		links := make([]Link, 0, len(children))
+		links := make([]diff.Link, 0, len(children))
 		for i, c := range children {
 			<-c.done
 			children[i] = nil
@@ -762,7 +774,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		r.dirs.Add(1)
 		if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(st, pd.Known)) {
 			r.dirCounts.unchanged.Add(1)
-			out.link = Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
+			out.link = diff.Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
 			return
 		}
 		if r.opts.DryRun {
@@ -772,7 +784,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 			} else {
 				r.dirCounts.modified.Add(1)
 			}
-			out.link = Link{Name: name}
+			out.link = diff.Link{Name: name}
 			return
 		}
 		var ps *prevShard
@@ -797,7 +809,7 @@ func (w *walker) walkDir(ctx context.Context, atfd int, path, relPath, name stri
 		default:
 			r.dirCounts.modified.Add(1)
 		}
-		out.link = Link{Name: name, Cid: db.cid, Tsize: db.tsize}
+		out.link = diff.Link{Name: name, Cid: db.cid, Tsize: db.tsize}
 	}
 	// Most directories of a re-sync have every child settled by now (no
 	// file queued, no subdirectory on another walker): finished here.
@@ -893,7 +905,7 @@ func (r *run) storesAny(why metadata.Why) bool {
 		(why&metadata.WhyMTime != 0 && r.meta.MTime)
 }
 
-func sameLinks(a []Link, b []diff.Link) bool {
+func sameLinks(a, b []diff.Link) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -954,5 +966,5 @@ func (w *walker) symlink(ctx context.Context, path, relPath string, e diff.Entry
 		}
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: why}, true)
 	}
-	return resolved(Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
+	return resolved(diff.Link{Name: e.Name, Cid: nd.Cid(), Tsize: size})
 }
