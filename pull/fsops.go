@@ -170,7 +170,9 @@ func readFileAt(dirfd int, name string) ([]byte, error) {
 }
 
 // writeFileAt replaces name in dirfd with data: temporary name, fsync,
-// rename.
+// rename, fsync of the directory (without it the rename, state.json's
+// record of a root pulled, could be lost to a power cut after pull said
+// it was done).
 func writeFileAt(dirfd int, name string, data []byte) error {
 	tmp := tmpName()
 	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -190,6 +192,9 @@ func writeFileAt(dirfd int, name string, data []byte) error {
 	}
 	if err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := unix.Fsync(dirfd); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
