@@ -1,0 +1,224 @@
+package blockstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	mh "github.com/multiformats/go-multihash"
+)
+
+// packSet is the packs and indexes one process sees. A reader reloads it
+// when a block is missing and the directory changed, so serve finds what a
+// sync wrote after it started; packs it has open stay readable after a gc
+// deletes them.
+type packSet struct {
+	dir string
+
+	mu    sync.RWMutex
+	idx   map[string]*idxFile
+	files map[string]*packFile
+	stamp time.Time // the directory's mtime at the last load
+}
+
+// packFile is an open pack. One no index names any more (a gc rewrote
+// it) is closed when the last read of it ends, so that its space is
+// freed while serve runs.
+type packFile struct {
+	f     *os.File
+	reads int
+	gone  bool
+}
+
+func newPackSet(dir string) *packSet {
+	return &packSet{dir: dir, idx: map[string]*idxFile{}, files: map[string]*packFile{}}
+}
+
+// load brings the set up to the directory: new .idx files loaded, gone
+// ones dropped. It reports whether anything changed.
+func (s *packSet) load() (bool, error) {
+	st, err := os.Stat(s.dir)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st.ModTime().Equal(s.stamp) {
+		return false, nil
+	}
+	names, err := listSuffix(s.dir, ".idx")
+	if err != nil {
+		return false, err
+	}
+	present := map[string]bool{}
+	changed := false
+	for _, n := range names {
+		present[n] = true
+		if s.idx[n] != nil {
+			continue
+		}
+		x, err := loadIdx(filepath.Join(s.dir, n))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by a gc since the listing
+		}
+		if err != nil {
+			return false, err
+		}
+		s.idx[n] = x
+		changed = true
+	}
+	for n, x := range s.idx {
+		if !present[n] && !strings.HasSuffix(n, ".new") {
+			x.f.Close()
+			delete(s.idx, n)
+			changed = true
+		}
+	}
+	// Directory times are coarse (a kernel tick): one this recent may be
+	// shared by a change still to come, so it proves nothing next time.
+	s.stamp = time.Time{}
+	if time.Since(st.ModTime()) > time.Second {
+		s.stamp = st.ModTime()
+	}
+	s.closeUnusedLocked()
+	return changed, nil
+}
+
+// closeUnusedLocked closes packs no loaded idx names.
+func (s *packSet) closeUnusedLocked() {
+	used := s.packNamesLocked()
+	for name := range s.files {
+		if !used[name] {
+			s.dropLocked(name)
+		}
+	}
+}
+
+// dropLocked forgets the pack called name; its file is closed now, or
+// when the last read of it ends.
+func (s *packSet) dropLocked(name string) {
+	p := s.files[name]
+	if p == nil {
+		return
+	}
+	p.gone = true
+	delete(s.files, name)
+	if p.reads == 0 {
+		p.f.Close()
+	}
+}
+
+func (s *packSet) packNamesLocked() map[string]bool {
+	used := map[string]bool{}
+	for _, x := range s.idx {
+		for _, p := range x.packs {
+			used[p] = true
+		}
+	}
+	return used
+}
+
+func (s *packSet) find(k key) (loc, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, x := range s.idx {
+		l, ok, err := x.find(k)
+		if ok || err != nil {
+			return l, ok, err
+		}
+	}
+	return loc{}, false, nil
+}
+
+// add puts an idx this process wrote into the set.
+func (s *packSet) add(x *idxFile) {
+	s.mu.Lock()
+	s.idx[x.name] = x
+	s.mu.Unlock()
+}
+
+// acquire opens (once) the pack called name for a read; release it.
+func (s *packSet) acquire(name string) (*packFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.files[name]
+	if p == nil {
+		f, err := os.Open(filepath.Join(s.dir, name+".pack"))
+		if err != nil {
+			return nil, err
+		}
+		p = &packFile{f: f}
+		s.files[name] = p
+	}
+	p.reads++
+	return p, nil
+}
+
+func (s *packSet) release(p *packFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.reads--; p.reads == 0 && p.gone {
+		p.f.Close()
+	}
+}
+
+// read returns the data of the record at l, checking the record's own
+// header: its length and that it is the block with multihash h.
+func (s *packSet) read(l loc, h mh.Multihash) ([]byte, error) {
+	p, err := s.acquire(l.pack)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(p)
+	return readRecord(p.f, l, h)
+}
+
+// recordHash reads the multihash of the record at l.
+func (s *packSet) recordHash(l loc) (mh.Multihash, error) {
+	p, err := s.acquire(l.pack)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(p)
+	var buf [recordHead + maxMHLen]byte
+	n, err := p.f.ReadAt(buf[:], int64(l.off))
+	if n < recordHead || n < recordHead+int(buf[4]) {
+		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, errors.Join(err, ErrCorrupt))
+	}
+	_, h, err := mh.MHFromBytes(buf[recordHead : recordHead+int(buf[4])])
+	if err != nil || binary.LittleEndian.Uint32(buf[:]) != l.size {
+		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)
+	}
+	return h, nil
+}
+
+// sorted is the set's indexes in name order (stable output for gc).
+func (s *packSet) sorted() []*idxFile {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	xs := make([]*idxFile, 0, len(s.idx))
+	for _, x := range s.idx {
+		xs = append(xs, x)
+	}
+	slices.SortFunc(xs, func(a, b *idxFile) int { return strings.Compare(a.name, b.name) })
+	return xs
+}
+
+func (s *packSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.idx {
+		x.f.Close()
+	}
+	for _, p := range s.files {
+		p.f.Close()
+	}
+	s.idx, s.files = map[string]*idxFile{}, map[string]*packFile{}
+}

@@ -1,0 +1,345 @@
+package blockstore
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	mh "github.com/multiformats/go-multihash"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+)
+
+// packWriter appends blocks to new packs. Writers reserve their record's
+// place under a lock and write it outside, so blocks from all cores go
+// into one pack without waiting for each other's copies.
+//
+// Lock order: mu before pmu, openPack.entMu, packSet.mu, openPack.errMu
+// and aioStages.mu; none of those five is held while another is taken. A
+// copy into a stage, its end, and the write of a full stage by the copier
+// that ends it never take mu (a seal waits for them while it holds mu):
+// only errMu and aioStages.mu, and commitRecord's claim pmu and entMu.
+//
+// Who owns what, so that no write can land in a file it was not meant for
+// and no buffer is unmapped under a copy or a write:
+//   - A stage buffer is the writer's while it is in free. Taken, it is
+//     its stage's: filled by copies, then, once full and every copy into
+//     it ended, written by its stageWriter, whose end (written) puts it
+//     back in free; the stage being filled when its pack is sealed goes
+//     back there from sealLocked once its copies ended. close unmaps only
+//     the buffers in free.
+//   - A pack's O_DIRECT descriptor is its openPack's. It is closed only
+//     once every stage handed off to be written has been written and
+//     ended (waitWritesLocked), whether the pack is sealed or its writes
+//     failed: a stage written after would go through a number the kernel
+//     may have given to another file since (the next pack, pebble's). If
+//     that cannot be known (a reap failed: lost), it is never closed.
+type packWriter struct {
+	set   *packSet
+	limit int64 // bytes of records per pack
+
+	mu      sync.Mutex
+	cur     *openPack
+	pmu     sync.RWMutex // pending
+	pending map[key]loc  // written, not yet in an idx of the set
+	unnamed []string     // this run's .idx.new files
+	free    chan []byte  // stage buffers not in use (nil: not mapped yet)
+	// lost, under mu: a reap failed, so AIO writes may be in flight that
+	// nothing will end. Nothing more is written, and no descriptor or
+	// buffer they may use is let go.
+	lost error
+
+	// fast: the Linux fast paths may be tried (fastpath.On when opened):
+	// O_DIRECT and AIO writes, one syncfs per flush. Without, every stage
+	// is written with pwrite(2) through the page cache, and each pack and
+	// idx fsynced when sealed.
+	fast     bool
+	aioTried bool        // under mu
+	aio      stageWriter // see aioLocked; nil: none (yet, or refused here)
+	// Full stages written each way, for tests to see which ran.
+	stagesAIO, stagesPwrite atomic.Int64
+}
+
+type openPack struct {
+	name   string
+	f      *os.File   // written only through stage buffers
+	fd     int        // f's: read while f may be closing after its last write
+	direct bool       // f is its own (O_DIRECT) descriptor, not the one reads use
+	size   int64      // bytes of records appended
+	st     *stage     // the stage being filled
+	onDisk int64      // records below this offset are in the file
+	entMu  sync.Mutex // ents: a record reserved under mu is indexed outside it
+	ents   []entry
+	// Full stages are written by sw: AIO where chosen (direct packs, once
+	// the first stage is full and the context could be made), else
+	// pwrite(2) by whoever completes them.
+	sw      stageWriter
+	aio     bool           // sw is AIO: its writes end in reap, into allocated space
+	aioSet  bool           // sw is chosen
+	writes  sync.WaitGroup // full stages not yet written
+	flying  atomic.Int32   // the same, counted, for reaping
+	alloc   int64          // bytes of the file allocated ahead, with aio
+	noAlloc bool           // fallocate failed: writes extend the file
+
+	errMu sync.Mutex
+	err   error // the first failed write
+}
+
+func newPackWriter(set *packSet) *packWriter {
+	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
+	for range stageBuffers {
+		w.free <- nil // allocated when first taken
+	}
+	return w
+}
+
+func (w *packWriter) newPack() (*openPack, error) {
+	name := randomName()
+	path := filepath.Join(w.set.dir, name+".pack")
+	rf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	// The last pack's writes are done (sealLocked): a buffer is free.
+	buf, err := w.buffer(nil)
+	if err != nil {
+		rf.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	p := &openPack{name: name, f: rf, fd: int(rf.Fd()), sw: pwriteStages{w}}
+	p.st = newStage(p, buf, 0)
+	// Where O_DIRECT is refused, at open or (alignment) at the first
+	// write, the same stages go through the page cache.
+	if w.fast {
+		if wf, err := openDirect(path); err == nil {
+			if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
+				p.f, p.fd, p.direct = wf, int(wf.Fd()), true
+			} else {
+				wf.Close()
+			}
+		}
+	}
+	w.set.mu.Lock()
+	w.set.files[name] = &packFile{f: rf}
+	w.set.mu.Unlock()
+	return p, nil
+}
+
+// packLocked is the open pack, with room for a record of rec bytes: the
+// current one, or a new one after sealing it.
+func (w *packWriter) packLocked(rec int64) (*openPack, error) {
+	if w.lost != nil {
+		return nil, fmt.Errorf("write packs in %s: %w", w.set.dir, w.lost)
+	}
+	if w.cur != nil && w.cur.size+rec > w.limit {
+		p := w.cur
+		w.cur = nil
+		if err := w.sealLocked(p); err != nil {
+			return nil, err
+		}
+	}
+	if w.cur == nil {
+		p, err := w.newPack()
+		if err != nil {
+			return nil, fmt.Errorf("create pack in %s: %w", w.set.dir, err)
+		}
+		w.cur = p
+	}
+	if err := w.cur.failed(); err != nil {
+		return nil, w.writeErr(w.cur, err)
+	}
+	return w.cur, nil
+}
+
+// put appends the block with multihash h and key k (keyOf(h), which the
+// caller has for its lookup). The caller has checked the store does not
+// hold it.
+func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
+	if len(h) > maxMHLen {
+		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
+	}
+	rec := int64(recordHead + len(h) + len(data))
+	var head [recordHead + maxMHLen]byte
+	binary.LittleEndian.PutUint32(head[:], uint32(len(data)))
+	head[4] = byte(len(h))
+	n := copy(head[recordHead:], h)
+
+	var segs [3]segment
+	ss, err := w.reserve(k, rec, len(data), segs[:0])
+	// Copied in even when the reservation failed part way: a stage's
+	// write waits for every segment reserved in it.
+	src := head[:recordHead+n]
+	for _, sg := range ss {
+		c := copy(sg.b, src)
+		if c < len(src) {
+			src = src[c:]
+		} else {
+			copy(sg.b[c:], data)
+			data = data[len(sg.b)-c:]
+			src = nil
+		}
+		w.release(sg.st)
+	}
+	return err
+}
+
+// reserve places a record of rec bytes for key k (len bytes of block
+// data) at the end of the open pack and returns its segments, each to be
+// copied into and marked done. Nothing is reserved for a key this run
+// already put.
+func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segment, error) {
+	if _, ok := w.pendingLoc(k); ok {
+		return ss, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, err := w.packLocked(rec)
+	if err != nil {
+		return ss, err
+	}
+	off := p.size
+	if ss, err = w.reserveLocked(p, rec, ss); err != nil {
+		return ss, err
+	}
+	w.claim(p, k, off, size) // put meanwhile: the place reserved stays a hole
+	return ss, nil
+}
+
+// claim indexes the record at off in p (size bytes of data) under key k,
+// unless this run stored k already; it reports whether it did. The record
+// may be written after: a read of it waits for the stage's copies.
+func (w *packWriter) claim(p *openPack, k key, off int64, size int) bool {
+	w.pmu.Lock()
+	if _, ok := w.pending[k]; ok {
+		w.pmu.Unlock()
+		return false
+	}
+	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size)}
+	w.pmu.Unlock()
+	p.entMu.Lock()
+	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size)})
+	p.entMu.Unlock()
+	return true
+}
+
+func (w *packWriter) pendingLoc(k key) (loc, bool) {
+	w.pmu.RLock()
+	defer w.pmu.RUnlock()
+	l, ok := w.pending[k]
+	return l, ok
+}
+
+// record is a block's record reserved in one piece of a stage, for its
+// data to be written there by its maker (Writer.ReserveBlock).
+type record struct {
+	st  *stage
+	off int64  // in the pack (st.p)
+	b   []byte // the record: head, multihash, data
+}
+
+// reserveRecord reserves rec bytes in one piece of the stage being
+// filled; false when they do not fit in what is left of it (the caller
+// puts the block, copied in two pieces, instead). The record is the
+// caller's until it ends it (endRecord), indexed (commitRecord) or not.
+func (w *packWriter) reserveRecord(rec int) (*record, bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, err := w.packLocked(int64(rec))
+	if err != nil {
+		return nil, false, err
+	}
+	if st := p.st; len(st.buf)-st.n < rec {
+		return nil, false, nil
+	}
+	r := &record{st: p.st, off: p.size, b: p.st.buf[p.st.n : p.st.n+rec]}
+	if _, err := w.reserveLocked(p, int64(rec), nil); err != nil {
+		// The place was reserved: ended here, as no caller will, or its
+		// stage would never be written and its pack's seal would wait
+		// for it forever.
+		w.release(r.st)
+		return nil, false, err
+	}
+	return r, true, nil
+}
+
+// commitRecord indexes the block with multihash h and key k whose data
+// the caller wrote into r, and writes the record's head, unless this run
+// stored the block already (then r stays a hole no index names, left for
+// gc). The caller still ends r.
+func (w *packWriter) commitRecord(r *record, k key, h mh.Multihash) bool {
+	size := len(r.b) - recordHead - len(h)
+	if !w.claim(r.st.p, k, r.off, size) {
+		return false
+	}
+	binary.LittleEndian.PutUint32(r.b, uint32(size))
+	r.b[4] = byte(len(h))
+	copy(r.b[recordHead:], h)
+	return true
+}
+
+// endRecord gives r's stage back: it is written once every record and
+// copy in it has ended. It never takes mu, which a pack being sealed
+// holds while it waits for this.
+func (w *packWriter) endRecord(r *record) {
+	w.release(r.st)
+}
+
+// readable makes sure the record at l, if the open pack holds it, is in
+// the file, for a read of a block this run wrote.
+func (w *packWriter) readable(l loc) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.cur; p != nil && p.name == l.pack && int64(l.off)+recordHead+maxMHLen+int64(l.size) > p.onDisk {
+		return w.writeOutLocked(p)
+	}
+	return nil
+}
+
+func (w *packWriter) writeErr(p *openPack, err error) error {
+	return fmt.Errorf("write pack %s: %w", filepath.Join(w.set.dir, p.name+".pack"), err)
+}
+
+func (p *openPack) failed() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.err
+}
+
+func (p *openPack) setErr(err error) {
+	p.errMu.Lock()
+	p.err = cmp.Or(p.err, err)
+	p.errMu.Unlock()
+}
+
+// close lets the writer go; it is not used after. A pack left open (a
+// failed run) stays unnamed, and is let go as a sealed one is: its copies
+// and writes waited for, then its descriptor closed. Only then are the
+// stage buffers unmapped, those that are back in free.
+func (w *packWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.cur; p != nil {
+		w.cur = nil
+		w.releaseStageLocked(p)
+		w.waitWritesLocked(p) // an error was the failed run's
+		w.closeDirectLocked(p)
+	}
+	w.dropAIOLocked()
+	for {
+		select {
+		case b := <-w.free:
+			if b != nil {
+				unix.Munmap(b)
+			}
+			continue
+		default:
+		}
+		return
+	}
+}

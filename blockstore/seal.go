@@ -1,0 +1,140 @@
+package blockstore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// sealLocked finishes a pack no more blocks go into: its records written
+// out, the padding cut off, and its idx written as .idx.new. Failed or
+// not, the pack is let go: its stage's buffer back in free, its
+// descriptor closed after its last write.
+func (w *packWriter) sealLocked(p *openPack) error {
+	err := w.writeOutLocked(p)
+	w.releaseStageLocked(p)
+	if err == nil {
+		err = p.f.Truncate(p.size)
+		if err == nil && !w.fast {
+			err = p.f.Sync() // no syncfs at the flush
+		}
+		if err != nil {
+			err = w.writeErr(p, err)
+		}
+	}
+	w.closeDirectLocked(p)
+	if err != nil {
+		return err
+	}
+	p.entMu.Lock()
+	ents := p.ents
+	p.ents = nil
+	p.entMu.Unlock()
+	if len(ents) == 0 {
+		w.set.mu.Lock()
+		w.set.dropLocked(p.name)
+		w.set.mu.Unlock()
+		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
+	}
+	sortEntries(ents)
+	path := filepath.Join(w.set.dir, p.name+".idx.new")
+	iw, err := newIdxWriter(path, []string{p.name})
+	if err != nil {
+		return fmt.Errorf("write index %s: %w", path, err)
+	}
+	for _, e := range ents {
+		iw.add(e.key, loc{pack: p.name, off: e.off, size: e.size})
+	}
+	if err := iw.finish(!w.fast); err != nil {
+		return err
+	}
+	x, err := loadIdx(path)
+	if err != nil {
+		return err
+	}
+	w.set.add(x)
+	w.pmu.Lock()
+	for _, e := range ents {
+		if w.pending[e.key].pack == p.name {
+			delete(w.pending, e.key)
+		}
+	}
+	w.pmu.Unlock()
+	w.unnamed = append(w.unnamed, x.name)
+	return nil
+}
+
+// maxIdx is how many indexes a flush leaves before merging them into one:
+// a lookup reads one per idx whose Bloom filter lets it through.
+const maxIdx = 8
+
+// flush makes every block put so far durable and visible to readers: the
+// open pack is sealed, one syncfs(2) writes packs and indexes (without
+// the fast paths, each was fsynced when sealed, and their directory is),
+// and the indexes are named. If that leaves more than maxIdx, they are
+// merged.
+func (w *packWriter) flush() error {
+	return w.sync(true)
+}
+
+func (w *packWriter) sync(merge bool) error {
+	w.mu.Lock()
+	if p := w.cur; p != nil {
+		w.cur = nil
+		if err := w.sealLocked(p); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
+	names := w.unnamed
+	w.unnamed = nil
+	w.dropAIOLocked()
+	w.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	if err := w.syncSealed(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		final := strings.TrimSuffix(n, ".new")
+		if err := os.Rename(filepath.Join(w.set.dir, n), filepath.Join(w.set.dir, final)); err != nil {
+			return fmt.Errorf("name index: %w", err)
+		}
+		w.set.mu.Lock()
+		x := w.set.idx[n]
+		delete(w.set.idx, n)
+		x.name = final
+		w.set.idx[final] = x
+		w.set.mu.Unlock()
+	}
+	if err := syncDir(w.set.dir); err != nil {
+		return err
+	}
+	w.set.mu.RLock()
+	n := len(w.set.idx)
+	w.set.mu.RUnlock()
+	if merge && n > maxIdx {
+		return w.compact(nil, nil)
+	}
+	return nil
+}
+
+// syncSealed makes the packs and indexes sealed since the last flush
+// durable, with their names in the directory: one syncfs(2) where fast;
+// without it each was fsynced when sealed, and the directory is left.
+func (w *packWriter) syncSealed() error {
+	if !w.fast {
+		return syncDir(w.set.dir)
+	}
+	d, err := os.Open(w.set.dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", w.set.dir, err)
+	}
+	defer d.Close()
+	if err := syncFS(d); err != nil {
+		return fmt.Errorf("sync %s: %w", w.set.dir, err)
+	}
+	return nil
+}
