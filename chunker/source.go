@@ -47,16 +47,6 @@ type Source struct {
 	Dev, Ino uint64
 }
 
-// SourceOf is the file at path as a Source, with the identity an lstat
-// finds there now.
-func SourceOf(path string) (Source, error) {
-	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
-		return Source{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	return Source{Dir: unix.AT_FDCWD, Name: path, Path: path, Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, nil
-}
-
 // relisted is s with the identity of the file now at its name, as a
 // listing taken now would find it.
 func (s Source) relisted() (Source, error) {

@@ -7,7 +7,6 @@ package metadata
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -64,15 +63,6 @@ func FromFileInfo(fi fs.FileInfo) Stat {
 		st.Type = Other
 	}
 	return st
-}
-
-// Lstat stats path without following a final symlink.
-func Lstat(path string) (Stat, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return Stat{}, err
-	}
-	return FromFileInfo(fi), nil
 }
 
 // Same reports whether an open file still has the size and mtime seen when
