@@ -31,7 +31,7 @@ type aioStages struct {
 	w      *packWriter
 	ctx    aioCtx
 	evs    [stageBuffers]aioEvent // for reap, under w.mu
-	mu     sync.Mutex
+	mu     sync.Mutex             // a leaf (lock order: packWriter)
 	tag    uint64
 	flying map[uint64]*stage // submitted, by tag
 }

@@ -36,7 +36,7 @@ type Index struct {
 	s      *Store
 	prefix string
 
-	mu    sync.Mutex
+	mu    sync.Mutex // held alone, as idleMu is (lock order: packWriter)
 	batch ds.Batch
 	n     int
 

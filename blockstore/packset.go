@@ -22,7 +22,7 @@ import (
 type packSet struct {
 	dir string
 
-	mu    sync.RWMutex
+	mu    sync.RWMutex // a leaf (lock order: packWriter)
 	idx   map[string]*idxFile
 	files map[string]*packFile
 	stamp time.Time // the directory's mtime at the last load

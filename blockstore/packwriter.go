@@ -19,11 +19,17 @@ import (
 // place under a lock and write it outside, so blocks from all cores go
 // into one pack without waiting for each other's copies.
 //
-// Lock order: mu before pmu, openPack.entMu, packSet.mu, openPack.errMu
-// and aioStages.mu; none of those five is held while another is taken. A
-// copy into a stage, its end, and the write of a full stage by the copier
-// that ends it never take mu (a seal waits for them while it holds mu):
-// only errMu and aioStages.mu, and commitRecord's claim pmu and entMu.
+// Lock order, for every lock in the package: mu before pmu,
+// openPack.entMu, openPack.errMu, packSet.mu and aioStages.mu. Those five
+// are leaves: none is held while another lock is taken, so no two of them
+// are ever held together, and each is also taken without mu (readers take
+// packSet.mu and pmu alone). Writer.mu, Index.mu and Index.idleMu are
+// each held alone, never with another lock of the package. mu is the one
+// lock held while waiting: for a stage's copies and writes, a free buffer,
+// a reap. So a copy into a stage, its end, and the write of a full stage
+// by the copier that ends it never take mu (a seal waits for them while it
+// holds mu): only errMu and aioStages.mu, and commitRecord's claim pmu and
+// entMu.
 //
 // Who owns what, so that no write can land in a file it was not meant for
 // and no buffer is unmapped under a copy or a write:
@@ -67,14 +73,16 @@ type packWriter struct {
 
 type openPack struct {
 	name   string
-	f      *os.File   // written only through stage buffers
-	fd     int        // f's: read while f may be closing after its last write
-	direct bool       // f is its own (O_DIRECT) descriptor, not the one reads use
-	size   int64      // bytes of records appended
-	st     *stage     // the stage being filled
-	onDisk int64      // records below this offset are in the file
-	entMu  sync.Mutex // ents: a record reserved under mu is indexed outside it
-	ents   []entry
+	f      *os.File // written only through stage buffers
+	fd     int      // f's: read while f may be closing after its last write
+	direct bool     // f is its own (O_DIRECT) descriptor, not the one reads use
+	size   int64    // bytes of records appended
+	st     *stage   // the stage being filled
+	onDisk int64    // records below this offset are in the file
+	// entMu, a leaf (lock order: packWriter), guards ents: a record
+	// reserved under mu is indexed outside it.
+	entMu sync.Mutex
+	ents  []entry
 	// Full stages are written by sw: AIO where chosen (direct packs, once
 	// the first stage is full and the context could be made), else
 	// pwrite(2) by whoever completes them.
@@ -86,8 +94,8 @@ type openPack struct {
 	alloc   int64          // bytes of the file allocated ahead, with aio
 	noAlloc bool           // fallocate failed: writes extend the file
 
-	errMu sync.Mutex
-	err   error // the first failed write
+	errMu sync.Mutex // a leaf (lock order: packWriter)
+	err   error      // the first failed write
 }
 
 func newPackWriter(set *packSet) *packWriter {

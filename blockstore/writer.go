@@ -21,7 +21,7 @@ type Writer struct {
 	s       *Store
 	discard bool
 
-	mu       sync.Mutex
+	mu       sync.Mutex           // held alone (lock order: packWriter)
 	inFlight map[cid.Cid]struct{} // being written: a second Put skips it
 	err      error
 
