@@ -9,21 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Linux native AIO (io_submit(2)) for the pack writer's O_DIRECT writes:
-// a full stage goes to the disk with one short system call, and its
-// completion is picked up later by whoever next needs a buffer. Written
-// by a goroutine each in pwrite(2), every stage held one of Go's Ps for
-// the write's milliseconds until the runtime handed it off; with this and
-// the reads of chunker/source_linux.go a small-preset import went from
-// 1.24 s to 1.09 s on two cores (docs/benchmarks.md). Only O_DIRECT
-// writes into allocated space are asynchronous: a write that extends the
-// file, or goes through the page cache, completes inside io_submit, so
-// the writer allocates ahead (fallocate) and uses this only for O_DIRECT
-// packs.
-//
-// Four system calls, so no library: gvisor's pkg/aio would bring the
-// whole gVisor module, and github.com/traetox/goaio owns the file and
-// its buffers.
+// Linux native AIO (io_submit(2)) for the pack writer's O_DIRECT writes,
+// because a stage written with pwrite(2) holds one of Go's Ps for the
+// write's milliseconds (docs/benchmarks.md#decisions). Only an O_DIRECT
+// write into allocated space is asynchronous (one that extends the file,
+// or goes through the page cache, completes inside io_submit), so the
+// writer allocates ahead (fallocate) and uses this for O_DIRECT packs only.
+// Four system calls, so no library: gVisor's pkg/aio brings all of gVisor,
+// github.com/traetox/goaio owns the file and its buffers.
 
 // aioStages is the stageWriter of O_DIRECT packs: one AIO context, whose
 // writes are ended by reap.

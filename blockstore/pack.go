@@ -38,12 +38,12 @@ import (
 // Integers are little-endian.
 //
 // Why packs and not one file per block (flatfs, kubo's layout, which
-// this store used before): creating a file costs ext4 an inode, and on an
-// import that was a third of the CPU time (docs/benchmarks.md). Why not
-// pebble: blocks of 256 KiB–1 MiB go through its log and compactions
-// (five times slower to write, bench/storecmp), and no second process can
-// read a pebble database while a sync writes it. Pack and idx files never
-// change once named, so serve, export and pull read them without the lock.
+// this store used before): creating a file costs ext4 an inode, a third
+// of an import's CPU. Why not pebble: blocks of 256 KiB–1 MiB go through
+// its log and compactions (five times slower to write), and no second
+// process can read a pebble database while a sync writes it. Measurements:
+// docs/benchmarks.md#decisions. Pack and idx files never change once
+// named, so serve, export and pull read them without the lock.
 //
 // Durability: a run appends to new packs and writes each full pack's idx
 // as .idx.new; before a ref moves, one syncfs(2) makes packs and indexes

@@ -11,18 +11,13 @@ import (
 
 // A pack is written in stage buffers of stageSize, at offsets and from
 // addresses aligned to dioAlign, with O_DIRECT where the file system
-// allows it (not tmpfs): the data goes from the buffer to the disk, not
-// copied into the page cache to be written back at the run's syncfs.
-// That copy, into memory the kernel has to find for it, was the largest
-// cost of an import after hashing (docs/benchmarks.md). A record is copied
-// into the stage outside the writer's lock, in the place reserved for it
-// under the lock: the copy is ~0.1 s per GB, and with it under the lock
-// the other core's writer slept on it and woke late (0.37 s of worker
-// time in a 1.7 s small-preset import, in the Go execution trace). A full
-// buffer is written
-// once the copies into it are done, while the next one fills, by the
-// last copier: submitted to AIO (aio_linux.go), or, without AIO or
-// O_DIRECT, written with pwrite(2) there and then (stagewriter.go).
+// allows it (not tmpfs), because the kernel's copy of each block into the
+// page cache was an import's largest cost after hashing. A record's place
+// is reserved in a stage under the writer's lock and copied into outside
+// it, so that one core's writer does not sleep on the other's copy. A
+// full stage is written, while the next fills, by the last copier to end
+// in it: submitted to AIO (aio_linux.go), else with pwrite(2) there and
+// then (stagewriter.go). Measurements: docs/benchmarks.md#decisions.
 const (
 	dioAlign     = 4096
 	stageSize    = 4 << 20

@@ -18,15 +18,12 @@ type File interface {
 	Stat() (metadata.Stat, error)
 }
 
-// source is a file read by descriptor, not through os.File: on Linux a
-// read of bytes the page cache holds is a raw system call that keeps the
-// P (preadv2 with RWF_NOWAIT, source_linux.go), and only a read that must
-// wait for the disk goes through the scheduler as a blocking call, a
-// pread(2). Each blocking call let the runtime hand the worker's P to
-// another thread and the worker wait to get one back; read this way, a
-// small-preset import of a cached tree took 0.1 CPU-s less (2.07 → 1.97
-// in interleaved runs). os.File also tried to register every file with
-// the poller, one failing epoll_ctl each.
+// source is a file read by descriptor, not through os.File, so that a
+// read the page cache answers keeps the worker's P: on Linux it is a raw
+// preadv2 with RWF_NOWAIT (source_linux.go), and only a read that must
+// wait for the disk is a blocking pread(2), after which the worker waits
+// to get a P back (docs/benchmarks.md#decisions). os.File would also
+// register every file with the poller, one failing epoll_ctl each.
 type source struct {
 	fd   int
 	path string
