@@ -98,7 +98,7 @@ func TestCrashDuringSync(t *testing.T) {
 		copyTree(t, src, next)
 		publishCycle(t, next, uint64(cycle))
 		rsyncTree(t, next, src)
-		killLoop(t, rng, 10, 250*time.Millisecond, []string{"--repo", repo, "-q", "sync", "--name", "m", src},
+		killLoop(t, rng, 10, uninterruptedSync(t, repo, src), []string{"--repo", repo, "-q", "sync", "--name", "m", src},
 			func() { checkRefComplete(t, repo) }, &landed, &runs)
 		res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
 		if res.Code != 0 {
@@ -111,6 +111,22 @@ func TestCrashDuringSync(t *testing.T) {
 		}
 	}
 	requireLanded(t, landed, runs)
+}
+
+// uninterruptedSync times the sync the kill loop is about to interrupt, run
+// whole on a copy of the repository, so that the kills' delays fall inside
+// a run however fast the machine is (or however loaded).
+func uninterruptedSync(t *testing.T, repo, src string) time.Duration {
+	t.Helper()
+	scratch := filepath.Join(t.TempDir(), "repo")
+	if _, err := os.Stat(repo); err == nil {
+		copyTree(t, repo, scratch)
+	}
+	start := time.Now()
+	if res := ipfsSync(t, scratch, "-q", "sync", "--name", "m", src); res.Code != 0 {
+		t.Fatalf("sync on a copy of the repository: %s", res)
+	}
+	return time.Since(start)
 }
 
 // checkRefComplete exports the ref's current root, which fails on any
