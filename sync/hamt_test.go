@@ -13,12 +13,13 @@ import (
 )
 
 // TestHugeFlatDirectoryOneEntry adds one entry to a flat directory of
-// thousands (an npm/PyPI-style index): the update writes the new file and
-// the few HAMT shards on its path, not the whole directory.
+// thousands (a PyPI-style directory of wheels): the update writes the new
+// file and the few HAMT shards on its path, not the whole directory.
 func TestHugeFlatDirectoryOneEntry(t *testing.T) {
-	// 5,000 entries are about the fewest that unixfs-v1-2025's 256 KiB
-	// threshold shards.
-	n := testtier.Size(5000, 5000, 10000)
+	// With wheel-length names, 2,800 entries are about the fewest that
+	// unixfs-v1-2025's 256 KiB threshold shards; each is a file created,
+	// the test's main cost.
+	n := testtier.Size(3000, 3000, 10000)
 	src := t.TempDir()
 	flat := filepath.Join(src, "simple")
 	if err := os.Mkdir(flat, 0o755); err != nil {
@@ -26,7 +27,7 @@ func TestHugeFlatDirectoryOneEntry(t *testing.T) {
 	}
 	old := time.Unix(1_600_000_000, 0)
 	for i := range n {
-		p := filepath.Join(flat, fmt.Sprintf("package-%06d", i))
+		p := filepath.Join(flat, fmt.Sprintf("package%05d-1.0.0-py3-none-manylinux_2_17_x86_64.whl", i))
 		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
 			t.Fatal(err)
 		}

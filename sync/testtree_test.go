@@ -119,9 +119,14 @@ const kuboAlphabetEasy = "abcdefghijklmnopqrstuvwxyz01234567890-_"
 // kuboHAMTDir recreates kubo's test/cli/add_test.go createDeterministicFiles:
 // n files holding "x", named from the ChaCha20 stream of seed mapped onto
 // AlphabetEasy; the last name has lastLen characters, the others nameLen.
+// The files after the first are hard links to it, sharing its content,
+// mode and mtime (all a CID can see of a file besides its name): creating
+// an inode costs several times a link (ten times on ext4), and a file each
+// made these fixtures most of the package's test time.
 func kuboHAMTDir(t testing.TB, dir string, n, nameLen, lastLen int, seed string) {
 	t.Helper()
 	r := kuboRandom(1<<20, seed)
+	var first string
 	for i := range n {
 		l := nameLen
 		if i == n-1 {
@@ -134,7 +139,13 @@ func kuboHAMTDir(t testing.TB, dir string, n, nameLen, lastLen int, seed string)
 		for j, b := range buf {
 			buf[j] = kuboAlphabetEasy[int(b)%len(kuboAlphabetEasy)]
 		}
-		fxWrite(t, filepath.Join(dir, string(buf)), []byte("x"), 0o644)
+		p := filepath.Join(dir, string(buf))
+		if first == "" {
+			fxWrite(t, p, []byte("x"), 0o644)
+			first = p
+		} else if err := os.Link(first, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
