@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath/fastpathtest"
 )
 
 // testBlocks makes n distinct raw blocks of up to ~4 KiB, the first one
@@ -434,16 +435,7 @@ func TestPackStoreLargeWrites(t *testing.T) {
 // this system has them) and off (IPFS_SYNC_NO_FASTPATH, the portable
 // writes every system has).
 func bothModes(t *testing.T, fn func(t *testing.T)) {
-	for _, fast := range []bool{true, false} {
-		t.Run(fmt.Sprint("fast=", fast), func(t *testing.T) {
-			if fast {
-				t.Setenv(fastpath.Env, "")
-			} else {
-				t.Setenv(fastpath.Env, "1")
-			}
-			fn(t)
-		})
-	}
+	fastpathtest.BothModes(t, func(t *testing.T, _ bool) { fn(t) })
 }
 
 // aioHere reports whether a pack writer opened on dir now writes its full

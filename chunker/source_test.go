@@ -3,7 +3,6 @@ package chunker
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath/fastpathtest"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
@@ -38,51 +38,44 @@ func TestSource(t *testing.T) {
 	}
 	p := mustProfile(t, profile.V1_2025, profile.Overrides{})
 	roots := map[bool]cid.Cid{}
-	for _, fast := range []bool{true, false} {
-		t.Run(fmt.Sprint("fast=", fast), func(t *testing.T) {
-			if fast {
-				t.Setenv(fastpath.Env, "")
-			} else {
-				t.Setenv(fastpath.Env, "1")
-			}
-			cachedReads := true
-			for _, size := range []int{7, 4096, 1 << 20} {
-				f, err := OpenAt(mustSource(t, path))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if noWait := f.(*source).noWait; noWait == fastpath.On() {
-					t.Fatalf("opened with noWait %v, the fast paths on: %v", noWait, fastpath.On())
-				}
-				got, err := io.ReadAll(&sizedReader{f, size})
-				if err != nil || !bytes.Equal(got, data) {
-					t.Fatalf("reads of %d bytes: %d bytes (want %d), %v", size, len(got), len(data), err)
-				}
-				cachedReads = cachedReads && !f.(*source).noWait
-				st, err := f.Stat()
-				if err != nil || st.Type != metadata.File || st.Size != int64(len(data)) || st.Mode != 0o644 {
-					t.Fatalf("stat %+v, %v", st, err)
-				}
-				if err := f.Close(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := OpenAt(mustSource(t, filepath.Join(dir, "link"))); !errors.Is(err, unix.ELOOP) {
-				t.Fatalf("open of a symlink: %v, want ELOOP", err)
-			}
-			res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), mustSource(t, path))
+	fastpathtest.BothModes(t, func(t *testing.T, fast bool) {
+		cachedReads := true
+		for _, size := range []int{7, 4096, 1 << 20} {
+			f, err := OpenAt(mustSource(t, path))
 			if err != nil {
 				t.Fatal(err)
 			}
-			roots[fast] = res.Cid
-			switch {
-			case fast && !fastpath.On():
-				t.Skipf("the pread path passed; %s has no preadv2 fast path", runtime.GOOS)
-			case fast && !cachedReads:
-				t.Skipf("the pread path passed, but not preadv2's: %s refuses RWF_NOWAIT", dir)
+			if noWait := f.(*source).noWait; noWait == fastpath.On() {
+				t.Fatalf("opened with noWait %v, the fast paths on: %v", noWait, fastpath.On())
 			}
-		})
-	}
+			got, err := io.ReadAll(&sizedReader{f, size})
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("reads of %d bytes: %d bytes (want %d), %v", size, len(got), len(data), err)
+			}
+			cachedReads = cachedReads && !f.(*source).noWait
+			st, err := f.Stat()
+			if err != nil || st.Type != metadata.File || st.Size != int64(len(data)) || st.Mode != 0o644 {
+				t.Fatalf("stat %+v, %v", st, err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := OpenAt(mustSource(t, filepath.Join(dir, "link"))); !errors.Is(err, unix.ELOOP) {
+			t.Fatalf("open of a symlink: %v, want ELOOP", err)
+		}
+		res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), mustSource(t, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[fast] = res.Cid
+		switch {
+		case fast && !fastpath.On():
+			t.Skipf("the pread path passed; %s has no preadv2 fast path", runtime.GOOS)
+		case fast && !cachedReads:
+			t.Skipf("the pread path passed, but not preadv2's: %s refuses RWF_NOWAIT", dir)
+		}
+	})
 	if len(roots) == 2 && roots[true] != roots[false] {
 		t.Fatalf("root %s with the fast paths, %s without", roots[true], roots[false])
 	}

@@ -1,14 +1,13 @@
 package sync_test
 
 import (
-	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
-	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath/fastpathtest"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -24,29 +23,22 @@ func TestFastPathModes(t *testing.T) {
 	fxWriteFrom(t, filepath.Join(src, "big", "two.bin"), randomData(5<<20+77, "big two"), 0o644)
 	want := sourceList(t, src, p)
 	roots := map[bool]cid.Cid{}
-	for _, fast := range []bool{true, false} {
-		t.Run(fmt.Sprint("fast=", fast), func(t *testing.T) {
-			if fast {
-				t.Setenv(fastpath.Env, "")
-			} else {
-				t.Setenv(fastpath.Env, "1")
-			}
-			repo := t.TempDir()
-			store, err := blockstore.Open(repo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			roots[fast] = fxRun(t, store, src, p)
-			if err := store.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if store, err = blockstore.Open(repo); err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			compareTrees(t, want, dagList(t, store.Blockstore(), roots[fast]))
-		})
-	}
+	fastpathtest.BothModes(t, func(t *testing.T, fast bool) {
+		repo := t.TempDir()
+		store, err := blockstore.Open(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[fast] = fxRun(t, store, src, p)
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if store, err = blockstore.Open(repo); err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		compareTrees(t, want, dagList(t, store.Blockstore(), roots[fast]))
+	})
 	if len(roots) == 2 && roots[true] != roots[false] {
 		t.Fatalf("root %s with the fast paths, %s without", roots[true], roots[false])
 	}
