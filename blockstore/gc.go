@@ -42,56 +42,96 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 	if s.lock == nil || s.packs.w == nil {
 		return GCResult{}, errors.New("gc needs the repository opened for writing")
 	}
-	w := s.packs.w
-	if err := w.flush(); err != nil {
+	g := &collection{s: s, w: s.packs.w, state: map[key]blockState{}, res: GCResult{Roots: len(roots)}}
+	if err := g.w.flush(); err != nil {
 		return GCResult{}, err
 	}
-	res := GCResult{Roots: len(roots)}
-	// state of a key: live, or live and placed (kept where it is, or
-	// copied into a new pack).
-	const live, placed = 1, 2
-	state := map[key]uint8{}
-	mark := func(c cid.Cid) bool {
+	if err := g.mark(ctx, roots); err != nil {
+		return g.res, err
+	}
+	g.xs = s.packs.set.sorted()
+	if err := g.choose(); err != nil {
+		return g.res, fmt.Errorf("gc: %w", err)
+	}
+	if err := g.repack(); err != nil {
+		return g.res, fmt.Errorf("gc: %w", err)
+	}
+	if err := g.sweep(); err != nil {
+		return g.res, fmt.Errorf("gc: %w", err)
+	}
+	return g.res, nil
+}
+
+// collection is one GC's work: mark, choose, repack, sweep, in that order.
+type collection struct {
+	s       *Store
+	w       *packWriter
+	xs      []*idxFile // the indexes, in name order
+	state   map[key]blockState
+	rewrite map[string]bool // packs whose live blocks are copied into new ones
+	res     GCResult
+}
+
+// blockState is what a collection knows of a block: dead (not reached),
+// live, or live and placed (kept where it is, or copied into a new pack).
+type blockState uint8
+
+const (
+	dead blockState = iota
+	live
+	placed
+)
+
+// mark makes every block under roots live; a root missing a block stops
+// the collection before anything is removed.
+func (g *collection) mark(ctx context.Context, roots []cid.Cid) error {
+	visit := func(c cid.Cid) bool {
 		k := keyOf(c.Hash())
-		if _, ok := state[k]; ok {
+		if _, ok := g.state[k]; ok {
 			return false
 		}
-		state[k] = live
+		g.state[k] = live
 		return true
 	}
 	for _, r := range roots {
-		if err := s.Reach(ctx, r, 0, mark); err != nil {
-			return res, fmt.Errorf("gc: root %s is incomplete, nothing removed: %w", r, err)
+		if err := g.s.Reach(ctx, r, 0, visit); err != nil {
+			return fmt.Errorf("gc: root %s is incomplete, nothing removed: %w", r, err)
 		}
 	}
-	xs := s.packs.set.sorted()
+	return nil
+}
+
+// choose picks the packs to rewrite: those live blocks fill less than
+// repackBelow of, and the small ones once there are more than
+// maxSmallPacks. Empty blocks become live here (see GC).
+func (g *collection) choose() error {
 	liveBytes := map[string]int64{}
-	for _, x := range xs {
+	for _, x := range g.xs {
 		err := x.each(func(e entry, pack string) error {
 			if e.size == 0 {
-				state[e.key] = max(state[e.key], live)
+				g.state[e.key] = max(g.state[e.key], live)
 			}
-			if state[e.key] != 0 {
+			if g.state[e.key] != dead {
 				liveBytes[pack] += int64(recordHead + 34 + e.size) // about: most multihashes are 34 bytes
 			}
 			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
+			return err
 		}
 	}
-	rewrite := map[string]bool{}
+	g.rewrite = map[string]bool{}
 	var small []string
-	for _, x := range xs {
+	for _, x := range g.xs {
 		for _, p := range x.packs {
-			st, err := os.Stat(filepath.Join(w.set.dir, p+".pack"))
+			st, err := os.Stat(filepath.Join(g.w.set.dir, p+".pack"))
 			if err != nil {
-				return res, fmt.Errorf("gc: %w", err)
+				return err
 			}
 			switch {
 			case liveBytes[p] < st.Size()*repackBelow/100:
-				rewrite[p] = true
-			case st.Size() < w.limit/8:
+				g.rewrite[p] = true
+			case st.Size() < g.w.limit/8:
 				small = append(small, p)
 			}
 		}
@@ -100,79 +140,96 @@ func (s *Store) GC(ctx context.Context, roots []cid.Cid) (GCResult, error) {
 	// the number of packs (files a reader holds open) bounded.
 	if len(small) > maxSmallPacks {
 		for _, p := range small {
-			rewrite[p] = true
+			g.rewrite[p] = true
 		}
 	}
+	return nil
+}
+
+// repack copies the live blocks of the packs to rewrite into new packs,
+// each block once, and counts the dead ones.
+func (g *collection) repack() error {
 	// Blocks staying where they are first, so that a block held by a kept
 	// and a rewritten pack is not copied.
-	for _, x := range xs {
+	for _, x := range g.xs {
 		err := x.each(func(e entry, pack string) error {
-			if !rewrite[pack] && state[e.key] == live {
-				state[e.key] = placed
+			if !g.rewrite[pack] && g.state[e.key] == live {
+				g.state[e.key] = placed
 			}
 			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
+			return err
 		}
 	}
-	for _, x := range xs {
+	for _, x := range g.xs {
 		err := x.each(func(e entry, pack string) error {
 			switch {
-			case state[e.key] == 0:
-				res.Removed++
-				res.BytesFreed += int64(e.size)
+			case g.state[e.key] == dead:
+				g.res.Removed++
+				g.res.BytesFreed += int64(e.size)
 				return nil
-			case !rewrite[pack] || state[e.key] == placed:
+			case !g.rewrite[pack] || g.state[e.key] == placed:
 				return nil
 			}
-			l := loc{pack: pack, off: e.off, size: e.size}
-			h, err := w.set.recordHash(l)
-			if err != nil {
-				return err
-			}
-			data, err := w.set.read(l, h)
-			if err != nil {
-				return err
-			}
-			b, err := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
-			if err == nil {
-				err = Verify(b) // a corrupt block is not carried into a new pack
-			}
-			if err != nil {
-				return err
-			}
-			state[e.key] = placed
-			return w.put(keyOf(h), h, data)
+			g.state[e.key] = placed
+			return g.copyBlock(loc{pack: pack, off: e.off, size: e.size})
 		})
 		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
+			return err
 		}
 	}
-	// Not flush: its merge could keep a block's old place and drop the copy.
-	if err := w.sync(false); err != nil {
-		return res, fmt.Errorf("gc: %w", err)
+	return nil
+}
+
+// copyBlock puts the block at l into the open pack, checked against its
+// CID first: a corrupt block is not carried into a new pack.
+func (g *collection) copyBlock(l loc) error {
+	h, err := g.w.set.recordHash(l)
+	if err != nil {
+		return err
 	}
-	err := w.compact(func(e entry, _ string) bool {
-		if state[e.key] != placed {
+	data, err := g.w.set.read(l, h)
+	if err != nil {
+		return err
+	}
+	b, err := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+	if err == nil {
+		err = Verify(b)
+	}
+	if err != nil {
+		return err
+	}
+	return g.w.put(keyOf(h), h, data)
+}
+
+// sweep makes the copies durable, replaces the indexes by one naming
+// only placed blocks, and then deletes the rewritten packs.
+func (g *collection) sweep() error {
+	// Not flush: its merge could keep a block's old place and drop the copy.
+	if err := g.w.sync(false); err != nil {
+		return err
+	}
+	err := g.w.compact(func(e entry, _ string) bool {
+		if g.state[e.key] != placed {
 			return false
 		}
-		res.Kept++
-		res.BytesKept += int64(e.size)
+		g.res.Kept++
+		g.res.BytesKept += int64(e.size)
 		return true
-	}, rewrite)
+	}, g.rewrite)
 	if err != nil {
-		return res, fmt.Errorf("gc: %w", err)
+		return err
 	}
-	for p := range rewrite {
-		if err := os.Remove(filepath.Join(w.set.dir, p+".pack")); err != nil {
-			return res, fmt.Errorf("gc: %w", err)
+	for p := range g.rewrite {
+		if err := os.Remove(filepath.Join(g.w.set.dir, p+".pack")); err != nil {
+			return err
 		}
 	}
-	w.set.mu.Lock()
-	w.set.closeUnusedLocked()
-	w.set.mu.Unlock()
-	return res, nil
+	g.w.set.mu.Lock()
+	g.w.set.closeUnusedLocked()
+	g.w.set.mu.Unlock()
+	return nil
 }
 
 // repackBelow is the share (percent) of a pack that live blocks must fill
