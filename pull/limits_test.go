@@ -19,6 +19,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/testtier"
 )
 
 // freeBytes is what statfs says unprivileged users may still write on
@@ -167,9 +169,11 @@ func (d delayedSource) Block(ctx context.Context, c cid.Cid) (blocks.Block, erro
 // multiply into fan-out^depth blocks (and goroutines) held at once.
 func TestFileFetchBounded(t *testing.T) {
 	g := newDAGStore(t)
-	// 4^7 = 16,384 distinct one-byte... eight-byte leaves under 7 levels
-	// of nodes linking 4 each.
-	const fanout, depth = 4, 7
+	// 4^6 = 4,096 distinct eight-byte leaves under 6 levels of nodes
+	// linking 4 each (4^7 in the long tier): fetching with fan-out at
+	// every level peaked at 5,212 goroutines for depth 6, 1,190 for 5.
+	const fanout = 4
+	depth := testtier.Size(5, 6, 7)
 	n := 0
 	var build func(level int) (cid.Cid, uint64)
 	build = func(level int) (cid.Cid, uint64) {
