@@ -195,7 +195,9 @@ func TestReadHeaderTimeout(t *testing.T) {
 // kernel grows it to megabytes, and a blocked write waits for half of it
 // to drain).
 func TestSlowDownloadNotCut(t *testing.T) {
-	s, root := bigStore(t, 4)
+	// 2 MiB at 800 KiB/s: 2.5 s, eight times the stall timeout.
+	const size = 2 << 20
+	s, root := bigStore(t, size>>20)
 	stall := 300 * time.Millisecond
 	h, err := newHandler(s.Blockstore(), Options{StallTimeout: stall}.withDefaults())
 	if err != nil {
@@ -216,7 +218,7 @@ func TestSlowDownloadNotCut(t *testing.T) {
 	for {
 		k, err := io.ReadFull(resp.Body, buf)
 		n += int64(k)
-		if err == io.EOF || err == io.ErrUnexpectedEOF && n > 4<<20 {
+		if err == io.EOF || err == io.ErrUnexpectedEOF && n > size {
 			break
 		}
 		if err != nil {
@@ -224,7 +226,7 @@ func TestSlowDownloadNotCut(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if took := time.Since(start); took < 4*stall || n < 4<<20 {
+	if took := time.Since(start); took < 4*stall || n < size {
 		t.Fatalf("read %d bytes in %v: the test did not outlast the stall timeout", n, took)
 	}
 }
