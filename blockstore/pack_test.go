@@ -527,12 +527,12 @@ func TestWriterReserveBlock(t *testing.T) {
 					if i%2 != g && i%3 != 0 { // every third block from both
 						continue
 					}
-					buf, commit, ok, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
+					place, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					if !ok {
+					if place == nil {
 						notLent.add()
 						if err := w.PutBlock(ctx, b.Cid(), b.RawData()); err != nil {
 							t.Error(err)
@@ -540,17 +540,17 @@ func TestWriterReserveBlock(t *testing.T) {
 						continue
 					}
 					lent.add()
-					copy(buf, b.RawData())
-					stored, err := commit(b.Cid())
+					copy(place.Bytes(), b.RawData())
+					stored, err := place.Commit(b.Cid())
 					if err != nil {
 						t.Error(err)
 					}
 					if stored {
 						stores.add()
 					}
-					if buf, commit, ok, _ := w.ReserveBlock(ctx, len(gone), len(goneH)); ok {
-						copy(buf, gone)
-						commit(cid.Undef)
+					if place, _ := w.ReserveBlock(ctx, len(gone), len(goneH)); place != nil {
+						copy(place.Bytes(), gone)
+						place.Commit(cid.Undef)
 					}
 				}
 			})

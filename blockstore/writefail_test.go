@@ -66,15 +66,15 @@ func TestSealWriteFailureWaitsForStages(t *testing.T) {
 		// written at the seal does not.
 		limitFileSize(t, 8<<20+dioAlign)
 		w := s.NewWriter(false)
-		_, commit, ok, err := w.ReserveBlock(ctx, 1000, 34)
-		if err != nil || !ok {
-			t.Fatalf("reserve: %v %v", ok, err)
+		lent, err := w.ReserveBlock(ctx, 1000, 34)
+		if err != nil || lent == nil {
+			t.Fatalf("reserve: %v %v", lent, err)
 		}
 		given := false
 		giveBack := func() {
 			if !given {
 				given = true
-				commit(cid.Undef)
+				lent.Commit(cid.Undef)
 			}
 		}
 		pw.mu.Lock()
@@ -198,15 +198,15 @@ func TestWriteFailuresAtPackBoundaries(t *testing.T) {
 // putReserved stores b in a place ReserveBlock lends where it can (built
 // there, as the chunker does), else with PutBlock.
 func putReserved(ctx context.Context, w *Writer, b blocks.Block) error {
-	buf, commit, ok, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
+	lent, err := w.ReserveBlock(ctx, len(b.RawData()), len(b.Cid().Hash()))
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if lent == nil {
 		return w.PutBlock(ctx, b.Cid(), b.RawData())
 	}
-	copy(buf, b.RawData())
-	_, err = commit(b.Cid())
+	copy(lent.Bytes(), b.RawData())
+	_, err = lent.Commit(b.Cid())
 	return err
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/chunker"
 )
 
 // Writer is an ipld.DAGService that writes new blocks straight into the
@@ -105,25 +107,45 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 // bytes, with a multihash of mhLen bytes, will be written, so that its
 // maker builds it there (chunker.BlockReserver): a leaf is then read
 // from its file straight into the buffer the pack is written from, where
-// it was otherwise copied once more. commit stores the block there under
-// c, unless the store has it, and reports whether it did; commit(cid.Undef)
-// gives the place back. Either way commit is called once, before the next
-// ReserveBlock, and the bytes are not the caller's after. ok is false
-// where no place is lent (a dry run; a block that would straddle two
-// stage buffers): the caller puts the block as usual.
-func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) (bool, error), ok bool, err error) {
+// it was otherwise copied once more. It lends none (nil) for a dry run or
+// a block that would straddle two stage buffers: the caller puts the
+// block as usual. A place lent is committed once, before the next
+// ReserveBlock.
+func (w *Writer) ReserveBlock(ctx context.Context, size, mhLen int) (chunker.Reservation, error) {
 	if w.discard || mhLen > maxMHLen {
-		return nil, nil, false, nil
+		return nil, nil
 	}
 	r, ok, err := w.s.packs.w.reserveRecord(recordHead + mhLen + size)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
+		return nil, fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
 	}
 	if !ok {
-		return nil, nil, false, nil
+		return nil, nil
 	}
-	data := r.b[recordHead+mhLen:]
-	return data, func(c cid.Cid) (bool, error) { return w.commitRecord(ctx, r, c, data) }, true, nil
+	return &reservation{w: w, ctx: ctx, r: r, data: r.b[recordHead+mhLen:]}, nil
+}
+
+// A Writer lends places for leaves; without this the importer would fall
+// back, silently, to putting each one.
+var _ chunker.BlockReserver = (*Writer)(nil)
+
+// reservation is a record's place lent by ReserveBlock, for the one
+// block its maker builds in data and commits.
+type reservation struct {
+	w    *Writer
+	ctx  context.Context // ReserveBlock's, for a block stored the usual way
+	r    *record
+	data []byte // the block's part of r.b
+}
+
+// Bytes is where the block is built.
+func (v *reservation) Bytes() []byte { return v.data }
+
+// Commit stores the block built in Bytes under c, unless the store has
+// it, and reports whether it did; Commit(cid.Undef) gives the place back.
+// Either way the bytes are not the caller's after.
+func (v *reservation) Commit(c cid.Cid) (bool, error) {
+	return v.w.commitRecord(v.ctx, v.r, c, v.data)
 }
 
 func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []byte) (bool, error) {

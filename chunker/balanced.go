@@ -24,15 +24,22 @@ type BlockPutter interface {
 // BlockReserver is a BlockPutter that can lend the place a block of size
 // bytes (with a multihash of mhLen bytes) will be stored in, for the
 // block to be built there: a leaf is read from its file straight into
-// the store's write buffer, not read into the importer's and copied. The
-// importer calls commit once with the block's CID, or cid.Undef to give
-// the place back, and the bytes are not its own after; commit reports
-// whether the block was new and stored there (a block the store has
-// leaves its place unused). ok is false when no place is lent (then the
-// block is put as usual).
+// the store's write buffer, not read into the importer's and copied. A
+// nil Reservation: no place is lent (then the block is put as usual).
 type BlockReserver interface {
 	BlockPutter
-	ReserveBlock(ctx context.Context, size, mhLen int) (buf []byte, commit func(cid.Cid) (bool, error), ok bool, err error)
+	ReserveBlock(ctx context.Context, size, mhLen int) (Reservation, error)
+}
+
+// Reservation is a place a BlockReserver lends for one block.
+type Reservation interface {
+	// Bytes is the place: size bytes, for the block to be built in.
+	Bytes() []byte
+	// Commit stores the block built there under c, or with cid.Undef
+	// gives the place back; it reports whether the block was new and
+	// stored there (a block the store has leaves its place unused). The
+	// importer calls it once, and the bytes are not its own after.
+	Commit(c cid.Cid) (bool, error)
 }
 
 // Why our own balanced builder, when boxo's balanced.Layout makes the same
@@ -185,24 +192,24 @@ func (b *leafBuilder) leaf(root bool) (link, error) {
 	}
 	size := len(hdr) + n + len(tail)
 	block := b.buf[headroom-len(hdr) : headroom+n+len(tail)]
-	var commit func(cid.Cid) (bool, error)
+	var lent Reservation
 	if b.res != nil && size > b.im.Profile.InlineLimit {
-		buf, cm, ok, err := b.res.ReserveBlock(b.ctx, size, b.mhLen)
-		if err != nil {
+		var err error
+		if lent, err = b.res.ReserveBlock(b.ctx, size, b.mhLen); err != nil {
 			return link{}, err
 		}
-		if ok {
-			block, commit = buf, cm
+		if lent != nil {
+			block = lent.Bytes()
 		}
 	}
 	c, err := b.build(block, hdr, n, tail)
-	if commit != nil {
+	if lent != nil {
 		if err != nil {
-			commit(cid.Undef)
+			lent.Commit(cid.Undef)
 			return link{}, err
 		}
 		var stored bool
-		if stored, err = commit(c); err == nil && !stored {
+		if stored, err = lent.Commit(c); err == nil && !stored {
 			// The store had this leaf: the rest of the file is likely
 			// stored too (a copy, an append), and each such leaf would
 			// leave its place unused until a gc.

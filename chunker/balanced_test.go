@@ -57,16 +57,16 @@ type reserveMap struct {
 	lent bool // a place is out: the importer gives it back before the next
 }
 
-func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, func(cid.Cid) (bool, error), bool, error) {
+func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) (Reservation, error) {
 	if r.lent {
 		r.t.Fatal("a second place asked for before the first was given back")
 	}
 	if r.n++; r.n%3 == 0 {
-		return nil, nil, false, nil
+		return nil, nil
 	}
 	r.lent = true
 	buf := make([]byte, size)
-	return buf, func(c cid.Cid) (bool, error) {
+	return mapPlace{buf, func(c cid.Cid) (bool, error) {
 		r.lent = false
 		if !c.Defined() {
 			return false, nil
@@ -78,8 +78,17 @@ func (r *reserveMap) ReserveBlock(_ context.Context, size, mhLen int) ([]byte, f
 		_, had := r.blocks[c]
 		r.mu.Unlock()
 		return !had, r.PutBlock(context.Background(), c, buf)
-	}, true, nil
+	}}, nil
 }
+
+// mapPlace is a place reserveMap lends: its bytes and what commits them.
+type mapPlace struct {
+	buf    []byte
+	commit func(cid.Cid) (bool, error)
+}
+
+func (p mapPlace) Bytes() []byte                  { return p.buf }
+func (p mapPlace) Commit(c cid.Cid) (bool, error) { return p.commit(c) }
 
 // plainDAG stores into a blockMap but takes only nodes, so the importer
 // uses boxo's builder.
