@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfs-sync/ipfs-sync/internal/dirfd"
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
@@ -48,7 +49,7 @@ type Source struct {
 // listing taken now would find it.
 func (s Source) relisted() (Source, error) {
 	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstatat(s.Dir, s.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := dirfd.Lstat(s.Dir, s.Name, &st); err != nil {
 		return s, &fs.PathError{Op: "lstat", Path: s.Path, Err: err}
 	}
 	s.Dev, s.Ino = uint64(st.Dev), uint64(st.Ino)
@@ -63,16 +64,12 @@ func (s Source) relisted() (Source, error) {
 // file opened must be the one listed (its device and inode), else the
 // error is ErrReplaced.
 func OpenAt(s Source) (File, error) {
-	var fd int
-	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Openat(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		return err
-	})
+	fd, err := dirfd.Open(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: err}
 	}
 	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
+	if err := dirfd.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat", Path: s.Path, Err: err}
 	}
@@ -81,14 +78,6 @@ func OpenAt(s Source) (File, error) {
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
 	}
 	return &source{fd: fd, path: s.Path, noWait: !fastpath.On()}, nil
-}
-
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 func (f *source) Read(p []byte) (int, error) {
@@ -117,7 +106,7 @@ func (f *source) Read(p []byte) (int, error) {
 
 func (f *source) Stat() (metadata.Stat, error) {
 	var s unix.Stat_t
-	if err := fstat(f.fd, &s); err != nil {
+	if err := dirfd.Fstat(f.fd, &s); err != nil {
 		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: err}
 	}
 	return metadata.FromStatT(&s), nil

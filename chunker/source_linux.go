@@ -1,7 +1,6 @@
 package chunker
 
 import (
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,13 +22,4 @@ func (f *source) readCached(p []byte) int {
 		f.noWait = true
 	}
 	return -1
-}
-
-// fstat stats the open file fd with a raw system call: fstat of an open
-// file reads no disk, so there is no reason to give up the P.
-func fstat(fd int, s *unix.Stat_t) error {
-	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(s)), 0); e != 0 {
-		return syscall.Errno(e)
-	}
-	return nil
 }

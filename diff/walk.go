@@ -9,11 +9,10 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
-	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfs-sync/ipfs-sync/internal/dirfd"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
@@ -43,15 +42,11 @@ func ReadDirAt(atfd int, name, dir, rel string, f Filter) ([]Entry, int, error) 
 	// Raw descriptors rather than os.File: an os.File registers with the
 	// runtime's poller and sets O_NONBLOCK, three syscalls per directory
 	// that a directory never needs (~5 % of an unchanged re-sync).
-	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	flags := unix.O_RDONLY | unix.O_DIRECTORY
 	if atfd != unix.AT_FDCWD {
 		flags |= unix.O_NOFOLLOW
 	}
-	var fd int
-	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Openat(atfd, name, flags, 0)
-		return err
-	})
+	fd, err := dirfd.Open(atfd, name, flags, 0)
 	if err != nil {
 		return nil, -1, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
@@ -64,7 +59,7 @@ func ReadDirAt(atfd int, name, dir, rel string, f Filter) ([]Entry, int, error) 
 }
 
 func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
-	names, err := readNames(fd)
+	names, err := dirfd.ReadNames(fd)
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", dir, err)
 	}
@@ -83,7 +78,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 		if !typed && !f.Include(crel, name, false) {
 			continue
 		}
-		err := ignoringEINTR(func() error { return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+		err := dirfd.Lstat(fd, name, &st)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -95,7 +90,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 			continue
 		}
 		if e.Stat.Type == metadata.Symlink {
-			if e.Target, err = readlinkat(fd, name, e.Stat.Size); err != nil {
+			if e.Target, err = dirfd.Readlink(fd, name, e.Stat.Size); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					continue
 				}
@@ -105,52 +100,4 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// direntBufs recycles getdents buffers between directories.
-var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// readNames lists the directory open at fd, without "." and "..".
-func readNames(fd int) ([]string, error) {
-	bp := direntBufs.Get().(*[]byte)
-	defer direntBufs.Put(bp)
-	buf := *bp
-	var names []string
-	for {
-		var n int
-		err := ignoringEINTR(func() (err error) { n, err = unix.ReadDirent(fd, buf); return err })
-		if err != nil {
-			return nil, fmt.Errorf("getdents: %w", err)
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
-	}
-}
-
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-// readlinkat reads a symlink's target, growing the buffer when the link
-// changed size since it was lstat'ed.
-func readlinkat(dirfd int, name string, size int64) (string, error) {
-	n := max(int(size)+1, 128)
-	for {
-		buf := make([]byte, n)
-		var got int
-		err := ignoringEINTR(func() (err error) { got, err = unix.Readlinkat(dirfd, name, buf); return err })
-		if err != nil {
-			return "", err
-		}
-		if got < n {
-			return string(buf[:got]), nil
-		}
-		n *= 2
-	}
 }

@@ -1,0 +1,77 @@
+package dirfd
+
+import (
+	"errors"
+	"io"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+)
+
+// Fstat fills st with the stat of the open file fd, by a raw system call:
+// fstat of an open file reads no disk, so there is no reason to give up
+// the P.
+func Fstat(fd int, st *unix.Stat_t) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0); e != 0 {
+		return syscall.Errno(e)
+	}
+	return nil
+}
+
+// SetMTime sets the mtime (and atime) of the file open as fd, which is
+// name below at, to ns nanoseconds since the epoch, through fd. x/sys has
+// no futimens; utimensat with a NULL path is what libc's is.
+func SetMTime(_ int, _ string, fd int, ns int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+	return retry(func() error {
+		if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+			return e
+		}
+		return nil
+	})
+}
+
+// CopyRange copies n bytes from src at soff to dst at doff, in the kernel
+// where it can (copy_file_range; a reflink on file systems that have
+// them), through a buffer where the kernel refuses or the fast paths are
+// off.
+func CopyRange(dst int, doff int64, src int, soff int64, n int64) error {
+	if !fastpath.On() {
+		return copyThrough(dst, doff, src, soff, n)
+	}
+	for n > 0 {
+		k, err := unix.CopyFileRange(src, &soff, dst, &doff, int(min(n, 1<<30)), 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+				return copyThrough(dst, doff, src, soff, n)
+			}
+			return err
+		}
+		if k == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		n -= int64(k)
+	}
+	return nil
+}
+
+// SyncFS writes everything of the file system fd is on to the disk.
+func SyncFS(fd int) error {
+	return retry(func() error { return unix.Syncfs(fd) })
+}
+
+// BirthTime is when the file open as fd was created (statx(2)), in
+// nanoseconds since the epoch; 0 if its file system does not keep it.
+func BirthTime(fd int) int64 {
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &stx) != nil || stx.Mask&unix.STATX_BTIME == 0 {
+		return 0
+	}
+	return stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
+}

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package dirfd
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// Fstat fills st with the stat of the open file fd.
+func Fstat(fd int, st *unix.Stat_t) error {
+	return retry(func() error { return unix.Fstat(fd, st) })
+}
+
+// SetMTime sets the mtime (and atime) of the file open as fd, which is
+// name below at, to ns nanoseconds since the epoch, by name: x/sys has no
+// futimens here, and futimes(2) keeps only microseconds.
+func SetMTime(at int, name string, _ int, ns int64) error {
+	return SetMTimeAt(at, name, ns)
+}
+
+// CopyRange copies n bytes from src at soff to dst at doff, through a
+// buffer.
+func CopyRange(dst int, doff int64, src int, soff int64, n int64) error {
+	return copyThrough(dst, doff, src, soff, n)
+}
+
+// SyncFS is never called: without the Linux fast paths (fastpath.On)
+// each file and directory is fsynced as it is written instead.
+func SyncFS(int) error { return errors.ErrUnsupported }
+
+// BirthTime is 0 where statx(2) is not there.
+func BirthTime(int) int64 { return 0 }
