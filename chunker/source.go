@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipfs-sync/ipfs-sync/internal/dirfd"
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
@@ -49,7 +49,7 @@ type Source struct {
 // listing taken now would find it.
 func (s Source) relisted() (Source, error) {
 	var st unix.Stat_t
-	if err := dirfd.Lstat(s.Dir, s.Name, &st); err != nil {
+	if err := fsat.Lstat(s.Dir, s.Name, &st); err != nil {
 		return s, &fs.PathError{Op: "lstat", Path: s.Path, Err: err}
 	}
 	s.Dev, s.Ino = uint64(st.Dev), uint64(st.Ino)
@@ -64,12 +64,12 @@ func (s Source) relisted() (Source, error) {
 // file opened must be the one listed (its device and inode), else the
 // error is ErrReplaced.
 func OpenAt(s Source) (File, error) {
-	fd, err := dirfd.Open(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	fd, err := fsat.Open(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: err}
 	}
 	var st unix.Stat_t
-	if err := dirfd.Fstat(fd, &st); err != nil {
+	if err := fsat.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat", Path: s.Path, Err: err}
 	}
@@ -106,7 +106,7 @@ func (f *source) Read(p []byte) (int, error) {
 
 func (f *source) Stat() (metadata.Stat, error) {
 	var s unix.Stat_t
-	if err := dirfd.Fstat(f.fd, &s); err != nil {
+	if err := fsat.Fstat(f.fd, &s); err != nil {
 		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: err}
 	}
 	return metadata.FromStatT(&s), nil

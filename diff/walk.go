@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ipfs-sync/ipfs-sync/internal/dirfd"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
@@ -46,7 +46,7 @@ func ReadDirAt(atfd int, name, dir, rel string, f Filter) ([]Entry, int, error) 
 	if atfd != unix.AT_FDCWD {
 		flags |= unix.O_NOFOLLOW
 	}
-	fd, err := dirfd.Open(atfd, name, flags, 0)
+	fd, err := fsat.Open(atfd, name, flags, 0)
 	if err != nil {
 		return nil, -1, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
@@ -59,7 +59,7 @@ func ReadDirAt(atfd int, name, dir, rel string, f Filter) ([]Entry, int, error) 
 }
 
 func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
-	names, err := dirfd.ReadNames(fd)
+	names, err := fsat.ReadNames(fd)
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", dir, err)
 	}
@@ -78,7 +78,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 		if !typed && !f.Include(crel, name, false) {
 			continue
 		}
-		err := dirfd.Lstat(fd, name, &st)
+		err := fsat.Lstat(fd, name, &st)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -90,7 +90,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 			continue
 		}
 		if e.Stat.Type == metadata.Symlink {
-			if e.Target, err = dirfd.Readlink(fd, name, e.Stat.Size); err != nil {
+			if e.Target, err = fsat.Readlink(fd, name, e.Stat.Size); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					continue
 				}

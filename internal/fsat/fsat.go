@@ -1,16 +1,17 @@
-// Package dirfd owns the file-system calls ipfs-sync makes through raw
-// descriptors: an entry opened, lstat'ed, listed or given its mtime
-// relative to the descriptor of the directory it is in, never through a
-// joined path (a directory on the way swapped for a symlink after it was
-// opened leads nowhere), and whole reads, writes and copies at an offset
-// of an open file. Raw descriptors rather than os.File: an os.File
-// registers with the runtime's poller, syscalls a directory or a file read
-// at an offset never needs. Each call retries EINTR.
+// Package fsat owns the file-system calls ipfs-sync makes through raw
+// descriptors, the *at(2) calls at their heart: an entry opened, lstat'ed,
+// listed or given its mtime relative to the descriptor of the directory
+// it is in, never through a joined path (a directory on the way swapped
+// for a symlink after it was opened leads nowhere), and whole reads,
+// writes and copies at an offset of an open file. Raw descriptors rather
+// than os.File: an os.File registers with the runtime's poller, syscalls
+// that a directory, or a file read at an offset, never needs. Each call
+// retries EINTR.
 //
 // The calls are portable (golang.org/x/sys/unix); the Linux fast paths
-// (a raw fstat, futimens, copy_file_range, syncfs, statx) are in the
-// _linux.go files, with the portable versions in _other.go.
-package dirfd
+// (a raw fstat, futimens, copy_file_range, syncfs, statx) are in
+// fsat_linux.go, the portable versions in fsat_other.go.
+package fsat
 
 import (
 	"errors"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package dirfd
+package fsat
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package dirfd
+package fsat
 
 import (
 	"bytes"
