@@ -339,7 +339,28 @@ func pullInto(t testing.TB, src Source, root cid.Cid, dest string, mod ...func(*
 	for _, m := range mod {
 		m(&o)
 	}
+	writableAtCleanup(t, filepath.Dir(o.Dest))
 	return Run(context.Background(), o)
+}
+
+// writableAtCleanup makes the directories under dir writable by their
+// owner when t ends. A pulled tree keeps its read-only directories, whose
+// entries only root may remove, so t.TempDir's removal fails for anyone
+// else; this cleanup, registered after that TempDir was made, runs before
+// its removal. Whatever it cannot fix, the removal reports.
+func writableAtCleanup(t testing.TB, dir string) {
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			// Called on a directory before it is read, so one left
+			// unreadable is read once made readable.
+			if err == nil && d.IsDir() {
+				if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o700 != 0o700 {
+					os.Chmod(p, fi.Mode().Perm()|0o700)
+				}
+			}
+			return nil
+		})
+	})
 }
 
 func mustPull(t testing.TB, src Source, root cid.Cid, dest string, mod ...func(*Options)) Result {

@@ -129,6 +129,7 @@ func TestStalledGateway(t *testing.T) {
 			src := gateways(t, tc.urls...)
 			src.ReadTimeout = 200 * time.Millisecond
 			dest := filepath.Join(t.TempDir(), "dest")
+			writableAtCleanup(t, filepath.Dir(dest))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
