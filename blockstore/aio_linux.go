@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // Linux native AIO (io_submit(2)) for the pack writer's O_DIRECT writes,
@@ -74,7 +76,7 @@ func (a *aioStages) reap() error {
 			err = unix.Errno(-ev.res)
 		case ev.res < int64(st.n):
 			// The rest again, for the reason it stopped (ENOSPC).
-			err = pwriteAll(st.p.fd, st.buf[ev.res:st.n], st.start+ev.res)
+			err = fsat.PwriteAll(st.p.fd, st.buf[ev.res:st.n], st.start+ev.res)
 		}
 		a.w.written(st, err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath/fastpathtest"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // testBlocks makes n distinct raw blocks of up to ~4 KiB, the first one
@@ -465,7 +466,7 @@ func aioHere(dir string) (bool, string) {
 		return false, err.Error()
 	}
 	defer unix.Munmap(buf)
-	if err := pwriteAll(int(f.Fd()), buf, 0); err != nil {
+	if err := fsat.PwriteAll(int(f.Fd()), buf, 0); err != nil {
 		return false, fmt.Sprintf("%s refuses an O_DIRECT write (%v): set TMPDIR to a directory on a disk", dir, err)
 	}
 	return true, ""

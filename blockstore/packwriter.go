@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // packWriter appends blocks to new packs. Writers reserve their record's
@@ -126,7 +127,7 @@ func (w *packWriter) newPack() (*openPack, error) {
 	// write, the same stages go through the page cache.
 	if w.fast {
 		if wf, err := openDirect(path); err == nil {
-			if err := pwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
+			if err := fsat.PwriteAll(int(wf.Fd()), buf[:dioAlign], 0); err == nil {
 				p.f, p.fd, p.direct = wf, int(wf.Fd()), true
 			} else {
 				wf.Close()

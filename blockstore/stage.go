@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // A pack is written in stage buffers of stageSize, at offsets and from
@@ -226,7 +228,7 @@ func (w *packWriter) writeOutLocked(p *openPack) error {
 		if st.n > 0 && p.failed() == nil {
 			padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
 			clear(st.buf[st.n:padded])
-			if err := pwriteAll(p.fd, st.buf[:padded], st.start); err != nil {
+			if err := fsat.PwriteAll(p.fd, st.buf[:padded], st.start); err != nil {
 				p.setErr(err)
 			} else {
 				whole := st.n &^ (dioAlign - 1)

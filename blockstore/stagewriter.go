@@ -1,10 +1,6 @@
 package blockstore
 
-import (
-	"errors"
-
-	"golang.org/x/sys/unix"
-)
+import "github.com/ipfs-sync/ipfs-sync/internal/fsat"
 
 // stageWriter writes a pack's full stages to its file, each write ended
 // by packWriter.written: pwriteStages' within submit, by the goroutine
@@ -29,25 +25,10 @@ type pwriteStages struct{ w *packWriter }
 
 func (s pwriteStages) submit(st *stage) {
 	s.w.stagesPwrite.Add(1)
-	s.w.written(st, pwriteAll(st.p.fd, st.buf[:st.n], st.start))
+	s.w.written(st, fsat.PwriteAll(st.p.fd, st.buf[:st.n], st.start))
 }
 
 // reap finds nothing: every write ended in its submit.
 func (pwriteStages) reap() error { return nil }
 
 func (pwriteStages) close() {}
-
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-		off += int64(n)
-	}
-	return nil
-}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // removeWritten removes name (rel in DEST), which ROOT no longer has and
@@ -32,7 +34,7 @@ func (p *puller) removeWritten(dirfd int, name, rel string) (removed bool, err e
 		}
 		return true, unix.Unlinkat(dirfd, name, 0)
 	}
-	fd, err := openDir(dirfd, name)
+	fd, err := fsat.OpenDir(dirfd, name)
 	if err != nil {
 		return false, err
 	}
@@ -49,7 +51,7 @@ func (p *puller) removeWritten(dirfd int, name, rel string) (removed bool, err e
 			}
 		}()
 	}
-	names, err := readNames(fd)
+	names, err := fsat.ReadNames(fd)
 	if err != nil {
 		return false, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // realPath is path made absolute, with every symlink in the part of it
@@ -73,10 +75,10 @@ func identify(fd int, dest string) (destID, error) {
 		return destID{}, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := fsat.Fstat(fd, &st); err != nil {
 		return destID{}, err
 	}
-	return destID{Path: path, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Birth: birthTime(fd)}, nil
+	return destID{Path: path, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Birth: fsat.BirthTime(fd)}, nil
 }
 
 // checkEmpty refuses a DEST that holds anything, for a first pull not told
@@ -84,7 +86,7 @@ func identify(fd int, dest string) (destID, error) {
 // ROOT lacks, and a DEST named by mistake (a home directory, a path
 // mistyped, an unmounted filesystem's mount point) would be lost.
 func checkEmpty(destfd int, dest string) error {
-	names, err := readNames(destfd)
+	names, err := fsat.ReadNames(destfd)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", dest, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // maxFileDepth bounds the levels of one file's DAG. With 1 MiB chunks and
@@ -62,7 +63,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 	w := &fileWriter{p: p, rel: rel, old: -1, size: size, stream: stream, seen: map[cid.Cid]span{}}
 	if ls.Type == typeFile && ls.Size > 0 {
 		// The old version's chunks are reused where they still match.
-		if fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		if fd, err := fsat.Open(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil {
 			if st, err := fstat(fd); err == nil && st.Type == typeFile {
 				w.old, w.oldSize = fd, st.Size
 				defer unix.Close(fd)
@@ -208,7 +209,7 @@ func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt
 		return nil, w.errorf("block %s: holds %d bytes where %d are declared", b.Cid(), total, want)
 	}
 	if len(data) > 0 {
-		if err := pwriteAll(w.fd, data, off); err != nil {
+		if err := fsat.PwriteAll(w.fd, data, off); err != nil {
 			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
 		}
 	}
@@ -256,7 +257,7 @@ func (w *fileWriter) take(k nodeAt) (blocks.Block, error) {
 	s, ok := w.seen[k.c]
 	w.mu.Unlock()
 	if ok && s.n == k.n {
-		if err := copyRange(w.fd, k.off, w.fd, s.off, k.n); err != nil {
+		if err := fsat.CopyRange(w.fd, k.off, w.fd, s.off, k.n); err != nil {
 			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
 		}
 		return nil, nil
@@ -402,12 +403,12 @@ func (w *fileWriter) reuse(c cid.Cid, off, n int64) (hit, tried bool) {
 		return false, false // bigger than a leaf: an inner node
 	}
 	buf := make([]byte, n)
-	if preadFull(w.old, buf, off) != nil || !isLeaf(c, buf) {
+	if fsat.PreadFull(w.old, buf, off) != nil || !isLeaf(c, buf) {
 		return false, true
 	}
 	w.misses.Store(0)
 	w.sawLeaf(off, n)
-	if pwriteAll(w.fd, buf, off) != nil {
+	if fsat.PwriteAll(w.fd, buf, off) != nil {
 		return false, true
 	}
 	w.reused.Add(n)
@@ -533,7 +534,7 @@ func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
 	if !ok || rest < 2 || rest > maxTail {
 		return nil
 	}
-	fd, err := unix.Openat(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := fsat.Open(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}
@@ -543,7 +544,7 @@ func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
 	}
 	block := dagpb.AppendLeafHead(make([]byte, 0, size), ft.TFile, n, rest)
 	block = append(block, make([]byte, n)...)
-	if preadFull(fd, block[len(block)-n:], 0) != nil {
+	if fsat.PreadFull(fd, block[len(block)-n:], 0) != nil {
 		return nil
 	}
 	tail, whole, err := tl.Tail(p.ctx, t.cid, size, rest)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // Every write under DEST goes through a directory file descriptor and a
@@ -67,7 +69,7 @@ func fromStat(st *unix.Stat_t) localStat {
 // entry gives typeNone and no error.
 func lstatAt(dirfd int, name string) (localStat, error) {
 	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := fsat.Lstat(dirfd, name, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return localStat{}, nil
 		}
@@ -78,38 +80,10 @@ func lstatAt(dirfd int, name string) (localStat, error) {
 
 func fstat(fd int) (localStat, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := fsat.Fstat(fd, &st); err != nil {
 		return localStat{}, err
 	}
 	return fromStat(&st), nil
-}
-
-// openDir opens the directory name in dirfd, refusing a symlink.
-func openDir(dirfd int, name string) (int, error) {
-	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-}
-
-// readNames lists a directory's entries (without . and ..), from the
-// start of the directory whatever was read from dirfd before.
-func readNames(dirfd int) ([]string, error) {
-	if _, err := unix.Seek(dirfd, 0, 0); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, 32<<10)
-	var names []string
-	for {
-		n, err := unix.ReadDirent(dirfd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
 }
 
 // tmpName is a fresh temporary name; O_EXCL makes a collision an error,
@@ -130,14 +104,14 @@ func removeAt(dirfd int, name string) error {
 	case !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM):
 		return err
 	}
-	fd, err := openDir(dirfd, name)
+	fd, err := fsat.OpenDir(dirfd, name)
 	if err != nil {
 		return err
 	}
 	// A read-only directory (a root can make one) must be writable to be
 	// emptied.
 	unix.Fchmod(fd, 0o700)
-	names, err := readNames(fd)
+	names, err := fsat.ReadNames(fd)
 	if err == nil {
 		for _, n := range names {
 			if err = removeAt(fd, n); err != nil {
@@ -152,15 +126,9 @@ func removeAt(dirfd int, name string) error {
 	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
 }
 
-// lutimesAt sets a symlink's own mtime.
-func lutimesAt(dirfd int, name string, mtime int64) error {
-	ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
-	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
-}
-
 // readFileAt reads a small file of the state directory.
 func readFileAt(dirfd int, name string) ([]byte, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := fsat.Open(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +143,7 @@ func readFileAt(dirfd int, name string) ([]byte, error) {
 // it was done).
 func writeFileAt(dirfd int, name string, data []byte) error {
 	tmp := tmpName()
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := fsat.Open(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
@@ -196,56 +164,6 @@ func writeFileAt(dirfd int, name string, data []byte) error {
 	}
 	if err := unix.Fsync(dirfd); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// pwriteAll writes b at off.
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return err
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
-}
-
-// preadFull reads len(b) bytes at off.
-func preadFull(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pread(fd, b, off)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return err
-		}
-		if n == 0 {
-			return io.ErrUnexpectedEOF
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
-}
-
-// copyRangeSlow copies n bytes from src at soff to dst at doff through a
-// buffer: the portable copyRange (fsops_linux.go has the kernel's).
-func copyRangeSlow(dst int, doff int64, src int, soff int64, n int64) error {
-	buf := make([]byte, min(n, 1<<20))
-	for n > 0 {
-		b := buf[:min(n, int64(len(buf)))]
-		if err := preadFull(src, b, soff); err != nil {
-			return err
-		}
-		if err := pwriteAll(dst, b, doff); err != nil {
-			return err
-		}
-		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
 	}
 	return nil
 }

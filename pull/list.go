@@ -11,6 +11,8 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // A directory's entries are queued as soon as they are known, not once the
@@ -121,7 +123,7 @@ func (l *lister) end() error {
 	if l.quiet {
 		return nil
 	}
-	names, err := readNames(d.fd)
+	names, err := fsat.ReadNames(d.fd)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 	}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // Defaults for the limits on what a root may ask DEST to hold. They are
@@ -197,7 +198,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	// DEST itself is the caller's to name (it may be a symlink to where the
 	// mirror lives); everything below it is reached through descriptors.
-	destfd, err := unix.Open(opts.Dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	destfd, err := fsat.Open(unix.AT_FDCWD, opts.Dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return res, fmt.Errorf("open DEST %s: %w", opts.Dest, err)
 	}
@@ -332,7 +333,7 @@ func (p *puller) run(destfd int) error {
 	// logs included) is on disk: one syncfs, or, without the fast paths,
 	// each file and directory was fsynced as it was finished.
 	if p.fast {
-		if err := syncFS(destfd); err != nil {
+		if err := fsat.SyncFS(destfd); err != nil {
 			return fmt.Errorf("sync DEST: %w", err)
 		}
 	}

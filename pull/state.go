@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // Pull keeps what it knows about each DEST in the repository, not in
@@ -154,12 +155,12 @@ func openState(repo string, id destID, destfd int) (*state, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := fsat.OpenDir(unix.AT_FDCWD, dir)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	s := &state{dir: dir, dirfd: fd, lock: -1, id: id, index: map[string]*entry{}, byCid: map[cid.Cid]string{}, cache: map[cid.Cid]*cached{}}
-	if s.lock, err = unix.Openat(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
+	if s.lock, err = fsat.Open(fd, lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW, 0o600); err != nil {
 		s.close()
 		return nil, fmt.Errorf("open %s/%s: %w", dir, lockFile, err)
 	}
@@ -252,7 +253,7 @@ type legacyState struct {
 // readLegacy reads the state.json of an earlier version's state directory
 // in DEST; nil if there is none.
 func readLegacy(destfd int) (*legacyState, error) {
-	fd, err := openDir(destfd, legacyStateDir)
+	fd, err := fsat.OpenDir(destfd, legacyStateDir)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
 		return nil, nil
 	}
@@ -275,7 +276,7 @@ func readLegacy(destfd int) (*legacyState, error) {
 // cache are copied here (the logs' format is the same), and its root is
 // the previous one.
 func (s *state) adopt(destfd int, old *legacyState) error {
-	fd, err := openDir(destfd, legacyStateDir)
+	fd, err := fsat.OpenDir(destfd, legacyStateDir)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", legacyStateDir, err)
 	}
@@ -294,7 +295,7 @@ func (s *state) adopt(destfd int, old *legacyState) error {
 // copyFileAt replaces name in dst with a copy of name in src (absent in
 // src: nothing to do).
 func copyFileAt(src, dst int, name string) error {
-	in, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	in, err := fsat.Open(src, name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -304,7 +305,7 @@ func copyFileAt(src, dst int, name string) error {
 	inf := os.NewFile(uintptr(in), name)
 	defer inf.Close()
 	tmp := tmpName()
-	out, err := unix.Openat(dst, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	out, err := fsat.Open(dst, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
@@ -603,7 +604,7 @@ type logWriter struct {
 const maxFrame = 4 << 20
 
 func openLog(dirfd int, dir, name string, each func([]byte)) (*logWriter, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := fsat.Open(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s/%s: %w", dir, name, err)
 	}
@@ -679,7 +680,7 @@ func (l *logWriter) replace(data []byte, frames int) error {
 	if err := writeFileAt(l.dirfd, l.name, data); err != nil {
 		return fmt.Errorf("%s: %w", l.dir, err)
 	}
-	fd, err := unix.Openat(l.dirfd, l.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := fsat.Open(l.dirfd, l.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("open %s/%s: %w", l.dir, l.name, err)
 	}

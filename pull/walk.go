@@ -13,6 +13,8 @@ import (
 
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // dirNode is a directory of the root being written. Its descriptor stays
@@ -359,7 +361,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 		}
 	}
 	var err error
-	if n.fd, err = openDir(d.fd, t.name); err != nil {
+	if n.fd, err = fsat.OpenDir(d.fd, t.name); err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
 	if !n.created && ls.Mode&0o700 != 0o700 {
@@ -400,14 +402,13 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 	p.symlinks.Add(1)
 	same := false
 	if ls.Type == typeSymlink {
-		buf := make([]byte, 4096)
-		if n, err := unix.Readlinkat(d.fd, t.name, buf); err == nil && bytes.Equal(buf[:n], target) {
+		if now, err := fsat.Readlink(d.fd, t.name, ls.Size); err == nil && now == string(target) {
 			same = true
 		}
 	}
 	if same {
 		if m.hasMTime && ls.MTime != m.mtime {
-			if err := lutimesAt(d.fd, t.name, m.mtime); err != nil {
+			if err := fsat.SetMTimeAt(d.fd, t.name, m.mtime); err != nil {
 				return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 			}
 		}
@@ -418,7 +419,7 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 		}
 		err := func() error {
 			if m.hasMTime {
-				if err := lutimesAt(d.fd, tmp, m.mtime); err != nil {
+				if err := fsat.SetMTimeAt(d.fd, tmp, m.mtime); err != nil {
 					return err
 				}
 			}
@@ -467,7 +468,7 @@ func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	d := t.dir
 	m := meta{hasMode: true, mode: rec.Local.Mode, hasMTime: true, mtime: rec.Local.MTime}
 	err = p.writeTemp(d, t.name, rel, m, func(fd int) error {
-		return copyRange(fd, 0, src, 0, rec.Local.Size)
+		return fsat.CopyRange(fd, 0, src, 0, rec.Local.Size)
 	})
 	if err != nil {
 		return true, err
@@ -492,7 +493,7 @@ func (p *puller) openFile(rel string) (int, error) {
 		return fd
 	}
 	for _, name := range parts[:len(parts)-1] {
-		next, err := openDir(dir(), name)
+		next, err := fsat.OpenDir(dir(), name)
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -501,7 +502,7 @@ func (p *puller) openFile(rel string) (int, error) {
 		}
 		fd = next
 	}
-	f, err := unix.Openat(dir(), parts[len(parts)-1], unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := fsat.Open(dir(), parts[len(parts)-1], unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if fd >= 0 {
 		unix.Close(fd)
 	}
@@ -517,7 +518,7 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	if m.hasMode {
 		mode = m.mode
 	}
-	fd, err := unix.Openat(d.fd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := fsat.Open(d.fd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
@@ -530,7 +531,7 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	// fchmod rather than the create mode: the umask must not apply.
 	err = unix.Fchmod(fd, mode)
 	if err == nil && m.hasMTime {
-		err = setMTime(d.fd, tmp, fd, m.mtime)
+		err = fsat.SetMTime(d.fd, tmp, fd, m.mtime)
 	}
 	if err == nil && !p.fast {
 		err = unix.Fsync(fd) // no syncfs at the end (durable)
@@ -594,7 +595,7 @@ func (p *puller) finish(d *dirNode, fd int) error {
 		if !c.dirty.Load() && !c.below.Load() {
 			continue
 		}
-		cfd, err := openDir(fd, c.name)
+		cfd, err := fsat.OpenDir(fd, c.name)
 		if err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(c.rel), err)
 		}
@@ -621,7 +622,7 @@ func (p *puller) finish(d *dirNode, fd int) error {
 		}
 	}
 	if d.meta.hasMTime && ls.MTime != d.meta.mtime {
-		if err := setMTime(fd, ".", fd, d.meta.mtime); err != nil {
+		if err := fsat.SetMTime(fd, ".", fd, d.meta.mtime); err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 		}
 	}
