@@ -16,9 +16,11 @@ import (
 type Type uint8
 
 // Entry types. Other covers FIFOs, sockets and devices, which UnixFS cannot
-// represent and which are skipped with a warning.
+// represent and which are skipped with a warning. None, the zero Type, is
+// no entry at all: the Stat of a name that is not there.
 const (
-	File Type = iota + 1
+	None Type = iota
+	File
 	Dir
 	Symlink
 	Other
@@ -32,16 +34,27 @@ func (t Type) String() string {
 		return "dir"
 	case Symlink:
 		return "symlink"
+	case None:
+		return "none"
 	}
 	return "special"
 }
 
-// Stat is an entry as UnixFS sees it.
+// Stat is an entry as UnixFS sees it, and as pull's quick check of what it
+// wrote compares it.
 type Stat struct {
 	Type  Type
-	Size  int64       // bytes for files, target length for symlinks
+	Size  int64       // bytes for files, target length for symlinks, 0 for directories
 	Mode  fs.FileMode // type bit plus permissions, setuid, setgid, sticky
 	MTime time.Time   // full nanosecond precision, UTC
+	// CTime is a directory's change time in ns since the epoch (0 for
+	// other entries, and from FromFileInfo). UnixFS stores none, but an
+	// entry added, removed or renamed in the directory, a chmod or utimes
+	// of it, each moves it and nothing sets it back: pull's record of a
+	// directory it wrote holds it. A file's is left out: a copy of a tree
+	// made elsewhere keeps sizes and mtimes, and should pass the quick
+	// check there.
+	CTime int64
 }
 
 // FromFileInfo converts an Lstat result.
@@ -56,7 +69,7 @@ func FromFileInfo(fi fs.FileInfo) Stat {
 	case m.IsRegular():
 		st.Type = File
 	case m.IsDir():
-		st.Type = Dir
+		st.Type, st.Size = Dir, 0
 	case m&fs.ModeSymlink != 0:
 		st.Type = Symlink
 	default:
@@ -104,7 +117,8 @@ func (st Stat) String() string {
 
 // FromStatT converts a raw lstat result, as the walker gets it from
 // fstatat(2) on a directory descriptor without building an fs.FileInfo.
-// It gives what FromFileInfo gives for the same entry.
+// It gives what FromFileInfo gives for the same entry, and a directory's
+// CTime.
 func FromStatT(s *unix.Stat_t) Stat {
 	mode := fs.FileMode(s.Mode & 0o777)
 	if s.Mode&unix.S_ISUID != 0 {
@@ -122,6 +136,8 @@ func FromStatT(s *unix.Stat_t) Stat {
 		st.Type = File
 	case unix.S_IFDIR:
 		st.Type, mode = Dir, mode|fs.ModeDir
+		// A directory's size says nothing about its entries.
+		st.Size, st.CTime = 0, s.Ctim.Nano()
 	case unix.S_IFLNK:
 		st.Type, mode = Symlink, mode|fs.ModeSymlink
 	case unix.S_IFIFO:

@@ -50,6 +50,15 @@ func TestFromStatTMatchesFromFileInfo(t *testing.T) {
 			if got.Type != want.Type || got.Size != want.Size || got.Mode != want.Mode || !got.MTime.Equal(want.MTime) {
 				t.Fatalf("FromStatT %+v, FromFileInfo %+v", got, want)
 			}
+			// A directory's size is 0 and its ctime kept; no other
+			// entry's ctime is.
+			wantCTime := int64(0)
+			if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
+				wantCTime = st.Ctim.Nano()
+			}
+			if got.CTime != wantCTime || (got.Type == Dir && got.Size != 0) {
+				t.Errorf("FromStatT: CTime %d, size %d; want CTime %d, and size 0 for a directory", got.CTime, got.Size, wantCTime)
+			}
 		})
 	}
 }

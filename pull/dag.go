@@ -101,7 +101,7 @@ func (p *puller) vouches(rec *entry) bool {
 	if p.o.PreserveSpecialBits {
 		return !p.recheck
 	}
-	return rec.Local.Mode&0o7000 == 0
+	return unixPerms(rec.Local.Mode)&0o7000 == 0
 }
 
 // unixPerms converts Go's mode bits to the permission, setuid, setgid and

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // removeWritten removes name (rel in DEST), which ROOT no longer has and
@@ -16,8 +17,8 @@ import (
 // Whatever it leaves is reported kept; removed says nothing was left.
 func (p *puller) removeWritten(dirfd int, name, rel string) (removed bool, err error) {
 	ls, err := lstatAt(dirfd, name)
-	if err != nil || ls.Type == typeNone {
-		return ls.Type == typeNone, err
+	if err != nil || ls.Type == metadata.None {
+		return ls.Type == metadata.None, err
 	}
 	if strings.HasPrefix(name, tmpPrefix) {
 		return true, removeAt(dirfd, name) // a leftover of an interrupted pull
@@ -27,8 +28,8 @@ func (p *puller) removeWritten(dirfd int, name, rel string) (removed bool, err e
 	case rec == nil:
 		p.keepForeign(rel)
 		return false, nil
-	case ls.Type != typeDir:
-		if rec.Local != ls {
+	case ls.Type != metadata.Dir:
+		if !sameLocal(rec.Local, ls) {
 			p.keepForeign(rel) // changed since pull wrote it
 			return false, nil
 		}
@@ -42,12 +43,12 @@ func (p *puller) removeWritten(dirfd int, name, rel string) (removed bool, err e
 	if ls.Mode&0o700 != 0o700 {
 		// A read-only directory (a root can make one) must be writable to
 		// be emptied; if something stays in it, so does its mode.
-		if err := unix.Fchmod(fd, ls.Mode|0o700); err != nil {
+		if err := unix.Fchmod(fd, unixPerms(ls.Mode)|0o700); err != nil {
 			return false, err
 		}
 		defer func() {
 			if !removed {
-				unix.Fchmod(fd, ls.Mode)
+				unix.Fchmod(fd, unixPerms(ls.Mode))
 			}
 		}()
 	}

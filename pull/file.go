@@ -20,6 +20,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // maxFileDepth bounds the levels of one file's DAG. With 1 MiB chunks and
@@ -40,7 +41,7 @@ const fileParallel = 8
 // file writes the file t whose root block is b (fsn nil for a raw block).
 // known says the index vouches for what the local entry holds (another
 // CID): then it is rewritten even if its size and mtime look right.
-func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls localStat, known bool, stream Stream) error {
+func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls metadata.Stat, known bool, stream Stream) error {
 	d := t.dir
 	m := p.metaOf(fsn)
 	size := int64(len(b.RawData()))
@@ -57,14 +58,14 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls loc
 	// rsync's quick check against what the root says of the file: DEST may
 	// already hold it (written by another tool, or by a run whose state was
 	// lost).
-	if !known && ls.Type == typeFile && m.hasMTime && ls.Size == size && ls.MTime == m.mtime && (!m.hasMode || ls.Mode == m.mode) {
+	if !known && ls.Type == metadata.File && m.hasMTime && ls.Size == size && ls.MTime.UnixNano() == m.mtime && (!m.hasMode || unixPerms(ls.Mode) == m.mode) {
 		return p.record(d, t.name, rel, t.cid)
 	}
 	w := &fileWriter{p: p, rel: rel, old: -1, size: size, stream: stream, seen: map[cid.Cid]span{}}
-	if ls.Type == typeFile && ls.Size > 0 {
+	if ls.Type == metadata.File && ls.Size > 0 {
 		// The old version's chunks are reused where they still match.
 		if fd, err := fsat.Open(d.fd, t.name, unix.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil {
-			if st, err := fstat(fd); err == nil && st.Type == typeFile {
+			if st, err := fstat(fd); err == nil && st.Type == metadata.File {
 				w.old, w.oldSize = fd, st.Size
 				defer unix.Close(fd)
 			} else {
@@ -522,10 +523,10 @@ const maxTail = 64
 // Data, filesize, mode, mtime}}, fields in that order; the data is the old
 // file, the rest is the tail. The result is used only if it hashes to c;
 // otherwise (nil) the block is fetched whole.
-func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
+func (p *puller) splice(d *dirNode, t task, ls metadata.Stat) blocks.Block {
 	tl, ok := p.src.(tailer)
 	size := int(t.size)
-	if !ok || ls.Type != typeFile || size > MaxBlockSize || t.size <= uint64(ls.Size) || t.size-uint64(ls.Size) > maxTail || notProto(t.cid) {
+	if !ok || ls.Type != metadata.File || size > MaxBlockSize || t.size <= uint64(ls.Size) || t.size-uint64(ls.Size) > maxTail || notProto(t.cid) {
 		return nil
 	}
 	n := int(ls.Size)
@@ -539,7 +540,7 @@ func (p *puller) splice(d *dirNode, t task, ls localStat) blocks.Block {
 		return nil
 	}
 	defer unix.Close(fd)
-	if st, err := fstat(fd); err != nil || st != ls {
+	if st, err := fstat(fd); err != nil || !sameLocal(ls, st) {
 		return nil
 	}
 	block := dagpb.AppendLeafHead(make([]byte, 0, size), ft.TFile, n, rest)

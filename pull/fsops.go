@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // Every write under DEST goes through a directory file descriptor and a
@@ -20,70 +21,34 @@ import (
 // symlink (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW): whatever a root or an earlier
 // pull left in DEST, a write cannot land outside it.
 
-// entryType is a local entry's kind as the index stores it.
-type entryType uint8
-
-const (
-	typeNone entryType = iota // absent
-	typeFile
-	typeDir
-	typeSymlink
-	typeOther
-)
-
-// localStat is the part of an lstat the quick check compares.
-type localStat struct {
-	Type  entryType
-	Size  int64
-	MTime int64  // ns since the epoch
-	Mode  uint32 // permission, setuid, setgid and sticky bits
-	// CTime, directories only: any entry added, removed or renamed, any
-	// chmod or utimes moves it, and nothing sets it back. A file's is left
-	// out: a copy of DEST made elsewhere keeps sizes and mtimes, and should
-	// pass the quick check there.
-	CTime int64
-}
-
-func fromStat(st *unix.Stat_t) localStat {
-	ls := localStat{
-		Size:  st.Size,
-		MTime: st.Mtim.Nano(),
-		Mode:  uint32(st.Mode) & 0o7777, // a uint16 on darwin
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		ls.Type = typeFile
-	case unix.S_IFDIR:
-		ls.Type = typeDir
-		ls.Size = 0 // a directory's size says nothing about its entries
-		ls.CTime = st.Ctim.Nano()
-	case unix.S_IFLNK:
-		ls.Type = typeSymlink
-	default:
-		ls.Type = typeOther
-	}
-	return ls
-}
-
 // lstatAt stats name in dirfd without following a symlink; a missing
-// entry gives typeNone and no error.
-func lstatAt(dirfd int, name string) (localStat, error) {
+// entry gives metadata.None and no error.
+func lstatAt(dirfd int, name string) (metadata.Stat, error) {
 	var st unix.Stat_t
 	if err := fsat.Lstat(dirfd, name, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return localStat{}, nil
+			return metadata.Stat{}, nil
 		}
-		return localStat{}, err
+		return metadata.Stat{}, err
 	}
-	return fromStat(&st), nil
+	return metadata.FromStatT(&st), nil
 }
 
-func fstat(fd int) (localStat, error) {
+func fstat(fd int) (metadata.Stat, error) {
 	var st unix.Stat_t
 	if err := fsat.Fstat(fd, &st); err != nil {
-		return localStat{}, err
+		return metadata.Stat{}, err
 	}
-	return fromStat(&st), nil
+	return metadata.FromStatT(&st), nil
+}
+
+// sameLocal is the quick check of an entry against its record: the lstat
+// now is the one pull recorded, field for field as the index stores them
+// (type, size, mtime and a directory's ctime in nanoseconds, the chmod
+// bits).
+func sameLocal(rec, now metadata.Stat) bool {
+	return rec.Type == now.Type && rec.Size == now.Size && rec.MTime.UnixNano() == now.MTime.UnixNano() &&
+		unixPerms(rec.Mode) == unixPerms(now.Mode) && rec.CTime == now.CTime
 }
 
 // tmpName is a fresh temporary name; O_EXCL makes a collision an error,

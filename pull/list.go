@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // A directory's entries are queued as soon as they are known, not once the
@@ -65,7 +66,7 @@ func (l *lister) offer(links []link) error {
 	var now []task
 	var maybe []candidate
 	for _, e := range links {
-		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && ((rec.Local.Type == typeFile && p.vouches(rec)) || rec.Local.Type == typeSymlink) {
+		if rec := p.st.lookup(join(d.rel, e.Name)); rec != nil && rec.Cid.Equals(e.Cid) && ((rec.Local.Type == metadata.File && p.vouches(rec)) || rec.Local.Type == metadata.Symlink) {
 			maybe = append(maybe, candidate{e, rec})
 		} else {
 			// In a directory this run created everything is new: there,
@@ -82,7 +83,7 @@ func (l *lister) offer(links []link) error {
 	for k := range parts {
 		wg.Go(func() {
 			for _, e := range maybe[k*part : min(len(maybe), (k+1)*part)] {
-				if ls, err := lstatAt(d.fd, e.Name); err == nil && ls == e.rec.Local {
+				if ls, err := lstatAt(d.fd, e.Name); err == nil && sameLocal(e.rec.Local, ls) {
 					if err := p.keep(e.rec); err != nil {
 						first.set(err)
 						return
@@ -176,7 +177,7 @@ func (p *puller) recordDir(d *dirNode, fd int) error {
 // time, so the memory read ahead stays bounded however big it is.
 func (p *puller) fill(d *dirNode, c cid.Cid, nd *mdag.ProtoNode, fsn *ft.FSNode, grouped bool) error {
 	l := p.begin(d)
-	if rec := p.st.lookup(d.rel); rec != nil && rec.Local.Type == typeDir && rec.Cid.Equals(c) && rec.Local == d.before {
+	if rec := p.st.lookup(d.rel); rec != nil && rec.Local.Type == metadata.Dir && rec.Cid.Equals(c) && sameLocal(rec.Local, d.before) {
 		l.quiet = true
 		rec.live.Store(true)
 	}

@@ -299,7 +299,7 @@ func (p *puller) run(destfd int) error {
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.o.Dest, err)
 	}
-	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: p.metaOf(fsn), mode: ls.Mode, before: ls}
+	p.root = &dirNode{fd: destfd, cid: p.o.Root, meta: p.metaOf(fsn), mode: unixPerms(ls.Mode), before: ls}
 	p.dirs.Add(1)
 	if err := p.st.cacheBlock(p.o.Root, rootBlock.RawData()); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // sample is a mirror-like tree with every kind of entry pull writes.
@@ -421,7 +422,7 @@ func TestStateLogTail(t *testing.T) {
 	st := mustOpenState(t, dest, fd)
 	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
 	for _, p := range []string{"a", "b/c", "d\nodd"} {
-		if err := st.put(record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}); err != nil {
+		if err := st.put(record{Path: p, Cid: c, Local: metadata.Stat{Type: metadata.File, Size: 3, MTime: time.Unix(0, 42).UTC(), Mode: 0o644}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -438,7 +439,7 @@ func TestStateLogTail(t *testing.T) {
 	f.Close()
 	st = mustOpenState(t, dest, fd)
 	defer st.close()
-	if len(st.index) != 3 || st.index["d\nodd"].Local.MTime != 42 {
+	if len(st.index) != 3 || st.index["d\nodd"].Local.MTime.UnixNano() != 42 {
 		t.Fatalf("index after a torn tail: %v", st.index)
 	}
 	if fi, _ := os.Stat(idx); fi.Size() == 0 {
@@ -453,7 +454,7 @@ func TestStateCommit(t *testing.T) {
 	dest, fd := openDest(t)
 	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
 	rec := func(p string) record {
-		return record{Path: p, Cid: c, Local: localStat{Type: typeFile, Size: 3, MTime: 42, Mode: 0o644}}
+		return record{Path: p, Cid: c, Local: metadata.Stat{Type: metadata.File, Size: 3, MTime: time.Unix(0, 42).UTC(), Mode: 0o644}}
 	}
 	var dir string
 	for run := range 50 {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/boxo/files"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // Pull keeps what it knows about each DEST in the repository, not in
@@ -53,13 +55,14 @@ const (
 const tmpPrefix = ".ipfs-sync-pull-tmp-"
 
 // record is what the index knows about one path of DEST: the CID pulled
-// there and the lstat the entry had right after pull wrote it. A record is
-// trusted only while lstat still gives exactly that (rsync's quick check),
-// so a file changed by hand is fetched again.
+// there and the lstat the entry had right after pull wrote it (as the index
+// stores it: Mode only its chmod bits). A record is trusted only while
+// lstat still gives exactly that (sameLocal, rsync's quick check), so a
+// file changed by hand is fetched again.
 type record struct {
 	Path  string // relative to DEST, "/"-separated; "" is DEST itself
 	Cid   cid.Cid
-	Local localStat
+	Local metadata.Stat
 }
 
 // destID is which directory a state describes.
@@ -232,7 +235,7 @@ func (s *state) load(destfd int) error {
 	}
 	s.indexW.eager = true
 	for p, r := range s.index {
-		if r.Local.Type == typeFile {
+		if r.Local.Type == metadata.File {
 			s.byCid[r.Cid] = p
 			s.heldBytes += r.Local.Size
 		}
@@ -388,7 +391,7 @@ func (s *state) put(r record) error {
 	e := &entry{record: r}
 	e.live.Store(true)
 	s.index[r.Path] = e
-	if r.Local.Type == typeFile {
+	if r.Local.Type == metadata.File {
 		s.byCid[r.Cid] = r.Path
 	}
 	return s.indexW.append(encodeRecord(r))
@@ -513,10 +516,14 @@ func encodeRecord(r record) []byte {
 	b = append(b, r.Path...)
 	b = binary.AppendUvarint(b, uint64(len(cb)))
 	b = append(b, cb...)
+	var mtime int64 // a tombstone's stat is zero
+	if r.Cid.Defined() {
+		mtime = r.Local.MTime.UnixNano()
+	}
 	b = append(b, byte(r.Local.Type))
 	b = binary.AppendVarint(b, r.Local.Size)
-	b = binary.AppendVarint(b, r.Local.MTime)
-	b = binary.AppendUvarint(b, uint64(r.Local.Mode))
+	b = binary.AppendVarint(b, mtime)
+	b = binary.AppendUvarint(b, uint64(unixPerms(r.Local.Mode)))
 	if r.Local.CTime != 0 {
 		b = binary.AppendVarint(b, r.Local.CTime)
 	}
@@ -551,22 +558,24 @@ func decodeRecord(b []byte) (record, bool) {
 		return r, false
 	}
 	r.Cid = c
-	r.Local.Type = entryType(b[0])
+	r.Local.Type = metadata.Type(b[0])
 	b = b[1:]
 	var k int
 	if r.Local.Size, k = binary.Varint(b); k <= 0 {
 		return r, false
 	}
 	b = b[k:]
-	if r.Local.MTime, k = binary.Varint(b); k <= 0 {
+	mtime, k := binary.Varint(b)
+	if k <= 0 {
 		return r, false
 	}
+	r.Local.MTime = time.Unix(0, mtime).UTC()
 	b = b[k:]
 	m, k := binary.Uvarint(b)
 	if k <= 0 {
 		return r, false
 	}
-	r.Local.Mode = uint32(m)
+	r.Local.Mode = files.UnixPermsToModePerms(uint32(m))
 	if b = b[k:]; len(b) > 0 {
 		if r.Local.CTime, k = binary.Varint(b); k <= 0 {
 			return r, false

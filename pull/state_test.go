@@ -1,11 +1,18 @@
 package pull
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // TestExactCopy: after a pull DEST holds ROOT and nothing else (pull's
@@ -153,5 +160,44 @@ func TestLegacyStateAdopted(t *testing.T) {
 	}
 	if n := src.Counters().Blocks - before; n > 3 {
 		t.Errorf("fetched %d blocks: the cache was not adopted", n)
+	}
+}
+
+// The index's records keep their format: each encodes to the bytes
+// earlier versions wrote (a DEST's state outlives an upgrade), and decodes
+// to a record that passes the quick check against the lstat it was made
+// from, an mtime past 2262 too (its nanoseconds overflow int64 alike in
+// lstat's terms and in the index).
+func TestRecordFormat(t *testing.T) {
+	c := cid.NewCidV1(cid.Raw, []byte{0x00, 0x03, 'a', 'b', 'c'})
+	for _, tc := range []struct {
+		rec  record
+		want string // hex
+	}{
+		{record{Path: "pool/a.deb", Cid: c, Local: metadata.Stat{Type: metadata.File, Size: 3, MTime: time.Unix(1_700_000_000, 123_456_789).UTC(), Mode: 0o644}},
+			"0a706f6f6c2f612e64656207015500036162630106aab4aed8c7bfce972fa403"},
+		{record{Path: "tools/run", Cid: c, Local: metadata.Stat{Type: metadata.File, MTime: time.Unix(0, -5).UTC(), Mode: 0o755 | fs.ModeSetuid}},
+			"09746f6f6c732f72756e0701550003616263010009ed13"},
+		{record{Path: "pool", Cid: c, Local: metadata.Stat{Type: metadata.Dir, MTime: time.Unix(1_600_000_000, 1).UTC(), Mode: fs.ModeDir | fs.ModeSticky | 0o777, CTime: 1_700_000_001_000_000_002}},
+			"04706f6f6c070155000361626302008280808abbe1abb42cff0784a8a69ccebfce972f"},
+		{record{Path: "kept", Cid: c, Local: metadata.Stat{Type: metadata.Dir, MTime: time.Unix(0, 1).UTC(), Mode: fs.ModeDir | 0o755, CTime: -1}},
+			"046b6570740701550003616263020002ed0301"},
+		{record{Path: "link", Cid: c, Local: metadata.Stat{Type: metadata.Symlink, Size: 8, MTime: time.Unix(10_000_000_000, 5).UTC(), Mode: fs.ModeSymlink | 0o777}},
+			"046c696e6b07015500036162630310f5ffbfe1eebeeeb8ea01ff03"},
+		{record{Path: "gone"}, "04676f6e650000000000"},
+	} {
+		t.Run(tc.rec.Path, func(t *testing.T) {
+			b := encodeRecord(tc.rec)
+			if got := hex.EncodeToString(b); got != tc.want {
+				t.Fatalf("encoded %s, want %s", got, tc.want)
+			}
+			r, ok := decodeRecord(b)
+			if !ok || r.Path != tc.rec.Path || !r.Cid.Equals(tc.rec.Cid) {
+				t.Fatalf("decoded %v %q %s, want %q %s", ok, r.Path, r.Cid, tc.rec.Path, tc.rec.Cid)
+			}
+			if tc.rec.Cid.Defined() && !sameLocal(r.Local, tc.rec.Local) {
+				t.Errorf("decoded %+v, which fails the quick check against %+v", r.Local, tc.rec.Local)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // dirNode is a directory of the root being written. Its descriptor stays
@@ -33,7 +34,7 @@ type dirNode struct {
 	// created it: what it gets back if the root stores no mode.
 	mode    uint32
 	created bool
-	before  localStat // its lstat before this run touched it
+	before  metadata.Stat // its lstat before this run touched it
 
 	pending atomic.Int64 // entries not yet done, +1 while listing
 
@@ -247,9 +248,9 @@ func (p *puller) entry(t task) error {
 	// still matches but names another CID says the local entry is known to
 	// differ, whatever its size and mtime.
 	rec := p.st.lookup(rel)
-	known := rec != nil && ls.Type != typeNone && rec.Local == ls
-	if known && rec.Cid.Equals(t.cid) && ls.Type != typeDir {
-		if ls.Type != typeFile || p.vouches(rec) {
+	known := rec != nil && ls.Type != metadata.None && sameLocal(rec.Local, ls)
+	if known && rec.Cid.Equals(t.cid) && ls.Type != metadata.Dir {
+		if ls.Type != metadata.File || p.vouches(rec) {
 			return p.keep(rec)
 		}
 		// Its content is right; its mode is checked against the root's
@@ -258,7 +259,7 @@ func (p *puller) entry(t task) error {
 	}
 	// The same file elsewhere in DEST (renamed, or a copy): copy it, with
 	// the mode it has there if its record vouches for it.
-	if ls.Type != typeDir {
+	if ls.Type != metadata.Dir {
 		if from, ok := p.st.pathOf(t.cid); ok && from != rel {
 			if done, err := p.copyLocal(t, rel, from); done || err != nil {
 				return err
@@ -267,7 +268,7 @@ func (p *puller) entry(t task) error {
 	}
 
 	// A file whose mode or mtime alone changed: its data is here.
-	if known && ls.Type == typeFile {
+	if known && ls.Type == metadata.File {
 		if b := p.splice(d, t, ls); b != nil {
 			_, fsn, k, err := decodeEntry(b)
 			if err == nil && k == kindFile {
@@ -278,7 +279,7 @@ func (p *puller) entry(t task) error {
 	cached := p.st.has(t.cid)
 	// Read ahead with an enclosing subtree: everything below is there too.
 	prefetched := p.pre.has(t.cid)
-	if !cached && !prefetched && ls.Type == typeNone {
+	if !cached && !prefetched && ls.Type == metadata.None {
 		// Nothing local: a small subtree comes whole, in one round trip.
 		prefetched = p.subtree(p.ctx, t.cid, t.size, 0)
 	}
@@ -302,7 +303,7 @@ func (p *puller) entry(t task) error {
 		return p.symlink(t, rel, fsn, ls)
 	}
 	var stream Stream
-	if !prefetched && ls.Type == typeNone && nd != nil && len(nd.Links()) > 0 {
+	if !prefetched && ls.Type == metadata.None && nd != nil && len(nd.Links()) > 0 {
 		// A big new file: the rest of it in one stream (whose first block
 		// is the root, already here).
 		if s, err := p.src.CAR(p.ctx, t.cid, "entity"); err == nil && s != nil {
@@ -321,19 +322,19 @@ func (p *puller) entry(t task) error {
 func (p *puller) keep(rec *entry) error {
 	rec.live.Store(true)
 	switch rec.Local.Type {
-	case typeFile:
+	case metadata.File:
 		p.files.Add(1)
 		if err := p.addBytes(rec.Local.Size, rec.Path); err != nil {
 			return err
 		}
-	case typeSymlink:
+	case metadata.Symlink:
 		p.symlinks.Add(1)
 	}
 	return nil
 }
 
 // dir makes the directory t in DEST and queues its entries.
-func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft.FSNode, ls localStat, prefetched bool) error {
+func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft.FSNode, ls metadata.Stat, prefetched bool) error {
 	d := t.dir
 	if d.depth+1 > p.o.MaxDepth {
 		return fmt.Errorf("%s: directories nested deeper than %d (--max-depth): %w", p.dagPath(rel), p.o.MaxDepth, errLimit)
@@ -343,11 +344,11 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	}
 	// A big new HAMT directory is listed and written a group of entries at
 	// a time.
-	grouped := ls.Type != typeDir && !prefetched && fsn.Type() == ft.THAMTShard
-	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: p.metaOf(fsn), mode: ls.Mode, before: ls}
+	grouped := ls.Type != metadata.Dir && !prefetched && fsn.Type() == ft.THAMTShard
+	n := &dirNode{parent: d, name: t.name, rel: rel, depth: d.depth + 1, cid: t.cid, meta: p.metaOf(fsn), mode: unixPerms(ls.Mode), before: ls}
 	switch ls.Type {
-	case typeDir:
-	case typeNone:
+	case metadata.Dir:
+	case metadata.None:
 		n.created = true
 	default:
 		if err := removeAt(d.fd, t.name); err != nil {
@@ -366,7 +367,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	}
 	if !n.created && ls.Mode&0o700 != 0o700 {
 		// Entries must be writable into it until finish sets its mode.
-		if err := unix.Fchmod(n.fd, ls.Mode|0o700); err != nil {
+		if err := unix.Fchmod(n.fd, unixPerms(ls.Mode)|0o700); err != nil {
 			unix.Close(n.fd)
 			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 		}
@@ -379,7 +380,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 	if n.created {
 		d.touch()
 		n.touch()
-	} else if (n.meta.hasMode && ls.Mode != n.meta.mode) || (n.meta.hasMTime && ls.MTime != n.meta.mtime) {
+	} else if (n.meta.hasMode && unixPerms(ls.Mode) != n.meta.mode) || (n.meta.hasMTime && ls.MTime.UnixNano() != n.meta.mtime) {
 		n.touch()
 	}
 	return p.fill(n, t.cid, pn, fsn, grouped)
@@ -387,7 +388,7 @@ func (p *puller) dir(t task, rel string, raw []byte, pn *mdag.ProtoNode, fsn *ft
 
 // symlink writes the symlink t: created under a temporary name with its
 // mtime, then renamed over whatever was there. It is never followed.
-func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error {
+func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls metadata.Stat) error {
 	d := t.dir
 	target := fsn.Data()
 	switch {
@@ -401,13 +402,13 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 	m := metaOf(fsn)
 	p.symlinks.Add(1)
 	same := false
-	if ls.Type == typeSymlink {
+	if ls.Type == metadata.Symlink {
 		if now, err := fsat.Readlink(d.fd, t.name, ls.Size); err == nil && now == string(target) {
 			same = true
 		}
 	}
 	if same {
-		if m.hasMTime && ls.MTime != m.mtime {
+		if m.hasMTime && ls.MTime.UnixNano() != m.mtime {
 			if err := fsat.SetMTimeAt(d.fd, t.name, m.mtime); err != nil {
 				return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 			}
@@ -423,7 +424,7 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 					return err
 				}
 			}
-			if ls.Type == typeDir {
+			if ls.Type == metadata.Dir {
 				if err := removeAt(d.fd, t.name); err != nil {
 					return err
 				}
@@ -449,7 +450,7 @@ func (p *puller) symlink(t task, rel string, fsn *ft.FSNode, ls localStat) error
 // if it does not (the caller fetches instead).
 func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	rec := p.st.lookup(from)
-	if rec == nil || !rec.Cid.Equals(t.cid) || rec.Local.Type != typeFile || !p.vouches(rec) {
+	if rec == nil || !rec.Cid.Equals(t.cid) || rec.Local.Type != metadata.File || !p.vouches(rec) {
 		return false, nil
 	}
 	src, err := p.openFile(from)
@@ -459,14 +460,14 @@ func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	defer unix.Close(src)
 	// The descriptor pins the inode: if another task replaces the path
 	// meanwhile, this one still reads what the record describes.
-	if now, err := fstat(src); err != nil || now != rec.Local {
+	if now, err := fstat(src); err != nil || !sameLocal(rec.Local, now) {
 		return false, nil
 	}
 	if err := p.addBytes(rec.Local.Size, rel); err != nil {
 		return true, err
 	}
 	d := t.dir
-	m := meta{hasMode: true, mode: rec.Local.Mode, hasMTime: true, mtime: rec.Local.MTime}
+	m := meta{hasMode: true, mode: unixPerms(rec.Local.Mode), hasMTime: true, mtime: rec.Local.MTime.UnixNano()}
 	err = p.writeTemp(d, t.name, rel, m, func(fd int) error {
 		return fsat.CopyRange(fd, 0, src, 0, rec.Local.Size)
 	})
@@ -540,8 +541,8 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 		err = cerr
 	}
 	if err == nil {
-		var ls localStat
-		if ls, err = lstatAt(d.fd, name); err == nil && ls.Type == typeDir {
+		var ls metadata.Stat
+		if ls, err = lstatAt(d.fd, name); err == nil && ls.Type == metadata.Dir {
 			err = removeAt(d.fd, name)
 		}
 	}
@@ -616,12 +617,12 @@ func (p *puller) finish(d *dirNode, fd int) error {
 	case d.created:
 		mode = 0o755
 	}
-	if ls.Mode != mode {
+	if unixPerms(ls.Mode) != mode {
 		if err := unix.Fchmod(fd, mode); err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 		}
 	}
-	if d.meta.hasMTime && ls.MTime != d.meta.mtime {
+	if d.meta.hasMTime && ls.MTime.UnixNano() != d.meta.mtime {
 		if err := fsat.SetMTime(fd, ".", fd, d.meta.mtime); err != nil {
 			return fmt.Errorf("DEST %s: %w", p.local(d.rel), err)
 		}
