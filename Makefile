@@ -6,7 +6,7 @@ BIN      := $(CURDIR)/bin
 GO       ?= go
 E2E_ARGS ?=
 
-.PHONY: build mkmirror unit test test-long race e2e bench bench-large lint kubo clean e2e-deps
+.PHONY: build mkmirror unit test test-long race e2e bench bench-large lint kubo clean e2e-deps bench-deps
 
 build:
 	$(GO) build -o $(BIN)/ipfs-sync .
@@ -74,7 +74,13 @@ e2e: build kubo e2e-deps $(BIN)/gotestsum | $(REPORT)
 # publish cycle to kubo, pulling it back vs HTTP and rsync.
 BENCH_ENV = IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs MKMIRROR=$(BIN)/mkmirror
 
-bench: build kubo mkmirror e2e-deps
+# The bench scripts read peak RSS from GNU time.
+bench-deps:
+	@/usr/bin/time -f %M true >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "bench: installing GNU time"; apt-get update -qq && apt-get install -y -qq time >/dev/null; \
+	  else echo "bench needs GNU time: sudo apt-get install time" >&2; exit 1; fi; }
+
+bench: build kubo mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) ./bench/run.sh
 	$(BENCH_ENV) ./bench/push.sh
 	$(BENCH_ENV) ./bench/pull.sh
@@ -82,7 +88,7 @@ bench: build kubo mkmirror e2e-deps
 # Mirror scale: mkmirror's large preset (~1M files, ~20 GiB): full import,
 # one publish cycle against the floor, a 200,000-entry flat directory;
 # KUBO=1 adds kubo's add and re-add (another hour and ~26 GB).
-bench-large: build kubo mkmirror
+bench-large: build kubo mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) ./bench/large.sh
 
 lint:
