@@ -217,7 +217,7 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Blockstore() bstore.Blockstore { return s.bs }
 
 // Sync makes every block and index entry written so far durable: one
-// syncfs(2) of the store's filesystem (packStore.flush), then the index.
+// syncfs(2) of the store's filesystem (packWriter.flush), then the index.
 func (s *Store) Sync(ctx context.Context) error {
 	if s.packs.w != nil {
 		if err := s.packs.w.flush(); err != nil {
