@@ -27,6 +27,8 @@ const (
 	allocStep    = 64 << 20 // how far ahead a pack written with aio is allocated
 )
 
+// stage is one stage buffer of pack p while records are reserved in it:
+// the bytes of the file from start.
 type stage struct {
 	p      *openPack
 	buf    []byte
