@@ -195,10 +195,13 @@ func TestReadHeaderTimeout(t *testing.T) {
 // kernel grows it to megabytes, and a blocked write waits for half of it
 // to drain).
 func TestSlowDownloadNotCut(t *testing.T) {
-	// 2 MiB at 800 KiB/s: 2.5 s, eight times the stall timeout.
-	const size = 2 << 20
+	// 4 MiB at 1.6 MiB/s: 2.5 s, five times the stall timeout. A blocked
+	// write waits for the client to read about 100 KiB, 60-80 ms at this
+	// pace, so the timeout leaves room for a client that loses the CPU on
+	// a loaded machine (at 800 KiB/s, 120-150 ms against 300 ms did not).
+	const size = 4 << 20
 	s, root := bigStore(t, size>>20)
-	stall := 300 * time.Millisecond
+	stall := 500 * time.Millisecond
 	h, err := newHandler(s.Blockstore(), Options{StallTimeout: stall}.withDefaults())
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +216,7 @@ func TestSlowDownloadNotCut(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	start := time.Now()
-	buf := make([]byte, 16<<10) // 16 KiB per 20 ms: 800 KiB/s
+	buf := make([]byte, 32<<10) // 32 KiB per 20 ms: 1.6 MiB/s
 	var n int64
 	for {
 		k, err := io.ReadFull(resp.Body, buf)
