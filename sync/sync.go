@@ -488,21 +488,91 @@ func (r *run) print(ch chan *item) {
 	}
 }
 
+// walkRoot walks SRC, reading what changed on the run's workers, and
+// returns its root CID once every file is read and every directory built.
 func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, error) {
-	var sys unix.Stat_t
-	if err := unix.Lstat(src, &sys); err != nil {
-		return cid.Undef, fmt.Errorf("source: %w", &fs.PathError{Op: "lstat", Path: src, Err: err})
+	top, err := topEntry(src)
+	if err != nil {
+		return cid.Undef, err
 	}
-	st := metadata.FromStatT(&sys)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	printed := r.startItems()
+	jobs, read := r.startReaders(ctx, cancel)
+	var prevLink *diff.Link
+	if r.reuse {
+		prevLink = &diff.Link{Cid: prev}
+	}
+	// Walkers besides the top one; more than the cores, as a walk of a
+	// tree not in the page cache waits on the disk.
+	r.slots = make(chan struct{}, 2*r.opts.Workers)
+	w := &walker{run: r, jobs: jobs, fail: cancel, items: r.items}
+	var res *result
+	switch top.Stat.Type {
+	case metadata.Dir:
+		res = w.walkDir(ctx, nil, false, src, "", "", top.Stat, prevLink)
+	case metadata.File:
+		res = w.fileAt(ctx, nil, src, "", top, prevLink, nil)
+	default:
+		res = w.symlink(ctx, src, "", top, prevLink)
+	}
+	r.walkers.Wait()
+	r.opts.Progress.WalkDone.Store(true)
+	close(jobs)
+	<-res.done
+	read.Wait()
+	if r.items != nil {
+		close(r.items)
+		printed.Wait()
+	}
+	if err := context.Cause(ctx); err != nil {
+		return cid.Undef, err
+	}
+	if res.err != nil {
+		return cid.Undef, res.err
+	}
+	if res.skip {
+		return cid.Undef, fmt.Errorf("source %s was skipped", src)
+	}
+	return res.link.Cid, nil
+}
 
+// topEntry is SRC as the walk starts from it: its lstat, and a symlink's
+// target. Anything but a directory, a file or a symlink is refused.
+func topEntry(src string) (diff.Entry, error) {
+	var sys unix.Stat_t
+	if err := unix.Lstat(src, &sys); err != nil {
+		return diff.Entry{}, fmt.Errorf("source: %w", &fs.PathError{Op: "lstat", Path: src, Err: err})
+	}
+	e := diff.Entry{Name: filepath.Base(src), Stat: metadata.FromStatT(&sys), Dev: uint64(sys.Dev), Ino: uint64(sys.Ino)}
+	switch e.Stat.Type {
+	case metadata.Dir, metadata.File:
+	case metadata.Symlink:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return diff.Entry{}, fmt.Errorf("source: %w", err)
+		}
+		e.Target = target
+	default:
+		return diff.Entry{}, fmt.Errorf("source %s is a %s, not a file or directory", src, e.Stat.Type)
+	}
+	return e, nil
+}
+
+// startItems starts handing itemised changes to the Item callback, if
+// there is one: the WaitGroup is done once r.items is closed and printed.
+func (r *run) startItems() *gosync.WaitGroup {
 	var printed gosync.WaitGroup
 	if r.opts.Item != nil {
 		r.items = make(chan *item, 1024)
 		printed.Go(func() { r.print(r.items) })
 	}
+	return &printed
+}
 
+// startReaders starts the workers that read the files the walk queues on
+// jobs, until it is closed: the WaitGroup is done once they have.
+func (r *run) startReaders(ctx context.Context, cancel context.CancelCauseFunc) (chan job, *gosync.WaitGroup) {
 	// Buffered, so that a walker queues a changed file and walks on rather
 	// than wait for a reader; a job is a path and a stat, and the files
 	// being read stay at Workers.
@@ -516,49 +586,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 			}
 		})
 	}
-	var prevLink *diff.Link
-	if r.reuse {
-		prevLink = &diff.Link{Cid: prev}
-	}
-	// Walkers besides the top one; more than the cores, as a walk of a
-	// tree not in the page cache waits on the disk.
-	r.slots = make(chan struct{}, 2*r.opts.Workers)
-	w := &walker{run: r, jobs: jobs, fail: cancel, items: r.items}
-	var top *result
-	switch st.Type {
-	case metadata.Dir:
-		top = w.walkDir(ctx, nil, false, src, "", "", st, prevLink)
-	case metadata.File:
-		e := diff.Entry{Name: filepath.Base(src), Stat: st, Dev: uint64(sys.Dev), Ino: uint64(sys.Ino)}
-		top = w.fileAt(ctx, nil, src, "", e, prevLink, nil)
-	case metadata.Symlink:
-		target, err := os.Readlink(src)
-		if err != nil {
-			return cid.Undef, fmt.Errorf("source: %w", err)
-		}
-		top = w.symlink(ctx, src, "", diff.Entry{Name: filepath.Base(src), Stat: st, Target: target}, prevLink)
-	default:
-		return cid.Undef, fmt.Errorf("source %s is a %s, not a file or directory", src, st.Type)
-	}
-	r.walkers.Wait()
-	r.opts.Progress.WalkDone.Store(true)
-	close(jobs)
-	<-top.done
-	wg.Wait()
-	if r.items != nil {
-		close(r.items)
-		printed.Wait()
-	}
-	if err := context.Cause(ctx); err != nil {
-		return cid.Undef, err
-	}
-	if top.err != nil {
-		return cid.Undef, top.err
-	}
-	if top.skip {
-		return cid.Undef, fmt.Errorf("source %s was skipped", src)
-	}
-	return top.link.Cid, nil
+	return jobs, &wg
 }
 
 func (r *run) warn(path string, err error) {
@@ -658,6 +686,17 @@ func rel(parent, name string) string {
 	return parent + "/" + name
 }
 
+// dirWalk is one directory being walked: where it is, its lstat, and its
+// previous version (prev nil: none to compare with; pd nil: prev is not a
+// directory, or could not be read).
+type dirWalk struct {
+	path, relPath, name string
+	st                  metadata.Stat
+	prev                *diff.Link
+	pd                  *diff.PrevDir
+	idx                 *blockstore.DirIndex // prev's entries in the file index
+}
+
 // walkDir merges the listing of the directory called name in the one open
 // as at (nil: the directory at path) with its previous version, queues
 // what must be read, recurses into subdirectories, and returns a result
@@ -666,67 +705,109 @@ func rel(parent, name string) string {
 // memory. With handed, at was held for this walk, which lets it go once
 // the directory is open.
 func (w *walker) walkDir(ctx context.Context, at *dirFD, handed bool, path, relPath, name string, st metadata.Stat, prev *diff.Link) *result {
-	r, fail := w.run, w.fail
-	var pd *diff.PrevDir
-	var idx *blockstore.DirIndex
+	wd := &dirWalk{path: path, relPath: relPath, name: name, st: st, prev: prev}
 	if prev != nil {
-		idx = r.index.Dir(relPath)
-		defer idx.Close()
-		d, err := r.prevDir(ctx, relPath, prev.Cid, idx)
-		switch {
-		case err == nil:
-			pd = &d
-		case errors.Is(err, diff.ErrNotDir):
-		default:
-			// The store lost part of the previous root: rebuild this
-			// subtree from the source, which gives the same CIDs.
-			r.warn("", fmt.Errorf("%s: %w; re-reading this directory", path, err))
-		}
+		wd.idx = w.index.Dir(relPath)
+		defer wd.idx.Close()
+		wd.pd = w.previousListing(ctx, wd)
 	}
-	atName := name
+	entries, d, res := w.list(ctx, at, handed, wd)
+	if res != nil {
+		return res
+	}
+	defer d.walked(ctx)
+	if w.itemiseDir(ctx, wd) {
+		defer func() { w.quietUnder = "" }()
+	}
+	children := w.children(ctx, d, wd, entries)
+	out := newResult()
+	// Most directories of a re-sync have every child settled by now (no
+	// file queued, no subdirectory on another walker): finished here.
+	whenAll(children, func() { w.finishDir(ctx, wd, children, out) })
+	return out
+}
+
+// previousListing reads wd's previous version; nil if it is not a
+// directory, or if the store lost part of the previous root: then this
+// subtree is rebuilt from the source, which gives the same CIDs.
+func (r *run) previousListing(ctx context.Context, wd *dirWalk) *diff.PrevDir {
+	d, err := r.prevDir(ctx, wd.relPath, wd.prev.Cid, wd.idx)
+	switch {
+	case err == nil:
+		return &d
+	case errors.Is(err, diff.ErrNotDir):
+	default:
+		r.warn("", fmt.Errorf("%s: %w; re-reading this directory", wd.path, err))
+	}
+	return nil
+}
+
+// list reads wd's entries and opens it, letting at go if it was handed to
+// this walk. A directory that cannot be read fails the run at the top;
+// below it keeps its previous version, or is skipped: res is its result.
+func (w *walker) list(ctx context.Context, at *dirFD, handed bool, wd *dirWalk) (entries []diff.Entry, d *dirFD, res *result) {
+	r := w.run
+	atName := wd.name
 	if at == nil {
-		atName = path
+		atName = wd.path
 	}
-	entries, fd, err := diff.ReadDirAt(at.at(), atName, path, relPath, r.opts.Filter)
+	entries, fd, err := diff.ReadDirAt(at.at(), atName, wd.path, wd.relPath, r.opts.Filter)
 	if handed {
 		at.release()
 	}
-	if err != nil {
-		if relPath == "" {
-			err = fmt.Errorf("source: %w", err)
-			fail(err)
-			return failed(err)
-		}
-		if keep := r.previousDir(ctx, relPath, prev, pd); keep != nil {
-			// Never turn a failed read into deletions: keep what the
-			// previous root has here.
-			r.warn(path, fmt.Errorf("%w; keeping the previous version", err))
-			return resolved(diff.Link{Name: name, Cid: keep.Cid, Tsize: keep.Tsize})
-		}
-		r.warn(path, fmt.Errorf("%w; skipped", err))
-		return skippedResult()
+	if err == nil {
+		return entries, r.newDirFD(fd), nil
 	}
-	d := r.newDirFD(fd)
-	defer d.walked(ctx)
-	var prevEntries []diff.Link
-	if pd != nil {
-		prevEntries = pd.Entries
-		if why := r.dirWhy(st, pd.Known); why != 0 && r.storesAny(why) {
-			w.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: why}, true)
-		}
-	} else if relPath != "" {
-		if prev != nil {
-			w.itemise(ctx, Change{Kind: '*', Path: relPath + "/", Why: metadata.WhyType}, true)
-		} else {
-			w.itemise(ctx, Change{Kind: '+', Path: relPath + "/"}, true)
-		}
-		// A new subtree is one change, as `diff` reports it.
-		if w.quietUnder == "" {
-			w.quietUnder = relPath + "/"
-			defer func() { w.quietUnder = "" }()
-		}
+	if wd.relPath == "" {
+		err = fmt.Errorf("source: %w", err)
+		w.fail(err)
+		return nil, nil, failed(err)
 	}
+	if keep := r.previousDir(ctx, wd.relPath, wd.prev, wd.pd); keep != nil {
+		// Never turn a failed read into deletions: keep what the
+		// previous root has here.
+		r.warn(wd.path, fmt.Errorf("%w; keeping the previous version", err))
+		return nil, nil, resolved(diff.Link{Name: wd.name, Cid: keep.Cid, Tsize: keep.Tsize})
+	}
+	r.warn(wd.path, fmt.Errorf("%w; skipped", err))
+	return nil, nil, skippedResult()
+}
 
+// itemiseDir queues wd's own change: its metadata, or its type, or that it
+// is new. A new subtree is one change, as `diff` reports it: quiet says
+// this walk now keeps quiet under wd, until the caller clears quietUnder.
+func (w *walker) itemiseDir(ctx context.Context, wd *dirWalk) (quiet bool) {
+	if wd.pd != nil {
+		if why := w.dirWhy(wd.st, wd.pd.Known); why != 0 && w.storesAny(why) {
+			w.itemise(ctx, Change{Kind: '*', Path: wd.relPath + "/", Why: why}, true)
+		}
+		return false
+	}
+	if wd.relPath == "" {
+		return false
+	}
+	if wd.prev != nil {
+		w.itemise(ctx, Change{Kind: '*', Path: wd.relPath + "/", Why: metadata.WhyType}, true)
+	} else {
+		w.itemise(ctx, Change{Kind: '+', Path: wd.relPath + "/"}, true)
+	}
+	if w.quietUnder != "" {
+		return false
+	}
+	w.quietUnder = wd.relPath + "/"
+	return true
+}
+
+// children merges wd's listing, open as d, with its previous entries:
+// each entry gets a result (a file queued to be read or known unchanged, a
+// subdirectory walked, a symlink built), and each previous entry the
+// listing lacks is itemised as removed.
+func (w *walker) children(ctx context.Context, d *dirFD, wd *dirWalk, entries []diff.Entry) []*result {
+	r := w.run
+	var prevEntries []diff.Link
+	if wd.pd != nil {
+		prevEntries = wd.pd.Entries
+	}
 	children := make([]*result, 0, len(entries))
 	r.opts.Progress.Entries.Add(int64(len(entries)))
 	diff.Merge(entries, prevEntries, func(e *diff.Entry, p *diff.Link) int { return strings.Compare(e.Name, p.Name) }, func(e *diff.Entry, p *diff.Link) {
@@ -734,15 +815,15 @@ func (w *walker) walkDir(ctx context.Context, at *dirFD, handed bool, path, relP
 			return
 		}
 		if e == nil {
-			w.removed(ctx, rel(relPath, p.Name), p, idx)
+			w.removed(ctx, rel(wd.relPath, p.Name), p, wd.idx)
 			return
 		}
 		if e.Stat.Type == metadata.File {
-			children = append(children, w.file(ctx, d, path, relPath, *e, p, idx))
+			children = append(children, w.file(ctx, d, wd.path, wd.relPath, *e, p, wd.idx))
 			return
 		}
-		cp := join(path, e.Name)
-		crel := rel(relPath, e.Name)
+		cp := join(wd.path, e.Name)
+		crel := rel(wd.relPath, e.Name)
 		switch e.Stat.Type {
 		case metadata.Dir:
 			children = append(children, w.dir(ctx, d, cp, crel, e.Name, e.Stat, p))
@@ -752,69 +833,80 @@ func (w *walker) walkDir(ctx context.Context, at *dirFD, handed bool, path, relP
 			r.warn(cp, fmt.Errorf("%s: UnixFS cannot store a %s; skipped", cp, e.Stat.Type))
 		}
 	})
-	out := newResult()
-	finish := func() {
-		defer out.complete()
-		links := make([]diff.Link, 0, len(children))
-		for i, c := range children {
-			<-c.done
-			children[i] = nil
-			if c.err != nil {
-				out.err = c.err
-				return
-			}
-			if !c.skip {
-				links = append(links, c.link)
-			}
+	return children
+}
+
+// finishDir completes out, wd's result, once every child has: with the
+// first child's error, or the run's, else with wd's link.
+func (w *walker) finishDir(ctx context.Context, wd *dirWalk, children []*result, out *result) {
+	defer out.complete()
+	links, err := childLinks(ctx, children)
+	if err != nil {
+		out.err = err
+		return
+	}
+	out.link, out.err = w.dirLink(ctx, wd, links)
+}
+
+// childLinks waits for each child in turn and returns their links (a
+// skipped child has none), letting each result go once read.
+func childLinks(ctx context.Context, children []*result) ([]diff.Link, error) {
+	links := make([]diff.Link, 0, len(children))
+	for i, c := range children {
+		<-c.done
+		children[i] = nil
+		if c.err != nil {
+			return nil, c.err
 		}
-		if err := context.Cause(ctx); err != nil {
-			out.err = err
-			return
+		if !c.skip {
+			links = append(links, c.link)
 		}
-		r.dirs.Add(1)
-		if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(st, pd.Known)) {
-			r.dirCounts.unchanged.Add(1)
-			out.link = diff.Link{Name: name, Cid: prev.Cid, Tsize: prev.Tsize}
-			return
-		}
-		if r.opts.DryRun {
-			// Children read in a dry run have no CIDs: count, don't build.
-			if pd == nil {
-				r.dirCounts.added.Add(1)
-			} else {
-				r.dirCounts.modified.Add(1)
-			}
-			out.link = diff.Link{Name: name}
-			return
-		}
-		var ps *prevShard
-		if pd != nil && pd.Sharded {
-			ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
-		}
-		db, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(st), r.meta.MTimeOf(st), links, ps)
-		if err != nil {
-			out.err = fmt.Errorf("directory %s: %w", path, err)
-			fail(out.err)
-			return
-		}
-		if db.raw != nil {
-			// A HAMT's shards are copied when the next run reads them.
-			r.putDir(ctx, relPath, [][]byte{db.raw})
-		}
-		switch {
-		case pd == nil:
+	}
+	return links, context.Cause(ctx)
+}
+
+// dirLink is wd's link over its children's links: the previous node where
+// nothing it stores changed, else a node built and stored (in a dry run,
+// only counted). An error building it fails the run.
+func (w *walker) dirLink(ctx context.Context, wd *dirWalk, links []diff.Link) (diff.Link, error) {
+	r, pd, prev := w.run, wd.pd, wd.prev
+	r.dirs.Add(1)
+	if pd != nil && sameLinks(links, pd.Entries) && !r.storesAny(r.dirWhy(wd.st, pd.Known)) {
+		r.dirCounts.unchanged.Add(1)
+		return diff.Link{Name: wd.name, Cid: prev.Cid, Tsize: prev.Tsize}, nil
+	}
+	if r.opts.DryRun {
+		// Children read in a dry run have no CIDs: count, don't build.
+		if pd == nil {
 			r.dirCounts.added.Add(1)
-		case db.cid.Equals(prev.Cid):
-			r.dirCounts.unchanged.Add(1)
-		default:
+		} else {
 			r.dirCounts.modified.Add(1)
 		}
-		out.link = diff.Link{Name: name, Cid: db.cid, Tsize: db.tsize}
+		return diff.Link{Name: wd.name}, nil
 	}
-	// Most directories of a re-sync have every child settled by now (no
-	// file queued, no subdirectory on another walker): finished here.
-	whenAll(children, finish)
-	return out
+	var ps *prevShard
+	if pd != nil && pd.Sharded {
+		ps = &prevShard{cid: prev.Cid, entries: pd.Entries}
+	}
+	db, err := dirNode(ctx, r.w, r.opts.Profile, r.meta.ModeOf(wd.st), r.meta.MTimeOf(wd.st), links, ps)
+	if err != nil {
+		err = fmt.Errorf("directory %s: %w", wd.path, err)
+		w.fail(err)
+		return diff.Link{}, err
+	}
+	if db.raw != nil {
+		// A HAMT's shards are copied when the next run reads them.
+		r.putDir(ctx, wd.relPath, [][]byte{db.raw})
+	}
+	switch {
+	case pd == nil:
+		r.dirCounts.added.Add(1)
+	case db.cid.Equals(prev.Cid):
+		r.dirCounts.unchanged.Add(1)
+	default:
+		r.dirCounts.modified.Add(1)
+	}
+	return diff.Link{Name: wd.name, Cid: db.cid, Tsize: db.tsize}, nil
 }
 
 // prevDir reads the previous version of the directory at relPath, whose
