@@ -47,7 +47,7 @@ type Reservation interface {
 // those copies the chunk twice into fresh allocations (three times for a
 // one-chunk file, whose root is re-encoded to carry mode and mtime), and its
 // splitter allocates every chunk anew. On a publish cycle that is most of
-// the CPU not spent hashing or in the kernel (docs/benchmarks.md). Here a
+// the CPU not spent hashing or in the kernel (docs/benchmarks.md#decisions). Here a
 // chunk is read once, into the place the store lends for the leaf
 // (BlockReserver) or into a reused buffer with room around it, framed
 // there as the UnixFS/dag-pb leaf, hashed and stored. Only the leaves are

@@ -231,7 +231,7 @@ func mustSize(nd ipld.Node) uint64 {
 // index's content check (--checksum, a file whose mtime moved). xxh3, not
 // the xxhash64 used elsewhere: every imported byte goes through it, and
 // xxh3 (SIMD) runs at ~60 GB/s on a core where xxhash64 runs at ~13, a
-// twentieth of a full import's CPU (docs/benchmarks.md).
+// twentieth of a full import's CPU (docs/benchmarks.md#decisions).
 type countingReader struct {
 	r   io.Reader
 	n   int64
