@@ -10,97 +10,147 @@ import (
 // every directory that was there before and is written in or removed from
 // is checked with lstat first (the ones the cycle makes are below those).
 func (c *cycle) apply(w writer) error {
-	real := map[string]bool{}
-	check := func(p string) error {
-		d := parentOf(p)
-		if _, ok := c.before[d]; !ok {
-			return nil
-		}
-		return w.realDir(d, real)
-	}
-	checkAll := func(files []fileSpec) error {
-		for _, f := range files {
-			if err := check(f.path); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, p := range c.removes {
-		if err := check(p); err != nil {
+	a := &applier{c: c, w: w, real: map[string]bool{}}
+	for _, step := range []func() error{
+		a.remove, a.makeDirs, a.move, a.write, a.removeEmptied, a.touch, a.chmod, a.setDirMeta,
+	} {
+		if err := step(); err != nil {
 			return err
 		}
-		if err := os.Remove(w.abs(p)); err != nil {
+	}
+	return nil
+}
+
+// applier carries out one cycle's plan with w; real holds the directories
+// lstat has found to be directories.
+type applier struct {
+	c    *cycle
+	w    writer
+	real map[string]bool
+}
+
+// check lstats p's parent when it was there before the cycle.
+func (a *applier) check(p string) error {
+	d := parentOf(p)
+	if _, ok := a.c.before[d]; !ok {
+		return nil
+	}
+	return a.w.realDir(d, a.real)
+}
+
+func (a *applier) checkAll(files []fileSpec) error {
+	for _, f := range files {
+		if err := a.check(f.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) remove() error {
+	for _, p := range a.c.removes {
+		if err := a.check(p); err != nil {
+			return err
+		}
+		if err := os.Remove(a.w.abs(p)); err != nil {
 			return fmt.Errorf("remove: %w", err)
 		}
 	}
-	for _, d := range c.newDirs {
-		if err := check(d.path); err != nil {
+	return nil
+}
+
+func (a *applier) makeDirs() error {
+	for _, d := range a.c.newDirs {
+		if err := a.check(d.path); err != nil {
 			return err
 		}
-		if err := os.Mkdir(w.abs(d.path), 0o755); err != nil {
+		if err := os.Mkdir(a.w.abs(d.path), 0o755); err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
 	}
-	for _, m := range c.moves {
-		if err := check(m[0]); err != nil {
+	return nil
+}
+
+func (a *applier) move() error {
+	for _, m := range a.c.moves {
+		if err := a.check(m[0]); err != nil {
 			return err
 		}
-		if err := check(m[1]); err != nil {
+		if err := a.check(m[1]); err != nil {
 			return err
 		}
-		if _, err := os.Lstat(w.abs(m[1])); err == nil {
+		if _, err := os.Lstat(a.w.abs(m[1])); err == nil {
 			return fmt.Errorf("move %s: %s exists", m[0], m[1])
 		}
-		if err := os.Rename(w.abs(m[0]), w.abs(m[1])); err != nil {
+		if err := os.Rename(a.w.abs(m[0]), a.w.abs(m[1])); err != nil {
 			return fmt.Errorf("move: %w", err)
 		}
 	}
-	if err := checkAll(c.writes); err != nil {
+	return nil
+}
+
+// write writes the new files, then replaces the rewritten ones.
+func (a *applier) write() error {
+	if err := a.checkAll(a.c.writes); err != nil {
 		return err
 	}
-	if err := w.writeFiles(c.writes, false); err != nil {
+	if err := a.w.writeFiles(a.c.writes, false); err != nil {
 		return err
 	}
-	if err := checkAll(c.rewrites); err != nil {
+	if err := a.checkAll(a.c.rewrites); err != nil {
 		return err
 	}
-	if err := w.writeFiles(c.rewrites, true); err != nil {
-		return err
-	}
-	// Emptied directories, deepest first.
-	slices.SortStableFunc(c.pruned, func(a, b string) int { return cmpInt(depth(b), depth(a)) })
-	for _, d := range c.pruned {
-		if err := check(d); err != nil {
+	return a.w.writeFiles(a.c.rewrites, true)
+}
+
+// removeEmptied removes the emptied directories, deepest first.
+func (a *applier) removeEmptied() error {
+	slices.SortStableFunc(a.c.pruned, func(x, y string) int { return cmpInt(depth(y), depth(x)) })
+	for _, d := range a.c.pruned {
+		if err := a.check(d); err != nil {
 			return err
 		}
-		if err := os.Remove(w.abs(d)); err != nil {
+		if err := os.Remove(a.w.abs(d)); err != nil {
 			return fmt.Errorf("remove emptied directory: %w", err)
 		}
 	}
-	for _, p := range sortedKeys(c.touches) {
-		if err := check(p); err != nil {
+	return nil
+}
+
+func (a *applier) touch() error {
+	for _, p := range sortedKeys(a.c.touches) {
+		if err := a.check(p); err != nil {
 			return err
 		}
-		if err := setMtime(w.abs(p), c.touches[p]); err != nil {
+		if err := setMtime(a.w.abs(p), a.c.touches[p]); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
-	for _, p := range sortedKeys(c.chmods) {
-		if err := check(p); err != nil {
+	return nil
+}
+
+func (a *applier) chmod() error {
+	for _, p := range sortedKeys(a.c.chmods) {
+		if err := a.check(p); err != nil {
 			return err
 		}
-		if err := chmodNoFollow(w.abs(p), c.chmods[p]); err != nil {
+		if err := chmodNoFollow(a.w.abs(p), a.c.chmods[p]); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
-	for _, d := range c.dirTimes {
-		if err := w.realDir(d.path, real); err != nil {
+	return nil
+}
+
+// setDirMeta sets the modes and mtimes of the directories the cycle made or
+// changed, last: every step before it would move their mtimes.
+func (a *applier) setDirMeta() error {
+	for _, d := range a.c.dirTimes {
+		if err := a.w.realDir(d.path, a.real); err != nil {
 			return err
 		}
 	}
-	if err := w.dirMeta(c.newDirs); err != nil {
+	if err := a.w.dirMeta(a.c.newDirs); err != nil {
 		return err
 	}
-	return w.dirMeta(c.dirTimes)
+	return a.w.dirMeta(a.c.dirTimes)
 }
