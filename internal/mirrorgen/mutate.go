@@ -223,6 +223,10 @@ func (c *cycle) count(rate float64, n int) int {
 	return min(max(k, 1), n)
 }
 
+// plan chooses everything the cycle changes. Every step draws from c.r, so
+// their order is part of the output: packages removed, upgraded and added,
+// the flat directory, the indexes, then the steps that need the final
+// entries.
 func (c *cycle) plan() {
 	// Each area changes in proportion to its own size, so that a huge
 	// area does not take every change of a small tree. PyPI and npm
