@@ -47,7 +47,39 @@ func (discard) Reset()                      {}
 func (discard) Size() int                   { return 0 }
 func (discard) BlockSize() int              { return 1 }
 
+// config is what the flags ask for.
+type config struct {
+	mode    string
+	workers int
+	dst     string // where copies go; "" in read and sha256 modes
+	list    string // -files: the list of paths to read instead of a walk
+	root    string // DIR
+}
+
 func main() {
+	cfg := parseFlags()
+	if err := cfg.prepareDst(); err != nil {
+		fatal(err)
+	}
+	start := time.Now()
+	r := &run{config: cfg, paths: make(chan string, 1024)}
+	err := r.readAll()
+	syncSecs := 0.0
+	if cfg.dst != "" {
+		t := time.Now()
+		err = errors.Join(err, syncfs(cfg.dst))
+		syncSecs = time.Since(t).Seconds()
+	}
+	secs := time.Since(start).Seconds()
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Printf("files=%d bytes=%d seconds=%.3f mbps=%.1f workers=%d mode=%s sync_seconds=%.3f\n",
+		r.files.Load(), r.total.Load(), secs, float64(r.total.Load())/secs/1e6, cfg.workers, cfg.mode, syncSecs)
+}
+
+// parseFlags reads the command line; a wrong one exits 2 with the usage.
+func parseFlags() config {
 	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-pack: hash and append a copy to a pack under -dst; sha256-write: hash and write a copy as a file under -dst")
 	workers := flag.Int("workers", runtime.NumCPU(), "files processed at once")
 	dst := flag.String("dst", "", "`DIR` (absent or empty) for -mode sha256-write")
@@ -62,90 +94,100 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	root := flag.Arg(0)
-	if err := os.MkdirAll(*dst, 0o755); *dst != "" && err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
+	return config{mode: *mode, workers: *workers, dst: *dst, list: *list, root: flag.Arg(0)}
+}
+
+// prepareDst makes -dst and, for sha256-write, its shard directories.
+func (cfg config) prepareDst() error {
+	if cfg.dst == "" {
+		return nil
 	}
-	if *mode == "sha256-write" {
+	if err := os.MkdirAll(cfg.dst, 0o755); err != nil {
+		return err
+	}
+	if cfg.mode == "sha256-write" {
 		for i := range shards {
-			if err := os.MkdirAll(filepath.Join(*dst, fmt.Sprintf("%03x", i)), 0o755); err != nil {
-				fmt.Fprintln(os.Stderr, "floor:", err)
-				os.Exit(1)
+			if err := os.MkdirAll(filepath.Join(cfg.dst, fmt.Sprintf("%03x", i)), 0o755); err != nil {
+				return err
 			}
 		}
 	}
+	return nil
+}
 
-	start := time.Now()
-	paths := make(chan string, 1024)
-	var files, total, seq atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+// run is one pass over the files: the paths the walk sends the workers,
+// what they have read, and the first error one of them met.
+type run struct {
+	config
+	paths        chan string
+	files, total atomic.Int64
+	seq          atomic.Int64 // names the packs and the written files
+	errOnce      sync.Once
+	err          error
+}
 
+func (r *run) fail(err error) { r.errOnce.Do(func() { r.err = err }) }
+
+// readAll sends every file to the workers and waits for them.
+func (r *run) readAll() error {
 	var wg sync.WaitGroup
-	for range *workers {
-		wg.Go(func() {
-			var h hash.Hash = discard{}
-			if *mode != "read" {
-				h = sha256.New()
-			}
-			buf := make([]byte, 1<<20)
-			var pack *os.File
-			if *mode == "sha256-pack" {
-				var err error
-				if pack, err = os.Create(filepath.Join(*dst, fmt.Sprintf("%d.pack", seq.Add(1)))); err != nil {
-					fail(err)
-					return
-				}
-				defer pack.Close()
-			}
-			for p := range paths {
-				out := ""
-				if *dst != "" && pack == nil {
-					n := seq.Add(1)
-					out = filepath.Join(*dst, fmt.Sprintf("%03x", n%shards), fmt.Sprintf("%d.data", n))
-				}
-				n, err := hashFile(p, out, pack, h, buf)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				files.Add(1)
-				total.Add(n)
-			}
-		})
+	for range r.workers {
+		wg.Go(r.work)
 	}
 	var walkErr error
-	if *list != "" {
-		walkErr = fromList(root, *list, paths)
+	if r.list != "" {
+		walkErr = fromList(r.root, r.list, r.paths)
 	} else {
-		walkErr = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		walkErr = filepath.WalkDir(r.root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			if d.Type().IsRegular() {
-				paths <- p
+				r.paths <- p
 			}
 			return nil
 		})
 	}
-	close(paths)
+	close(r.paths)
 	wg.Wait()
-	var syncErr error
-	syncSecs := 0.0
-	if *dst != "" {
-		t := time.Now()
-		syncErr = syncfs(*dst)
-		syncSecs = time.Since(t).Seconds()
+	return errors.Join(walkErr, r.err)
+}
+
+// work reads, hashes and copies the files it receives, as the mode says.
+func (r *run) work() {
+	var h hash.Hash = discard{}
+	if r.mode != "read" {
+		h = sha256.New()
 	}
-	secs := time.Since(start).Seconds()
-	if err := errors.Join(walkErr, firstErr, syncErr); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
+	buf := make([]byte, 1<<20)
+	var pack *os.File
+	if r.mode == "sha256-pack" {
+		var err error
+		if pack, err = os.Create(filepath.Join(r.dst, fmt.Sprintf("%d.pack", r.seq.Add(1)))); err != nil {
+			r.fail(err)
+			return
+		}
+		defer pack.Close()
 	}
-	fmt.Printf("files=%d bytes=%d seconds=%.3f mbps=%.1f workers=%d mode=%s sync_seconds=%.3f\n",
-		files.Load(), total.Load(), secs, float64(total.Load())/secs/1e6, *workers, *mode, syncSecs)
+	for p := range r.paths {
+		out := ""
+		if r.dst != "" && pack == nil {
+			n := r.seq.Add(1)
+			out = filepath.Join(r.dst, fmt.Sprintf("%03x", n%shards), fmt.Sprintf("%d.data", n))
+		}
+		n, err := hashFile(p, out, pack, h, buf)
+		if err != nil {
+			r.fail(err)
+			continue
+		}
+		r.files.Add(1)
+		r.total.Add(n)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "floor:", err)
+	os.Exit(1)
 }
 
 const shards = 1024
