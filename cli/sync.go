@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 	"github.com/ipfs-sync/ipfs-sync/push"
@@ -124,10 +125,17 @@ func ptr[T any](v T) *T { return &v }
 
 func syncCommand() *ucli.Command {
 	return &ucli.Command{
-		Name:      "sync",
-		Usage:     "import a directory (or file) and record its root CID",
-		ArgsUsage: "SRC",
-		Description: `Walks SRC, chunks its files on all cores, builds every directory once, bottom-up,
+		Name:        "sync",
+		Usage:       "import a directory (or file) and record its root CID",
+		ArgsUsage:   "SRC",
+		Description: syncHelp + exitHelp,
+		Flags:       syncFlags(),
+		Action:      runSync,
+	}
+}
+
+// syncHelp is sync's --help text, before the exit codes.
+const syncHelp = `Walks SRC, chunks its files on all cores, builds every directory once, bottom-up,
 and stores the DAG in the repository. The ref (default: SRC's absolute path, or --name)
 moves to the new root only after every block is durably stored.
 
@@ -145,37 +153,34 @@ EXAMPLES:
    ipfs-sync sync --metadata none ./pool           no mode/mtime: kubo's plain 'ipfs add -r -H'
    ipfs-sync sync --profile unixfs-v0-2015 ./pool  legacy CIDv0
 
-` + exitHelp,
-		Flags: append([]ucli.Flag{
-			&ucli.StringFlag{Name: "name", Usage: "ref `NAME` to record the root under (default: SRC's absolute path)"},
-			&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
-			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "walk and diff only: print the itemised changes, write nothing"},
-			&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
-			&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxh3 hash)"},
-			&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
-			&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
-			&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
-		}, append(append(filterFlags(), pushFlags()...), profileFlags()...)...),
-		Action: runSync,
-	}
+`
+
+func syncFlags() []ucli.Flag {
+	return append([]ucli.Flag{
+		&ucli.StringFlag{Name: "name", Usage: "ref `NAME` to record the root under (default: SRC's absolute path)"},
+		&ucli.IntFlag{Name: "workers", Usage: "files read and hashed at once (default: number of CPUs)"},
+		&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "walk and diff only: print the itemised changes, write nothing"},
+		&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
+		&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxh3 hash)"},
+		&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
+		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
+		&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
+	}, append(append(filterFlags(), pushFlags()...), profileFlags()...)...)
 }
 
 func runSync(c *ucli.Context) error {
-	if c.NArg() != 1 {
-		return usageError{errors.New("sync needs exactly one SRC")}
-	}
-	p, filter, err := importFlags(c)
+	opts, err := syncOptions(c)
 	if err != nil {
 		return err
 	}
 	var kubo *push.Kubo
-	if c.IsSet("api") && !c.Bool("dry-run") {
+	if c.IsSet("api") && !opts.DryRun {
 		if kubo, err = newKubo(c); err != nil {
 			return err
 		}
 	}
 	open := openStore
-	if c.Bool("dry-run") {
+	if opts.DryRun {
 		open = openDryRun
 	}
 	store, err := open(c)
@@ -183,13 +188,38 @@ func runSync(c *ucli.Context) error {
 		return err
 	}
 	defer store.Close()
+	sum, err := syncRun(c, store, opts)
+	if err != nil && !errors.Is(err, sync.ErrPartial) {
+		return err
+	}
+	// The root is recorded: from here on it is printed, whatever the
+	// hand-off to kubo does.
+	pushed, handOff := syncHandOff(c, store, kubo, sum)
+	if perr := syncReport(c, sum, pushed, handOff); perr != nil {
+		return perr
+	}
+	if handOff != nil {
+		return handOff
+	}
+	return err
+}
+
+// syncOptions reads sync's argument and flags; a mistake in them is a
+// usage error. Progress and warnings are left to syncRun.
+func syncOptions(c *ucli.Context) (sync.Options, error) {
+	if c.NArg() != 1 {
+		return sync.Options{}, usageError{errors.New("sync needs exactly one SRC")}
+	}
+	p, filter, err := importFlags(c)
+	if err != nil {
+		return sync.Options{}, err
+	}
 	opts := sync.Options{
 		Src:      c.Args().First(),
 		Name:     c.String("name"),
 		Profile:  p,
 		Filter:   filter,
 		Workers:  c.Int("workers"),
-		Warn:     func(path string, err error) { warnf(c, "%v", err) },
 		Full:     c.Bool("full"),
 		Base:     c.String("base"),
 		Checksum: c.Bool("checksum"),
@@ -199,29 +229,39 @@ func runSync(c *ucli.Context) error {
 	if opts.DryRun || c.Bool("itemize-changes") {
 		opts.Item = func(ch sync.Change) { printChange(c, ch) }
 	}
-	// Progress on stderr (bars on a terminal, lines with --progress);
-	// warnings go through it so that they print above the bars.
+	return opts, nil
+}
+
+// syncRun runs the sync with its progress on stderr (bars on a terminal,
+// lines with --progress); warnings go through it so that they print above
+// the bars.
+func syncRun(c *ucli.Context, store *blockstore.Store, opts sync.Options) (sync.Summary, error) {
 	prog := newProgress(c, opts.Item != nil)
 	opts.Progress = &sync.Progress{}
 	opts.Warn = func(path string, err error) { fmt.Fprintf(prog, "ipfs-sync: warning: %s\n", escapeName(err.Error())) }
 	prog.Start(c.Context, opts.Progress)
 	sum, err := sync.Run(c.Context, store, opts)
 	prog.Stop() // the bars are gone before anything else is printed
-	if err != nil && !errors.Is(err, sync.ErrPartial) {
-		return err
+	return sum, err
+}
+
+// syncHandOff pushes the recorded root to kubo when --api asks for it:
+// what was pushed, or the hand-off's error, to exit with once the root is
+// printed.
+func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, sum sync.Summary) (*push.Result, error) {
+	if kubo == nil {
+		return nil, nil
 	}
-	// The root is recorded: from here on it is printed, whatever the
-	// hand-off to kubo does.
-	var pushed *push.Result
-	var handOff error
-	if kubo != nil {
-		res, perr := runPush(c, store, kubo, cid.MustParse(sum.Root), sum.Name)
-		if perr != nil {
-			handOff = handOffError{root: sum.Root, err: perr}
-		} else {
-			pushed = &res
-		}
+	res, err := runPush(c, store, kubo, cid.MustParse(sum.Root), sum.Name)
+	if err != nil {
+		return nil, handOffError{root: sum.Root, err: err}
 	}
+	return &res, nil
+}
+
+// syncReport prints the summary: JSON, the root alone with --quiet, or the
+// root on stdout and the counts (and what was pushed) on stderr.
+func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, handOff error) error {
 	switch {
 	case c.Bool("json"):
 		out := struct {
@@ -230,15 +270,13 @@ func runSync(c *ucli.Context) error {
 			Push      *push.Result `json:"push,omitempty"`
 			PushError string       `json:"push_error,omitempty"`
 		}{Summary: sum, Push: pushed}
-		if !opts.DryRun {
+		if !c.Bool("dry-run") {
 			out.Root = &sum.Root
 		}
 		if handOff != nil {
 			out.PushError = handOff.Error()
 		}
-		if perr := printJSON(c.App.Writer, out); perr != nil {
-			return perr
-		}
+		return printJSON(c.App.Writer, out)
 	case c.Bool("quiet"):
 		if sum.Root != "" {
 			fmt.Fprintln(c.App.Writer, sum.Root)
@@ -255,10 +293,7 @@ func runSync(c *ucli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, "pushed to %s: %d blocks, %s\n", pushed.API, pushed.Blocks, humanBytes(pushed.Bytes))
 		}
 	}
-	if handOff != nil {
-		return handOff
-	}
-	return err
+	return nil
 }
 
 // printChange prints one itemised change: a line of text (the path
