@@ -286,6 +286,8 @@ func loadCAR(path string) ([]blocks.Block, error) {
 	}
 }
 
+// bench writes blks into a new store of kind in dir, syncs, reopens the
+// store and reads every block back, timing each part.
 func bench(ctx context.Context, kind, dir string, blks []blocks.Block, readers int) (result, error) {
 	r := result{kind: kind}
 	s, err := open(kind, dir)
@@ -293,35 +295,11 @@ func bench(ctx context.Context, kind, dir string, blks []blocks.Block, readers i
 		return r, err
 	}
 
-	// Write as blockstore.Writer does: Has, then batches of ~8 MiB.
 	runtime.GC()
 	c0 := cpu()
 	t0 := time.Now()
-	var batch []blocks.Block
-	size := 0
-	for _, b := range blks {
-		has, err := s.bs().Has(ctx, b.Cid())
-		if err != nil {
-			return r, err
-		}
-		if has {
-			continue
-		}
-		batch = append(batch, b)
-		size += len(b.RawData())
-		r.blocks++
-		r.bytes += int64(len(b.RawData()))
-		if size >= batchBytes {
-			if err := s.bs().PutMany(ctx, batch); err != nil {
-				return r, err
-			}
-			batch, size = batch[:0], 0
-		}
-	}
-	if len(batch) > 0 {
-		if err := s.bs().PutMany(ctx, batch); err != nil {
-			return r, err
-		}
+	if err := put(ctx, s, blks, &r); err != nil {
+		return r, err
 	}
 	r.write = time.Since(t0)
 
@@ -343,34 +321,84 @@ func bench(ctx context.Context, kind, dir string, blks []blocks.Block, readers i
 		return r, err
 	}
 	r.reopen = time.Since(t0)
-	closed := false
-	defer func() {
-		if !closed {
-			s.close()
-		}
-	}()
 
-	get := func(b blocks.Block) error {
-		got, err := s.bs().Get(ctx, b.Cid())
-		if err != nil {
-			return fmt.Errorf("get %s: %w", b.Cid(), err)
-		}
-		if len(got.RawData()) != len(b.RawData()) {
-			return fmt.Errorf("get %s: %d bytes, want %d", b.Cid(), len(got.RawData()), len(b.RawData()))
-		}
-		return nil
-	}
 	c0 = cpu()
 	t0 = time.Now()
-	for _, b := range blks {
-		if err := get(b); err != nil {
-			return r, err
-		}
+	if err := getAll(ctx, s, blks); err != nil {
+		s.close()
+		return r, err
 	}
 	r.read = time.Since(t0)
 	r.readCPU = cpu() - c0
 
 	t0 = time.Now()
+	if err := getParallel(ctx, s, blks, readers); err != nil {
+		s.close()
+		return r, err
+	}
+	r.readPar = time.Since(t0)
+
+	if err := s.close(); err != nil {
+		return r, err
+	}
+	r.diskBytes, r.apparent, r.nfiles, err = usage(dir)
+	return r, err
+}
+
+// put writes blks as blockstore.Writer does: a Has for each, then batches
+// of ~8 MiB of the missing ones; r counts what it wrote.
+func put(ctx context.Context, s store, blks []blocks.Block, r *result) error {
+	var batch []blocks.Block
+	size := 0
+	for _, b := range blks {
+		has, err := s.bs().Has(ctx, b.Cid())
+		if err != nil {
+			return err
+		}
+		if has {
+			continue
+		}
+		batch = append(batch, b)
+		size += len(b.RawData())
+		r.blocks++
+		r.bytes += int64(len(b.RawData()))
+		if size >= batchBytes {
+			if err := s.bs().PutMany(ctx, batch); err != nil {
+				return err
+			}
+			batch, size = batch[:0], 0
+		}
+	}
+	if len(batch) > 0 {
+		return s.bs().PutMany(ctx, batch)
+	}
+	return nil
+}
+
+// get reads b back by key and checks its size.
+func get(ctx context.Context, s store, b blocks.Block) error {
+	got, err := s.bs().Get(ctx, b.Cid())
+	if err != nil {
+		return fmt.Errorf("get %s: %w", b.Cid(), err)
+	}
+	if len(got.RawData()) != len(b.RawData()) {
+		return fmt.Errorf("get %s: %d bytes, want %d", b.Cid(), len(got.RawData()), len(b.RawData()))
+	}
+	return nil
+}
+
+// getAll reads every block back, one after the other.
+func getAll(ctx context.Context, s store, blks []blocks.Block) error {
+	for _, b := range blks {
+		if err := get(ctx, s, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getParallel reads every block back on readers goroutines.
+func getParallel(ctx context.Context, s store, blks []blocks.Block, readers int) error {
 	ch := make(chan blocks.Block, 256)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -378,7 +406,7 @@ func bench(ctx context.Context, kind, dir string, blks []blocks.Block, readers i
 	for range readers {
 		wg.Go(func() {
 			for b := range ch {
-				if err := get(b); err != nil {
+				if err := get(ctx, s, b); err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, err)
 					mu.Unlock()
@@ -391,17 +419,7 @@ func bench(ctx context.Context, kind, dir string, blks []blocks.Block, readers i
 	}
 	close(ch)
 	wg.Wait()
-	if firstErr != nil {
-		return r, firstErr
-	}
-	r.readPar = time.Since(t0)
-
-	closed = true
-	if err := s.close(); err != nil {
-		return r, err
-	}
-	r.diskBytes, r.apparent, r.nfiles, err = usage(dir)
-	return r, err
+	return firstErr
 }
 
 // usage is du: allocated bytes, apparent bytes and regular files under dir.
