@@ -7,7 +7,7 @@ import (
 )
 
 // The pack writer's other Linux calls, used only with the fast paths on
-// (packWriter.fast): O_DIRECT, fallocate(2) and syncfs(2).
+// (packWriter.fast): O_DIRECT and fallocate(2).
 
 // openDirect opens the pack at path again, for writing with O_DIRECT.
 func openDirect(path string) (*os.File, error) {
@@ -17,9 +17,4 @@ func openDirect(path string) (*os.File, error) {
 // fallocate allocates n bytes of fd's file from off.
 func fallocate(fd int, off, n int64) error {
 	return unix.Fallocate(fd, 0, off, n)
-}
-
-// syncFS writes everything of the file system f is on to the disk.
-func syncFS(f *os.File) error {
-	return unix.Syncfs(int(f.Fd()))
 }

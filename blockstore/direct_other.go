@@ -16,5 +16,3 @@ func newAIOStages(*packWriter) (stageWriter, error) { return nil, errors.ErrUnsu
 func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 func fallocate(int, int64, int64) error { return errors.ErrUnsupported }
-
-func syncFS(*os.File) error { return errors.ErrUnsupported }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // sealLocked finishes a pack no more blocks go into: its records written
@@ -133,7 +135,7 @@ func (w *packWriter) syncSealed() error {
 		return fmt.Errorf("sync %s: %w", w.set.dir, err)
 	}
 	defer d.Close()
-	if err := syncFS(d); err != nil {
+	if err := fsat.SyncFS(int(d.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", w.set.dir, err)
 	}
 	return nil
