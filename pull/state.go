@@ -1,15 +1,11 @@
 package pull
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,11 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ipfs/boxo/files"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
@@ -36,11 +30,6 @@ import (
 // a directory that takes DEST's place (moved there, restored from a
 // backup, made anew) has no state, and its pull is a first pull.
 const statesDir = "pulls"
-
-// legacyStateDir is where earlier versions kept the state: in DEST. A
-// DEST that has one (and no state in the repository) is adopted: its
-// index and cache move to the repository and the directory is removed.
-const legacyStateDir = ".ipfs-sync-pull"
 
 // Files in a state directory.
 const (
@@ -247,85 +236,6 @@ func (s *state) load(destfd int) error {
 	return cacheErr
 }
 
-// legacyState is what an earlier version's state.json says.
-type legacyState struct {
-	Root     string `json:"root"`
-	Previous string `json:"previous"`
-}
-
-// readLegacy reads the state.json of an earlier version's state directory
-// in DEST; nil if there is none.
-func readLegacy(destfd int) (*legacyState, error) {
-	fd, err := fsat.OpenDir(destfd, legacyStateDir)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("DEST %s: %w", legacyStateDir, err)
-	}
-	defer unix.Close(fd)
-	data, err := readFileAt(fd, stateFile)
-	if err != nil {
-		return nil, nil
-	}
-	var old legacyState
-	if json.Unmarshal(data, &old) != nil || old.Root == "" {
-		return nil, nil
-	}
-	return &old, nil
-}
-
-// adopt takes over an earlier version's state in DEST: its index and
-// cache are copied here (the logs' format is the same), and its root is
-// the previous one.
-func (s *state) adopt(destfd int, old *legacyState) error {
-	fd, err := fsat.OpenDir(destfd, legacyStateDir)
-	if err != nil {
-		return fmt.Errorf("DEST %s: %w", legacyStateDir, err)
-	}
-	defer unix.Close(fd)
-	for _, name := range []string{indexFile, cacheFile} {
-		if err := copyFileAt(fd, s.dirfd, name); err != nil {
-			return fmt.Errorf("adopt DEST's %s/%s: %w", legacyStateDir, name, err)
-		}
-	}
-	s.fresh = false
-	// Earlier versions applied the special bits as ROOT stores them.
-	s.prev = savedState{Root: old.Root, Previous: old.Previous, SpecialBits: true}
-	return nil
-}
-
-// copyFileAt replaces name in dst with a copy of name in src (absent in
-// src: nothing to do).
-func copyFileAt(src, dst int, name string) error {
-	in, err := fsat.Open(src, name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	inf := os.NewFile(uintptr(in), name)
-	defer inf.Close()
-	tmp := tmpName()
-	out, err := fsat.Open(dst, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	outf := os.NewFile(uintptr(out), tmp)
-	_, err = io.Copy(outf, inf)
-	if cerr := outf.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = unix.Renameat(dst, tmp, dst, name)
-	}
-	if err != nil {
-		unix.Unlinkat(dst, tmp, 0)
-	}
-	return err
-}
-
 // save writes state.json: which directory this state describes, and the
 // last root pulled into it completely. A first pull saves it before it
 // writes anything into DEST, so that a run after an interrupted one knows
@@ -501,206 +411,4 @@ func (s *state) close() {
 		unix.Close(s.lock)
 	}
 	unix.Close(s.dirfd)
-}
-
-// Records are encoded as: uvarint path length, path, uvarint CID length,
-// CID, type, varint size, varint mtime (ns), uvarint mode, and for a
-// directory varint ctime (ns).
-func encodeRecord(r record) []byte {
-	var cb []byte
-	if r.Cid.Defined() {
-		cb = r.Cid.Bytes()
-	}
-	b := make([]byte, 0, len(r.Path)+len(cb)+32)
-	b = binary.AppendUvarint(b, uint64(len(r.Path)))
-	b = append(b, r.Path...)
-	b = binary.AppendUvarint(b, uint64(len(cb)))
-	b = append(b, cb...)
-	var mtime int64 // a tombstone's stat is zero
-	if r.Cid.Defined() {
-		mtime = r.Local.MTime.UnixNano()
-	}
-	b = append(b, byte(r.Local.Type))
-	b = binary.AppendVarint(b, r.Local.Size)
-	b = binary.AppendVarint(b, mtime)
-	b = binary.AppendUvarint(b, uint64(unixPerms(r.Local.Mode)))
-	if r.Local.CTime != 0 {
-		b = binary.AppendVarint(b, r.Local.CTime)
-	}
-	return b
-}
-
-func decodeRecord(b []byte) (record, bool) {
-	var r record
-	str := func() ([]byte, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, false
-		}
-		s := b[k : k+int(n)]
-		b = b[k+int(n):]
-		return s, true
-	}
-	p, ok := str()
-	if !ok {
-		return r, false
-	}
-	r.Path = string(p)
-	cb, ok := str()
-	if !ok {
-		return r, false
-	}
-	if len(cb) == 0 {
-		return r, true // a tombstone: the path is gone
-	}
-	c, err := cid.Cast(cb)
-	if err != nil || len(b) < 1 {
-		return r, false
-	}
-	r.Cid = c
-	r.Local.Type = metadata.Type(b[0])
-	b = b[1:]
-	var k int
-	if r.Local.Size, k = binary.Varint(b); k <= 0 {
-		return r, false
-	}
-	b = b[k:]
-	mtime, k := binary.Varint(b)
-	if k <= 0 {
-		return r, false
-	}
-	r.Local.MTime = time.Unix(0, mtime).UTC()
-	b = b[k:]
-	m, k := binary.Uvarint(b)
-	if k <= 0 {
-		return r, false
-	}
-	r.Local.Mode = files.UnixPermsToModePerms(uint32(m))
-	if b = b[k:]; len(b) > 0 {
-		if r.Local.CTime, k = binary.Varint(b); k <= 0 {
-			return r, false
-		}
-	}
-	return r, true
-}
-
-// A log is a sequence of frames: uvarint length, payload, CRC-32C of the
-// payload. Reading stops at the first damaged frame (the tail of a run that
-// was killed mid-write) and the file is cut there before appending.
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-func appendFrame(b, payload []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(payload)))
-	b = append(b, payload...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(payload, crcTable))
-}
-
-type logWriter struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
-	// eager hands every frame to the kernel at once: index records must
-	// survive a killed run for the next one to resume.
-	eager  bool
-	frames int // in the file
-	dirfd  int
-	dir    string // for messages
-	name   string
-}
-
-// maxFrame bounds a frame's length as read back, so a damaged length
-// cannot make the reader allocate gigabytes.
-const maxFrame = 4 << 20
-
-func openLog(dirfd int, dir, name string, each func([]byte)) (*logWriter, error) {
-	fd, err := fsat.Open(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open %s/%s: %w", dir, name, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	br := bufio.NewReaderSize(f, 1<<20)
-	var good int64
-	frames := 0
-	for {
-		n, err := binary.ReadUvarint(br)
-		if err != nil || n > maxFrame {
-			break
-		}
-		buf := make([]byte, n+4)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			break
-		}
-		p := buf[:n]
-		if binary.LittleEndian.Uint32(buf[n:]) != crc32.Checksum(p, crcTable) {
-			break
-		}
-		each(p)
-		frames++
-		good += int64(protowire.SizeVarint(n)) + int64(n) + 4
-	}
-	if err := f.Truncate(good); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("truncate %s/%s: %w", dir, name, err)
-	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &logWriter{f: f, w: bufio.NewWriterSize(f, 64<<10), frames: frames, dirfd: dirfd, dir: dir, name: name}, nil
-}
-
-func (l *logWriter) append(payload []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.w.Write(appendFrame(nil, payload)); err != nil {
-		return fmt.Errorf("write %s/%s: %w", l.dir, l.name, err)
-	}
-	l.frames++
-	if l.eager {
-		return l.w.Flush()
-	}
-	return nil
-}
-
-// flush hands what was appended to the kernel, so that a killed process
-// loses nothing it recorded.
-func (l *logWriter) flush() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Flush()
-}
-
-// sync puts what was appended on disk.
-func (l *logWriter) sync() error {
-	if err := l.flush(); err != nil {
-		return err
-	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("sync %s/%s: %w", l.dir, l.name, err)
-	}
-	return nil
-}
-
-// replace swaps the log for the frames in data (written to a temporary
-// name, synced, renamed) and goes on appending to the new file.
-func (l *logWriter) replace(data []byte, frames int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := writeFileAt(l.dirfd, l.name, data); err != nil {
-		return fmt.Errorf("%s: %w", l.dir, err)
-	}
-	fd, err := fsat.Open(l.dirfd, l.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("open %s/%s: %w", l.dir, l.name, err)
-	}
-	l.f.Close()
-	l.f = os.NewFile(uintptr(fd), l.name)
-	l.w.Reset(l.f)
-	l.frames = frames
-	return nil
-}
-
-func (l *logWriter) close() {
-	l.flush()
-	l.f.Close()
 }
