@@ -145,20 +145,33 @@ func (p *puller) entry(t task) error {
 	if err != nil {
 		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
+	// A directory whose entries were queued is done with its last entry.
 	isDir := false
 	defer func() {
 		if !isDir {
 			p.entryDone(d)
 		}
 	}()
+	done, known, err := p.reuse(t, rel, ls)
+	if done || err != nil {
+		return err
+	}
+	isDir, err = p.fetchEntry(t, rel, ls, known)
+	return err
+}
+
+// reuse makes the entry t right from what DEST holds, where it can; done
+// is false if it must be fetched. known: DEST's entry still passes the
+// quick check against its record.
+func (p *puller) reuse(t task, rel string, ls metadata.Stat) (done, known bool, err error) {
 	// Unchanged since it was written here: nothing to do. A record that
 	// still matches but names another CID says the local entry is known to
 	// differ, whatever its size and mtime.
 	rec := p.st.lookup(rel)
-	known := rec != nil && ls.Type != metadata.None && sameLocal(rec.Local, ls)
+	known = rec != nil && ls.Type != metadata.None && sameLocal(rec.Local, ls)
 	if known && rec.Cid.Equals(t.cid) && ls.Type != metadata.Dir {
 		if ls.Type != metadata.File || p.vouches(rec) {
-			return p.keep(rec)
+			return true, known, p.keep(rec)
 		}
 		// Its content is right; its mode is checked against the root's
 		// (file's quick check) as for a file no pull recorded.
@@ -169,20 +182,26 @@ func (p *puller) entry(t task) error {
 	if ls.Type != metadata.Dir {
 		if from, ok := p.st.pathOf(t.cid); ok && from != rel {
 			if done, err := p.copyLocal(t, rel, from); done || err != nil {
-				return err
+				return true, known, err
 			}
 		}
 	}
 
 	// A file whose mode or mtime alone changed: its data is here.
 	if known && ls.Type == metadata.File {
-		if b := p.splice(d, t, ls); b != nil {
+		if b := p.splice(t.dir, t, ls); b != nil {
 			_, fsn, k, err := decodeEntry(b)
 			if err == nil && k == kindFile {
-				return p.file(t, rel, b, fsn, ls, known, nil)
+				return true, known, p.file(t, rel, b, fsn, ls, known, nil)
 			}
 		}
 	}
+	return false, known, nil
+}
+
+// fetchEntry makes the entry t from its blocks, fetched or cached. isDir:
+// it is a directory whose entries were queued.
+func (p *puller) fetchEntry(t task, rel string, ls metadata.Stat, known bool) (isDir bool, err error) {
 	cached := p.st.has(t.cid)
 	// Read ahead with an enclosing subtree: everything below is there too.
 	prefetched := p.pre.has(t.cid)
@@ -192,37 +211,42 @@ func (p *puller) entry(t task) error {
 	}
 	b, err := p.block(p.ctx, t.cid)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.dagPath(rel), err)
+		return false, fmt.Errorf("%s: %w", p.dagPath(rel), err)
 	}
 	nd, fsn, k, err := decodeEntry(b)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.dagPath(rel), err)
+		return false, fmt.Errorf("%s: %w", p.dagPath(rel), err)
 	}
 	switch k {
 	case kindDir:
-		isDir = true
 		if err := p.dir(t, rel, b.RawData(), nd, fsn, ls, prefetched); err != nil {
-			isDir = false
-			return err
+			return false, err
 		}
-		return nil
+		return true, nil
 	case kindSymlink:
-		return p.symlink(t, rel, fsn, ls)
+		return false, p.symlink(t, rel, fsn, ls)
 	}
 	var stream Stream
 	if !prefetched && ls.Type == metadata.None && nd != nil && len(nd.Links()) > 0 {
-		// A big new file: the rest of it in one stream (whose first block
-		// is the root, already here).
-		if s, err := p.src.CAR(p.ctx, t.cid, "entity"); err == nil && s != nil {
-			if first, err := s.Next(); err == nil && first.Cid().Equals(t.cid) {
-				stream = s
-				defer s.Close()
-			} else {
-				s.Close()
-			}
+		if stream = p.entityStream(t.cid); stream != nil {
+			defer stream.Close()
 		}
 	}
-	return p.file(t, rel, b, fsn, ls, known, stream)
+	return false, p.file(t, rel, b, fsn, ls, known, stream)
+}
+
+// entityStream is the rest of the big new file c in one stream (whose
+// first block, the root, is already here), or nil.
+func (p *puller) entityStream(c cid.Cid) Stream {
+	s, err := p.src.CAR(p.ctx, c, "entity")
+	if err != nil || s == nil {
+		return nil
+	}
+	if first, err := s.Next(); err == nil && first.Cid().Equals(c) {
+		return s
+	}
+	s.Close()
+	return nil
 }
 
 // keep carries an unchanged entry's record into the new index.
