@@ -177,40 +177,16 @@ type puller struct {
 // Run pulls opts.Root into opts.Dest.
 func Run(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
-	if opts.MaxDepth <= 0 {
-		opts.MaxDepth = DefaultMaxDepth
-	}
-	if opts.MaxEntries <= 0 {
-		opts.MaxEntries = DefaultMaxEntries
-	}
-	if opts.Jobs <= 0 {
-		opts.Jobs = max(8, 2*runtime.GOMAXPROCS(0))
-	}
+	opts = withDefaults(opts)
 	res := Result{Root: opts.Root.String(), Dest: opts.Dest}
 	if opts.Repo == "" {
 		return res, errors.New("no repository to keep the state of DEST in")
 	}
-	if err := checkApart(opts.Dest, opts.Repo); err != nil {
+	destfd, err := lockDest(opts)
+	if err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(opts.Dest, 0o755); err != nil {
-		return res, fmt.Errorf("create DEST: %w", err)
-	}
-	// DEST itself is the caller's to name (it may be a symlink to where the
-	// mirror lives); everything below it is reached through descriptors.
-	destfd, err := fsat.Open(unix.AT_FDCWD, opts.Dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return res, fmt.Errorf("open DEST %s: %w", opts.Dest, err)
-	}
 	defer unix.Close(destfd)
-	// One pull at a time into a directory, whichever repository keeps its
-	// state: the lock is on DEST itself (flock writes nothing there).
-	if err := unix.Flock(destfd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return res, fmt.Errorf("DEST %s: %w: another pull is writing into it", opts.Dest, blockstore.ErrLocked)
-		}
-		return res, fmt.Errorf("lock DEST %s: %w", opts.Dest, err)
-	}
 	id, err := identify(destfd, opts.Dest)
 	if err != nil {
 		return res, fmt.Errorf("DEST %s: %w", opts.Dest, err)
@@ -228,34 +204,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 		opts.MaxBytes = free + st.held()
 	}
-	if st.fresh && opts.Delete == DeleteWritten {
-		if err := checkEmpty(destfd, opts.Dest); err != nil {
-			return res, err
-		}
-	}
-	if st.fresh {
-		// No record yet: every one will be written under this run's rule.
-		st.prev.SpecialBits = opts.PreserveSpecialBits
-	}
-	// A record vouches for a file's mode only under the rule for special
-	// bits it was written under (vouches). Runs that change rules mark the
-	// records mixed until one finishes.
-	changed := st.prev.SpecialBits != opts.PreserveSpecialBits && !st.prev.Recheck
-	if changed {
-		st.prev.Recheck = true
-	}
-	recheck := opts.PreserveSpecialBits && (st.prev.Recheck || !st.prev.SpecialBits)
-	if st.fresh || st.legacy || changed {
-		// Before anything is written into DEST, the state says that pull
-		// writes into it, and under which rule.
-		if err := st.save(); err != nil {
-			return res, err
-		}
-	}
-	if st.legacy {
-		if err := removeAt(destfd, legacyStateDir); err != nil {
-			return res, fmt.Errorf("DEST %s: remove the state an earlier version kept there: %w", opts.Dest, err)
-		}
+	recheck, err := beginState(st, destfd, opts)
+	if err != nil {
+		return res, err
 	}
 	if st.prev.Root != "" {
 		prev := st.prev.Root
@@ -281,6 +232,83 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// withDefaults fills in the limits and Jobs opts leaves at zero.
+func withDefaults(opts Options) Options {
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = max(8, 2*runtime.GOMAXPROCS(0))
+	}
+	return opts
+}
+
+// lockDest creates and opens DEST, apart from the repository, and locks it.
+func lockDest(opts Options) (destfd int, err error) {
+	if err := checkApart(opts.Dest, opts.Repo); err != nil {
+		return -1, err
+	}
+	if err := os.MkdirAll(opts.Dest, 0o755); err != nil {
+		return -1, fmt.Errorf("create DEST: %w", err)
+	}
+	// DEST itself is the caller's to name (it may be a symlink to where the
+	// mirror lives); everything below it is reached through descriptors.
+	destfd, err = fsat.Open(unix.AT_FDCWD, opts.Dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open DEST %s: %w", opts.Dest, err)
+	}
+	// One pull at a time into a directory, whichever repository keeps its
+	// state: the lock is on DEST itself (flock writes nothing there).
+	if err := unix.Flock(destfd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(destfd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return -1, fmt.Errorf("DEST %s: %w: another pull is writing into it", opts.Dest, blockstore.ErrLocked)
+		}
+		return -1, fmt.Errorf("lock DEST %s: %w", opts.Dest, err)
+	}
+	return destfd, nil
+}
+
+// beginState readies DEST's state st for this run before anything is
+// written into DEST: a first pull into a DEST that must be empty, the rule
+// for special bits saved, an earlier version's state in DEST removed.
+// recheck: no file's record vouches for its mode.
+func beginState(st *state, destfd int, opts Options) (recheck bool, err error) {
+	if st.fresh && opts.Delete == DeleteWritten {
+		if err := checkEmpty(destfd, opts.Dest); err != nil {
+			return false, err
+		}
+	}
+	if st.fresh {
+		// No record yet: every one will be written under this run's rule.
+		st.prev.SpecialBits = opts.PreserveSpecialBits
+	}
+	// A record vouches for a file's mode only under the rule for special
+	// bits it was written under (vouches). Runs that change rules mark the
+	// records mixed until one finishes.
+	changed := st.prev.SpecialBits != opts.PreserveSpecialBits && !st.prev.Recheck
+	if changed {
+		st.prev.Recheck = true
+	}
+	recheck = opts.PreserveSpecialBits && (st.prev.Recheck || !st.prev.SpecialBits)
+	if st.fresh || st.legacy || changed {
+		// Before anything is written into DEST, the state says that pull
+		// writes into it, and under which rule.
+		if err := st.save(); err != nil {
+			return false, err
+		}
+	}
+	if st.legacy {
+		if err := removeAt(destfd, legacyStateDir); err != nil {
+			return false, fmt.Errorf("DEST %s: remove the state an earlier version kept there: %w", opts.Dest, err)
+		}
+	}
+	return recheck, nil
 }
 
 func (p *puller) run(destfd int) error {
