@@ -79,7 +79,7 @@ func TestKillGC(t *testing.T) {
 			t.Fatal(res)
 		}
 		kept := oneCID(t, res.Stdout)
-		killLoop(t, rng, 5, 80*time.Millisecond, []string{"--repo", repo, "gc", "--keep", "1"}, func() {
+		killLoop(t, rng, 5, killWindow(t, repo, "gc", "--keep", "1"), []string{"--repo", repo, "gc", "--keep", "1"}, func() {
 			if res := ipfsSync(t, repo, "export", kept, "--car", os.DevNull); res.Code != 0 {
 				t.Fatalf("kept root incomplete after a killed gc: %s", res)
 			}
