@@ -23,12 +23,13 @@ import (
 	"github.com/creack/pty"
 )
 
-// progressTree is 2000 files of 96 KiB (188 MiB of distinct random bytes)
-// in 20 directories: with --workers 1 a sync of it takes a second or two,
+// progressTree is 2000 files of 512 KiB (1000 MiB of distinct random bytes)
+// in 20 directories: with --workers 1 a sync of it takes a second or more
+// even where hashing is fast (500 MiB took 0.5 s on one core with SHA-NI),
 // long enough for several refreshes of the bars.
 var progressTree = &sharedTree{name: "progress", build: func(dir string) error {
 	rng := rand.NewChaCha8([32]byte{'p', 'r', 'o', 'g'})
-	buf := make([]byte, 96<<10)
+	buf := make([]byte, 512<<10)
 	for d := range 20 {
 		sub := filepath.Join(dir, fmt.Sprintf("d%02d", d))
 		if err := os.MkdirAll(sub, 0o755); err != nil {
