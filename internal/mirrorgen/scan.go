@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -169,43 +167,19 @@ func Fingerprint(root string, jobs int, list io.Writer) (string, error) {
 		return "", err
 	}
 	sums := make([]string, len(ents))
-	var (
-		next   atomic.Int64
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		first  error
-		failed atomic.Bool
-	)
-	for range jobsOrDefault(jobs) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, writeBuf)
-			for !failed.Load() {
-				i := int(next.Add(1)) - 1
-				if i >= len(ents) {
-					return
-				}
-				if ents[i].kind != 'f' {
-					continue
-				}
-				sum, err := hashFile(filepath.Join(root, filepath.FromSlash(ents[i].path)), buf)
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = fmt.Errorf("fingerprint: %s: %w", ents[i].path, err)
-					}
-					mu.Unlock()
-					failed.Store(true)
-					return
-				}
-				sums[i] = sum
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return "", first
+	err = forEach(jobsOrDefault(jobs), len(ents), func(i int, buf []byte) error {
+		if ents[i].kind != 'f' {
+			return nil
+		}
+		sum, err := hashFile(filepath.Join(root, filepath.FromSlash(ents[i].path)), buf)
+		if err != nil {
+			return fmt.Errorf("fingerprint: %s: %w", ents[i].path, err)
+		}
+		sums[i] = sum
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	h := sha256.New()
 	var out io.Writer = h

@@ -103,6 +103,15 @@ func (w writer) writeFiles(files []fileSpec, replace bool) error {
 			order = append(order, i)
 		}
 	}
+	return forEach(min(jobsOrDefault(w.jobs), max(len(files), 1)), len(order), func(i int, buf []byte) error {
+		return w.writeFile(files[order[i]], replace, buf)
+	})
+}
+
+// forEach calls fn for 0..n-1 on jobs goroutines, each with a buffer of
+// its own, and stops handing out work at the first error, which it
+// returns.
+func forEach(jobs, n int, fn func(i int, buf []byte) error) error {
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -110,17 +119,17 @@ func (w writer) writeFiles(files []fileSpec, replace bool) error {
 		first   error
 		failed  atomic.Bool
 	)
-	for range min(jobsOrDefault(w.jobs), max(len(files), 1)) {
+	for range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, writeBuf)
 			for !failed.Load() {
 				i := int(next.Add(1)) - 1
-				if i >= len(order) {
+				if i >= n {
 					return
 				}
-				if err := w.writeFile(files[order[i]], replace, buf); err != nil {
+				if err := fn(i, buf); err != nil {
 					errOnce.Do(func() { first = err })
 					failed.Store(true)
 				}
