@@ -166,18 +166,6 @@ func (pl *planner) mtime() int64 {
 // recent is within span before now.
 func (pl *planner) recent(span int64) int64 { return pl.now - pl.r.Int64N(span) }
 
-// fileMode: most package files 0644, a few 0755 or 0600, as on real
-// mirrors where an upload kept a stray mode.
-func (pl *planner) fileMode() fs.FileMode {
-	switch x := pl.r.IntN(1000); {
-	case x < 12:
-		return 0o755
-	case x < 14:
-		return 0o600
-	}
-	return 0o644
-}
-
 func (pl *planner) dir(p string) {
 	if _, ok := pl.dirs[p]; ok {
 		return
@@ -199,7 +187,7 @@ func (pl *planner) file(p string, size int64, mode fs.FileMode, mtime int64) {
 // pkgFile is a package file whose size is weight (a relative size) until
 // scale sets it.
 func (pl *planner) pkgFile(p string, weight float64, mtime int64) {
-	pl.file(p, 0, pl.fileMode(), mtime)
+	pl.file(p, 0, fileMode(pl.r), mtime)
 	pl.weight[len(pl.weight)-1] = weight
 }
 

@@ -3,6 +3,7 @@ package mirrorgen
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"path"
@@ -212,4 +213,16 @@ func parseNPMTarball(p string) (pkgDir, ver string, ok bool) {
 	}
 	ver, ok = strings.CutPrefix(strings.TrimSuffix(file, ".tgz"), path.Base(pkgDir)+"-")
 	return pkgDir, ver, ok && ver != ""
+}
+
+// fileMode: most package files 0644, a few 0755 or 0600, as on real
+// mirrors where an upload kept a stray mode.
+func fileMode(r *rand.Rand) fs.FileMode {
+	switch x := r.IntN(1000); {
+	case x < 12:
+		return 0o755
+	case x < 14:
+		return 0o600
+	}
+	return 0o644
 }

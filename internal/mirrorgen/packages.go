@@ -1,7 +1,6 @@
 package mirrorgen
 
 import (
-	"io/fs"
 	"math"
 	"path"
 	"slices"
@@ -75,7 +74,7 @@ func (c *cycle) upgradeDeb(src string) {
 		if d.ver == newest {
 			n := d
 			n.ver = next
-			c.addFile(debPath(d.dir, d.pkg, next, d.arch), c.grow(c.files[debPath(d.dir, d.pkg, d.ver, d.arch)]), c.fileMode())
+			c.addFile(debPath(d.dir, d.pkg, next, d.arch), c.grow(c.files[debPath(d.dir, d.pkg, d.ver, d.arch)]), fileMode(c.r))
 			kept = append(kept, n)
 		}
 	}
@@ -109,7 +108,7 @@ func (c *cycle) upgradeCRAN(pkg string) {
 		v = bumpVersion(c.r, v)
 	}
 	next := cranDir + "/" + pkg + "_" + v + ".tar.gz"
-	c.addFile(next, c.grow(size), c.fileMode())
+	c.addFile(next, c.grow(size), fileMode(c.r))
 	c.cran[pkg] = next
 }
 
@@ -138,7 +137,7 @@ func (c *cycle) upgradePyPI(norm string) {
 		if c.exists(p) {
 			continue
 		}
-		c.addFile(p, c.grow(size), c.fileMode())
+		c.addFile(p, c.grow(size), fileMode(c.r))
 		c.pypiDist[norm] = append(c.pypiDist[norm], p)
 	}
 }
@@ -156,7 +155,7 @@ func (c *cycle) upgradeNPM(dir string) {
 	}
 	next := npmTarball(dir, path.Base(dir), bumpVersion(c.r, newest))
 	if !c.exists(next) {
-		c.addFile(next, c.grow(size), c.fileMode())
+		c.addFile(next, c.grow(size), fileMode(c.r))
 		c.npm[dir] = append(c.npm[dir], next)
 	}
 }
@@ -196,7 +195,7 @@ func (c *cycle) addDeb() {
 	ver := debVersion(c.r)
 	for i, bin := range bins {
 		p := debPath(dir, bin, ver, archs[i])
-		c.addFile(p, c.like(areaDeb), c.fileMode())
+		c.addFile(p, c.like(areaDeb), fileMode(c.r))
 		d, _ := parseDeb(p)
 		c.debSrcs[dir] = append(c.debSrcs[dir], d)
 	}
@@ -212,7 +211,7 @@ func (c *cycle) addCRAN() {
 		}
 	}
 	p := cranDir + "/" + name + "_" + cranVersion(c.r) + ".tar.gz"
-	c.addFile(p, c.like(areaCRAN), c.fileMode())
+	c.addFile(p, c.like(areaCRAN), fileMode(c.r))
 	c.cran[name] = p
 }
 
@@ -234,7 +233,7 @@ func (c *cycle) addPyPI() {
 	}
 	for _, f := range pypiFileNames(name, semver(c.r), tags) {
 		p := pypiFilePath(c.domain, f)
-		c.addFile(p, c.like(areaPyPI), c.fileMode())
+		c.addFile(p, c.like(areaPyPI), fileMode(c.r))
 		c.pypiDist[norm] = append(c.pypiDist[norm], p)
 	}
 	c.pypi[norm] = name
@@ -252,7 +251,7 @@ func (c *cycle) addNPM() {
 	}
 	dir := npmDir + "/" + name
 	p := npmTarball(dir, name, npmVersion(c.r))
-	c.addFile(p, c.like(areaNPM), c.fileMode())
+	c.addFile(p, c.like(areaNPM), fileMode(c.r))
 	c.npm[dir] = []string{p}
 	c.addFile(dir+"/index.json", npmIndexSize(c.r, 1), 0o644)
 }
@@ -339,14 +338,4 @@ func (c *cycle) like(area int) int64 {
 // grow is a new version's size: the old one's, a little bigger on average.
 func (c *cycle) grow(size int64) int64 {
 	return max(1, int64(float64(size)*math.Exp(0.02+0.1*c.r.NormFloat64())))
-}
-
-func (c *cycle) fileMode() fs.FileMode {
-	switch x := c.r.IntN(1000); {
-	case x < 12:
-		return 0o755
-	case x < 14:
-		return 0o600
-	}
-	return 0o644
 }
