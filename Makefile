@@ -71,19 +71,25 @@ e2e: build kubo e2e-deps $(BIN)/gotestsum | $(REPORT)
 	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(TESTSUM) -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
 
 # One run, side by side: import vs kubo vs the machine's floor, pushing a
-# publish cycle to kubo, pulling it back vs HTTP and rsync.
+# publish cycle to kubo, pulling it back vs HTTP and rsync, serving every
+# file by path vs nginx.
 BENCH_ENV = IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs MKMIRROR=$(BIN)/mkmirror
 
-# The bench scripts read peak RSS from GNU time.
+# The bench scripts read peak RSS from GNU time; bench/serve.sh fetches
+# with curl, from serve and from nginx.
 bench-deps:
-	@/usr/bin/time -f %M true >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then echo "bench: installing GNU time"; apt-get update -qq && apt-get install -y -qq time >/dev/null; \
-	  else echo "bench needs GNU time: sudo apt-get install time" >&2; exit 1; fi; }
+	@missing=; /usr/bin/time -f %M true >/dev/null 2>&1 || missing=" time"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "bench: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "bench needs$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
 
 bench: build kubo mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) ./bench/run.sh
 	$(BENCH_ENV) ./bench/push.sh
 	$(BENCH_ENV) ./bench/pull.sh
+	$(BENCH_ENV) ./bench/serve.sh
 
 # Mirror scale: mkmirror's large preset (~1M files, ~20 GiB): full import,
 # one publish cycle against the floor, a 200,000-entry flat directory;
