@@ -14,7 +14,8 @@ import (
 // when nil), each key once, leaving out the packs in drop. Only named,
 // durable indexes are merged: flush first. The new idx is durable before
 // the old ones go, and they are gone (durably) before the caller deletes
-// any dropped pack.
+// any dropped pack. An entry of a version 1 idx gets its sum here, from
+// its block checked against the CID (withSum).
 func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool) error {
 	xs := w.set.sorted()
 	var packs []string
@@ -37,10 +38,16 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 	if err != nil {
 		return fmt.Errorf("write index %s: %w", tmp, err)
 	}
-	err = mergeEntries(xs, func(e entry, pack string) {
-		if !drop[pack] && (keep == nil || keep(e, pack)) {
-			iw.add(e.key, loc{pack: pack, off: e.off, size: e.size})
+	err = mergeEntries(xs, func(e entry, pack string) error {
+		if drop[pack] || (keep != nil && !keep(e, pack)) || iw.dup(e.key) {
+			return nil
 		}
+		l, err := w.set.withSum(e.loc(pack))
+		if err != nil {
+			return err
+		}
+		iw.add(e.key, l)
+		return nil
 	})
 	if err != nil {
 		iw.f.Close()
@@ -78,7 +85,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 
 // mergeEntries calls fn for the entries of xs in key order (a key held
 // by several indexes comes once per index, adjacent).
-func mergeEntries(xs []*idxFile, fn func(entry, string)) error {
+func mergeEntries(xs []*idxFile, fn func(entry, string) error) error {
 	var cs []*cursor
 	for _, x := range xs {
 		c := newCursor(x)
@@ -96,7 +103,9 @@ func mergeEntries(xs []*idxFile, fn func(entry, string)) error {
 				m = i
 			}
 		}
-		fn(cs[m].e, cs[m].x.packs[cs[m].e.pack])
+		if err := fn(cs[m].e, cs[m].x.packs[cs[m].e.pack]); err != nil {
+			return err
+		}
 		if !cs[m].next() {
 			if cs[m].err != nil {
 				return cs[m].err
@@ -117,7 +126,7 @@ type cursor struct {
 }
 
 func newCursor(x *idxFile) *cursor {
-	return &cursor{x: x, left: x.count, r: bufio.NewReaderSize(io.NewSectionReader(x.f, x.entries, int64(x.count)*entrySize), 1<<16)}
+	return &cursor{x: x, left: x.count, r: bufio.NewReaderSize(io.NewSectionReader(x.f, x.entries, int64(x.count)*int64(x.esize)), 1<<16)}
 }
 
 func (c *cursor) next() bool {
@@ -125,11 +134,11 @@ func (c *cursor) next() bool {
 		return false
 	}
 	var b [entrySize]byte
-	if _, err := io.ReadFull(c.r, b[:]); err != nil {
+	if _, err := io.ReadFull(c.r, b[:c.x.esize]); err != nil {
 		c.err = fmt.Errorf("read index %s: %w", c.x.name, err)
 		return false
 	}
 	c.left--
-	c.e = decodeIdxEntry(b[:])
+	c.e = decodeIdxEntry(b[:], c.x.esize)
 	return true
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mh "github.com/multiformats/go-multihash"
+	"github.com/zeebo/xxh3"
 )
 
 // packSet is the packs and indexes one process sees. A reader reloads it
@@ -169,15 +170,51 @@ func (s *packSet) release(p *packFile) {
 	}
 }
 
-// read returns the data of the record at l, checking the record's own
-// header: its length and that it is the block with multihash h.
-func (s *packSet) read(l loc, h mh.Multihash) ([]byte, error) {
+// read returns the block with multihash h whose record is at l, read
+// into buf when it has room, checked (verify.go): by its sum where the
+// index has one, else by h's hash function; thorough, by both.
+func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
 	p, err := s.acquire(l.pack)
 	if err != nil {
 		return nil, err
 	}
 	defer s.release(p)
-	return readRecord(p.f, l, h)
+	var data []byte
+	switch l.kind {
+	case kindBlock:
+		data, err = readRecord(p.f, l, h, buf)
+	default:
+		err = fmt.Errorf("pack %s at %d: a record of kind %d, which this version cannot read", l.pack, l.off, l.kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := l.check(h, data, thorough); err != nil {
+		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, err)
+	}
+	return data, nil
+}
+
+// withSum is l with its block's sum, computed where the index has none
+// (a version 1 idx's entry) from the block checked by its hash. A
+// corrupt block keeps no sum: its reads go on reporting it.
+func (s *packSet) withSum(l loc) (loc, error) {
+	if l.sum != 0 || l.kind != kindBlock {
+		return l, nil
+	}
+	h, err := s.recordHash(l)
+	if err != nil {
+		return l, err
+	}
+	data, err := s.read(l, h, nil, false)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		return l, nil
+	case err != nil:
+		return l, err
+	}
+	l.sum = xxh3.Hash(data)
+	return l, nil
 }
 
 // recordHash reads the multihash of the record at l.

@@ -53,7 +53,19 @@ func (p *packStore) GetSize(_ context.Context, c cid.Cid) (int, error) {
 	return int(l.size), nil
 }
 
+// Get returns the block c, checked (packSet.read): the store handed out
+// as a Blockstore is this one, with nothing hashing a block again.
 func (p *packStore) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
+	data, err := p.read(c, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// read returns the data of block c, read into buf when it has room and
+// checked (packSet.read).
+func (p *packStore) read(c cid.Cid, buf []byte, thorough bool) ([]byte, error) {
 	k := keyOf(c.Hash())
 	for retry := true; ; retry = false {
 		l, ok, err := p.lookup(k)
@@ -68,7 +80,7 @@ func (p *packStore) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 				return nil, err
 			}
 		}
-		data, err := p.set.read(l, c.Hash())
+		data, err := p.set.read(l, c.Hash(), buf, thorough)
 		if errors.Is(err, fs.ErrNotExist) && retry && p.w == nil {
 			// A gc moved the block and removed its pack since we loaded.
 			if _, err := p.set.load(); err != nil {
@@ -79,7 +91,7 @@ func (p *packStore) Get(_ context.Context, c cid.Cid) (blocks.Block, error) {
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", c, err)
 		}
-		return blocks.NewBlockWithCid(data, c)
+		return data, nil
 	}
 }
 
@@ -140,7 +152,7 @@ func (p *packStore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
 					return nil
 				}
 				seen[e.key] = struct{}{}
-				h, err := p.set.recordHash(loc{pack: pack, off: e.off, size: e.size})
+				h, err := p.set.recordHash(e.loc(pack))
 				if err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	mh "github.com/multiformats/go-multihash"
+	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
@@ -180,7 +181,7 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	n := copy(head[recordHead:], h)
 
 	var segs [3]segment
-	ss, err := w.reserve(k, rec, len(data), segs[:0])
+	ss, err := w.reserve(k, rec, len(data), xxh3.Hash(data), segs[:0])
 	// Copied in even when the reservation failed part way: a stage's
 	// write waits for every segment reserved in it.
 	src := head[:recordHead+n]
@@ -198,11 +199,11 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	return err
 }
 
-// reserve places a record of rec bytes for key k (len bytes of block
-// data) at the end of the open pack and returns its segments, each to be
+// reserve places a record of rec bytes for key k (size bytes of block
+// data, whose xxh3 is sum) at the end of the open pack and returns its segments, each to be
 // copied into and marked done. Nothing is reserved for a key this run
 // already put.
-func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segment, error) {
+func (w *packWriter) reserve(k key, rec int64, size int, sum uint64, ss []segment) ([]segment, error) {
 	if _, ok := w.pendingLoc(k); ok {
 		return ss, nil
 	}
@@ -216,23 +217,24 @@ func (w *packWriter) reserve(k key, rec int64, size int, ss []segment) ([]segmen
 	if ss, err = w.reserveLocked(p, rec, ss); err != nil {
 		return ss, err
 	}
-	w.claim(p, k, off, size) // put meanwhile: the place reserved stays a hole
+	w.claim(p, k, off, size, sum) // put meanwhile: the place reserved stays a hole
 	return ss, nil
 }
 
-// claim indexes the record at off in p (size bytes of data) under key k,
+// claim indexes the record at off in p (size bytes of data, whose xxh3
+// is sum) under key k,
 // unless this run stored k already; it reports whether it did. The record
 // may be written after: a read of it waits for the stage's copies.
-func (w *packWriter) claim(p *openPack, k key, off int64, size int) bool {
+func (w *packWriter) claim(p *openPack, k key, off int64, size int, sum uint64) bool {
 	w.pmu.Lock()
 	if _, ok := w.pending[k]; ok {
 		w.pmu.Unlock()
 		return false
 	}
-	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size)}
+	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size), sum: sum}
 	w.pmu.Unlock()
 	p.entMu.Lock()
-	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size)})
+	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size), sum: sum})
 	p.entMu.Unlock()
 	return true
 }
@@ -283,7 +285,7 @@ func (w *packWriter) reserveRecord(rec int) (*record, bool, error) {
 // gc). The caller still ends r.
 func (w *packWriter) commitRecord(r *record, k key, h mh.Multihash) bool {
 	size := len(r.b) - recordHead - len(h)
-	if !w.claim(r.st.p, k, r.off, size) {
+	if !w.claim(r.st.p, k, r.off, size, xxh3.Hash(r.b[recordHead+len(h):])) {
 		return false
 	}
 	binary.LittleEndian.PutUint32(r.b, uint32(size))

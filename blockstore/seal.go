@@ -46,7 +46,7 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		return fmt.Errorf("write index %s: %w", path, err)
 	}
 	for _, e := range ents {
-		iw.add(e.key, loc{pack: p.name, off: e.off, size: e.size})
+		iw.add(e.key, e.loc(p.name))
 	}
 	if err := iw.finish(!w.fast); err != nil {
 		return err

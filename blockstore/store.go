@@ -190,7 +190,7 @@ func openBlocks(dir string, write bool) (*Store, error) {
 		ps.set.close()
 		return nil, fmt.Errorf("open block store in %s: %w", dir, err)
 	}
-	return &Store{dir: dir, packs: ps, bs: bstore.NewIdStore(verifying{ps})}, nil
+	return &Store{dir: dir, packs: ps, bs: bstore.NewIdStore(ps)}, nil
 }
 
 // Refresh brings a reader up to the repository: indexes a sync or gc
