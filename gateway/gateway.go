@@ -79,9 +79,10 @@ const noRequestLimit = 100 * 365 * 24 * time.Hour
 
 // Handler serves /ipfs/ paths from bs. Every block boxo reads is checked
 // against its CID by the blockservice, so a corrupt block in the store is
-// refused rather than sent. A root bs does not hold is a 404 before any
-// byte; no error answer is cacheable, and a response that fails once its
-// status is sent is cut off, never ended as if complete (see guard).
+// refused rather than sent. A root bs does not hold is a 404 (412 to
+// Cache-Control: only-if-cached) before any byte; no error answer is
+// cacheable, and a response that fails once its status is sent is cut
+// off, never ended as if complete (see guard).
 func Handler(bs bstore.Blockstore, browse bool) (http.Handler, error) {
 	return newHandler(bs, Options{Browse: browse}.withDefaults())
 }
@@ -105,7 +106,10 @@ func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ipfs-sync serves /ipfs/{cid} (trustless gateway: ?format=raw or ?format=car)", http.StatusNotFound)
 	})
-	return guard(mux, opts.StallTimeout), nil
+	// Everything served is public and verifiable by its CID: any page may
+	// read it, as from kubo's gateway (the same CORS headers, boxo's).
+	cors := gateway.NewHeaders(nil).ApplyCors().Wrap(mux)
+	return guard(cors, opts.StallTimeout), nil
 }
 
 // rootCheck answers 404 for a root the store does not hold. boxo starts a
@@ -123,6 +127,10 @@ func rootCheck(bs bstore.Blockstore, h http.Handler) http.Handler {
 		switch {
 		case err != nil:
 			http.Error(w, "reading the store: "+err.Error(), http.StatusInternalServerError)
+		case !has && r.Header.Get("Cache-Control") == "only-if-cached":
+			// The gateway spec's answer to a client that wants only what
+			// is at hand: as boxo answers for a root it cannot find locally.
+			http.Error(w, c.String()+" is not in this repository", http.StatusPreconditionFailed)
 		case !has:
 			http.Error(w, c.String()+" is not in this repository", http.StatusNotFound)
 		default:
