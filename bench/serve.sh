@@ -149,15 +149,16 @@ EOF
 }
 
 # fetch NAME MODE: all CLIENTS curls on NAME's lists at once. MODE check
-# pipes each body stream into sha256sum; MODE time sends them to /dev/null
-# and sets WALL (s). Either way each response's size goes to
-# $dir/got.NAME.K, and a failed request (HTTP error, short body, refused
-# connection) ends the benchmark.
+# pipes each body stream into sha256sum; MODE time sends them to /dev/null.
+# Either way each response's size and the connections curl opened for it
+# go to $dir/got.NAME.K, and a failed request (HTTP error, short body,
+# refused connection) ends the benchmark. Sets WALL (s) and CONNS (the
+# connections opened, CLIENTS if every one was kept alive throughout).
 fetch() {
 	local name=$1 mode=$2 k t0 ps=() rc=0
 	t0=$(now)
 	for ((k = 0; k < CLIENTS; k++)); do
-		local args=(curl -fsS --fail-early -K "$dir/$name.$k" -w '%{stderr}%{size_download}\n')
+		local args=(curl -fsS --fail-early -K "$dir/$name.$k" -w '%{stderr}%{size_download} %{num_connects}\n')
 		if [[ $mode == check ]]; then
 			("${args[@]}" 2>"$dir/got.$name.$k" | sha256sum | cut -d' ' -f1 >"$dir/got.$name.$k.sha") &
 		else
@@ -168,14 +169,15 @@ fetch() {
 	for k in "${!ps[@]}"; do wait "${ps[$k]}" || rc=$?; done
 	WALL=$(calc "$(now) - $t0")
 	if ((rc != 0)); then
-		for ((k = 0; k < CLIENTS; k++)); do grep -v '^[0-9]*$' "$dir/got.$name.$k" >&2 || true; done
+		for ((k = 0; k < CLIENTS; k++)); do grep -v '^[0-9]* [0-9]*$' "$dir/got.$name.$k" >&2 || true; done
 		die "$name: a request failed (curl exit $rc)"
 	fi
 	for ((k = 0; k < CLIENTS; k++)); do
-		cmp -s "$dir/want.$k" "$dir/got.$name.$k" || die "$name: client $k received other sizes than the tree's files"
+		cut -d' ' -f1 "$dir/got.$name.$k" | cmp -s "$dir/want.$k" - || die "$name: client $k received other sizes than the tree's files"
 		[[ $mode != check ]] || cmp -s "$dir/want.$k.sha" "$dir/got.$name.$k.sha" ||
 			die "$name: client $k received other bytes than the tree's files"
 	done
+	CONNS=$(for ((k = 0; k < CLIENTS; k++)); do cat "$dir/got.$name.$k"; done | awk '{n += $2} END {print n}')
 }
 
 # bench ID TREE LABEL: the whole comparison on TREE, in $work/ID (and ID
@@ -254,13 +256,14 @@ bench() {
 		log "$id: $s: checked in $(fmt "$WALL") s"
 	done
 
-	local -A best
+	local -A best conns
 	local i
 	for ((i = 1; i <= RUNS; i++)); do
 		for s in serve nginx; do
 			fetch "$s" time
-			log "$id: $s run $i: $(fmt "$WALL") s, $(fmt "$(calc "$bytes / $WALL / 1e6")" 0) MB/s"
+			log "$id: $s run $i: $(fmt "$WALL") s, $(fmt "$(calc "$bytes / $WALL / 1e6")" 0) MB/s, $CONNS connections"
 			if [[ -z ${best[$s]:-} ]] || (($(is "$WALL < ${best[$s]}"))); then best[$s]=$WALL; fi
+			if ((CONNS > ${conns[$s]:-0})); then conns[$s]=$CONNS; fi
 		done
 	done
 	local load_after
@@ -289,10 +292,10 @@ bench() {
 - ipfs-sync: $IPFS_SYNC_BIN (tree at $(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")); $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(curl --version | head -n 1 | cut -d' ' -f1-2)
 - client: $CLIENTS curl processes at once, each fetching every ${CLIENTS}th path one after another on one keep-alive connection; every byte from both servers checked once; best of $RUNS interleaved runs, warm page cache
 
-| server | wall s | MB/s | files/s | peak RSS MiB |
-|---|---:|---:|---:|---:|
-| nginx | $(fmt "${best[nginx]}") | $(fmt "$nginx_mbps" 0) | $(fmt "$(calc "$files / ${best[nginx]}")" 0) | |
-| ipfs-sync \`serve --browse\` | $(fmt "${best[serve]}") | $(fmt "$serve_mbps" 0) | $(fmt "$(calc "$files / ${best[serve]}")" 0) | $(fmt "$(calc "$rss_kib / 1024")" 0) |
+| server | wall s | MB/s | files/s | connections | peak RSS MiB |
+|---|---:|---:|---:|---:|---:|
+| nginx | $(fmt "${best[nginx]}") | $(fmt "$nginx_mbps" 0) | $(fmt "$(calc "$files / ${best[nginx]}")" 0) | ${conns[nginx]} | |
+| ipfs-sync \`serve --browse\` | $(fmt "${best[serve]}") | $(fmt "$serve_mbps" 0) | $(fmt "$(calc "$files / ${best[serve]}")" 0) | ${conns[serve]} | $(fmt "$(calc "$rss_kib / 1024")" 0) |
 
 serve / nginx throughput: $(fmt "$(calc "$serve_mbps / $nginx_mbps")" 2)×
 EOF
