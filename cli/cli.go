@@ -66,6 +66,7 @@ EXAMPLES:
    ipfs-sync sync ./mirror --api http://127.0.0.1:5001 --publish mirror
                                                and hand the new blocks to kubo, pin, publish
    ipfs-sync sync ./mirror --car delta.car     or write only the new blocks as a CAR
+   ipfs-sync import --name mirror delta.car    on another host: store that CAR, move the ref
    ipfs-sync serve                             serve the repository as a trustless gateway
    ipfs-sync pull ROOT /srv/copy --from URL    materialise a root elsewhere, incrementally
    ipfs-sync log ./mirror                      the roots ./mirror has had
@@ -84,7 +85,7 @@ EXAMPLES:
 			&ucli.DurationFlag{Name: "retry-lock", Usage: "wait up to `DURATION` (e.g. 10m) for another process's lock instead of exiting 4"},
 			&ucli.BoolFlag{Name: "progress", Usage: "show sync's progress on stderr: bars on a terminal (the default there), else a status line every 5s; --progress=false: none (SIGUSR1 prints one status line at any time)"},
 		},
-		Commands: []*ucli.Command{syncCommand(), exportCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand(), pullCommand()},
+		Commands: []*ucli.Command{syncCommand(), exportCommand(), importCommand(), pushCommand(), serveCommand(), diffCommand(), verifyCommand(), logCommand(), refsCommand(), gcCommand(), fsckCommand(), pullCommand()},
 	}
 	for _, cmd := range app.Commands {
 		// A bad flag is a usage error (exit 2) with a one-line message,
@@ -267,7 +268,7 @@ func repoDir(c *ucli.Context) (string, error) {
 }
 
 // openStore opens the repository for writing, under its lock, creating
-// it on first use: for sync, the one command that creates a repository.
+// it on first use: for sync and import, the commands that create one.
 func openStore(c *ucli.Context) (*blockstore.Store, error) {
 	dir, err := repoDir(c)
 	if err != nil {
@@ -324,7 +325,7 @@ func openReader(c *ucli.Context) (*blockstore.Store, error) {
 // noRepository adds to a missing repository's error where one comes from.
 func noRepository(err error) error {
 	if errors.Is(err, blockstore.ErrNoRepository) {
-		return fmt.Errorf("%w (only 'ipfs-sync sync' creates one: is --repo right?)", err)
+		return fmt.Errorf("%w (only 'ipfs-sync sync' and 'import' create one: is --repo right?)", err)
 	}
 	return err
 }
