@@ -212,6 +212,9 @@ func applyConfig(c *ucli.Context, app *ucli.App, cmd *ucli.Command) error {
 				continue
 			}
 			vals, err := configValues(values[key], isSlice(f))
+			if err != nil && name == pinningTokenFlag {
+				err = errors.New("want a string") // the error would quote the secret
+			}
 			if err != nil {
 				return cfg.errorf("%s: %v", key, err)
 			}

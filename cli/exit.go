@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/sync"
 )
 
@@ -17,6 +18,7 @@ const (
 	ExitPartial     = 3
 	ExitLocked      = 4
 	ExitHandOff     = 5
+	ExitPinFailed   = 6
 	ExitInterrupted = 130
 )
 
@@ -26,13 +28,19 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 // handOffError is a sync that recorded its root but could not hand it to
-// kubo (--api): the ref has moved, the root is on stdout.
+// kubo (--api) or to the pinning service after it: the ref has moved, the
+// root is on stdout.
 type handOffError struct {
 	root string
+	to   string // "" for kubo
+	name string // the ref's name, which is the pin's name at the service
 	err  error
 }
 
 func (e handOffError) Error() string {
+	if e.to != "" {
+		return fmt.Sprintf("synced %s (the ref has moved) and pushed it to kubo, but handing it to %s failed: %v; 'ipfs-sync push --name %q %s' with the same --api and --pinning-service retries", e.root, e.to, e.err, e.name, e.root)
+	}
 	return fmt.Sprintf("synced %s (the ref has moved), but handing it to kubo failed: %v; 'ipfs-sync push %s' with the same --api retries", e.root, e.err, e.root)
 }
 
@@ -48,6 +56,8 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
+	case errors.Is(err, pinsvc.ErrFailed):
+		return ExitPinFailed
 	case errors.As(err, &handOffError{}):
 		return ExitHandOff
 	case errors.Is(err, blockstore.ErrLocked):
@@ -66,4 +76,6 @@ const exitHelp = `EXIT STATUS:
    4    the repository is locked by another ipfs-sync process
    5    sync --api: a root was recorded (the ref moved, the CID is on stdout), but handing
         it to kubo failed; 'ipfs-sync push ROOT' retries
+   6    --pinning-service: the pinning service reports the pin as failed (for sync, the
+        root was recorded and handed to kubo); running the same command again asks anew
    130  interrupted`

@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/push"
 )
 
@@ -30,14 +31,20 @@ API under the same --name) as one CAR into dag/import, then moves the pin from t
 to ROOT (pin/update), or pins ROOT the first time. A push that is interrupted is simply
 run again.
 
+With --pinning-service, ROOT is then handed to a remote pinning service (the IPFS
+Pinning Service API): the pin named --name there is replaced by one of ROOT (or ROOT
+is added), with kubo's swarm addresses as the origins the service fetches the blocks
+from, and the service is polled until it reports the pin pinned or failed.
+
 EXAMPLES:
    ipfs-sync push bafy... --api http://127.0.0.1:5001
    ipfs-sync push bafy... --api /ip4/127.0.0.1/tcp/5001 --to-files /mirrors/debian --publish debian
+   IPFS_SYNC_PINNING_TOKEN=... ipfs-sync push bafy... --name debian --pinning-service https://pins.example/api/v1
 
 ` + exitHelp,
 		Flags: append([]ucli.Flag{
-			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME`"},
-		}, pushFlags()...),
+			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME` (also the pin's name at --pinning-service)"},
+		}, append(pushFlags(), pinningFlags()...)...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{errors.New("push needs exactly one ROOT")}
@@ -50,6 +57,10 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			svc, err := newPinning(c)
+			if err != nil {
+				return err
+			}
 			store, err := openExisting(c)
 			if err != nil {
 				return err
@@ -59,13 +70,26 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			out := struct {
+				push.Result
+				Pinning *pinsvc.Result `json:"pinning,omitempty"`
+			}{Result: res}
+			if svc != nil {
+				pinned, perr := runPinning(c, svc, root, c.String("name"), k)
+				out.Pinning, err = &pinned, perr
+			}
 			switch {
 			case c.Bool("json"):
-				return printJSON(c.App.Writer, res)
+				if perr := printJSON(c.App.Writer, out); perr != nil {
+					return perr
+				}
 			case !c.Bool("quiet"):
 				fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", res.Root, res.API, res.Blocks, humanBytes(res.Bytes))
+				if out.Pinning != nil && out.Pinning.RequestID != "" {
+					fmt.Fprintln(c.App.ErrWriter, pinningLine(*out.Pinning))
+				}
 			}
-			return nil
+			return err
 		},
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 	"github.com/ipfs-sync/ipfs-sync/push"
 	"github.com/ipfs-sync/ipfs-sync/sync"
@@ -165,7 +166,7 @@ func syncFlags() []ucli.Flag {
 		&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
 		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
 		&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
-	}, append(append(filterFlags(), pushFlags()...), profileFlags()...)...)
+	}, append(append(append(filterFlags(), pushFlags()...), pinningFlags()...), profileFlags()...)...)
 }
 
 func runSync(c *ucli.Context) error {
@@ -174,8 +175,9 @@ func runSync(c *ucli.Context) error {
 		return err
 	}
 	var kubo *push.Kubo
-	if c.IsSet("api") && !opts.DryRun {
-		if kubo, err = newKubo(c); err != nil {
+	var svc *pinsvc.Client
+	if !opts.DryRun {
+		if kubo, svc, err = syncHandOffTargets(c); err != nil {
 			return err
 		}
 	}
@@ -194,8 +196,8 @@ func runSync(c *ucli.Context) error {
 	}
 	// The root is recorded: from here on it is printed, whatever the
 	// hand-off to kubo does.
-	pushed, handOff := syncHandOff(c, store, kubo, sum)
-	if perr := syncReport(c, sum, pushed, handOff); perr != nil {
+	pushed, pinned, handOff := syncHandOff(c, store, kubo, svc, sum)
+	if perr := syncReport(c, sum, pushed, pinned, handOff); perr != nil {
 		return perr
 	}
 	if handOff != nil {
@@ -245,31 +247,62 @@ func syncRun(c *ucli.Context, store *blockstore.Store, opts sync.Options) (sync.
 	return sum, err
 }
 
-// syncHandOff pushes the recorded root to kubo when --api asks for it:
-// what was pushed, or the hand-off's error, to exit with once the root is
-// printed.
-func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, sum sync.Summary) (*push.Result, error) {
-	if kubo == nil {
-		return nil, nil
+// syncHandOffTargets are the kubo node of --api and the pinning service of
+// --pinning-service, each nil when not asked for. The service fetches the
+// blocks over libp2p from the node that was fed them: without --api there
+// is none (the repository, and serve, are no libp2p node).
+func syncHandOffTargets(c *ucli.Context) (*push.Kubo, *pinsvc.Client, error) {
+	var kubo *push.Kubo
+	if c.IsSet("api") {
+		var err error
+		if kubo, err = newKubo(c); err != nil {
+			return nil, nil, err
+		}
 	}
-	res, err := runPush(c, store, kubo, cid.MustParse(sum.Root), sum.Name)
+	svc, err := newPinning(c)
 	if err != nil {
-		return nil, handOffError{root: sum.Root, err: err}
+		return nil, nil, err
 	}
-	return &res, nil
+	if svc != nil && kubo == nil {
+		return nil, nil, usageError{errors.New("--pinning-service needs --api: the service fetches the blocks from the kubo node --api feeds (this repository, and serve, are no libp2p node it could fetch from)")}
+	}
+	return kubo, svc, nil
+}
+
+// syncHandOff pushes the recorded root to kubo when --api asks for it,
+// then to the pinning service when --pinning-service does: what each did,
+// or the hand-off's error, to exit with once the root is printed.
+func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, svc *pinsvc.Client, sum sync.Summary) (*push.Result, *pinsvc.Result, error) {
+	if kubo == nil {
+		return nil, nil, nil
+	}
+	root := cid.MustParse(sum.Root)
+	res, err := runPush(c, store, kubo, root, sum.Name)
+	if err != nil {
+		return nil, nil, handOffError{root: sum.Root, err: err}
+	}
+	if svc == nil {
+		return &res, nil, nil
+	}
+	pinned, err := runPinning(c, svc, root, sum.Name, kubo)
+	if err != nil {
+		return &res, &pinned, handOffError{root: sum.Root, to: "the pinning service", name: sum.Name, err: err}
+	}
+	return &res, &pinned, nil
 }
 
 // syncReport prints the summary: JSON, the root alone with --quiet, or the
 // root on stdout and the counts (and what was pushed) on stderr.
-func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, handOff error) error {
+func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, pinned *pinsvc.Result, handOff error) error {
 	switch {
 	case c.Bool("json"):
 		out := struct {
 			Root *string `json:"root"` // first, as in sync.Summary; null in a dry run
 			sync.Summary
-			Push      *push.Result `json:"push,omitempty"`
-			PushError string       `json:"push_error,omitempty"`
-		}{Summary: sum, Push: pushed}
+			Push      *push.Result   `json:"push,omitempty"`
+			Pinning   *pinsvc.Result `json:"pinning,omitempty"`
+			PushError string         `json:"push_error,omitempty"`
+		}{Summary: sum, Push: pushed, Pinning: pinned}
 		if !c.Bool("dry-run") {
 			out.Root = &sum.Root
 		}
@@ -291,6 +324,9 @@ func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, handOff 
 			humanBytes(sum.Bytes), humanBytes(sum.BytesRead), sum.BlocksWritten, humanBytes(sum.BytesNew), sum.Seconds)
 		if pushed != nil {
 			fmt.Fprintf(c.App.ErrWriter, "pushed to %s: %d blocks, %s\n", pushed.API, pushed.Blocks, humanBytes(pushed.Bytes))
+		}
+		if pinned != nil && pinned.RequestID != "" {
+			fmt.Fprintln(c.App.ErrWriter, pinningLine(*pinned))
 		}
 	}
 	return nil

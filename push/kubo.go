@@ -164,3 +164,37 @@ func (k *Kubo) Publish(ctx context.Context, root cid.Cid, key string) (string, e
 	err := k.call(ctx, "name/publish", url.Values{"arg": {"/ipfs/" + root.String()}, "key": {key}, "allow-offline": {"true"}}, nil, "", &out)
 	return out.Name, err
 }
+
+// Addrs are the node's swarm addresses (kubo's id), each ending in
+// /p2p/PEERID: the origins a pinning service fetches a pushed root from.
+func (k *Kubo) Addrs(ctx context.Context) ([]string, error) {
+	var out struct{ Addresses []string }
+	err := k.call(ctx, "id", nil, nil, "", &out)
+	return out.Addresses, err
+}
+
+// Connect dials the peers at addrs (swarm/connect), one call per peer:
+// kubo stops at the first peer it cannot reach. It returns the first
+// error, having tried every peer.
+func (k *Kubo) Connect(ctx context.Context, addrs []string) error {
+	var peers []string
+	byPeer := map[string][]string{}
+	for _, a := range addrs {
+		i := strings.LastIndex(a, "/p2p/")
+		if i < 0 {
+			continue // kubo cannot dial an address without its peer
+		}
+		id := a[i+len("/p2p/"):]
+		if _, ok := byPeer[id]; !ok {
+			peers = append(peers, id)
+		}
+		byPeer[id] = append(byPeer[id], a)
+	}
+	var first error
+	for _, id := range peers {
+		if err := k.call(ctx, "swarm/connect", url.Values{"arg": byPeer[id]}, nil, "", nil); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
+)
+
+// pinningTokenFlag is the flag behind IPFS_SYNC_PINNING_TOKEN and
+// config.json's "pinning-token". It is hidden: a token on the command line
+// is in every ps listing, and --help would show a default.
+const pinningTokenFlag = "pinning-token"
+
+func pinningFlags() []ucli.Flag {
+	cat := "Pinning service (IPFS Pinning Service API v1.0.0):"
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
+		&ucli.DurationFlag{Name: "pinning-wait", Value: 10 * time.Minute, Usage: "wait up to `DURATION` for the service to report the pin pinned or failed (0: return once it has the request)", Category: cat},
+		&ucli.StringFlag{Name: pinningTokenFlag, Hidden: true},
+	}
+}
+
+// newPinning is the client of --pinning-service, or nil without it; a bad
+// URL is a usage error.
+func newPinning(c *ucli.Context) (*pinsvc.Client, error) {
+	url := c.String("pinning-service")
+	if url == "" {
+		return nil, nil
+	}
+	if c.Duration("pinning-wait") < 0 {
+		return nil, usageError{errors.New("--pinning-wait cannot be negative")}
+	}
+	svc, err := pinsvc.New(url, c.String(pinningTokenFlag))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return svc, nil
+}
+
+// runPinning hands root to the pinning service under name, with origin
+// (the node just fed the blocks) as the place to fetch them from.
+func runPinning(c *ucli.Context, svc *pinsvc.Client, root cid.Cid, name string, origin pinsvc.Origin) (pinsvc.Result, error) {
+	return pinsvc.Ensure(c.Context, svc, root, pinsvc.Options{Name: name, Origin: origin, Wait: c.Duration("pinning-wait")})
+}
+
+// pinningLine is the human summary of a hand-off to a pinning service.
+func pinningLine(r pinsvc.Result) string {
+	what := map[string]string{pinsvc.SentAdd: "pin requested", pinsvc.SentReplace: "pin replaced", pinsvc.SentNone: "pin already requested"}[r.Sent]
+	s := fmt.Sprintf("%s at %s as %q (request %s): %s", what, r.Service, r.Name, r.RequestID, r.Status)
+	if len(r.Delegates) > 0 {
+		s += "; delegates " + strings.Join(r.Delegates, " ")
+	}
+	return s
+}
