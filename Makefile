@@ -6,7 +6,7 @@ BIN      := $(CURDIR)/bin
 GO       ?= go
 E2E_ARGS ?=
 
-.PHONY: build mkmirror unit test test-long race e2e bench bench-large lint kubo clean e2e-deps bench-deps
+.PHONY: build mkmirror unit test test-long race e2e bench bench-large lint kubo cluster clean e2e-deps bench-deps
 
 build:
 	$(GO) build -o $(BIN)/ipfs-sync .
@@ -59,6 +59,13 @@ kubo: $(BIN)/ipfs
 $(BIN)/ipfs: e2e/tools/go.mod
 	cd e2e/tools && GOBIN=$(BIN) $(GO) install github.com/ipfs/kubo/cmd/ipfs
 
+# IPFS Cluster, the peers the cluster hand-off tests and benchmark start, in
+# a module of its own: its libp2p need not agree with kubo's.
+cluster: $(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl
+
+$(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl &: e2e/clustertools/go.mod
+	cd e2e/clustertools && GOBIN=$(BIN) $(GO) install github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-service github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-ctl
+
 # The e2e tests compare trees with rsync, as a mirror host would, and count
 # the files a sync opens with strace (without it, that check is skipped).
 e2e-deps:
@@ -67,8 +74,10 @@ e2e-deps:
 	  if [ "$$(id -u)" = 0 ]; then echo "e2e: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  elif ! command -v rsync >/dev/null; then echo "e2e needs rsync: sudo apt-get install rsync" >&2; exit 1; fi; fi
 
-e2e: build kubo e2e-deps $(BIN)/gotestsum | $(REPORT)
-	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(TESTSUM) -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
+CLUSTER_ENV = IPFS_CLUSTER_SERVICE_BIN=$(BIN)/ipfs-cluster-service IPFS_CLUSTER_CTL_BIN=$(BIN)/ipfs-cluster-ctl
+
+e2e: build kubo cluster e2e-deps $(BIN)/gotestsum | $(REPORT)
+	IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs $(CLUSTER_ENV) $(TESTSUM) -tags e2e -count=1 -timeout 80m $(E2E_ARGS) ./e2e/...
 
 # One run, side by side: import vs kubo vs the machine's floor, pushing a
 # publish cycle to kubo, pulling it back vs HTTP and rsync, serving every

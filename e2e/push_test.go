@@ -3,16 +3,11 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // freePort asks the kernel for an unused loopback port.
@@ -37,54 +32,7 @@ type daemon struct {
 func kuboDaemon(t *testing.T) daemon {
 	t.Helper()
 	d := daemon{path: kubo(t, "unixfs-v1-2025")}
-	apiPort, gwPort := freePort(t), freePort(t)
-	d.api = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", apiPort)
-	d.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
-	kuboRun(t, d.path, "config", "Addresses.API", d.api)
-	kuboRun(t, d.path, "config", "Addresses.Gateway", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", gwPort))
-	cmd := exec.Command(ipfsBin, "daemon", "--offline")
-	cmd.Env = append(os.Environ(), "IPFS_PATH="+d.path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		var log []string
-		for sc.Scan() {
-			log = append(log, sc.Text())
-			if strings.Contains(sc.Text(), "Daemon is ready") {
-				ready <- nil
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-		ready <- fmt.Errorf("daemon exited:\n%s", strings.Join(log, "\n"))
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("kubo daemon not ready after 60s")
-	}
+	startKubo(t, &d, "--offline")
 	return d
 }
 
