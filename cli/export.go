@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/export"
+	"github.com/ipfs-sync/ipfs-sync/remote"
 )
 
 func exportCommand() *ucli.Command {
@@ -23,11 +24,15 @@ EXAMPLES:
    ipfs-sync export bafy... --car mirror.car
    ipfs-sync export bafy... --car - | ipfs dag import
    ipfs-sync export NEW --since OLD --car delta.car   only what a holder of OLD lacks
+   ipfs-sync export NEW --since OLD --api http://127.0.0.1:5001 --car delta.car
+                                       the same, with OLD only on the kubo node
 
 ` + exitHelp,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "car", Usage: "output `FILE` (- for stdout); required"},
 			&ucli.StringFlag{Name: "since", Usage: "only the blocks not under root `OLD` (what a node holding OLD lacks)"},
+			&ucli.StringFlag{Name: "api", EnvVars: []string{"IPFS_SYNC_API"}, Usage: "read OLD's blocks this repository lacks from this kubo RPC `URL` (block/get)"},
+			fromFlag("OLD's blocks"),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -46,11 +51,21 @@ EXAMPLES:
 					return usageError{fmt.Errorf("--since %q is not a CID: %w", since, err)}
 				}
 			}
+			src, err := targetSource(c)
+			if err != nil {
+				return err
+			}
 			store, err := openReader(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
+			bs := store.Blockstore()
+			if src != nil && old.Defined() {
+				// Only OLD's directories and file roots are read: the
+				// walk never opens what both roots share.
+				bs = remote.New(bs, src, nil)
+			}
 			has, err := store.Blockstore().Has(c.Context, root)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", root, err)
@@ -61,9 +76,9 @@ EXAMPLES:
 			out := c.String("car")
 			write := func(w io.Writer) (export.Stats, error) {
 				if old.Defined() {
-					return export.CARSince(c.Context, store.Blockstore(), old, root, w)
+					return export.CARSince(c.Context, bs, old, root, w)
 				}
-				return export.CAR(c.Context, store.Blockstore(), root, w)
+				return export.CAR(c.Context, bs, root, w)
 			}
 			var st export.Stats
 			if out == "-" {

@@ -66,7 +66,7 @@ EXAMPLES:
 				return err
 			}
 			defer store.Close()
-			res, err := runPush(c, store, k, root, c.String("name"))
+			res, err := runPush(c, store, k, root, push.Options{Name: c.String("name")})
 			if err != nil {
 				return err
 			}
@@ -108,6 +108,9 @@ func newKubo(c *ucli.Context) (*push.Kubo, error) {
 	return k, nil
 }
 
-func runPush(c *ucli.Context, store *blockstore.Store, k *push.Kubo, root cid.Cid, name string) (push.Result, error) {
-	return push.Push(c.Context, store, k, root, push.Options{Name: name, ToFiles: c.String("to-files"), Publish: c.String("publish")})
+// runPush pushes root with opts, where the MFS path and IPNS key come
+// from the flags.
+func runPush(c *ucli.Context, store *blockstore.Store, k *push.Kubo, root cid.Cid, opts push.Options) (push.Result, error) {
+	opts.ToFiles, opts.Publish = c.String("to-files"), c.String("publish")
+	return push.Push(c.Context, store, k, root, opts)
 }

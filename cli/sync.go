@@ -164,7 +164,8 @@ func syncFlags() []ucli.Flag {
 		&ucli.BoolFlag{Name: "itemize-changes", Aliases: []string{"i"}, Usage: "print the itemised changes in a real run too"},
 		&ucli.BoolFlag{Name: "checksum", Aliases: []string{"c"}, Usage: "also read files that pass the quick check and compare their content (xxh3 hash)"},
 		&ucli.BoolFlag{Name: "full", Usage: "ignore the previous root and import everything (same result, slower)"},
-		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root"},
+		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root (read from the target where the repository lacks it)"},
+		fromFlag("a previous root"),
 		&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
 	}, append(append(append(filterFlags(), pushFlags()...), pinningFlags()...), profileFlags()...)...)
 }
@@ -180,6 +181,9 @@ func runSync(c *ucli.Context) error {
 		if kubo, svc, err = syncHandOffTargets(c); err != nil {
 			return err
 		}
+	}
+	if opts.Target, err = syncTarget(c); err != nil {
+		return err
 	}
 	open := openStore
 	if opts.DryRun {
@@ -277,7 +281,11 @@ func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, svc 
 		return nil, nil, nil
 	}
 	root := cid.MustParse(sum.Root)
-	res, err := runPush(c, store, kubo, root, sum.Name)
+	var res push.Result
+	opts, err := syncPushOptions(c, sum)
+	if err == nil {
+		res, err = runPush(c, store, kubo, root, opts)
+	}
 	if err != nil {
 		return nil, nil, handOffError{root: sum.Root, err: err}
 	}

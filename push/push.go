@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 
+	bstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/export"
+	"github.com/ipfs-sync/ipfs-sync/remote"
 )
 
 // Options say what to do with a root on a kubo node.
@@ -16,6 +18,14 @@ type Options struct {
 	Name    string // the record of what was pushed is kept per API and name
 	ToFiles string // MFS path to point at the root
 	Publish string // IPNS key to publish the root under
+	// Base is a root the node holds already, for when no push to it is
+	// recorded here (a repository that keeps nothing between runs: the
+	// root a sync read from the node, found there or given as --base):
+	// the blocks sent are those not under Base, whose blocks this
+	// repository lacks are read through Remote, and Base's pin moves to
+	// the root as a recorded root's would.
+	Base   cid.Cid
+	Remote remote.Source
 }
 
 // Result is what one push did.
@@ -46,13 +56,22 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 			res.Previous = &s
 		}
 	}
+	var bs bstore.Blockstore = store.Blockstore()
+	if !prev.Defined() && opts.Base.Defined() {
+		prev = opts.Base
+		s := prev.String()
+		res.Previous = &s
+		if opts.Remote != nil {
+			bs = remote.New(bs, opts.Remote, nil)
+		}
+	}
 	var st export.Stats
 	err = k.Import(ctx, func(w io.Writer) error {
 		var err error
 		if prev.Defined() {
-			st, err = export.CARSince(ctx, store.Blockstore(), prev, root, w)
+			st, err = export.CARSince(ctx, bs, prev, root, w)
 		} else {
-			st, err = export.CAR(ctx, store.Blockstore(), root, w)
+			st, err = export.CAR(ctx, bs, root, w)
 		}
 		return err
 	})

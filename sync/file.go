@@ -59,6 +59,12 @@ func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e 
 		return r.submit(ctx, jobs, j)
 	}
 	known, ent, hasEnt, err := r.knownFile(ctx, relPath, e.Name, prev, idx)
+	if errors.Is(err, errOnTarget) {
+		// Read it and compare CIDs: the mtime is what cannot vouch.
+		j.prev, j.why = prev, metadata.WhyMTime
+		j.it = w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
+		return r.submit(ctx, jobs, j)
+	}
 	if err != nil || known.Type != metadata.File {
 		w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: metadata.WhyType}, true)
 		j.why = metadata.WhyType
@@ -131,6 +137,9 @@ func (r *run) knownFile(ctx context.Context, relPath, name string, prev *diff.Li
 	}
 	if ok && ent.Cid.Equals(prev.Cid) {
 		return indexKnown(ent), ent, true, nil
+	}
+	if r.fromTarget != nil {
+		return metadata.Known{}, blockstore.IndexEntry{}, false, errOnTarget
 	}
 	k, _, err := r.tree.Known(ctx, prev.Cid)
 	if err != nil {

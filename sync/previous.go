@@ -42,12 +42,21 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 			r.reuse = false
 			return c, nil
 		}
+	case r.opts.Target != nil && r.opts.Target.Previous != nil:
+		var err error
+		if c, err = r.opts.Target.Previous(ctx); err != nil || !c.Defined() {
+			return cid.Undef, err
+		}
+		r.prevStart = r.start
 	default:
 		return cid.Undef, nil
 	}
 	has, err := r.store.Blockstore().Has(ctx, c)
 	if err != nil {
 		return cid.Undef, err
+	}
+	if !has && r.opts.Target != nil {
+		return r.remotePrevious(ctx, c), nil
 	}
 	if !has {
 		r.warn("", fmt.Errorf("previous root %s is not in the store; importing in full", c))
@@ -113,6 +122,9 @@ func (r *run) putDir(ctx context.Context, relPath string, blocks [][]byte) {
 // neither holds a directory there.
 func (r *run) previousDir(ctx context.Context, relPath string, prev *diff.Link, pd *diff.PrevDir) *diff.Link {
 	if pd != nil {
+		if r.fromTarget != nil && !r.fetchSubtree(ctx, relPath, prev.Cid) {
+			return nil
+		}
 		return prev
 	}
 	if prev != nil || !r.fallback.Defined() {

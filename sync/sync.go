@@ -26,6 +26,7 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/export"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 	"github.com/ipfs-sync/ipfs-sync/profile"
+	"github.com/ipfs-sync/ipfs-sync/remote"
 )
 
 // ErrPartial means the run finished and recorded a root, but some entries
@@ -61,6 +62,12 @@ type Options struct {
 	Checksum bool   // compare content (xxh3) of files that pass the quick check
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
 	CAR      string // also write the blocks a holder of the ref's previous root lacks to this CARv1 file
+	// Target, when set, is where the root goes, read from when this
+	// repository lacks the previous root (a runner that keeps nothing
+	// between runs): Base, or without a ref's current root the root
+	// Target.Previous finds there, is diffed against as read from the
+	// target (see remotePrevious).
+	Target *remote.Target
 
 	// Progress, if set, is updated as the run goes; read it at any time.
 	Progress *Progress
@@ -108,6 +115,7 @@ type Counts struct {
 type Summary struct {
 	Root          string    `json:"root"` // "" in a dry run
 	Previous      *string   `json:"previous"`
+	PreviousFrom  string    `json:"previous_from,omitempty"` // the target Previous was read from, not this repository
 	Name          string    `json:"name"`
 	NameBase64    []byte    `json:"name_base64,omitempty"` // Name's bytes when they are not UTF-8
 	DryRun        bool      `json:"dry_run,omitempty"`
@@ -155,6 +163,9 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 		}
 	}
 	sum := r.summary(prev, root)
+	if r.fromTarget != nil {
+		sum.PreviousFrom = r.fromTarget.Source().String()
+	}
 	if !opts.DryRun {
 		if err := r.record(ctx, ref, root, sum); err != nil {
 			return Summary{}, err
@@ -284,6 +295,9 @@ type run struct {
 	reuse     bool    // the previous root may be reused
 	fallback  cid.Cid // a previous root with these settings, for unreadable directories
 	trusted   bool    // the previous root is the ref's current one in an undamaged store
+	// fromTarget reads the previous root from Options.Target: nil when it
+	// is in the store.
+	fromTarget *remote.Blockstore
 
 	files, dirs, symlinks, bytes, read atomic.Int64
 	fileCounts, dirCounts              counts
