@@ -68,6 +68,7 @@ type collection struct {
 	xs      []*idxFile // the indexes, in name order
 	state   map[key]blockState
 	rewrite map[string]bool // packs whose live blocks are copied into new ones
+	stale   *staleRefs      // references whose files changed (nocopy.go)
 	res     GCResult
 }
 
@@ -111,7 +112,7 @@ func (g *collection) choose() error {
 				g.state[e.key] = max(g.state[e.key], live)
 			}
 			if g.state[e.key] != dead {
-				liveBytes[pack] += int64(recordHead + 34 + e.size) // about: most multihashes are 34 bytes
+				liveBytes[pack] += int64(recordHead + 34 + recordData(e)) // about: most multihashes are 34 bytes
 			}
 			return nil
 		})
@@ -152,7 +153,7 @@ func (g *collection) repack() error {
 	// and a rewritten pack is not copied.
 	for _, x := range g.xs {
 		err := x.each(func(e entry, pack string) error {
-			if !g.rewrite[pack] && g.state[e.key] == live {
+			if !g.rewrite[pack] && g.state[e.key] == live && !g.dropRef(e, pack) {
 				g.state[e.key] = placed
 			}
 			return nil
@@ -168,7 +169,7 @@ func (g *collection) repack() error {
 				g.res.Removed++
 				g.res.BytesFreed += int64(e.size)
 				return nil
-			case !g.rewrite[pack] || g.state[e.key] == placed:
+			case !g.rewrite[pack] || g.state[e.key] == placed || g.dropRef(e, pack):
 				return nil
 			}
 			g.state[e.key] = placed
@@ -188,6 +189,9 @@ func (g *collection) copyBlock(l loc) error {
 	if err != nil {
 		return err
 	}
+	if l.kind == kindRef {
+		return g.w.copyRef(l, h)
+	}
 	data, err := g.w.set.read(l, h, nil, true)
 	if err != nil {
 		return err
@@ -202,8 +206,8 @@ func (g *collection) sweep() error {
 	if err := g.w.sync(false); err != nil {
 		return err
 	}
-	err := g.w.compact(func(e entry, _ string) bool {
-		if g.state[e.key] != placed {
+	err := g.w.compact(func(e entry, pack string) bool {
+		if g.state[e.key] != placed || g.dropRef(e, pack) {
 			return false
 		}
 		g.res.Kept++
@@ -278,7 +282,11 @@ type FsckResult struct {
 	Bytes   int64 `json:"bytes"`
 	Missing int64 `json:"missing"`
 	Corrupt int64 `json:"corrupt"`
-	Removed int64 `json:"removed,omitempty"` // corrupt blocks removed by repair
+	// Unavailable: blocks stored as references (sync --nocopy) whose
+	// files changed since; not damage, the repository holds what it
+	// promised (nocopy.go).
+	Unavailable int64 `json:"unavailable"`
+	Removed     int64 `json:"removed,omitempty"` // corrupt blocks removed by repair
 }
 
 // Fsck reads every block under roots and checks it against its sum and
@@ -300,6 +308,10 @@ func (s *Store) Fsck(ctx context.Context, roots []cid.Cid, repair bool, report f
 		}
 		b, err := s.readThorough(ctx, c)
 		switch {
+		case errors.Is(err, ErrUnavailable):
+			res.Unavailable++
+			report(c, path, err)
+			return nil
 		case errors.Is(err, ErrCorrupt):
 			res.Corrupt++
 			report(c, path, err)

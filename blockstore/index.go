@@ -28,6 +28,9 @@ type IndexEntry struct {
 	MTime time.Time
 	Mode  fs.FileMode
 	XXH   uint64 // xxh3-64 of the content; 0: not known
+	// Dev and Ino are the file's when its leaves were stored as
+	// references to it (sync --nocopy); 0: copied.
+	Dev, Ino uint64
 }
 
 // Index is the file index of one ref. Reads go to the store; writes are
@@ -322,7 +325,12 @@ func encodeEntry(e IndexEntry) []byte {
 	b = binary.AppendUvarint(b, uint64(e.MTime.Nanosecond()))
 	b = binary.AppendUvarint(b, uint64(e.Mode))
 	b = binary.LittleEndian.AppendUint64(b, e.XXH)
-	return append(b, contentXXH3)
+	if e.Dev == 0 && e.Ino == 0 {
+		return append(b, contentXXH3)
+	}
+	b = append(b, contentXXH3Ref)
+	b = binary.AppendUvarint(b, e.Dev)
+	return binary.AppendUvarint(b, e.Ino)
 }
 
 // contentXXH3 ends an entry whose content hash is xxh3-64. Entries of
@@ -330,6 +338,10 @@ func encodeEntry(e IndexEntry) []byte {
 // compared (the file is chunked when its mtime moves), and the next write
 // of the entry renews it.
 const contentXXH3 = 1
+
+// contentXXH3Ref is contentXXH3 followed by the device and inode
+// (uvarints) of a file whose leaves are references (IndexEntry.Dev).
+const contentXXH3Ref = 2
 
 var errBadEntry = errors.New("corrupt index entry")
 
@@ -360,13 +372,26 @@ func decodeEntry(b []byte) (IndexEntry, error) {
 		}
 		b = b[k:]
 	}
-	if (len(b) != 8 && (len(b) != 9 || b[8] != contentXXH3)) || vals[2] > 999999999 {
+	if len(b) > 9 && b[8] == contentXXH3Ref {
+		dev, k := binary.Uvarint(b[9:])
+		if k <= 0 {
+			return e, errBadEntry
+		}
+		ino, k2 := binary.Uvarint(b[9+k:])
+		if k2 <= 0 || 9+k+k2 != len(b) {
+			return e, errBadEntry
+		}
+		e.Dev, e.Ino = dev, ino
+	} else if len(b) != 8 && (len(b) != 9 || b[8] != contentXXH3) {
+		return e, errBadEntry
+	}
+	if vals[2] > 999999999 {
 		return e, errBadEntry
 	}
 	e.Size = vals[0]
 	e.MTime = time.Unix(vals[1], vals[2]).UTC()
 	e.Mode = fs.FileMode(vals[3])
-	if len(b) == 9 {
+	if len(b) >= 9 {
 		e.XXH = binary.LittleEndian.Uint64(b)
 	}
 	return e, nil

@@ -363,6 +363,8 @@ type idxWriter struct {
 	packs map[string]uint32
 	n     uint32
 	last  key
+	// lastCopied: an entry for last is a copy, not a reference.
+	lastCopied bool
 }
 
 func newIdxWriter(path string, packs []string) (*idxWriter, error) {
@@ -387,13 +389,21 @@ func newIdxWriter(path string, packs []string) (*idxWriter, error) {
 }
 
 // dup reports whether add would drop an entry for k.
-func (iw *idxWriter) dup(k key) bool { return iw.n > 0 && k == iw.last }
+// A key may have several references (nocopy.go: one per file that holds
+// the block, and those whose file changed, until gc); a copy makes any
+// later entry for its key redundant.
+func (iw *idxWriter) dup(k key) bool { return iw.n > 0 && k == iw.last && iw.lastCopied }
 
-// add appends an entry; a key equal to the previous one is dropped.
+// add appends an entry; one for the key of a copy added before is
+// dropped.
 func (iw *idxWriter) add(k key, l loc) {
 	if iw.dup(k) {
 		return
 	}
+	if k != iw.last || iw.n == 0 {
+		iw.lastCopied = false
+	}
+	iw.lastCopied = iw.lastCopied || l.kind != kindRef
 	e := entry{key: k, pack: iw.packs[l.pack], kind: l.kind, off: l.off, size: l.size, sum: l.sum}
 	var b [entrySize]byte
 	e.encode(b[:])

@@ -183,6 +183,13 @@ func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte
 	switch l.kind {
 	case kindBlock:
 		data, err = readRecord(p.f, l, h, buf)
+	case kindRef:
+		// Checked by readRef; an unavailable one may have a copy or a
+		// newer reference beside it (nocopy.go).
+		if data, err = readRef(p.f, l, h, buf); errors.Is(err, ErrUnavailable) {
+			return s.readOther(l, h, buf, thorough, err)
+		}
+		return data, err
 	default:
 		err = fmt.Errorf("pack %s at %d: a record of kind %d, which this version cannot read", l.pack, l.off, l.kind)
 	}
@@ -230,7 +237,8 @@ func (s *packSet) recordHash(l loc) (mh.Multihash, error) {
 		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, errors.Join(err, ErrCorrupt))
 	}
 	_, h, err := mh.MHFromBytes(buf[recordHead : recordHead+int(buf[4])])
-	if err != nil || binary.LittleEndian.Uint32(buf[:]) != l.size {
+	// A reference's record holds its descriptor, not the block's bytes.
+	if err != nil || (l.kind == kindBlock && binary.LittleEndian.Uint32(buf[:]) != l.size) {
 		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)
 	}
 	return h, nil

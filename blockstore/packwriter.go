@@ -181,7 +181,7 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	n := copy(head[recordHead:], h)
 
 	var segs [3]segment
-	ss, err := w.reserve(k, rec, len(data), xxh3.Hash(data), segs[:0])
+	ss, err := w.reserve(k, rec, kindBlock, len(data), xxh3.Hash(data), segs[:0])
 	// Copied in even when the reservation failed part way: a stage's
 	// write waits for every segment reserved in it.
 	src := head[:recordHead+n]
@@ -199,12 +199,13 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	return err
 }
 
-// reserve places a record of rec bytes for key k (size bytes of block
-// data, whose xxh3 is sum) at the end of the open pack and returns its segments, each to be
+// reserve places a record of rec bytes of kind for key k (a block of
+// size bytes, whose xxh3 is sum) at the end of the open pack and returns its segments, each to be
 // copied into and marked done. Nothing is reserved for a key this run
-// already put.
-func (w *packWriter) reserve(k key, rec int64, size int, sum uint64, ss []segment) ([]segment, error) {
-	if _, ok := w.pendingLoc(k); ok {
+// already put, unless kind is a reference (each file has its own,
+// nocopy.go).
+func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64, ss []segment) ([]segment, error) {
+	if _, ok := w.pendingLoc(k); ok && kind != kindRef {
 		return ss, nil
 	}
 	w.mu.Lock()
@@ -217,24 +218,26 @@ func (w *packWriter) reserve(k key, rec int64, size int, sum uint64, ss []segmen
 	if ss, err = w.reserveLocked(p, rec, ss); err != nil {
 		return ss, err
 	}
-	w.claim(p, k, off, size, sum) // put meanwhile: the place reserved stays a hole
+	w.claim(p, k, kind, off, size, sum) // put meanwhile: the place reserved stays a hole
 	return ss, nil
 }
 
-// claim indexes the record at off in p (size bytes of data, whose xxh3
-// is sum) under key k,
-// unless this run stored k already; it reports whether it did. The record
+// claim indexes the record of kind at off in p (a block of size bytes,
+// whose xxh3 is sum) under key k,
+// unless this run stored k already (a reference is indexed all the
+// same); it reports whether it did. The record
 // may be written after: a read of it waits for the stage's copies.
-func (w *packWriter) claim(p *openPack, k key, off int64, size int, sum uint64) bool {
+func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, sum uint64) bool {
 	w.pmu.Lock()
-	if _, ok := w.pending[k]; ok {
+	if _, ok := w.pending[k]; ok && kind != kindRef {
 		w.pmu.Unlock()
 		return false
+	} else if !ok {
+		w.pending[k] = loc{pack: p.name, kind: kind, off: uint32(off), size: uint32(size), sum: sum}
 	}
-	w.pending[k] = loc{pack: p.name, off: uint32(off), size: uint32(size), sum: sum}
 	w.pmu.Unlock()
 	p.entMu.Lock()
-	p.ents = append(p.ents, entry{key: k, off: uint32(off), size: uint32(size), sum: sum})
+	p.ents = append(p.ents, entry{key: k, kind: kind, off: uint32(off), size: uint32(size), sum: sum})
 	p.entMu.Unlock()
 	return true
 }
@@ -285,7 +288,7 @@ func (w *packWriter) reserveRecord(rec int) (*record, bool, error) {
 // gc). The caller still ends r.
 func (w *packWriter) commitRecord(r *record, k key, h mh.Multihash) bool {
 	size := len(r.b) - recordHead - len(h)
-	if !w.claim(r.st.p, k, r.off, size, xxh3.Hash(r.b[recordHead+len(h):])) {
+	if !w.claim(r.st.p, k, kindBlock, r.off, size, xxh3.Hash(r.b[recordHead+len(h):])) {
 		return false
 	}
 	binary.LittleEndian.PutUint32(r.b, uint32(size))

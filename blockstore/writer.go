@@ -66,7 +66,7 @@ func (w *Writer) PutBlock(ctx context.Context, c cid.Cid, data []byte) error {
 		return nil
 	}
 	k := keyOf(c.Hash())
-	_, has, err := w.s.packs.lookup(k)
+	has, err := w.s.packs.hasCopy(k)
 	if err != nil {
 		return fmt.Errorf("block store %s: %w", w.s.dir, err)
 	}
@@ -164,7 +164,7 @@ func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []
 		return false, nil
 	}
 	k := keyOf(h)
-	_, has, err := w.s.packs.lookup(k)
+	has, err := w.s.packs.hasCopy(k)
 	if err != nil {
 		return false, fmt.Errorf("block store %s: %w", w.s.dir, err)
 	}

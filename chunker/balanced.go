@@ -76,8 +76,10 @@ type leafBuilder struct {
 	im      *Importer
 	put     BlockPutter
 	res     BlockReserver // nil: leaves are built in buf and put
-	mhLen   int           // of the profile's multihash, for res
-	chunk   int64         // the profile's chunk size
+	ref     LeafReferrer  // non-nil: leaves are stored as references to src
+	src     Source
+	mhLen   int   // of the profile's multihash, for res
+	chunk   int64 // the profile's chunk size
 	r       io.Reader
 	buf     []byte // headroom + chunk size + tailroom
 	off     int64  // file bytes stored so far
@@ -109,7 +111,7 @@ const maxChunk = 2 << 20
 // fastBalanced stores the file DAG of r's bytes as boxo's balanced builder
 // would, each leaf built in the place the store lends for it or in one
 // reused buffer, and returns its root and Tsize.
-func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reader, st metadata.Stat) (cid.Cid, uint64, error) {
+func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reader, st metadata.Stat, src Source) (cid.Cid, uint64, error) {
 	size := int(im.Profile.ChunkSize())
 	bufp, _ := im.bufs.Get().(*[]byte)
 	if bufp == nil || len(*bufp) != headroom+size+tailroom {
@@ -126,6 +128,9 @@ func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reade
 	}
 	if res, ok := bp.(BlockReserver); ok && im.multihashLen() > 0 {
 		b.res, b.mhLen = res, im.multihashLen()
+	}
+	if ref, ok := bp.(LeafReferrer); ok && src.NoCopy {
+		b.ref, b.src, b.res = ref, src, nil
 	}
 	b.next()
 	if !b.pending {
@@ -192,6 +197,9 @@ func (b *leafBuilder) leaf(root bool) (link, error) {
 	}
 	size := len(hdr) + n + len(tail)
 	block := b.buf[headroom-len(hdr) : headroom+n+len(tail)]
+	if b.ref != nil && n >= MinRefLen && size > b.im.Profile.InlineLimit {
+		return b.refLeaf(block, hdr, n, tail)
+	}
 	var lent Reservation
 	if b.res != nil && size > b.im.Profile.InlineLimit {
 		var err error
@@ -223,6 +231,27 @@ func (b *leafBuilder) leaf(root bool) (link, error) {
 	}
 	b.off += int64(n)
 	l := link{cid: c, tsize: uint64(size), size: uint64(n)}
+	b.next()
+	return l, nil
+}
+
+// refLeaf is leaf for a leaf stored as a reference to its file's bytes:
+// built and hashed in the buffer, then handed to the store with where its
+// bytes are.
+func (b *leafBuilder) refLeaf(block, hdr []byte, n int, tail []byte) (link, error) {
+	c, err := b.build(block, hdr, n, tail)
+	if err != nil {
+		return link{}, err
+	}
+	at := LeafAt{
+		Path: b.src.Path, Dev: b.src.Dev, Ino: b.src.Ino, Size: b.st.Size, MTime: b.st.MTime,
+		Off: b.off, Len: n, Head: hdr, Tail: tail,
+	}
+	if err := b.ref.PutLeafRef(b.ctx, c, block, at); err != nil {
+		return link{}, err
+	}
+	b.off += int64(n)
+	l := link{cid: c, tsize: uint64(len(block)), size: uint64(n)}
 	b.next()
 	return l, nil
 }

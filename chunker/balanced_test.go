@@ -179,11 +179,11 @@ func TestFastBalancedMatchesBoxo(t *testing.T) {
 				if _, ok := bi.fastLayout(); ok {
 					t.Fatal("boxo's builder is not used")
 				}
-				gotC, gotT, err := fi.layout(t.Context(), bytes.NewReader(data), st)
+				gotC, gotT, err := fi.layout(t.Context(), bytes.NewReader(data), st, Source{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantC, wantT, err := bi.layout(t.Context(), bytes.NewReader(data), st)
+				wantC, wantT, err := bi.layout(t.Context(), bytes.NewReader(data), st, Source{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -265,7 +265,7 @@ func TestFastBalancedShortFile(t *testing.T) {
 	for _, dag := range []ipld.DAGService{newBlockMap(), &reserveMap{blockMap: newBlockMap(), t: t}} {
 		im := &Importer{Profile: p, DAG: dag}
 		st := metadata.Stat{Type: metadata.File, Size: 2500, Mode: 0o644}
-		_, _, err := im.layout(t.Context(), bytes.NewReader(make([]byte, 1800)), st)
+		_, _, err := im.layout(t.Context(), bytes.NewReader(make([]byte, 1800)), st, Source{})
 		if !errors.Is(err, ErrChanged) {
 			t.Fatalf("%T: %v, want ErrChanged", dag, err)
 		}
@@ -285,12 +285,12 @@ func TestFastBalancedStopsReservingOnStoredLeaf(t *testing.T) {
 	data := make([]byte, 20500)
 	_, _ = rand.NewChaCha8([32]byte{7}).Read(data)
 	st := metadata.Stat{Type: metadata.File, Size: int64(len(data)), Mode: 0o644}
-	first, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	first, _, err := im.layout(t.Context(), bytes.NewReader(data), st, Source{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	asked := r.n
-	again, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	again, _, err := im.layout(t.Context(), bytes.NewReader(data), st, Source{})
 	if err != nil || !again.Equals(first) {
 		t.Fatalf("again: %s %v, first %s", again, err, first)
 	}
@@ -328,7 +328,7 @@ func BenchmarkFastBalanced(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Reset(data)
-				if _, _, err := im.layout(b.Context(), r, st); err != nil {
+				if _, _, err := im.layout(b.Context(), r, st, Source{}); err != nil {
 					b.Fatal(err)
 				}
 			}

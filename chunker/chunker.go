@@ -42,6 +42,9 @@ type Result struct {
 	Stat  metadata.Stat // what was stored: the stat of the handle that was read
 	Read  int64         // bytes read, retries included
 	XXH   uint64        // xxh3-64 of the content (see countingReader)
+	// Dev and Ino are the file's that was read (its Source's, or the
+	// one at its name after ErrReplaced).
+	Dev, Ino uint64
 }
 
 // Importer turns files into DAGs written to DAG.
@@ -91,6 +94,7 @@ func (im *Importer) File(ctx context.Context, s Source) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", s.Path, err)
 		}
+		res.Dev, res.Ino = s.Dev, s.Ino
 		return res, nil
 	}
 }
@@ -116,7 +120,7 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 		return Result{}, ErrNotRegular
 	}
 	cr := &countingReader{r: f, ctx: ctx, h: xxh3.New(), on: im.OnRead}
-	c, tsize, err := im.layout(ctx, cr, before)
+	c, tsize, err := im.layout(ctx, cr, before, s)
 	if err != nil {
 		return Result{Read: cr.n}, err
 	}
@@ -180,11 +184,11 @@ func (im *Importer) Reroot(ctx context.Context, old ipld.Node, st metadata.Stat)
 	return Result{Cid: nd.Cid(), Tsize: mustSize(nd), Stat: st}, nil
 }
 
-// layout builds and stores the file DAG of r's bytes with st's metadata as
-// the profile stores it, and returns its root and Tsize.
-func (im *Importer) layout(ctx context.Context, r io.Reader, st metadata.Stat) (cid.Cid, uint64, error) {
+// layout builds and stores the file DAG of r's bytes, read from src, with
+// st's metadata as the profile stores it, and returns its root and Tsize.
+func (im *Importer) layout(ctx context.Context, r io.Reader, st metadata.Stat, src Source) (cid.Cid, uint64, error) {
 	if bp, ok := im.fastLayout(); ok {
-		return im.fastBalanced(ctx, bp, r, st)
+		return im.fastBalanced(ctx, bp, r, st, src)
 	}
 	nd, err := im.boxoLayout(r, st)
 	if err != nil {

@@ -37,12 +37,14 @@ type source struct {
 // Source is a file to open for import: Name in the directory open as
 // Dir, the walk's descriptor (unix.AT_FDCWD: Name is the path the user
 // gave), Path for messages, and the device and inode the walk's lstat
-// found there.
+// found there. With NoCopy, its leaves are stored as references to its
+// bytes where the DAG takes them (LeafReferrer).
 type Source struct {
 	Dir      int
 	Name     string
 	Path     string
 	Dev, Ino uint64
+	NoCopy   bool
 }
 
 // relisted is s with the identity of the file now at its name, as a

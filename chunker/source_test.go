@@ -202,6 +202,6 @@ func mustDo(t *testing.T, err error) {
 
 // layoutBytes is the root the importer makes of data with st's metadata.
 func (im *Importer) layoutBytes(t *testing.T, data []byte, st metadata.Stat) (cid.Cid, error) {
-	c, _, err := im.layout(t.Context(), bytes.NewReader(data), st)
+	c, _, err := im.layout(t.Context(), bytes.NewReader(data), st, Source{})
 	return c, err
 }

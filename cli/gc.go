@@ -105,7 +105,9 @@ func fsckCommand() *ucli.Command {
 		Usage: "check that every block of every kept root is present and intact",
 		Description: `Reads every block under the roots of every ref (or the newest --keep of each) and
 checks it hashes to its CID. Each missing or corrupt block is printed with its CID and
-the path it was reached by; the exit status is then 1. It takes the repository lock.
+the path it was reached by; the exit status is then 1. A block a --nocopy sync stored as
+a reference to a file that changed since is printed as unavailable and counted apart:
+it is not damage, and alone it leaves the exit status 0. It takes the repository lock.
 
 EXAMPLES:
    ipfs-sync fsck
@@ -140,6 +142,9 @@ EXAMPLES:
 			} else if !c.Bool("quiet") {
 				fmt.Fprintf(c.App.ErrWriter, "checked %d blocks (%s) under %d roots: %d missing, %d corrupt\n",
 					res.Blocks, humanBytes(res.Bytes), res.Roots, res.Missing, res.Corrupt)
+				if res.Unavailable > 0 {
+					fmt.Fprintf(c.App.ErrWriter, "%d blocks unavailable: stored by sync --nocopy as references to files that changed since (not damage; the ref's next sync references the new bytes)\n", res.Unavailable)
+				}
 			}
 			if res.Missing+res.Corrupt > 0 {
 				return errFsck

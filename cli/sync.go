@@ -167,7 +167,7 @@ func syncFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root (read from the target where the repository lacks it)"},
 		fromFlag("a previous root"),
 		&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
-	}, append(append(append(filterFlags(), pushFlags()...), pinningFlags()...), profileFlags()...)...)
+	}, append(append(append(append(filterFlags(), nocopyFlags()...), pushFlags()...), pinningFlags()...), profileFlags()...)...)
 }
 
 func runSync(c *ucli.Context) error {
@@ -231,6 +231,9 @@ func syncOptions(c *ucli.Context) (sync.Options, error) {
 		Checksum: c.Bool("checksum"),
 		DryRun:   c.Bool("dry-run"),
 		CAR:      c.String("car"),
+	}
+	if err := nocopyOptions(c, p, &opts); err != nil {
+		return sync.Options{}, err
 	}
 	if opts.DryRun || c.Bool("itemize-changes") {
 		opts.Item = func(ch sync.Change) { printChange(c, ch) }

@@ -38,7 +38,7 @@ type job struct {
 // file's own are built only when it needs them, which an unchanged file
 // does not (a million string pairs per walk of a mirror).
 func (w *walker) file(ctx context.Context, at *dirFD, dir, dirRel string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
-	if res := w.run.unchanged(ctx, e, prev, idx); res != nil {
+	if res := w.run.unchanged(ctx, e, dirRel, prev, idx); res != nil {
 		return res
 	}
 	return w.fileAt(ctx, at, join(dir, e.Name), rel(dirRel, e.Name), e, prev, idx)
@@ -49,7 +49,7 @@ func (w *walker) file(ctx context.Context, at *dirFD, dir, dirRel string, e diff
 func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	r, jobs := w.run, w.jobs
 	res := newResult()
-	src := chunker.Source{Dir: at.at(), Name: e.Name, Path: path, Dev: e.Dev, Ino: e.Ino}
+	src := chunker.Source{Dir: at.at(), Name: e.Name, Path: path, Dev: e.Dev, Ino: e.Ino, NoCopy: r.refers(relPath, e.Name)}
 	if at == nil {
 		src.Name = path
 	}
@@ -81,13 +81,18 @@ func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e 
 		// whatever its metadata says.
 		j.it = w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
 		return r.submit(ctx, jobs, j)
-	case (j.why == 0 || j.why == metadata.WhyMode) && !racy && !r.opts.Checksum:
+	case (j.why == 0 || (j.why == metadata.WhyMode && !src.NoCopy)) && !racy && !r.opts.Checksum &&
+		r.storedAsWanted(e, ent, hasEnt, func() string { return relPath }):
+		// A referenced single-leaf file given a new mode would be copied
+		// by Reroot (its root is its leaf): it is read and referenced.
 		return r.sameContent(ctx, j, e.Stat, ent, hasEnt, w)
 	}
 	// The mtime moved (a touch or a same-size rewrite look alike), the
 	// file is racily clean, or --checksum asks: read it.
 	j.it = w.itemise(ctx, Change{Kind: '*', Path: relPath, Why: j.why}, false)
-	if hasEnt && ent.XXH != 0 {
+	if hasEnt && ent.XXH != 0 && ent.Ino == 0 && !src.NoCopy {
+		// Not for references: they name the file's mtime, so a file
+		// touched is referenced again.
 		j.checksum, j.prevXXH = true, ent.XXH
 	}
 	return r.submit(ctx, jobs, j)
@@ -96,7 +101,7 @@ func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e 
 // unchanged is file's common case: the index entry names the CID the
 // previous root links, and the quick check finds nothing changed. nil
 // means the file needs file's full look (which finds the entry again).
-func (r *run) unchanged(ctx context.Context, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
+func (r *run) unchanged(ctx context.Context, e diff.Entry, dirRel string, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	if prev == nil || idx == nil || r.opts.Checksum || r.racy(e.Stat.MTime) {
 		return nil
 	}
@@ -104,7 +109,8 @@ func (r *run) unchanged(ctx context.Context, e diff.Entry, prev *diff.Link, idx 
 	if !ok || !ent.Cid.Equals(prev.Cid) {
 		return nil
 	}
-	if metadata.Changed(e.Stat, indexKnown(ent)) != 0 || !r.complete(ctx, prev) {
+	if metadata.Changed(e.Stat, indexKnown(ent)) != 0 || !r.complete(ctx, prev) ||
+		!r.storedAsWanted(e, ent, true, func() string { return rel(dirRel, e.Name) }) {
 		return nil
 	}
 	return r.sameContent(ctx, job{name: e.Name, prev: prev}, e.Stat, ent, true, nil)
@@ -168,7 +174,7 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 			r.fileCounts.meta.Add(1)
 		}
 		if !hasEnt || j.why != 0 {
-			r.putIndex(ctx, j.rel, link, st, ent.XXH)
+			r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino})
 		}
 		return resolved(link)
 	}
@@ -185,7 +191,7 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 		w.itemise(ctx, Change{Kind: '*', Path: j.rel, Why: j.why}, true)
 	}
 	link.Cid, link.Tsize = res.Cid, res.Tsize
-	r.putIndex(ctx, j.rel, link, st, ent.XXH)
+	r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino})
 	return resolved(link)
 }
 
@@ -203,12 +209,12 @@ func (r *run) sameDataAs(ctx context.Context, prev cid.Cid, res chunker.Result) 
 	return err == nil && again.Cid.Equals(res.Cid)
 }
 
-func (r *run) putIndex(ctx context.Context, relPath string, l diff.Link, st metadata.Stat, xxh uint64) {
+func (r *run) putIndex(ctx context.Context, relPath string, l diff.Link, st metadata.Stat, xxh uint64, id fileID) {
 	if r.opts.DryRun {
 		return
 	}
 	// A failed index write only makes the next run slower.
-	_ = r.index.Put(ctx, relPath, blockstore.IndexEntry{Cid: l.Cid, Size: st.Size, MTime: st.MTime, Mode: st.Mode, XXH: xxh})
+	_ = r.index.Put(ctx, relPath, blockstore.IndexEntry{Cid: l.Cid, Size: st.Size, MTime: st.MTime, Mode: st.Mode, XXH: xxh, Dev: id.dev, Ino: id.ino})
 }
 
 func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
@@ -305,6 +311,10 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 		}
 		j.it.resolve(!res.Cid.Equals(j.prev.Cid), why)
 	}
-	r.putIndex(ctx, j.rel, link, res.Stat, res.XXH)
+	var id fileID
+	if j.src.NoCopy {
+		id = fileID{res.Dev, res.Ino}
+	}
+	r.putIndex(ctx, j.rel, link, res.Stat, res.XXH, id)
 	j.res.link = link
 }

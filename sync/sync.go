@@ -62,6 +62,10 @@ type Options struct {
 	Checksum bool   // compare content (xxh3) of files that pass the quick check
 	DryRun   bool   // walk and diff only: nothing is written, the ref stays
 	CAR      string // also write the blocks a holder of the ref's previous root lacks to this CARv1 file
+	// NoCopy stores file leaves as references to the source's bytes
+	// (nocopy.go), except for files Copy's patterns match.
+	NoCopy bool
+	Copy   []diff.Rule
 	// Target, when set, is where the root goes, read from when this
 	// repository lacks the previous root (a runner that keeps nothing
 	// between runs): Base, or without a ref's current root the root

@@ -1,0 +1,540 @@
+package blockstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/chunker"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/metadata"
+)
+
+// A leaf of a sync --nocopy is stored as a reference to the bytes of the
+// file it was read from: a record of kind kindRef, whose data is a
+// descriptor (the file's path and identity, the range, the framing), and
+// whose index entry has the block's size and sum as a copy's has. A
+// reference is only as good as its file: one that changed since (another
+// inode, size or mtime, gone, unreadable, other bytes) makes the block
+// unavailable, never wrong, since a read hashes what it rebuilt with the
+// CID's own function. The source file is outside the repository's
+// control: a 64-bit sum could be matched on purpose, the CID's hash not.
+//
+// Descriptor (little-endian):
+//
+//	u8 version (1), u64 dev, u64 ino, i64 size, i64 mtime s, u32 mtime ns,
+//	u64 offset, u32 length, u8 head length, head, u8 tail length, tail,
+//	u16 path length, path
+const (
+	kindRef    uint8 = 1
+	refVersion       = 1
+	refFixed         = 1 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + 1 + 1 + 2
+	// refReadAhead is what a read of a reference's record asks for
+	// first: the head, multihash and a descriptor with a path of a few
+	// hundred bytes; a longer one is read again whole.
+	refReadAhead = 512
+)
+
+// ErrUnavailable means a block is stored as a reference to a file that
+// changed (or went) since: the repository cannot give its bytes. It is
+// not corruption: the repository holds what it promised, and the next
+// sync of the ref references the file's new bytes.
+var ErrUnavailable = errors.New("block unavailable: the file it references changed since it was stored")
+
+// UnavailableError is ErrUnavailable for one file.
+type UnavailableError struct {
+	Path string
+	Why  string
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("%s: %s (%v)", e.Path, e.Why, ErrUnavailable)
+}
+
+// Is makes an unavailable block also a block not found (ipld.IsNotFound):
+// what reads the store as a boxo Blockstore (serve, a DAG walk) takes it
+// for absent; the message names the file.
+func (e *UnavailableError) Is(target error) bool {
+	_, notFound := target.(ipld.ErrNotFound)
+	return target == ErrUnavailable || notFound
+}
+
+// refDesc is a decoded descriptor.
+type refDesc struct {
+	dev, ino   uint64
+	size       int64
+	mtime      time.Time
+	off        int64
+	length     uint32
+	head, tail []byte
+	path       string
+}
+
+func descOf(at chunker.LeafAt) refDesc {
+	return refDesc{
+		dev: at.Dev, ino: at.Ino, size: at.Size, mtime: at.MTime, off: at.Off, length: uint32(at.Len),
+		head: at.Head, tail: at.Tail, path: at.Path,
+	}
+}
+
+// blockSize is the size of the block the descriptor rebuilds.
+func (d *refDesc) blockSize() int { return len(d.head) + int(d.length) + len(d.tail) }
+
+func (d *refDesc) encode() ([]byte, error) {
+	if len(d.head) > 255 || len(d.tail) > 255 || len(d.path) > 65535 {
+		return nil, fmt.Errorf("reference to %s: framing or path too long to store", d.path)
+	}
+	b := make([]byte, 0, refFixed+len(d.head)+len(d.tail)+len(d.path))
+	b = append(b, refVersion)
+	b = binary.LittleEndian.AppendUint64(b, d.dev)
+	b = binary.LittleEndian.AppendUint64(b, d.ino)
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.size))
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.mtime.Unix()))
+	b = binary.LittleEndian.AppendUint32(b, uint32(d.mtime.Nanosecond()))
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.off))
+	b = binary.LittleEndian.AppendUint32(b, d.length)
+	b = append(append(b, byte(len(d.head))), d.head...)
+	b = append(append(b, byte(len(d.tail))), d.tail...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(d.path)))
+	return append(b, d.path...), nil
+}
+
+var errBadRef = fmt.Errorf("%w (a reference's descriptor is malformed)", ErrCorrupt)
+
+func decodeRef(b []byte) (refDesc, error) {
+	var d refDesc
+	if len(b) < refFixed || b[0] != refVersion {
+		return d, errBadRef
+	}
+	d.dev = binary.LittleEndian.Uint64(b[1:])
+	d.ino = binary.LittleEndian.Uint64(b[9:])
+	d.size = int64(binary.LittleEndian.Uint64(b[17:]))
+	d.mtime = time.Unix(int64(binary.LittleEndian.Uint64(b[25:])), int64(binary.LittleEndian.Uint32(b[33:]))).UTC()
+	d.off = int64(binary.LittleEndian.Uint64(b[37:]))
+	d.length = binary.LittleEndian.Uint32(b[45:])
+	rest := b[49:]
+	field := func(n int) []byte {
+		if n > len(rest) {
+			rest = nil
+			return nil
+		}
+		f := rest[:n]
+		rest = rest[n:]
+		return f
+	}
+	hl := field(1)
+	if hl == nil {
+		return d, errBadRef
+	}
+	d.head = field(int(hl[0]))
+	tl := field(1)
+	if tl == nil {
+		return d, errBadRef
+	}
+	d.tail = field(int(tl[0]))
+	pl := field(2)
+	if pl == nil {
+		return d, errBadRef
+	}
+	path := field(int(binary.LittleEndian.Uint16(pl)))
+	if path == nil || len(rest) != 0 || d.off < 0 || d.off+int64(d.length) > d.size {
+		return d, errBadRef
+	}
+	d.path = string(path)
+	return d, nil
+}
+
+// sameFile reports why st is not the file d was read from ("": it is).
+func (d *refDesc) sameFile(st *unix.Stat_t) string {
+	ms := metadata.FromStatT(st)
+	switch {
+	case ms.Type != metadata.File:
+		return "not a regular file any more"
+	case uint64(st.Dev) != d.dev || uint64(st.Ino) != d.ino:
+		return "replaced by another file"
+	case ms.Size != d.size:
+		return fmt.Sprintf("size changed from %d to %d", d.size, ms.Size)
+	case !ms.MTime.Equal(d.mtime):
+		return "modified since"
+	}
+	return ""
+}
+
+// holds reports whether d's file is still the one it was read from.
+func (d *refDesc) holds() bool {
+	var st unix.Stat_t
+	return fsat.Lstat(unix.AT_FDCWD, d.path, &st) == nil && d.sameFile(&st) == ""
+}
+
+// readRefDesc reads the descriptor of the reference record at l, the
+// block with multihash h.
+func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
+	buf := make([]byte, refReadAhead+len(h))
+	n, err := f.ReadAt(buf, int64(l.off))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return refDesc{}, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
+	}
+	buf = buf[:n]
+	if n < recordHead+len(h) || int(buf[4]) != len(h) || string(buf[recordHead:recordHead+len(h)]) != string(h) {
+		return refDesc{}, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)
+	}
+	dl := int(binary.LittleEndian.Uint32(buf))
+	if end := recordHead + len(h) + dl; end > len(buf) {
+		buf = make([]byte, end)
+		if _, err := f.ReadAt(buf, int64(l.off)); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = ErrCorrupt
+			}
+			return refDesc{}, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
+		}
+	}
+	d, err := decodeRef(buf[recordHead+len(h) : recordHead+len(h)+dl])
+	if err == nil && d.blockSize() != int(l.size) {
+		err = errBadRef
+	}
+	if err != nil {
+		return d, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, err)
+	}
+	return d, nil
+}
+
+// readRef rebuilds the block with multihash h from the reference record
+// at l in f, into buf when it has room: the file's identity checked, its
+// range read, framed, and hashed with h's function (and the sum). Any
+// difference is an UnavailableError.
+func readRef(f *os.File, l loc, h mh.Multihash, buf []byte) ([]byte, error) {
+	d, err := readRefDesc(f, l, h)
+	if err != nil {
+		return nil, err
+	}
+	n := d.blockSize()
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if why := d.read(buf[len(d.head) : len(d.head)+int(d.length)]); why != "" {
+		return nil, &UnavailableError{Path: d.path, Why: why}
+	}
+	copy(buf, d.head)
+	copy(buf[len(d.head)+int(d.length):], d.tail)
+	if (l.sum != 0 && xxh3.Hash(buf) != l.sum) || checkHash(h, buf) != nil {
+		return nil, &UnavailableError{Path: d.path, Why: "its bytes changed since"}
+	}
+	return buf, nil
+}
+
+// read reads d's range of its file into b, checking the file is the one
+// d was read from, before and after; it says why not ("": read).
+func (d *refDesc) read(b []byte) string {
+	fd, err := fsat.Open(unix.AT_FDCWD, d.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return (&fs.PathError{Op: "open", Path: d.path, Err: err}).Err.Error()
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := fsat.Fstat(fd, &st); err != nil {
+		return "stat: " + err.Error()
+	}
+	if why := d.sameFile(&st); why != "" {
+		return why
+	}
+	if err := fsat.PreadFull(fd, b, d.off); err != nil {
+		return "read: " + err.Error()
+	}
+	if err := fsat.Fstat(fd, &st); err != nil {
+		return "stat: " + err.Error()
+	}
+	return d.sameFile(&st)
+}
+
+// PutLeafRef stores the leaf c as a reference to at's bytes
+// (chunker.LeafReferrer), unless the store has it as a copy or as a
+// reference to this very file (path and identity). A leaf two files
+// share gets a reference to each: a file the next sync finds unchanged
+// is reused unread, and its leaves must not depend on another file that
+// may have changed. Reads try every reference of a block.
+func (w *Writer) PutLeafRef(ctx context.Context, c cid.Cid, block []byte, at chunker.LeafAt) error {
+	if c.Prefix().MhType == mh.IDENTITY {
+		return nil
+	}
+	h := c.Hash()
+	k := keyOf(h)
+	d := descOf(at)
+	has, err := w.s.packs.usable(k, h, &d)
+	if err != nil {
+		return fmt.Errorf("block store %s: %w", w.s.dir, err)
+	}
+	if has {
+		return nil
+	}
+	desc, err := d.encode()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return w.err
+	}
+	w.newLocked(block)
+	w.mu.Unlock()
+	if w.discard {
+		return nil
+	}
+
+	err = w.s.packs.w.putRef(k, h, desc, len(block), xxh3.Hash(block))
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("write blocks to %s: %w", w.s.dir, err)
+	}
+	return w.err
+}
+
+var _ chunker.LeafReferrer = (*Writer)(nil)
+
+// usable reports whether the store holds block k (multihash h) as a
+// copy, or as a durable reference to the file d names, as it is now.
+func (p *packStore) usable(k key, h mh.Multihash, d *refDesc) (bool, error) {
+	if l, ok := p.w.pendingLoc(k); ok && l.kind != kindRef {
+		return true, nil
+	}
+	ls, err := p.set.findAll(k)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range ls {
+		if l.kind != kindRef {
+			return true, nil
+		}
+	}
+	for _, l := range ls {
+		if o, err := p.set.refDesc(l, h); err == nil && o.sameAs(d) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sameAs reports whether o and d reference the same file, as it was.
+func (o *refDesc) sameAs(d *refDesc) bool {
+	return o.path == d.path && o.dev == d.dev && o.ino == d.ino && o.size == d.size && o.mtime.Equal(d.mtime)
+}
+
+// refDesc reads the descriptor of the reference at l.
+func (s *packSet) refDesc(l loc, h mh.Multihash) (refDesc, error) {
+	p, err := s.acquire(l.pack)
+	if err != nil {
+		return refDesc{}, err
+	}
+	defer s.release(p)
+	return readRefDesc(p.f, l, h)
+}
+
+// findAll is every entry for k in the loaded indexes, copies first.
+func (s *packSet) findAll(k key) ([]loc, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []loc
+	for _, x := range s.idx {
+		ls, err := x.findAll(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ls...)
+	}
+	for i := range out {
+		if out[i].kind != kindRef {
+			out[0], out[i] = out[i], out[0]
+			break
+		}
+	}
+	return out, nil
+}
+
+// findAll is every entry for k in x (a key has several where a reference
+// went stale and a newer one was written, or a copy was made beside one).
+func (x *idxFile) findAll(k key) ([]loc, error) {
+	if x.count == 0 || !x.maybe(k) {
+		return nil, nil
+	}
+	p := x.prefix(k)
+	lo, hi := int(x.fanout[p]), int(x.fanout[p+1])
+	es := x.esize
+	buf := make([]byte, (hi-lo)*es)
+	if _, err := x.f.ReadAt(buf, x.entries+int64(lo)*int64(es)); err != nil {
+		return nil, fmt.Errorf("read index %s: %w", x.name, err)
+	}
+	var out []loc
+	for i := 0; i < hi-lo; i++ {
+		if string(buf[i*es:i*es+keySize]) == string(k[:]) {
+			e := decodeIdxEntry(buf[i*es:], es)
+			out = append(out, e.loc(x.packs[e.pack]))
+		}
+	}
+	return out, nil
+}
+
+// readOther reads block h from an entry other than failed, whose read
+// gave ErrUnavailable: a copy, or a newer reference. It returns the
+// first error when none reads.
+func (s *packSet) readOther(failed loc, h mh.Multihash, buf []byte, thorough bool, first error) ([]byte, error) {
+	ls, err := s.findAll(keyOf(h))
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range ls {
+		if l == failed {
+			continue
+		}
+		var data []byte
+		if l.kind == kindRef {
+			data, err = s.readRefAt(l, h, buf)
+		} else {
+			data, err = s.read(l, h, buf, thorough)
+		}
+		if err == nil {
+			return data, nil
+		}
+	}
+	return nil, first
+}
+
+// readRefAt is readRef of the record at l, without looking further.
+func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte) ([]byte, error) {
+	p, err := s.acquire(l.pack)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(p)
+	return readRef(p.f, l, h, buf)
+}
+
+// putRef appends a reference record for block k (multihash h), whose
+// data is desc, for a block of size bytes with xxh3 sum.
+func (w *packWriter) putRef(k key, h mh.Multihash, desc []byte, size int, sum uint64) error {
+	if len(h) > maxMHLen {
+		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
+	}
+	rec := int64(recordHead + len(h) + len(desc))
+	head := make([]byte, recordHead+len(h), int(rec))
+	binary.LittleEndian.PutUint32(head, uint32(len(desc)))
+	head[4] = byte(len(h))
+	copy(head[recordHead:], h)
+	src := append(head, desc...)
+
+	var segs [3]segment
+	ss, err := w.reserve(k, rec, kindRef, size, sum, segs[:0])
+	for _, sg := range ss {
+		src = src[copy(sg.b, src):]
+		w.release(sg.st)
+	}
+	return err
+}
+
+// staleRefs is what a gc found of the references of live blocks: those
+// whose file changed (stale), and the keys with an entry a read gives
+// (a copy, or a reference that holds).
+type staleRefs struct {
+	stale map[loc]bool
+	fresh map[key]bool
+}
+
+// dropRef reports whether gc drops the entry e of pack: a reference
+// whose file changed, for a block the store holds otherwise too. A live
+// block held only by stale references keeps them: it stays unavailable,
+// not missing.
+func (g *collection) dropRef(e entry, pack string) bool {
+	if e.kind != kindRef {
+		return false
+	}
+	if g.stale == nil {
+		g.stale = &staleRefs{stale: map[loc]bool{}, fresh: map[key]bool{}}
+		for _, x := range g.xs {
+			err := x.each(func(e entry, pack string) error {
+				if g.state[e.key] == dead {
+					return nil
+				}
+				l := e.loc(pack)
+				if e.kind == kindRef && !g.w.set.refHolds(l, e.key) {
+					g.stale.stale[l] = true
+				} else {
+					g.stale.fresh[e.key] = true
+				}
+				return nil
+			})
+			if err != nil {
+				// Unreadable indexes fail the gc elsewhere; here every
+				// reference is taken to hold.
+				g.stale.stale = map[loc]bool{}
+				break
+			}
+		}
+	}
+	l := e.loc(pack)
+	return g.stale.stale[l] && g.stale.fresh[e.key]
+}
+
+// refHolds reports whether the reference at l (key k) still reads.
+func (s *packSet) refHolds(l loc, k key) bool {
+	h, err := s.recordHash(l)
+	if err != nil || keyOf(h) != k {
+		return false
+	}
+	d, err := s.refDesc(l, h)
+	return err == nil && d.holds()
+}
+
+// copyRef writes the reference record at l (block multihash h) again, in
+// the open pack: gc moving it, descriptor and all.
+func (w *packWriter) copyRef(l loc, h mh.Multihash) error {
+	d, err := w.set.refDesc(l, h)
+	if err != nil {
+		return err
+	}
+	desc, err := d.encode()
+	if err != nil {
+		return err
+	}
+	return w.putRef(keyOf(h), h, desc, int(l.size), l.sum)
+}
+
+// recordData is about how many bytes e's record holds after its
+// multihash: a copy's block, or a reference's descriptor.
+func recordData(e entry) uint32 {
+	if e.kind == kindRef {
+		return refFixed + 64 + 100
+	}
+	return e.size
+}
+
+// hasCopy is a copying writer's look for block k: a store that holds it
+// only as references (a --nocopy sync's) gets a copy, so that turning
+// --nocopy off copies a ref's files again. A reference this run wrote
+// counts: its key is taken for the run.
+func (p *packStore) hasCopy(k key) (bool, error) {
+	l, ok, err := p.lookup(k)
+	if err != nil || !ok || l.kind != kindRef {
+		return ok, err
+	}
+	if _, pending := p.w.pendingLoc(k); pending {
+		return true, nil
+	}
+	ls, err := p.set.findAll(k)
+	if err != nil {
+		return false, err
+	}
+	return len(ls) > 0 && ls[0].kind != kindRef, nil
+}

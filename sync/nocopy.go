@@ -1,0 +1,39 @@
+package sync
+
+import (
+	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/diff"
+)
+
+// With Options.NoCopy a file's leaves are stored as references to its
+// bytes (blockstore/nocopy.go), which hold only while the file is the
+// one that was read: same device, inode, size and mtime. The quick check
+// passes size and mtime; the index entry adds the device and inode the
+// file had when it was referenced, since rsync replaces a rewritten file
+// (a new inode) and may keep both. A file stored otherwise than this run
+// wants (referenced by a copying run, copied by a --nocopy run) is read
+// again, so that turning --nocopy off copies the ref's files again.
+
+// fileID is a referenced file's device and inode as the index keeps
+// them; zero for a copied file.
+type fileID struct{ dev, ino uint64 }
+
+// refers reports whether this run stores the leaves of the file at rel,
+// called name, as references: --nocopy, and no --copy pattern matches it.
+func (r *run) refers(rel, name string) bool {
+	return r.opts.NoCopy && (len(r.opts.Copy) == 0 || diff.Filter{Hidden: true, Rules: r.opts.Copy}.Include(rel, name, false))
+}
+
+// storedAsWanted reports whether the previous version of the walked file
+// e, whose index entry is ent (none: hasEnt false), is stored as this
+// run stores it: copied, or referenced with e's device and inode. relOf
+// gives the file's source-relative path, built only when --copy needs it.
+func (r *run) storedAsWanted(e diff.Entry, ent blockstore.IndexEntry, hasEnt bool, relOf func() string) bool {
+	if !r.opts.NoCopy {
+		return ent.Ino == 0
+	}
+	if !r.refers(relOf(), e.Name) {
+		return ent.Ino == 0
+	}
+	return hasEnt && ent.Dev == e.Dev && ent.Ino == e.Ino
+}
