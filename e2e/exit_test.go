@@ -59,6 +59,8 @@ func TestExitUsage(t *testing.T) {
 		{"export", "--car", car, root, root},
 		{"export", "--car", car, "not-a-cid"},
 		{"export", root}, // no --car
+		{"import"},
+		{"import", "-", "-"}, // stdin read twice
 	} {
 		repo := filepath.Join(t.TempDir(), "repo")
 		res := ipfsSync(t, repo, args...)
