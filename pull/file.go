@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -14,7 +15,6 @@ import (
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"golang.org/x/sys/unix"
 
@@ -76,10 +76,16 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls met
 	err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
 		w.fd = fd
 		kids, err := w.visit(b, 0, size, 0)
-		if err != nil {
-			return err
+		if err == nil {
+			err = w.write(kids)
 		}
-		return w.write(kids)
+		if err == nil && w.holes.Load() {
+			// A hole at the end is not written: the size makes it.
+			if err = unix.Ftruncate(fd, size); err != nil {
+				err = fmt.Errorf("DEST %s: %w", p.local(rel), err)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return err
@@ -128,6 +134,8 @@ type fileWriter struct {
 	// largest leaf seen: anything bigger is an inner node, not looked for.
 	misses   atomic.Int32
 	leafSize atomic.Int64
+	// holes: some range of the file was left unwritten (sparse.go).
+	holes atomic.Bool
 }
 
 // nodeAt is a node of the file still to write: the block c, which holds n
@@ -166,24 +174,20 @@ func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt
 		return nil, w.errorf("file DAG deeper than %d levels: %v", maxFileDepth, errLimit)
 	}
 	var data []byte
-	var links []*ipld.Link
+	var links []cid.Cid
 	var sizes []uint64
 	switch b.Cid().Prefix().Codec {
 	case cid.Raw:
 		data = b.RawData()
 	case cid.DagProtobuf:
-		nd, err := mdag.DecodeProtobuf(b.RawData())
+		fn, err := decodeFileNode(b.RawData())
 		if err != nil {
 			return nil, w.errorf("block %s: %v", b.Cid(), err)
 		}
-		fsn, err := ft.FSNodeFromBytes(nd.Data())
-		if err != nil {
-			return nil, w.errorf("block %s: not UnixFS: %v", b.Cid(), err)
+		if fn.typ != ft.TFile && fn.typ != ft.TRaw {
+			return nil, w.errorf("block %s: a %s inside a file", b.Cid(), fn.typ)
 		}
-		if t := fsn.Type(); t != ft.TFile && t != ft.TRaw {
-			return nil, w.errorf("block %s: a %s inside a file", b.Cid(), t)
-		}
-		data, sizes, links = fsn.Data(), fsn.BlockSizes(), nd.Links()
+		data, sizes, links = fn.data, fn.sizes, fn.links
 		if len(sizes) != len(links) {
 			return nil, w.errorf("block %s: %d links but %d block sizes", b.Cid(), len(links), len(sizes))
 		}
@@ -196,8 +200,8 @@ func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt
 				return nil, w.errorf("block %s: sizes overflow", b.Cid())
 			}
 		}
-		if fsn.FileSize() != total {
-			return nil, w.errorf("block %s: declares %d bytes but holds %d", b.Cid(), fsn.FileSize(), total)
+		if fn.filesize != total {
+			return nil, w.errorf("block %s: declares %d bytes but holds %d", b.Cid(), fn.filesize, total)
 		}
 	default:
 		return nil, w.errorf("block %s: codec %#x inside a file", b.Cid(), b.Cid().Prefix().Codec)
@@ -209,18 +213,69 @@ func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt
 	if total != want {
 		return nil, w.errorf("block %s: holds %d bytes where %d are declared", b.Cid(), total, want)
 	}
-	if len(data) > 0 {
-		if err := fsat.PwriteAll(w.fd, data, off); err != nil {
-			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
-		}
+	if err := w.writeData(data, off); err != nil {
+		return nil, err
+	}
+	if len(links) == 0 && len(data) > 0 && isZero(data) {
+		// The next leaf with this CID is neither fetched nor written.
+		w.p.zero.learn(b.Cid())
 	}
 	kids := make([]nodeAt, len(links))
 	coff := off + int64(len(data))
 	for i, l := range links {
-		kids[i] = nodeAt{c: l.Cid, off: coff, n: int64(sizes[i]), depth: depth + 1}
+		kids[i] = nodeAt{c: l, off: coff, n: int64(sizes[i]), depth: depth + 1}
 		coff += int64(sizes[i])
 	}
 	return kids, nil
+}
+
+// writeData writes data at off, leaving its pages of zeros as holes.
+func (w *fileWriter) writeData(data []byte, off int64) error {
+	holes, err := pwriteSparse(w.fd, data, off)
+	if holes {
+		w.holes.Store(true)
+	}
+	if err != nil {
+		return fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
+	}
+	return nil
+}
+
+// fileNode is a dag-pb node of a file's DAG, as visit checks it.
+type fileNode struct {
+	typ      unixfspb.Data_DataType
+	data     []byte // a subslice of the block
+	sizes    []uint64
+	links    []cid.Cid
+	filesize uint64
+}
+
+// decodeFileNode reads a file's dag-pb node. dagpb's decoder reads the
+// canonical nodes kubo writes without copying their data (a leaf's
+// megabyte); any other node boxo's decoders read, as they would.
+func decodeFileNode(raw []byte) (fileNode, error) {
+	var fn fileNode
+	pbData, err := dagpb.DecodeNode(raw, func(_ string, c cid.Cid, _ uint64) { fn.links = append(fn.links, c) })
+	if err == nil {
+		var u dagpb.UnixFS
+		if u, err = dagpb.DecodeUnixFS(pbData); err == nil {
+			fn.typ, fn.data, fn.sizes, fn.filesize = u.Type, u.Data, u.Blocksizes, u.Filesize
+			return fn, nil
+		}
+	}
+	nd, err := mdag.DecodeProtobuf(raw)
+	if err != nil {
+		return fileNode{}, err
+	}
+	fsn, err := ft.FSNodeFromBytes(nd.Data())
+	if err != nil {
+		return fileNode{}, fmt.Errorf("not UnixFS: %w", err)
+	}
+	fn = fileNode{typ: fsn.Type(), data: fsn.Data(), sizes: fsn.BlockSizes(), filesize: fsn.FileSize()}
+	for _, l := range nd.Links() {
+		fn.links = append(fn.links, l.Cid)
+	}
+	return fn, nil
 }
 
 // write writes the sibling nodes kids and everything under them: from the
@@ -254,11 +309,15 @@ func (w *fileWriter) write(kids []nodeAt) error {
 // copied from where this file already holds it, or read from the old
 // local version if it is there at the same offset.
 func (w *fileWriter) take(k nodeAt) (blocks.Block, error) {
+	if w.p.zero.is(k.c, k.n) {
+		w.holes.Store(true)
+		return nil, nil
+	}
 	w.mu.Lock()
 	s, ok := w.seen[k.c]
 	w.mu.Unlock()
 	if ok && s.n == k.n {
-		if err := fsat.CopyRange(w.fd, k.off, w.fd, s.off, k.n); err != nil {
+		if err := w.copySeen(s, k.off); err != nil {
 			return nil, fmt.Errorf("DEST %s: %w", w.p.local(w.rel), err)
 		}
 		return nil, nil
@@ -278,6 +337,23 @@ func (w *fileWriter) take(k nodeAt) (blocks.Block, error) {
 		}
 	}
 	return b, nil
+}
+
+// copySeen copies the span s of the file, written already, to off. A
+// file with holes has the span's holes left as holes (a span of nothing
+// else is not copied), and is first given its size: a span that ends in
+// a hole may end past what was written so far.
+func (w *fileWriter) copySeen(s span, off int64) error {
+	if w.holes.Load() {
+		data, err := unix.Seek(w.fd, s.off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) || (err == nil && data >= s.off+s.n) {
+			return nil
+		}
+		if err := unix.Ftruncate(w.fd, w.size); err != nil {
+			return err
+		}
+	}
+	return fsat.CopyRange(w.fd, off, w.fd, s.off, s.n)
 }
 
 // parallel writes the nodes kids and everything under them block by
@@ -409,7 +485,7 @@ func (w *fileWriter) reuse(c cid.Cid, off, n int64) (hit, tried bool) {
 	}
 	w.misses.Store(0)
 	w.sawLeaf(off, n)
-	if fsat.PwriteAll(w.fd, buf, off) != nil {
+	if w.writeData(buf, off) != nil {
 		return false, true
 	}
 	w.reused.Add(n)
@@ -493,7 +569,8 @@ func (w *fileWriter) get(c cid.Cid) (blocks.Block, error) {
 			w.mu.Lock()
 			_, dup := w.seen[b.Cid()]
 			w.mu.Unlock()
-			if dup {
+			// A zero chunk was left as a hole without its block.
+			if dup || w.p.zero.has(b.Cid()) {
 				continue
 			}
 		}

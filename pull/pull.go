@@ -153,6 +153,7 @@ type puller struct {
 	// (each holds up to MaxBlockSize): the memory bound of a run.
 	fetches    chan struct{}
 	pre        *prefetch
+	zero       *zeroLeaves
 	subtreeMax uint64
 	// recheck: with PreserveSpecialBits, no file's record vouches for its
 	// mode (some were written without the bits the root stores).
@@ -216,7 +217,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &puller{o: opts, src: opts.Source, st: st, ctx: ctx, cancel: cancel, q: newQueue(), recheck: recheck, freeLimit: freeLimit,
-		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, subtreeMax: subtreeMax, fast: fastpath.On()}
+		fetches: make(chan struct{}, 4*opts.Jobs), pre: &prefetch{blocks: map[cid.Cid][]byte{}}, zero: newZeroLeaves(), subtreeMax: subtreeMax, fast: fastpath.On()}
 	if opts.subtreeMax > 0 {
 		p.subtreeMax = opts.subtreeMax
 	}

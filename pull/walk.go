@@ -400,7 +400,7 @@ func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	d := t.dir
 	m := meta{hasMode: true, mode: unixPerms(rec.Local.Mode), hasMTime: true, mtime: rec.Local.MTime.UnixNano()}
 	err = p.writeTemp(d, t.name, rel, m, func(fd int) error {
-		return fsat.CopyRange(fd, 0, src, 0, rec.Local.Size)
+		return copySparse(fd, src, rec.Local.Size)
 	})
 	if err != nil {
 		return true, err
