@@ -1,0 +1,328 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/mirrorgen"
+)
+
+// tap is a reverse proxy in front of a kubo node's RPC API that keeps
+// what ipfs-sync sends (the CARs of dag/import) and what it reads
+// (block/get), so a test measures the traffic itself.
+type tap struct {
+	url  string
+	mu   gosync.Mutex
+	sent [][]byte // dag/import request bodies
+	got  []string // CIDs asked for with block/get
+}
+
+func newTap(t *testing.T, api string) *tap {
+	t.Helper()
+	p := strings.Split(strings.Trim(api, "/"), "/") // /ip4/127.0.0.1/tcp/PORT
+	target, err := url.Parse("http://" + p[1] + ":" + p[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	tp := &tap{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v0/dag/import":
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			tp.mu.Lock()
+			tp.sent = append(tp.sent, append([]byte(r.Header.Get("Content-Type")+"\n"), body...))
+			tp.mu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		case "/api/v0/block/get":
+			tp.mu.Lock()
+			tp.got = append(tp.got, r.URL.Query().Get("arg"))
+			tp.mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	tp.url = "http://" + l.Addr().String()
+	return tp
+}
+
+// take returns what went through since the last take: the blocks sent,
+// in the order sent, and the CIDs read.
+func (tp *tap) take(t *testing.T) ([]sentBlock, []string) {
+	t.Helper()
+	tp.mu.Lock()
+	sent, got := tp.sent, tp.got
+	tp.sent, tp.got = nil, nil
+	tp.mu.Unlock()
+	var out []sentBlock
+	for _, req := range sent {
+		ct, body, _ := bytes.Cut(req, []byte("\n"))
+		_, params, err := mime.ParseMediaType(string(ct))
+		if err != nil {
+			t.Fatalf("dag/import Content-Type %q: %v", ct, err)
+		}
+		part, err := multipart.NewReader(bytes.NewReader(body), params["boundary"]).NextPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, err := carv2.NewBlockReader(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, err := br.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, sentBlock{cid: b.Cid(), data: b.RawData(), kind: kindOf(t, b.Cid(), b.RawData())})
+		}
+	}
+	return out, got
+}
+
+type sentBlock struct {
+	cid  cid.Cid
+	data []byte
+	kind blockKind
+}
+
+type blockKind int
+
+const (
+	leafBlock blockKind = iota // file data with no links: a chunk, or a whole small file
+	fileNode                   // a file's root or inner node over its chunks
+	dirBlock                   // a directory or HAMT shard
+	otherBlock                 // a symlink
+)
+
+func kindOf(t *testing.T, c cid.Cid, data []byte) blockKind {
+	t.Helper()
+	if c.Prefix().Codec == cid.Raw {
+		return leafBlock
+	}
+	nd, err := mdag.DecodeProtobuf(data)
+	if err != nil {
+		t.Fatalf("block %s: %v", c, err)
+	}
+	fsn, err := ft.FSNodeFromBytes(nd.Data())
+	if err != nil {
+		t.Fatalf("block %s: %v", c, err)
+	}
+	switch fsn.Type() {
+	case ft.TDirectory, ft.THAMTShard:
+		return dirBlock
+	case ft.TFile, ft.TRaw:
+		if len(nd.Links()) > 0 {
+			return fileNode
+		}
+		return leafBlock
+	}
+	return otherBlock
+}
+
+// freshCheckout copies tree to dst with every file and directory's mtime
+// set to now, as a CI job's checkout has them.
+func freshCheckout(t *testing.T, tree, dst string) {
+	t.Helper()
+	copyTree(t, tree, dst)
+	now := time.Now()
+	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, now, now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type statelessJSON struct {
+	Root         string  `json:"root"`
+	Previous     *string `json:"previous"`
+	PreviousFrom string  `json:"previous_from"`
+	Push         struct {
+		Previous *string `json:"previous"`
+		Blocks   int     `json:"blocks_sent"`
+		Bytes    int64   `json:"bytes_sent"`
+	} `json:"push"`
+}
+
+// TestStatelessRunner is a CI job without a cache: each run starts from
+// an empty repository and a fresh checkout (every mtime new), finds the
+// previous root at the MFS path on kubo, reads only its directories there
+// and sends only what is new. On an unchanged tree it sends no file
+// leaves; after a publish cycle at most 1.1 × the changed bytes plus the
+// new directory and file-root blocks; its roots are a stateful run's; a
+// second run sends nothing.
+func TestStatelessRunner(t *testing.T) {
+	d := kuboDaemon(t)
+	tp := newTap(t, d.api)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	copyTree(t, tinyTree.get(t), tree)
+	flags := []string{"--metadata", "mode", "--name", "mirror"} // the CI recipe: a checkout's mtimes mean nothing
+
+	// ciRun syncs a fresh checkout of tree from an empty repository.
+	n := 0
+	ciRun := func() (statelessJSON, []sentBlock, []string) {
+		t.Helper()
+		n++
+		src := filepath.Join(dir, fmt.Sprintf("checkout%d", n))
+		freshCheckout(t, tree, src)
+		repo := filepath.Join(dir, fmt.Sprintf("repo%d", n))
+		args := append(append([]string{"--json", "sync"}, flags...), "--api", tp.url, "--to-files", "/mirror", src)
+		res := ipfsSync(t, repo, args...)
+		if res.Code != 0 {
+			t.Fatalf("sync: %s", res)
+		}
+		var out statelessJSON
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+			t.Fatalf("%v in %q", err, res.Stdout)
+		}
+		sent, got := tp.take(t)
+		if len(sent) != out.Push.Blocks {
+			t.Fatalf("push says %d blocks sent, kubo was sent %d", out.Push.Blocks, len(sent))
+		}
+		kuboRun(t, d.path, "dag", "stat", "--offline", out.Root)
+		if mfs := strings.TrimSpace(kuboRun(t, d.path, "files", "stat", "--hash", "/mirror")); mfs != out.Root {
+			t.Fatalf("/mirror is %s, want %s", mfs, out.Root)
+		}
+		return out, sent, got
+	}
+	// statefulRoot is the root a repository that keeps its state gets for
+	// the same tree.
+	stateRepo := filepath.Join(dir, "stateful")
+	statefulRoot := func() string {
+		t.Helper()
+		res := ipfsSync(t, stateRepo, append(append([]string{"-q", "sync"}, flags...), tree)...)
+		if res.Code != 0 {
+			t.Fatal(res)
+		}
+		return oneCID(t, res.Stdout)
+	}
+
+	first, _, _ := ciRun()
+	if first.Previous != nil {
+		t.Fatalf("first run diffed against %s: the node held nothing", *first.Previous)
+	}
+	if want := statefulRoot(); first.Root != want {
+		t.Fatalf("first root %s, a stateful run's is %s", first.Root, want)
+	}
+
+	// An unchanged tree, every mtime new.
+	again, sent, got := ciRun()
+	if again.Previous == nil || *again.Previous != first.Root || again.PreviousFrom == "" {
+		t.Fatalf("the run did not diff against the root on the node: previous %v from %q", again.Previous, again.PreviousFrom)
+	}
+	if again.Root != first.Root {
+		t.Fatalf("unchanged tree: root %s, was %s", again.Root, first.Root)
+	}
+	for _, b := range sent {
+		if b.kind == leafBlock {
+			t.Errorf("unchanged tree: sent file leaf %s (%d bytes)", b.cid, len(b.data))
+		}
+	}
+	checkFetched(t, d, first.Root, got, true)
+	t.Logf("unchanged tree: %d blocks sent, %d read from kubo", len(sent), len(got))
+
+	// A publish cycle.
+	cycle, err := mirrorgen.Mutate(tree, mirrorgen.MutateOptions{Seed: 7, Scale: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, sent, got := ciRun()
+	if next.Previous == nil || *next.Previous != first.Root {
+		t.Fatalf("after a cycle: previous %v, want %s", next.Previous, first.Root)
+	}
+	if want := statefulRoot(); next.Root != want {
+		t.Fatalf("after a cycle: root %s, a stateful run's is %s", next.Root, want)
+	}
+	var leaves, structure int64
+	for _, b := range sent {
+		if b.kind == leafBlock {
+			leaves += int64(len(b.data))
+		} else {
+			structure += int64(len(b.data))
+		}
+	}
+	limit := int64(1.1*float64(cycle.ChangedBytes)) + structure
+	t.Logf("after a cycle: %d blocks, %d bytes sent (%d in leaves, %d in directory, file-root and symlink blocks); %d changed bytes in %d files; %d blocks read from kubo",
+		len(sent), next.Push.Bytes, leaves, structure, cycle.ChangedBytes, cycle.ChangedFiles, len(got))
+	if next.Push.Bytes > limit {
+		t.Errorf("after a cycle: sent %d bytes, more than 1.1 × %d changed + %d of directory and file-root blocks = %d", next.Push.Bytes, cycle.ChangedBytes, structure, limit)
+	}
+	checkFetched(t, d, first.Root, got, false)
+
+	// Run twice: the second sends nothing.
+	twice, sent, _ := ciRun()
+	if twice.Root != next.Root || len(sent) != 0 {
+		t.Fatalf("second run of the same tree: root %s (was %s), %d blocks sent", twice.Root, next.Root, len(sent))
+	}
+}
+
+// checkFetched fails unless every block read from kubo is old's root or
+// an entry of a directory read (a subdirectory, a file's root), never a
+// block below a file's root; with dirsOnly, unless each is a directory.
+func checkFetched(t *testing.T, d daemon, old string, got []string, dirsOnly bool) {
+	t.Helper()
+	linked := map[string]bool{old: true}
+	var files []string
+	for _, c := range got {
+		data := []byte(kuboRun(t, d.path, "block", "get", c))
+		k := kindOf(t, cid.MustParse(c), data)
+		if k != dirBlock {
+			files = append(files, c)
+			continue
+		}
+		nd, err := mdag.DecodeProtobuf(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range nd.Links() {
+			linked[l.Cid.String()] = true
+		}
+	}
+	if dirsOnly && len(files) > 0 {
+		t.Errorf("read %d blocks that are no directory: %v", len(files), files)
+	}
+	for _, c := range files {
+		if !linked[c] {
+			t.Errorf("read %s, which no directory read links: a block below a file's root", c)
+		}
+	}
+}
