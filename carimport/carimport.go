@@ -32,7 +32,7 @@ type Options struct {
 	// Name is the ref each CAR's root is recorded in, in the order the
 	// CARs are given; "" stores the blocks and moves no ref.
 	Name string
-	// Stdin is read for the path "-".
+	// Stdin is read for the path "-" (nil: os.Stdin).
 	Stdin io.Reader
 }
 
@@ -101,7 +101,10 @@ func Run(ctx context.Context, store *blockstore.Store, paths []string, opts Opti
 // readCAR stores the blocks of the CAR at path through w.
 func readCAR(ctx context.Context, w *blockstore.Writer, path string, opts Options) (CAR, error) {
 	car := CAR{Path: path}
-	var r io.Reader = opts.Stdin
+	var r io.Reader = os.Stdin
+	if opts.Stdin != nil {
+		r = opts.Stdin
+	}
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
@@ -168,8 +171,10 @@ func record(ctx context.Context, store *blockstore.Store, name string, sum *Summ
 	if err != nil {
 		return "", err
 	}
+	// The current root is complete unless fsck found the store damaged
+	// since: then nothing is taken on trust.
 	prev := cid.Undef
-	if cur, ok := ref.Current(); ok {
+	if cur, ok := ref.Current(); ok && !store.Damaged() {
 		if prev, err = cid.Decode(cur.Root); err != nil {
 			return "", fmt.Errorf("ref %q names a bad root %q: %w", name, cur.Root, err)
 		}

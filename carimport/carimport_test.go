@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	bstore "github.com/ipfs/boxo/blockstore"
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	blocks "github.com/ipfs/go-block-format"
@@ -280,5 +281,55 @@ func TestSummary(t *testing.T) {
 	}
 	if sum.Blocks != 9 || sum.BlocksNew != 7 || sum.Root != src.v2.String() || sum.Name != "m" {
 		t.Errorf("summary %+v", sum)
+	}
+}
+
+// readCounter is a store's blockstore that counts the blocks read whole.
+type readCounter struct {
+	bstore.Blockstore
+	read map[cid.Cid]int
+}
+
+func (r readCounter) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	r.read[c]++
+	return r.Blockstore.Get(ctx, c)
+}
+
+// TestMissingSkipsShared: checked beside a complete old root, a subtree
+// the new root shares with it at the same place is not read; without the
+// old root it is.
+func TestMissingSkipsShared(t *testing.T) {
+	src := newSource(t)
+	ctx := context.Background()
+	nd, err := src.store.Blockstore().Get(ctx, src.v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := mdag.DecodeProtobuf(nd.RawData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _, err := pb.ResolveLink([]string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		old   cid.Cid
+		reads int
+	}{
+		{"beside v1", src.v1, 0},
+		{"alone", cid.Undef, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bs := readCounter{src.store.Blockstore(), map[cid.Cid]int{}}
+			missing, err := Missing(ctx, bs, tt.old, src.v2)
+			if err != nil || len(missing) != 0 {
+				t.Fatalf("missing %v, %v; want none", missing, err)
+			}
+			if got := bs.read[shared.Cid]; got != tt.reads {
+				t.Errorf("the shared directory b was read %d times, want %d", got, tt.reads)
+			}
+		})
 	}
 }
