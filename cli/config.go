@@ -223,6 +223,9 @@ func applyConfig(c *ucli.Context, app *ucli.App, cmd *ucli.Command) error {
 					return cfg.errorf("%s: %v", key, err)
 				}
 			}
+			if name == pinningTokenFlag && c.App.Metadata != nil {
+				c.App.Metadata[pinningTokenFlag] = true // see pinningToken
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 )
 
 // pinningTokenFlag is the flag behind IPFS_SYNC_PINNING_TOKEN and
-// config.json's "pinning-token". It is hidden: a token on the command line
-// is in every ps listing, and --help would show a default.
+// config.json's "pinning-token". It is hidden, and refused on the command
+// line (pinningToken): there every ps listing would show the token.
 const pinningTokenFlag = "pinning-token"
 
 func pinningFlags() []ucli.Flag {
@@ -29,6 +30,10 @@ func pinningFlags() []ucli.Flag {
 // newPinning is the client of --pinning-service, or nil without it; a bad
 // URL is a usage error.
 func newPinning(c *ucli.Context) (*pinsvc.Client, error) {
+	token, err := pinningToken(c)
+	if err != nil {
+		return nil, err
+	}
 	url := c.String("pinning-service")
 	if url == "" {
 		return nil, nil
@@ -36,11 +41,25 @@ func newPinning(c *ucli.Context) (*pinsvc.Client, error) {
 	if c.Duration("pinning-wait") < 0 {
 		return nil, usageError{errors.New("--pinning-wait cannot be negative")}
 	}
-	svc, err := pinsvc.New(url, c.String(pinningTokenFlag))
+	svc, err := pinsvc.New(url, token)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return svc, nil
+}
+
+// pinningToken is the bearer token from the environment or config.json.
+// One given on the command line, where every ps listing shows it, is a
+// usage error: the flag is there for config.json's sake. The value is set
+// and not the environment's, and config.json did not set it (applyConfig
+// marks when it does), so it came from the command line.
+func pinningToken(c *ucli.Context) (string, error) {
+	token := c.String(pinningTokenFlag)
+	fromConfig, _ := c.App.Metadata[pinningTokenFlag].(bool)
+	if token != "" && !fromConfig && token != os.Getenv(envVar(pinningTokenFlag)) {
+		return "", usageError{fmt.Errorf("the pinning service's token goes in %s or config.json's %q, not on the command line", envVar(pinningTokenFlag), pinningTokenFlag)}
+	}
+	return token, nil
 }
 
 // runPinning hands root to the pinning service under name, with origin
