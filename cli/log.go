@@ -90,6 +90,9 @@ func printVersion(c *ucli.Context, v blockstore.Version) {
 		return
 	}
 	var s struct {
+		CAR         string  `json:"path"` // set by import: the CAR the root came in
+		Blocks      int64   `json:"blocks"`
+		BlocksNew   int64   `json:"blocks_new"`
 		Files       int64   `json:"files"`
 		Bytes       int64   `json:"bytes"`
 		BytesNew    int64   `json:"bytes_new"`
@@ -102,6 +105,11 @@ func printVersion(c *ucli.Context, v blockstore.Version) {
 	collected := ""
 	if v.Collected {
 		collected = " (collected)"
+	}
+	if s.CAR != "" {
+		fmt.Fprintf(c.App.Writer, "%s  %s  imported from %s: %d blocks (%d new), %s%s\n",
+			v.Root, v.Time.Local().Format("2006-01-02 15:04:05"), escapeName(s.CAR), s.Blocks, s.BlocksNew, humanBytes(s.Bytes), collected)
+		return
 	}
 	fmt.Fprintf(c.App.Writer, "%s  %s  %d files, %s; +%d -%d *%d, %s new, %.1fs%s\n",
 		v.Root, v.Time.Local().Format("2006-01-02 15:04:05"), s.Files, humanBytes(s.Bytes),

@@ -122,6 +122,9 @@ func TestImportDeltaCAR(t *testing.T) {
 	if s.Root != root2 || !slices.Equal(refRoots(t, mirror, "m"), []string{root1, root2}) {
 		t.Fatalf("import of the delta recorded %s (ref %v), want %s after %s", s.Root, refRoots(t, mirror, "m"), root2, root1)
 	}
+	if res := ipfsSync(t, mirror, "log", "m"); !strings.Contains(res.Stdout, root2+"  ") || !strings.Contains(res.Stdout, "imported from "+delta) {
+		t.Errorf("log m does not name the delta CAR root2 came in: %s", res)
+	}
 	fullBlocks := importJSON(t, filepath.Join(dir, "count"), full).Blocks
 	t.Logf("full CAR %d blocks, delta %d (%d new to the mirror)", fullBlocks, s.Blocks, s.CARs[0].BlocksNew)
 	if s.Blocks >= fullBlocks {
