@@ -15,6 +15,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	gosync "sync"
@@ -37,6 +38,11 @@ type tap struct {
 	mu   gosync.Mutex
 	sent [][]byte // dag/import request bodies
 	got  []string // CIDs asked for with block/get
+	// hold, when set, is an RPC path the tap stops at: it tells hit and
+	// holds the request (a dag/import half read) until the client is
+	// gone, for the test to kill it there.
+	hold string
+	hit  chan struct{}
 }
 
 func newTap(t *testing.T, api string) *tap {
@@ -47,12 +53,21 @@ func newTap(t *testing.T, api string) *tap {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	tp := &tap{}
+	tp := &tap{hit: make(chan struct{}, 1)}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tp.mu.Lock()
+		hold := tp.hold == r.URL.Path
+		tp.mu.Unlock()
+		if hold {
+			io.CopyN(io.Discard, r.Body, 1<<10)
+			tp.hit <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
 		switch r.URL.Path {
 		case "/api/v0/dag/import":
 			body, err := io.ReadAll(r.Body)
@@ -123,10 +138,10 @@ type sentBlock struct {
 type blockKind int
 
 const (
-	leafBlock blockKind = iota // file data with no links: a chunk, or a whole small file
-	fileNode                   // a file's root or inner node over its chunks
-	dirBlock                   // a directory or HAMT shard
-	otherBlock                 // a symlink
+	leafBlock  blockKind = iota // file data with no links: a chunk, or a whole small file
+	fileNode                    // a file's root or inner node over its chunks
+	dirBlock                    // a directory or HAMT shard
+	otherBlock                  // a symlink
 )
 
 func kindOf(t *testing.T, c cid.Cid, data []byte) blockKind {
@@ -324,5 +339,95 @@ func checkFetched(t *testing.T, d daemon, old string, got []string, dirsOnly boo
 		if !linked[c] {
 			t.Errorf("read %s, which no directory read links: a block below a file's root", c)
 		}
+	}
+}
+
+// TestStatelessKilledAndRerun kills a CI run at each hand-off to kubo (the
+// tap holds the request there): while it reads the previous root, midway
+// through dag/import, before the pin moves, and before the MFS path is
+// replaced. Run again from a fresh checkout and an empty repository, it
+// finishes: kubo holds and pins the stateful run's root at the MFS path,
+// and a run after that sends nothing.
+func TestStatelessKilledAndRerun(t *testing.T) {
+	d := kuboDaemon(t)
+	tp := newTap(t, d.api)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	copyTree(t, tinyTree.get(t), tree)
+	flags := []string{"--metadata", "mode", "--name", "mirror"}
+	n := 0
+	start := func() (*exec.Cmd, *bytes.Buffer) {
+		t.Helper()
+		n++
+		src := filepath.Join(dir, fmt.Sprintf("checkout%d", n))
+		freshCheckout(t, tree, src)
+		args := append(append([]string{"--repo", filepath.Join(dir, fmt.Sprintf("repo%d", n)), "--json", "sync"}, flags...), "--api", tp.url, "--to-files", "/mirror", src)
+		cmd := exec.Command(syncBin, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	complete := func() statelessJSON {
+		t.Helper()
+		cmd, out := start()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("sync: %v\n%s", err, out)
+		}
+		var res statelessJSON
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		tp.take(t)
+		return res
+	}
+	complete() // the root the cycles below start from
+	seed := uint64(10)
+	for _, at := range []string{"/api/v0/block/get", "/api/v0/dag/import", "/api/v0/pin/update", "/api/v0/files/cp"} {
+		t.Run(strings.TrimPrefix(at, "/api/v0/"), func(t *testing.T) {
+			seed++
+			if _, err := mirrorgen.Mutate(tree, mirrorgen.MutateOptions{Seed: seed, Scale: 1}); err != nil {
+				t.Fatal(err)
+			}
+			res := ipfsSync(t, filepath.Join(dir, "stateful"), append(append([]string{"-q", "sync"}, flags...), tree)...)
+			if res.Code != 0 {
+				t.Fatal(res)
+			}
+			want := oneCID(t, res.Stdout)
+			tp.mu.Lock()
+			tp.hold = at
+			tp.mu.Unlock()
+			cmd, out := start()
+			select {
+			case <-tp.hit:
+			case <-time.After(cmdTimeout):
+				cmd.Process.Kill()
+				t.Fatalf("the run never reached %s:\n%s", at, out)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			tp.mu.Lock()
+			tp.hold = ""
+			tp.mu.Unlock()
+			tp.take(t)
+
+			again := complete()
+			if again.Root != want {
+				t.Fatalf("rerun after a kill at %s: root %s, a stateful run's is %s", at, again.Root, want)
+			}
+			t.Logf("rerun after a kill at %s: %d blocks, %d bytes sent", at, again.Push.Blocks, again.Push.Bytes)
+			kuboRun(t, d.path, "dag", "stat", "--offline", want)
+			if !strings.Contains(kuboRun(t, d.path, "pin", "ls", "--type", "recursive", want), want) {
+				t.Fatalf("%s not pinned", want)
+			}
+			if mfs := strings.TrimSpace(kuboRun(t, d.path, "files", "stat", "--hash", "/mirror")); mfs != want {
+				t.Fatalf("/mirror is %s, want %s", mfs, want)
+			}
+			if last := complete(); last.Root != want || last.Push.Blocks != 0 {
+				t.Fatalf("a run after that: root %s, %d blocks sent", last.Root, last.Push.Blocks)
+			}
+		})
 	}
 }
