@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/cluster"
 	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/sync"
 )
@@ -28,8 +29,8 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 // handOffError is a sync that recorded its root but could not hand it to
-// kubo (--api) or to the pinning service after it: the ref has moved, the
-// root is on stdout.
+// kubo (--api), to the pinning service after it, or to the cluster
+// (--cluster): the ref has moved, the root is on stdout.
 type handOffError struct {
 	root string
 	to   string // "" for kubo
@@ -38,6 +39,9 @@ type handOffError struct {
 }
 
 func (e handOffError) Error() string {
+	if e.to == "the cluster" {
+		return fmt.Sprintf("synced %s (the ref has moved), but handing it to the cluster failed: %v; 'ipfs-sync push --name %q %s' with the same --cluster retries", e.root, e.err, e.name, e.root)
+	}
 	if e.to != "" {
 		return fmt.Sprintf("synced %s (the ref has moved) and pushed it to kubo, but handing it to %s failed: %v; 'ipfs-sync push --name %q %s' with the same --api and --pinning-service retries", e.root, e.to, e.err, e.name, e.root)
 	}
@@ -56,7 +60,7 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.Is(err, pinsvc.ErrFailed):
+	case errors.Is(err, pinsvc.ErrFailed), errors.Is(err, cluster.ErrNotPinned):
 		return ExitPinFailed
 	case errors.As(err, &handOffError{}):
 		return ExitHandOff
@@ -74,8 +78,11 @@ const exitHelp = `EXIT STATUS:
    2    usage error
    3    partial: a root was recorded, but some entries were skipped (warned on stderr)
    4    the repository is locked by another ipfs-sync process
-   5    sync --api: a root was recorded (the ref moved, the CID is on stdout), but handing
-        it to kubo failed; 'ipfs-sync push ROOT' retries
+   5    sync --api or --cluster: a root was recorded (the ref moved, the CID is on stdout),
+        but handing it to kubo or the cluster failed; 'ipfs-sync push ROOT' retries
    6    --pinning-service: the pinning service reports the pin as failed (for sync, the
-        root was recorded and handed to kubo); running the same command again asks anew
+        root was recorded and handed to kubo); running the same command again asks anew.
+        --cluster with --wait: the root is pinned in the cluster but was not PINNED on
+        --replication-min peers within --wait-timeout; the previous root stays pinned,
+        and running the same command again sends nothing and waits anew
    130  interrupted`

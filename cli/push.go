@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/cluster"
 	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/push"
 )
@@ -36,15 +37,22 @@ Pinning Service API): the pin named --name there is replaced by one of ROOT (or 
 is added), with kubo's swarm addresses as the origins the service fetches the blocks
 from, and the service is polled until it reports the pin pinned or failed.
 
+With --cluster (and no --api), ROOT goes to an IPFS Cluster instead: the blocks it lacks
+(those not under the pin of --name there) as one CAR into the IPFS of the peer --cluster
+names, then the pin of --name moves to ROOT (pin-update: allocated peers keep their
+allocations and fetch only the new blocks); push waits until ROOT is PINNED on
+--replication-min peers (--wait=false returns at once), then unpins the previous root.
+
 EXAMPLES:
    ipfs-sync push bafy... --api http://127.0.0.1:5001
    ipfs-sync push bafy... --api /ip4/127.0.0.1/tcp/5001 --to-files /mirrors/debian --publish debian
    IPFS_SYNC_PINNING_TOKEN=... ipfs-sync push bafy... --name debian --pinning-service https://pins.example/api/v1
+   IPFS_SYNC_CLUSTER_AUTH=user:pass ipfs-sync push bafy... --name debian --cluster http://10.0.0.1:9094 --replication-min 2 --replication-max 3
 
 ` + exitHelp,
 		Flags: append([]ucli.Flag{
-			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME` (also the pin's name at --pinning-service)"},
-		}, append(pushFlags(), pinningFlags()...)...),
+			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME` (also the pin's name at --pinning-service and --cluster)"},
+		}, append(append(pushFlags(), pinningFlags()...), clusterFlags(true)...)...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{errors.New("push needs exactly one ROOT")}
@@ -53,7 +61,7 @@ EXAMPLES:
 			if err != nil {
 				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
 			}
-			k, err := newKubo(c)
+			cl, err := newCluster(c)
 			if err != nil {
 				return err
 			}
@@ -61,22 +69,38 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			// With --cluster alone the blocks go through the cluster and
+			// no kubo node is fed.
+			var k *push.Kubo
+			if cl == nil || svc != nil || c.IsSet("api") {
+				if k, err = newKubo(c); err != nil {
+					return err
+				}
+			}
 			store, err := openExisting(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			res, err := runPush(c, store, k, root, push.Options{Name: c.String("name")})
-			if err != nil {
-				return err
-			}
 			out := struct {
-				push.Result
-				Pinning *pinsvc.Result `json:"pinning,omitempty"`
-			}{Result: res}
+				*push.Result
+				Pinning *pinsvc.Result  `json:"pinning,omitempty"`
+				Cluster *cluster.Result `json:"cluster,omitempty"`
+			}{}
+			if k != nil {
+				res, err := runPush(c, store, k, root, push.Options{Name: c.String("name")})
+				if err != nil {
+					return err
+				}
+				out.Result = &res
+			}
 			if svc != nil {
 				pinned, perr := runPinning(c, svc, root, c.String("name"), k)
 				out.Pinning, err = &pinned, perr
+			}
+			if cl != nil && err == nil {
+				handed, cerr := runCluster(c, store, cl, root, cluster.Options{Name: c.String("name")})
+				out.Cluster, err = &handed, cerr
 			}
 			switch {
 			case c.Bool("json"):
@@ -84,9 +108,14 @@ EXAMPLES:
 					return perr
 				}
 			case !c.Bool("quiet"):
-				fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", res.Root, res.API, res.Blocks, humanBytes(res.Bytes))
+				if r := out.Result; r != nil {
+					fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", r.Root, r.API, r.Blocks, humanBytes(r.Bytes))
+				}
 				if out.Pinning != nil && out.Pinning.RequestID != "" {
 					fmt.Fprintln(c.App.ErrWriter, pinningLine(*out.Pinning))
+				}
+				if out.Cluster != nil && out.Cluster.Pin != "" {
+					fmt.Fprintln(c.App.ErrWriter, clusterLine(*out.Cluster))
 				}
 			}
 			return err

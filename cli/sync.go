@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/cluster"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/profile"
@@ -167,7 +168,7 @@ func syncFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "base", Usage: "diff against root `CID` instead of the ref's current root (read from the target where the repository lacks it)"},
 		fromFlag("a previous root"),
 		&ucli.StringFlag{Name: "car", Usage: "also write to `FILE` the blocks a node holding the ref's previous root lacks (all of the root on a ref's first sync), as a CARv1 rooted at the new root"},
-	}, append(append(append(append(filterFlags(), nocopyFlags()...), pushFlags()...), pinningFlags()...), profileFlags()...)...)
+	}, append(append(append(append(append(filterFlags(), nocopyFlags()...), pushFlags()...), pinningFlags()...), clusterFlags(false)...), profileFlags()...)...)
 }
 
 func runSync(c *ucli.Context) error {
@@ -177,8 +178,12 @@ func runSync(c *ucli.Context) error {
 	}
 	var kubo *push.Kubo
 	var svc *pinsvc.Client
+	var cl *cluster.Client
 	if !opts.DryRun {
 		if kubo, svc, err = syncHandOffTargets(c); err != nil {
+			return err
+		}
+		if cl, err = newCluster(c); err != nil {
 			return err
 		}
 	}
@@ -201,7 +206,11 @@ func runSync(c *ucli.Context) error {
 	// The root is recorded: from here on it is printed, whatever the
 	// hand-off to kubo does.
 	pushed, pinned, handOff := syncHandOff(c, store, kubo, svc, sum)
-	if perr := syncReport(c, sum, pushed, pinned, handOff); perr != nil {
+	var handed *cluster.Result
+	if cl != nil && handOff == nil {
+		handed, handOff = syncCluster(c, store, cl, sum)
+	}
+	if perr := syncReport(c, sum, pushed, pinned, handed, handOff); perr != nil {
 		return perr
 	}
 	if handOff != nil {
@@ -304,16 +313,17 @@ func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, svc 
 
 // syncReport prints the summary: JSON, the root alone with --quiet, or the
 // root on stdout and the counts (and what was pushed) on stderr.
-func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, pinned *pinsvc.Result, handOff error) error {
+func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, pinned *pinsvc.Result, handed *cluster.Result, handOff error) error {
 	switch {
 	case c.Bool("json"):
 		out := struct {
 			Root *string `json:"root"` // first, as in sync.Summary; null in a dry run
 			sync.Summary
-			Push      *push.Result   `json:"push,omitempty"`
-			Pinning   *pinsvc.Result `json:"pinning,omitempty"`
-			PushError string         `json:"push_error,omitempty"`
-		}{Summary: sum, Push: pushed, Pinning: pinned}
+			Push      *push.Result    `json:"push,omitempty"`
+			Pinning   *pinsvc.Result  `json:"pinning,omitempty"`
+			Cluster   *cluster.Result `json:"cluster,omitempty"`
+			PushError string          `json:"push_error,omitempty"`
+		}{Summary: sum, Push: pushed, Pinning: pinned, Cluster: handed}
 		if !c.Bool("dry-run") {
 			out.Root = &sum.Root
 		}
@@ -338,6 +348,9 @@ func syncReport(c *ucli.Context, sum sync.Summary, pushed *push.Result, pinned *
 		}
 		if pinned != nil && pinned.RequestID != "" {
 			fmt.Fprintln(c.App.ErrWriter, pinningLine(*pinned))
+		}
+		if handed != nil && handed.Pin != "" {
+			fmt.Fprintln(c.App.ErrWriter, clusterLine(*handed))
 		}
 	}
 	return nil

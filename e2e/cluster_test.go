@@ -1,0 +1,287 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// byteCounter is a TCP proxy on loopback in front of addr that counts the
+// bytes its clients send: what a hand-off puts on the wire.
+type byteCounter struct {
+	addr   string // host:port clients dial
+	sent   atomic.Int64
+	active atomic.Int64 // connections being relayed
+}
+
+func countingProxy(t *testing.T, target string) *byteCounter {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	bc := &byteCounter{addr: l.Addr().String()}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			bc.active.Add(1)
+			go bc.relay(in, target)
+		}
+	}()
+	return bc
+}
+
+func (bc *byteCounter) relay(in net.Conn, target string) {
+	defer bc.active.Add(-1)
+	defer in.Close()
+	out, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(in, out)
+		in.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	n, _ := io.Copy(out, in)
+	bc.sent.Add(n)
+	out.(*net.TCPConn).CloseWrite()
+	// A client that was killed leaves no one to read the answer.
+	out.SetReadDeadline(time.Now().Add(5 * time.Second))
+	<-done
+}
+
+// take returns the bytes sent since the last take, once every connection
+// is closed: a run's bytes are counted when its connections end (a killed
+// client's, when the kernel closes them).
+func (bc *byteCounter) take(t *testing.T) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for bc.active.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the cluster still open 10 s after the run", bc.active.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return bc.sent.Swap(0)
+}
+
+// clusterJSON is the part of --json output a hand-off to a cluster adds.
+type clusterJSON struct {
+	Root     string   `json:"root"`
+	Previous *string  `json:"previous"`
+	Blocks   int64    `json:"blocks_sent"`
+	Bytes    int64    `json:"bytes_sent"`
+	Pin      string   `json:"pin"`
+	Pinned   int      `json:"pinned"`
+	Want     int      `json:"want"`
+	Unpinned []string `json:"unpinned"`
+	Peers    []struct {
+		Name   string `json:"peername"`
+		Status string `json:"status"`
+	} `json:"peers"`
+}
+
+func parseCluster(t *testing.T, res result) clusterJSON {
+	t.Helper()
+	var out struct {
+		Cluster *clusterJSON `json:"cluster"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil || out.Cluster == nil {
+		t.Fatalf("no cluster object in the JSON (%v): %s", err, res)
+	}
+	return *out.Cluster
+}
+
+// checkClusterPin checks that root is the cluster's only pin, PINNED on
+// exactly n peers, each of whose kubo has every block of it and no other
+// recursive pin of the cluster's; it returns those peers' names.
+func checkClusterPin(t *testing.T, c *cluster, root string, n int) []string {
+	t.Helper()
+	if pins := c.Pinset(t); len(pins) != 1 || pins[0] != root {
+		t.Fatalf("cluster pinset %v, want only %s", pins, root)
+	}
+	var pinned []string
+	for name, st := range c.Status(t, root) {
+		if st == "pinned" {
+			pinned = append(pinned, name)
+		}
+	}
+	if len(pinned) != n {
+		t.Fatalf("%s PINNED on %v, want %d peers", root, c.Status(t, root), n)
+	}
+	holders := c.Holders(t, root)
+	if len(holders) != n {
+		t.Fatalf("%d kubos hold %s pinned, want %d", len(holders), root, n)
+	}
+	var names []string
+	for _, p := range holders {
+		kuboRun(t, p.Kubo.path, "dag", "stat", "--offline", root)
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// waitClusterUnpinned waits until no kubo of the cluster has old pinned: the
+// cluster unpins on each peer after it drops the pin from its state.
+func waitClusterUnpinned(t *testing.T, c *cluster, old string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for len(c.Holders(t, old)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still pinned on %d kubos a minute after the cluster unpinned it", old, len(c.Holders(t, old)))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// carSize is the size of `export ROOT --since OLD` (of the whole DAG
+// without OLD).
+func carSize(t *testing.T, repo, root, old string) int64 {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "since.car")
+	args := []string{"export", root, "--car", f}
+	if old != "" {
+		args = append(args, "--since", old)
+	}
+	if res := ipfsSync(t, repo, args...); res.Code != 0 {
+		t.Fatal(res)
+	}
+	fi, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestClusterHandOff syncs a mirror into a three-peer cluster with a
+// replication factor of two, then a publish cycle: the update sends no
+// more than the delta export --since writes (plus 10 %), and the pin moves
+// by pin-update (the same two peers hold the new root, every block of it)
+// while the old root is unpinned everywhere. A third run sends nothing.
+func TestClusterHandOff(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret"})
+	proxy := countingProxy(t, strings.TrimPrefix(c.Peers[0].REST, "http://"))
+	url := "http://" + proxy.addr
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mirror")
+	copyTree(t, tinyTree.get(t), src)
+	repo := filepath.Join(dir, "repo")
+	sync := func() clusterJSON {
+		t.Helper()
+		res := run(t, []string{"IPFS_SYNC_CLUSTER_AUTH=" + c.Auth}, syncBin, "--repo", repo, "--json", "sync", "--name", "mirror",
+			"--cluster", url, "--replication-min", "2", "--replication-max", "2", "--wait", "--wait-timeout", "2m", src)
+		if res.Code != 0 {
+			t.Fatalf("sync --cluster: %s", res)
+		}
+		return parseCluster(t, res)
+	}
+
+	first := sync()
+	proxy.take(t)
+	if first.Pin != "added" || first.Previous != nil || first.Pinned != 2 || first.Want != 2 {
+		t.Fatalf("first hand-off: %+v", first)
+	}
+	holders := checkClusterPin(t, c, first.Root, 2)
+
+	publishCycle(t, src, 1)
+	second := sync()
+	wire := proxy.take(t)
+	if second.Pin != "updated" || second.Previous == nil || *second.Previous != first.Root {
+		t.Fatalf("second hand-off did not move the pin from %s: %+v", first.Root, second)
+	}
+	since := carSize(t, repo, second.Root, first.Root)
+	t.Logf("update: %d blocks, %d bytes on the wire, export --since %d bytes (%.3f×)", second.Blocks, wire, since, float64(wire)/float64(since))
+	if float64(wire) > 1.1*float64(since) {
+		t.Fatalf("the update put %d bytes on the wire, export --since is %d: more than 1.1×", wire, since)
+	}
+	if got := checkClusterPin(t, c, second.Root, 2); !slices.Equal(got, holders) {
+		t.Fatalf("new root on %v, the old one was on %v: pin-update keeps the allocations", got, holders)
+	}
+	if !slices.Equal(second.Unpinned, []string{first.Root}) {
+		t.Fatalf("unpinned %v, want [%s]", second.Unpinned, first.Root)
+	}
+	waitClusterUnpinned(t, c, first.Root)
+
+	third := sync()
+	if wire := proxy.take(t); third.Pin != "kept" || third.Blocks != 0 || wire > 4096 {
+		t.Fatalf("a run with nothing new: %+v, %d bytes on the wire", third, wire)
+	}
+}
+
+// TestKillClusterHandOff kills push --cluster at random moments, over
+// publish cycles, until 20 kills have landed mid-run. After each cycle's
+// run that finishes, the cluster's only pin is that cycle's root, PINNED
+// and complete on two peers; no run puts more than one CAR of the delta
+// on the wire (the one a killed run was sending), and a run after the
+// cycle's finished one sends nothing.
+func TestKillClusterHandOff(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	proxy := countingProxy(t, strings.TrimPrefix(c.Peers[0].REST, "http://"))
+	_, src, repo, prev := syncedTiny(t, "--name", "m")
+	push := func(root string) []string {
+		return []string{"--repo", repo, "--json", "push", root, "--name", "m", "--cluster", "http://" + proxy.addr,
+			"--replication-min", "2", "--replication-max", "2", "--wait-timeout", "2m"}
+	}
+	start := time.Now()
+	if res := run(t, nil, syncBin, push(prev)...); res.Code != 0 {
+		t.Fatal(res)
+	}
+	window := time.Since(start)
+	checkClusterPin(t, c, prev, 2)
+	proxy.take(t)
+
+	rng := rand.New(rand.NewPCG(7, 60))
+	landed, runs := 0, 0
+	for cycle := uint64(1); landed < 20; cycle++ {
+		if cycle > 15 {
+			t.Fatalf("15 cycles, only %d kills landed", landed)
+		}
+		publishCycle(t, src, cycle)
+		res := ipfsSync(t, repo, "-q", "sync", "--name", "m", src)
+		if res.Code != 0 {
+			t.Fatal(res)
+		}
+		root := oneCID(t, res.Stdout)
+		car := carSize(t, repo, root, prev) + 4096 // a CAR and the requests around it
+		n := 0
+		killLoop(t, rng, 20-landed, window, push(root), func() {
+			if sent := proxy.take(t); sent > car {
+				t.Fatalf("a killed run sent %d bytes, the delta CAR is %d", sent, car)
+			}
+			n++
+		}, &landed, &runs)
+		res = run(t, nil, syncBin, push(root)...)
+		if res.Code != 0 {
+			t.Fatalf("push after %d kills: %s", n, res)
+		}
+		if sent := proxy.take(t); sent > car {
+			t.Fatalf("the run after %d kills sent %d bytes, the delta CAR is %d", n, sent, car)
+		}
+		checkClusterPin(t, c, root, 2)
+		waitClusterUnpinned(t, c, prev)
+		again := parseCluster(t, run(t, nil, syncBin, push(root)...))
+		if sent := proxy.take(t); again.Blocks != 0 || again.Pin != "kept" || sent > 4096 {
+			t.Fatalf("a second run after the cycle's hand-off finished: %+v, %d bytes on the wire", again, sent)
+		}
+		prev = root
+	}
+	requireLanded(t, landed, runs)
+}
