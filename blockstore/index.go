@@ -28,9 +28,10 @@ type IndexEntry struct {
 	MTime time.Time
 	Mode  fs.FileMode
 	XXH   uint64 // xxh3-64 of the content; 0: not known
-	// Dev and Ino are the file's when its leaves were stored as
-	// references to it (sync --nocopy); 0: copied.
+	// Dev, Ino and CTime (ns) are the file's when its leaves were stored
+	// as references to it (sync --nocopy); 0: copied.
 	Dev, Ino uint64
+	CTime    int64
 }
 
 // Index is the file index of one ref. Reads go to the store; writes are
@@ -330,7 +331,8 @@ func encodeEntry(e IndexEntry) []byte {
 	}
 	b = append(b, contentXXH3Ref)
 	b = binary.AppendUvarint(b, e.Dev)
-	return binary.AppendUvarint(b, e.Ino)
+	b = binary.AppendUvarint(b, e.Ino)
+	return binary.AppendVarint(b, e.CTime)
 }
 
 // contentXXH3 ends an entry whose content hash is xxh3-64. Entries of
@@ -340,7 +342,8 @@ func encodeEntry(e IndexEntry) []byte {
 const contentXXH3 = 1
 
 // contentXXH3Ref is contentXXH3 followed by the device and inode
-// (uvarints) of a file whose leaves are references (IndexEntry.Dev).
+// (uvarints) and change time (varint) of a file whose leaves are
+// references (IndexEntry.Dev).
 const contentXXH3Ref = 2
 
 var errBadEntry = errors.New("corrupt index entry")
@@ -378,10 +381,14 @@ func decodeEntry(b []byte) (IndexEntry, error) {
 			return e, errBadEntry
 		}
 		ino, k2 := binary.Uvarint(b[9+k:])
-		if k2 <= 0 || 9+k+k2 != len(b) {
+		if k2 <= 0 {
 			return e, errBadEntry
 		}
-		e.Dev, e.Ino = dev, ino
+		ctime, k3 := binary.Varint(b[9+k+k2:])
+		if k3 <= 0 || 9+k+k2+k3 != len(b) {
+			return e, errBadEntry
+		}
+		e.Dev, e.Ino, e.CTime = dev, ino, ctime
 	} else if len(b) != 8 && (len(b) != 9 || b[8] != contentXXH3) {
 		return e, errBadEntry
 	}

@@ -26,7 +26,8 @@ import (
 // descriptor (the file's path and identity, the range, the framing), and
 // whose index entry has the block's size and sum as a copy's has. A
 // reference is only as good as its file: one that changed since (another
-// inode, size or mtime, gone, unreadable, other bytes) makes the block
+// inode, size, mtime or change time, gone, unreadable, other bytes; a
+// chmod moves the change time) makes the block
 // unavailable, never wrong, since a read hashes what it rebuilt with the
 // CID's own function. The source file is outside the repository's
 // control: a 64-bit sum could be matched on purpose, the CID's hash not.
@@ -34,12 +35,12 @@ import (
 // Descriptor (little-endian):
 //
 //	u8 version (1), u64 dev, u64 ino, i64 size, i64 mtime s, u32 mtime ns,
-//	u64 offset, u32 length, u8 head length, head, u8 tail length, tail,
-//	u16 path length, path
+//	i64 change time ns, u64 offset, u32 length, u8 head length, head,
+//	u8 tail length, tail, u16 path length, path
 const (
 	kindRef    uint8 = 1
 	refVersion       = 1
-	refFixed         = 1 + 8 + 8 + 8 + 8 + 4 + 8 + 4 + 1 + 1 + 2
+	refFixed         = 1 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 4 + 1 + 1 + 2
 	// refReadAhead is what a read of a reference's record asks for
 	// first: the head, multihash and a descriptor with a path of a few
 	// hundred bytes; a longer one is read again whole.
@@ -75,6 +76,7 @@ type refDesc struct {
 	dev, ino   uint64
 	size       int64
 	mtime      time.Time
+	ctime      int64
 	off        int64
 	length     uint32
 	head, tail []byte
@@ -83,7 +85,7 @@ type refDesc struct {
 
 func descOf(at chunker.LeafAt) refDesc {
 	return refDesc{
-		dev: at.Dev, ino: at.Ino, size: at.Size, mtime: at.MTime, off: at.Off, length: uint32(at.Len),
+		dev: at.Dev, ino: at.Ino, size: at.Size, mtime: at.MTime, ctime: at.CTime, off: at.Off, length: uint32(at.Len),
 		head: at.Head, tail: at.Tail, path: at.Path,
 	}
 }
@@ -102,6 +104,7 @@ func (d *refDesc) encode() ([]byte, error) {
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.size))
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.mtime.Unix()))
 	b = binary.LittleEndian.AppendUint32(b, uint32(d.mtime.Nanosecond()))
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.ctime))
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.off))
 	b = binary.LittleEndian.AppendUint32(b, d.length)
 	b = append(append(b, byte(len(d.head))), d.head...)
@@ -121,9 +124,10 @@ func decodeRef(b []byte) (refDesc, error) {
 	d.ino = binary.LittleEndian.Uint64(b[9:])
 	d.size = int64(binary.LittleEndian.Uint64(b[17:]))
 	d.mtime = time.Unix(int64(binary.LittleEndian.Uint64(b[25:])), int64(binary.LittleEndian.Uint32(b[33:]))).UTC()
-	d.off = int64(binary.LittleEndian.Uint64(b[37:]))
-	d.length = binary.LittleEndian.Uint32(b[45:])
-	rest := b[49:]
+	d.ctime = int64(binary.LittleEndian.Uint64(b[37:]))
+	d.off = int64(binary.LittleEndian.Uint64(b[45:]))
+	d.length = binary.LittleEndian.Uint32(b[53:])
+	rest := b[57:]
 	field := func(n int) []byte {
 		if n > len(rest) {
 			rest = nil
@@ -167,6 +171,8 @@ func (d *refDesc) sameFile(st *unix.Stat_t) string {
 		return fmt.Sprintf("size changed from %d to %d", d.size, ms.Size)
 	case !ms.MTime.Equal(d.mtime):
 		return "modified since"
+	case st.Ctim.Nano() != d.ctime:
+		return "changed since (its change time moved: a rewrite, chmod or chown)"
 	}
 	return ""
 }
@@ -330,7 +336,7 @@ func (p *packStore) usable(k key, h mh.Multihash, d *refDesc) (bool, error) {
 
 // sameAs reports whether o and d reference the same file, as it was.
 func (o *refDesc) sameAs(d *refDesc) bool {
-	return o.path == d.path && o.dev == d.dev && o.ino == d.ino && o.size == d.size && o.mtime.Equal(d.mtime)
+	return o.path == d.path && o.dev == d.dev && o.ino == d.ino && o.size == d.size && o.mtime.Equal(d.mtime) && o.ctime == d.ctime
 }
 
 // refDesc reads the descriptor of the reference at l.
@@ -522,15 +528,12 @@ func recordData(e entry) uint32 {
 
 // hasCopy is a copying writer's look for block k: a store that holds it
 // only as references (a --nocopy sync's) gets a copy, so that turning
-// --nocopy off copies a ref's files again. A reference this run wrote
-// counts: its key is taken for the run.
+// --nocopy off copies a ref's files again, and a --copy file's leaf is
+// copied though a referenced file shares it.
 func (p *packStore) hasCopy(k key) (bool, error) {
 	l, ok, err := p.lookup(k)
 	if err != nil || !ok || l.kind != kindRef {
 		return ok, err
-	}
-	if _, pending := p.w.pendingLoc(k); pending {
-		return true, nil
 	}
 	ls, err := p.set.findAll(k)
 	if err != nil {

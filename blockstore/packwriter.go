@@ -202,10 +202,10 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 // reserve places a record of rec bytes of kind for key k (a block of
 // size bytes, whose xxh3 is sum) at the end of the open pack and returns its segments, each to be
 // copied into and marked done. Nothing is reserved for a key this run
-// already put, unless kind is a reference (each file has its own,
-// nocopy.go).
+// already copied; references are written beside each other and before a
+// copy (each file has its own, nocopy.go).
 func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64, ss []segment) ([]segment, error) {
-	if _, ok := w.pendingLoc(k); ok && kind != kindRef {
+	if l, ok := w.pendingLoc(k); ok && kind != kindRef && l.kind != kindRef {
 		return ss, nil
 	}
 	w.mu.Lock()
@@ -224,15 +224,17 @@ func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64,
 
 // claim indexes the record of kind at off in p (a block of size bytes,
 // whose xxh3 is sum) under key k,
-// unless this run stored k already (a reference is indexed all the
-// same); it reports whether it did. The record
+// unless this run copied k already (references are indexed beside each
+// other, and a copy beside them); it reports whether it did. The record
 // may be written after: a read of it waits for the stage's copies.
 func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, sum uint64) bool {
 	w.pmu.Lock()
-	if _, ok := w.pending[k]; ok && kind != kindRef {
+	l, ok := w.pending[k]
+	if ok && kind != kindRef && l.kind != kindRef {
 		w.pmu.Unlock()
 		return false
-	} else if !ok {
+	}
+	if !ok || kind != kindRef {
 		w.pending[k] = loc{pack: p.name, kind: kind, off: uint32(off), size: uint32(size), sum: sum}
 	}
 	w.pmu.Unlock()

@@ -244,7 +244,7 @@ func (b *leafBuilder) refLeaf(block, hdr []byte, n int, tail []byte) (link, erro
 		return link{}, err
 	}
 	at := LeafAt{
-		Path: b.src.Path, Dev: b.src.Dev, Ino: b.src.Ino, Size: b.st.Size, MTime: b.st.MTime,
+		Path: b.src.Path, Dev: b.src.Dev, Ino: b.src.Ino, Size: b.st.Size, MTime: b.st.MTime, CTime: b.src.CTime,
 		Off: b.off, Len: n, Head: hdr, Tail: tail,
 	}
 	if err := b.ref.PutLeafRef(b.ctx, c, block, at); err != nil {

@@ -43,8 +43,10 @@ type Result struct {
 	Read  int64         // bytes read, retries included
 	XXH   uint64        // xxh3-64 of the content (see countingReader)
 	// Dev and Ino are the file's that was read (its Source's, or the
-	// one at its name after ErrReplaced).
+	// one at its name after ErrReplaced); CTime its change time, as its
+	// leaves' references (Source.NoCopy) name it.
 	Dev, Ino uint64
+	CTime    int64
 }
 
 // Importer turns files into DAGs written to DAG.
@@ -119,6 +121,11 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
 	}
+	if ct, ok := f.(interface{ ChangeTime() (int64, error) }); ok && s.NoCopy {
+		if s.CTime, err = ct.ChangeTime(); err != nil {
+			return Result{}, err
+		}
+	}
 	cr := &countingReader{r: f, ctx: ctx, h: xxh3.New(), on: im.OnRead}
 	c, tsize, err := im.layout(ctx, cr, before, s)
 	if err != nil {
@@ -131,7 +138,7 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
-	return Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, XXH: cr.h.Sum64()}, nil
+	return Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, XXH: cr.h.Sum64(), CTime: s.CTime}, nil
 }
 
 // Checksum reads the file s and returns the xxh3-64 of its content and

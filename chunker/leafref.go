@@ -20,14 +20,17 @@ type LeafReferrer interface {
 // LeafAt is where a leaf's file bytes are and what frames them: the leaf
 // is Head, then Len bytes of the file at Off, then Tail (a raw leaf has
 // neither). The file is named by Path (the path the walk gave it) and
-// known by its device, inode, size and mtime when it was read: a file
+// known by its device, inode, size, mtime and change time when it was
+// read: a file
 // that differs in any of them later is not the one the leaf was read
-// from. Head and Tail are lent for the call.
+// from; CTime (ns) catches a rewrite that kept size and mtime, and a
+// chmod. Head and Tail are lent for the call.
 type LeafAt struct {
 	Path       string
 	Dev, Ino   uint64
 	Size       int64
 	MTime      time.Time
+	CTime      int64
 	Off        int64
 	Len        int
 	Head, Tail []byte

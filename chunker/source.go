@@ -38,13 +38,16 @@ type source struct {
 // Dir, the walk's descriptor (unix.AT_FDCWD: Name is the path the user
 // gave), Path for messages, and the device and inode the walk's lstat
 // found there. With NoCopy, its leaves are stored as references to its
-// bytes where the DAG takes them (LeafReferrer).
+// bytes where the DAG takes them (LeafReferrer), naming the file's
+// change time as its open descriptor has it (CTime, the walk's until
+// then).
 type Source struct {
 	Dir      int
 	Name     string
 	Path     string
 	Dev, Ino uint64
 	NoCopy   bool
+	CTime    int64
 }
 
 // relisted is s with the identity of the file now at its name, as a
@@ -112,6 +115,15 @@ func (f *source) Stat() (metadata.Stat, error) {
 		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: err}
 	}
 	return metadata.FromStatT(&s), nil
+}
+
+// ChangeTime is the open file's change time (ns).
+func (f *source) ChangeTime() (int64, error) {
+	var s unix.Stat_t
+	if err := fsat.Fstat(f.fd, &s); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: f.path, Err: err}
+	}
+	return s.Ctim.Nano(), nil
 }
 
 func (f *source) Close() error {

@@ -24,6 +24,10 @@ type Entry struct {
 	// Dev and Ino are the lstat's: a file opened later must be this one
 	// (chunker.Source).
 	Dev, Ino uint64
+	// CTime is the lstat's change time (ns) whatever the type (Stat's is
+	// a directory's only): a file a --nocopy sync referenced must not
+	// have changed in any way since.
+	CTime int64
 }
 
 // ReadDirAt lists the children of the directory called name in the one
@@ -85,7 +89,7 @@ func readDirFD(fd int, dir, rel string, f Filter) ([]Entry, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 		}
-		e := Entry{Name: name, Stat: metadata.FromStatT(&st), Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+		e := Entry{Name: name, Stat: metadata.FromStatT(&st), Dev: uint64(st.Dev), Ino: uint64(st.Ino), CTime: st.Ctim.Nano()}
 		if typed && !f.Include(crel, name, e.Stat.Type == metadata.Dir) {
 			continue
 		}

@@ -174,7 +174,7 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 			r.fileCounts.meta.Add(1)
 		}
 		if !hasEnt || j.why != 0 {
-			r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino})
+			r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino, ent.CTime})
 		}
 		return resolved(link)
 	}
@@ -191,7 +191,7 @@ func (r *run) sameContent(ctx context.Context, j job, st metadata.Stat, ent bloc
 		w.itemise(ctx, Change{Kind: '*', Path: j.rel, Why: j.why}, true)
 	}
 	link.Cid, link.Tsize = res.Cid, res.Tsize
-	r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino})
+	r.putIndex(ctx, j.rel, link, st, ent.XXH, fileID{ent.Dev, ent.Ino, ent.CTime})
 	return resolved(link)
 }
 
@@ -214,7 +214,7 @@ func (r *run) putIndex(ctx context.Context, relPath string, l diff.Link, st meta
 		return
 	}
 	// A failed index write only makes the next run slower.
-	_ = r.index.Put(ctx, relPath, blockstore.IndexEntry{Cid: l.Cid, Size: st.Size, MTime: st.MTime, Mode: st.Mode, XXH: xxh, Dev: id.dev, Ino: id.ino})
+	_ = r.index.Put(ctx, relPath, blockstore.IndexEntry{Cid: l.Cid, Size: st.Size, MTime: st.MTime, Mode: st.Mode, XXH: xxh, Dev: id.dev, Ino: id.ino, CTime: id.ctime})
 }
 
 func (r *run) submit(ctx context.Context, jobs chan<- job, j job) *result {
@@ -313,7 +313,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 	}
 	var id fileID
 	if j.src.NoCopy {
-		id = fileID{res.Dev, res.Ino}
+		id = fileID{res.Dev, res.Ino, res.CTime}
 	}
 	r.putIndex(ctx, j.rel, link, res.Stat, res.XXH, id)
 	j.res.link = link

@@ -8,15 +8,19 @@ import (
 // With Options.NoCopy a file's leaves are stored as references to its
 // bytes (blockstore/nocopy.go), which hold only while the file is the
 // one that was read: same device, inode, size and mtime. The quick check
-// passes size and mtime; the index entry adds the device and inode the
-// file had when it was referenced, since rsync replaces a rewritten file
-// (a new inode) and may keep both. A file stored otherwise than this run
+// passes size and mtime; the index entry adds the device, inode and
+// change time the file had when it was referenced, since rsync replaces
+// a rewritten file (a new inode) and may keep both, and a rewrite in
+// place that sets the mtime back moves the change time. A file stored otherwise than this run
 // wants (referenced by a copying run, copied by a --nocopy run) is read
 // again, so that turning --nocopy off copies the ref's files again.
 
-// fileID is a referenced file's device and inode as the index keeps
-// them; zero for a copied file.
-type fileID struct{ dev, ino uint64 }
+// fileID is a referenced file's device, inode and change time as the
+// index keeps them; zero for a copied file.
+type fileID struct {
+	dev, ino uint64
+	ctime    int64
+}
 
 // refers reports whether this run stores the leaves of the file at rel,
 // called name, as references: --nocopy, and no --copy pattern matches it.
@@ -26,7 +30,7 @@ func (r *run) refers(rel, name string) bool {
 
 // storedAsWanted reports whether the previous version of the walked file
 // e, whose index entry is ent (none: hasEnt false), is stored as this
-// run stores it: copied, or referenced with e's device and inode. relOf
+// run stores it: copied, or referenced with e's identity. relOf
 // gives the file's source-relative path, built only when --copy needs it.
 func (r *run) storedAsWanted(e diff.Entry, ent blockstore.IndexEntry, hasEnt bool, relOf func() string) bool {
 	if !r.opts.NoCopy {
@@ -35,5 +39,5 @@ func (r *run) storedAsWanted(e diff.Entry, ent blockstore.IndexEntry, hasEnt boo
 	if !r.refers(relOf(), e.Name) {
 		return ent.Ino == 0
 	}
-	return hasEnt && ent.Dev == e.Dev && ent.Ino == e.Ino
+	return hasEnt && ent.Dev == e.Dev && ent.Ino == e.Ino && ent.CTime == e.CTime
 }

@@ -125,7 +125,8 @@ type mutator struct {
 	root         string
 	t            *testing.T
 	n            int
-	needChecksum bool // a same-size, same-mtime rewrite only --checksum can see
+	needChecksum bool  // a same-size, same-mtime rewrite only --checksum can see
+	sizes        []int // of the files it writes; data's when nil
 }
 
 func (m *mutator) oldTime() time.Time {
@@ -134,6 +135,9 @@ func (m *mutator) oldTime() time.Time {
 
 func (m *mutator) data() []byte {
 	sizes := []int{0, 1, 63, 64, 65, 191, 192, 193, 700}
+	if m.sizes != nil {
+		sizes = m.sizes
+	}
 	b := make([]byte, sizes[m.rng.IntN(len(sizes))])
 	for i := range b {
 		b[i] = byte(m.rng.IntN(4)) // low entropy: equal chunks dedupe

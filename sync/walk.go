@@ -86,7 +86,7 @@ func topEntry(src string) (diff.Entry, error) {
 	if err := unix.Lstat(src, &sys); err != nil {
 		return diff.Entry{}, fmt.Errorf("source: %w", &fs.PathError{Op: "lstat", Path: src, Err: err})
 	}
-	e := diff.Entry{Name: filepath.Base(src), Stat: metadata.FromStatT(&sys), Dev: uint64(sys.Dev), Ino: uint64(sys.Ino)}
+	e := diff.Entry{Name: filepath.Base(src), Stat: metadata.FromStatT(&sys), Dev: uint64(sys.Dev), Ino: uint64(sys.Ino), CTime: sys.Ctim.Nano()}
 	switch e.Stat.Type {
 	case metadata.Dir, metadata.File:
 	case metadata.Symlink:
