@@ -12,6 +12,7 @@ import (
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // kind is what a UnixFS root node is.
@@ -47,7 +48,7 @@ func decodeEntry(b blocks.Block) (*mdag.ProtoNode, *ft.FSNode, kind, error) {
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("block %s: %w", b.Cid(), err)
 	}
-	fsn, err := ft.FSNodeFromBytes(nd.Data())
+	fsn, err := ft.FSNodeFromBytes(withoutFileData(nd.Data()))
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("block %s: not UnixFS: %w", b.Cid(), err)
 	}
@@ -60,6 +61,40 @@ func decodeEntry(b blocks.Block) (*mdag.ProtoNode, *ft.FSNode, kind, error) {
 		return nd, fsn, kindSymlink, nil
 	}
 	return nil, nil, 0, fmt.Errorf("block %s: UnixFS type %s cannot be written to disk", b.Cid(), fsn.Type())
+}
+
+// withoutFileData is the UnixFS message msg without its Data field if it
+// is a file's (Type File or Raw), else msg. boxo's decoder copies the
+// Data field, a small file's every byte, for nothing: a file's data is
+// read from its block when it is written (visit). A message that does not
+// parse is left whole, for boxo's decoder to refuse.
+func withoutFileData(msg []byte) []byte {
+	var typ uint64
+	start, end := -1, -1
+	for i := 0; i < len(msg); {
+		num, wt, n := protowire.ConsumeField(msg[i:])
+		if n < 0 {
+			return msg
+		}
+		switch num {
+		case 1:
+			v, m := protowire.ConsumeVarint(msg[i+protowire.SizeTag(num):])
+			if wt != protowire.VarintType || m < 0 {
+				return msg
+			}
+			typ = v
+		case 2:
+			if start >= 0 {
+				return msg // twice: boxo's decoder says what that means
+			}
+			start, end = i, i+n
+		}
+		i += n
+	}
+	if start < 0 || (typ != uint64(ft.TFile) && typ != uint64(ft.TRaw)) {
+		return msg
+	}
+	return append(msg[:start:start], msg[end:]...)
 }
 
 // meta is the mode and mtime a node stores, in lstat's terms.
