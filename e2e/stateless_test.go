@@ -303,10 +303,86 @@ func TestStatelessRunner(t *testing.T) {
 	}
 	checkFetched(t, d, first.Root, got, false)
 
+	cycleSent := sent
+
 	// Run twice: the second sends nothing.
 	twice, sent, _ := ciRun()
 	if twice.Root != next.Root || len(sent) != 0 {
 		t.Fatalf("second run of the same tree: root %s (was %s), %d blocks sent", twice.Root, next.Root, len(sent))
+	}
+
+	// The previous root found under the IPNS key instead, and read from
+	// kubo's gateway instead of its RPC.
+	kuboRun(t, d.path, "name", "publish", "--allow-offline", "/ipfs/"+next.Root)
+	for i, how := range [][]string{{"--publish", "self"}, {"--publish", "self", "--from", d.gateway}} {
+		repo := filepath.Join(dir, fmt.Sprintf("repo-ipns%d", i))
+		src := filepath.Join(dir, fmt.Sprintf("checkout-ipns%d", i))
+		freshCheckout(t, tree, src)
+		args := append(append(append([]string{"--json", "sync"}, flags...), "--api", tp.url), how...)
+		res := ipfsSync(t, repo, append(args, src)...)
+		if res.Code != 0 {
+			t.Fatalf("sync %v: %s", how, res)
+		}
+		var out statelessJSON
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+			t.Fatalf("%v in %q", err, res.Stdout)
+		}
+		wantFrom := tp.url
+		if len(how) > 2 {
+			wantFrom = d.gateway
+		}
+		sent, got := tp.take(t)
+		if out.Previous == nil || *out.Previous != next.Root || out.PreviousFrom != wantFrom || out.Root != next.Root || len(sent) != 0 {
+			t.Fatalf("sync %v: previous %v from %q (want %s from %s), root %s, %d blocks sent", how, out.Previous, out.PreviousFrom, next.Root, wantFrom, out.Root, len(sent))
+		}
+		if len(how) > 2 && len(got) != 0 {
+			t.Fatalf("sync %v read %d blocks through the RPC", how, len(got))
+		}
+	}
+
+	// export --since OLD with OLD only on kubo: the blocks the push sent.
+	repo := filepath.Join(dir, "repo-export")
+	res := ipfsSync(t, repo, append(append([]string{"-q", "sync"}, flags...), tree)...)
+	if res.Code != 0 || oneCID(t, res.Stdout) != next.Root {
+		t.Fatalf("sync: %s", res)
+	}
+	car := filepath.Join(dir, "since.car")
+	if res := ipfsSync(t, repo, "export", next.Root, "--since", first.Root, "--api", tp.url, "--car", car); res.Code != 0 {
+		t.Fatalf("export --since --api: %s", res)
+	}
+	exported := carCIDs(t, car)
+	if len(exported) != len(cycleSent) {
+		t.Fatalf("export --since OLD --api wrote %d blocks, the push sent %d", len(exported), len(cycleSent))
+	}
+	for _, b := range cycleSent {
+		if !exported[b.cid.String()] {
+			t.Fatalf("export --since OLD --api lacks %s, which the push sent", b.cid)
+		}
+	}
+}
+
+// carCIDs lists the blocks of the CAR file at path.
+func carCIDs(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br, err := carv2.NewBlockReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[b.Cid().String()] = true
 	}
 }
 
