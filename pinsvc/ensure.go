@@ -60,6 +60,9 @@ type Result struct {
 	Replaced *string `json:"replaced"`
 	// Removed are the request ids of other pins of the name, deleted.
 	Removed []string `json:"removed,omitempty"`
+	// Readded says the replace failed and root was then asked for as a
+	// new pin (see Ensure).
+	Readded bool `json:"readded,omitempty"`
 	// Details is the service's info.status_details, if it gave any.
 	Details string `json:"details,omitempty"`
 }
@@ -109,6 +112,9 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	var posted time.Time
 	if target != nil {
 		record(&res, *target)
+		if target.Pin.Origins != nil {
+			res.Origins = target.Pin.Origins
+		}
 	} else {
 		if rest, err = pinRoot(ctx, c, root, opts, &res, rest); err != nil {
 			return res, err
@@ -133,10 +139,40 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	if opts.Wait <= 0 {
 		return res, nil
 	}
-	if err := wait(ctx, c, &res, opts, posted); err != nil {
+	deadline := time.Now().Add(opts.Wait)
+	if err := wait(ctx, c, &res, deadline, opts, posted); err != nil {
 		return res, err
 	}
+	if res.Sent == SentReplace && res.Status == Failed {
+		// IPFS Cluster (v1.1.6) unpins the replaced root while its peers
+		// run kubo's pin/update to the new one, and kubo fails the update
+		// on every peer that still had blocks to fetch ("datastore: key
+		// not found"): a replace that failed is asked once more as a new
+		// pin, which fetches everything again if need be.
+		if err := readd(ctx, c, root, &res); err != nil {
+			return res, err
+		}
+		if err := wait(ctx, c, &res, deadline, opts, time.Now()); err != nil {
+			return res, err
+		}
+	}
 	return res, outcome(res)
+}
+
+// readd deletes the failed pin that replaced the name's previous one and
+// adds root anew, with the same origins.
+func readd(ctx context.Context, c *Client, root cid.Cid, res *Result) error {
+	if err := c.Delete(ctx, res.RequestID); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove the failed replacing pin %s of %s: %w", res.RequestID, root, err)
+	}
+	res.Removed = append(res.Removed, res.RequestID)
+	st, err := c.Add(ctx, Pin{CID: root.String(), Name: res.Name, Origins: res.Origins})
+	if err != nil {
+		return fmt.Errorf("pin %s named %q anew after its replace failed: %w", root, res.Name, err)
+	}
+	res.Readded = true
+	record(res, st)
+	return nil
 }
 
 // pinRoot asks for root under the name: in place of the newest pin of the
@@ -184,11 +220,11 @@ func pinRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Re
 	return rest[1:], nil
 }
 
-// wait polls the pin until it is pinned or failed, or opts.Wait is over.
+// wait polls the pin until it is pinned or failed, or the deadline.
 // A pin the service does not know yet, just after it answered the post,
 // is one still on its way (a service may list what it stores later).
-func wait(ctx context.Context, c *Client, res *Result, opts Options, posted time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
+func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, posted time.Time) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	interval := opts.Poll
 	if interval <= 0 {
