@@ -73,7 +73,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls met
 			}
 		}
 	}
-	err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
+	written, err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
 		w.fd = fd
 		kids, err := w.visit(b, 0, size, 0)
 		if err == nil {
@@ -93,7 +93,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls met
 	p.filesWritten.Add(1)
 	p.bytesWritten.Add(size)
 	p.bytesReused.Add(w.reused.Load())
-	return p.record(d, t.name, rel, t.cid)
+	return p.st.put(record{Path: rel, Cid: t.cid, Local: written})
 }
 
 // span is where a chunk already sits in the file being written.

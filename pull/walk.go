@@ -2,6 +2,7 @@ package pull
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -141,9 +142,15 @@ func (p *puller) entry(t task) error {
 	}
 	d := t.dir
 	rel := join(d.rel, t.name)
-	ls, err := lstatAt(d.fd, t.name)
-	if err != nil {
-		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+	// A directory this run created holds only what this run wrote into
+	// it, and an entry's name only once its task has run: a first copy
+	// stats nothing.
+	var ls metadata.Stat
+	if !d.created {
+		var err error
+		if ls, err = lstatAt(d.fd, t.name); err != nil {
+			return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		}
 	}
 	// A directory whose entries were queued is done with its last entry.
 	isDir := false
@@ -399,7 +406,7 @@ func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	}
 	d := t.dir
 	m := meta{hasMode: true, mode: unixPerms(rec.Local.Mode), hasMTime: true, mtime: rec.Local.MTime.UnixNano()}
-	err = p.writeTemp(d, t.name, rel, m, func(fd int) error {
+	ls, err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
 		return copySparse(fd, src, rec.Local.Size)
 	})
 	if err != nil {
@@ -410,7 +417,7 @@ func (p *puller) copyLocal(t task, rel, from string) (done bool, err error) {
 	p.filesCopied.Add(1)
 	p.bytesWritten.Add(rec.Local.Size)
 	p.bytesReused.Add(rec.Local.Size)
-	return true, p.record(d, t.name, rel, t.cid)
+	return true, p.st.put(record{Path: rel, Cid: t.cid, Local: ls})
 }
 
 // openFile opens the regular file at rel, one component at a time, never
@@ -443,8 +450,10 @@ func (p *puller) openFile(rel string) (int, error) {
 
 // writeTemp creates a temporary file in d, fills it with fill, gives it its
 // mode and mtime, and renames it over name (removing a directory that was
-// there). On any error the temporary file is removed.
-func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd int) error) error {
+// there). On any error the temporary file is removed. ls is the file's
+// stat as renamed into place (taken before: a rename changes nothing a
+// file's record holds).
+func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd int) error) (ls metadata.Stat, err error) {
 	tmp := tmpName()
 	mode := uint32(0o644)
 	if m.hasMode {
@@ -452,13 +461,13 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	}
 	fd, err := fsat.Open(d.fd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		return ls, fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
 	if err := fill(fd); err != nil {
 		// fill's errors name their path (in the DAG or in DEST).
 		unix.Close(fd)
 		unix.Unlinkat(d.fd, tmp, 0)
-		return err
+		return ls, err
 	}
 	// fchmod rather than the create mode: the umask must not apply.
 	err = unix.Fchmod(fd, mode)
@@ -468,24 +477,27 @@ func (p *puller) writeTemp(d *dirNode, name, rel string, m meta, fill func(fd in
 	if err == nil && !p.fast {
 		err = unix.Fsync(fd) // no syncfs at the end (durable)
 	}
+	if err == nil {
+		ls, err = fstat(fd)
+	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		var ls metadata.Stat
-		if ls, err = lstatAt(d.fd, name); err == nil && ls.Type == metadata.Dir {
-			err = removeAt(d.fd, name)
-		}
-	}
-	if err == nil {
 		err = unix.Renameat(d.fd, tmp, d.fd, name)
+		if errors.Is(err, unix.EISDIR) {
+			// A directory is where the file goes: it is replaced.
+			if err = removeAt(d.fd, name); err == nil {
+				err = unix.Renameat(d.fd, tmp, d.fd, name)
+			}
+		}
 	}
 	d.touch()
 	if err != nil {
 		unix.Unlinkat(d.fd, tmp, 0)
-		return fmt.Errorf("DEST %s: %w", p.local(rel), err)
+		return ls, fmt.Errorf("DEST %s: %w", p.local(rel), err)
 	}
-	return nil
+	return ls, nil
 }
 
 // record notes in the index that name now holds c.
