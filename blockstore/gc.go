@@ -22,6 +22,10 @@ type GCResult struct {
 	Removed    int64 `json:"blocks_removed"`
 	BytesFreed int64 `json:"bytes_freed"`
 	BytesKept  int64 `json:"bytes_kept"`
+	// Cloned counts the blocks moved by cloning their pack's extents
+	// (reflink.go): on a file system with reflinks, what gc moves stays
+	// shared with the files it was cloned from.
+	Cloned int64 `json:"blocks_cloned"`
 }
 
 // GC removes every block that is under none of roots. It needs the write
@@ -194,6 +198,12 @@ func (g *collection) copyBlock(l loc) error {
 	}
 	data, err := g.w.set.read(l, h, nil, true)
 	if err != nil {
+		return err
+	}
+	if cloned, err := g.w.cloneRecord(l, h, data); cloned || err != nil {
+		if cloned {
+			g.res.Cloned++
+		}
 		return err
 	}
 	return g.w.put(keyOf(h), h, data)

@@ -53,6 +53,7 @@ type packWriter struct {
 
 	mu      sync.Mutex
 	cur     *openPack
+	clones  clonePacks   // the pack of cloned records (reflink.go)
 	pmu     sync.RWMutex // pending
 	pending map[key]loc  // written, not yet in an idx of the set
 	unnamed []string     // this run's .idx.new files

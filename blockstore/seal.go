@@ -89,6 +89,10 @@ func (w *packWriter) sync(merge bool) error {
 			return err
 		}
 	}
+	if err := w.sealClonesLocked(); err != nil {
+		w.mu.Unlock()
+		return err
+	}
 	names := w.unnamed
 	w.unnamed = nil
 	w.dropAIOLocked()

@@ -67,7 +67,7 @@ func nocopyOptions(c *ucli.Context, p profile.Profile, opts *sync.Options) error
 		}
 		return nil
 	case storeReflink:
-		return usageError{errors.New("--nocopy=reflink is not available in this build; use --nocopy")}
+		opts.Reflink = true
 	}
 	if p.Trickle || p.ChunkSize() <= 0 {
 		return usageError{errors.New("--nocopy needs fixed-size chunks (--chunker size-N) in the balanced layout")}

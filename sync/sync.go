@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/chunker"
@@ -66,6 +67,10 @@ type Options struct {
 	// (nocopy.go), except for files Copy's patterns match.
 	NoCopy bool
 	Copy   []diff.Rule
+	// Reflink, with NoCopy, clones file leaves into the store where the
+	// file system can (blockstore.Writer.Reflinks), referencing them only
+	// where it cannot.
+	Reflink bool
 	// Target, when set, is where the root goes, read from when this
 	// repository lacks the previous root (a runner that keeps nothing
 	// between runs): Base, or without a ref's current root the root
@@ -213,11 +218,15 @@ func newRun(store *blockstore.Store, opts Options, start time.Time) *run {
 	w := store.NewWriter(opts.DryRun)
 	progress := opts.Progress
 	w.OnNew = func() { progress.Blocks.Add(1) }
+	var leaves ipld.DAGService = w
+	if opts.NoCopy && opts.Reflink {
+		leaves = w.Reflinks(opts.Warn)
+	}
 	return &run{
 		opts:  opts,
 		store: store,
 		w:     w,
-		imp:   &chunker.Importer{Profile: opts.Profile, DAG: w, Open: opts.Open, OnRead: func(n int) { progress.Read.Add(int64(n)) }},
+		imp:   &chunker.Importer{Profile: opts.Profile, DAG: leaves, Open: opts.Open, OnRead: func(n int) { progress.Read.Add(int64(n)) }},
 		probe: &chunker.Importer{Profile: opts.Profile, DAG: store.NewWriter(true)},
 		tree:  diff.Tree{DAG: w},
 		index: store.Index(opts.Name),
