@@ -1,0 +1,218 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// reflinkMount is a fresh XFS made with reflink=1 on a loop device,
+// mounted for the test: the repository and the source go on it, as a
+// clone needs both files on one file system. It skips, saying why, where
+// that cannot be done.
+func reflinkMount(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot loop-mount an XFS image with reflink=1")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("no loop devices here (/dev/loop-control): cannot mount an XFS image with reflink=1")
+	}
+	for _, c := range []string{"mkfs.xfs", "xfs_io"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s not installed (apt-get install xfsprogs; make e2e-deps does as root)", c)
+		}
+	}
+	dir := t.TempDir()
+	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
+	must(t, os.Mkdir(mnt, 0o755))
+	f, err := os.Create(img)
+	must(t, err)
+	f.Close()
+	must(t, os.Truncate(img, 600<<20))
+	if out, err := exec.Command("mkfs.xfs", "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v: %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot loop-mount an XFS image here: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+// fsUsed is the bytes in use on the file system at dir, once its writes
+// are on the disk.
+func fsUsed(t *testing.T, dir string) int64 {
+	t.Helper()
+	if out, err := exec.Command("sync", "-f", dir).CombinedOutput(); err != nil {
+		t.Fatalf("sync -f %s: %v: %s", dir, err, out)
+	}
+	var st unix.Statfs_t
+	must(t, unix.Statfs(dir, &st))
+	return int64(st.Blocks-st.Bfree) * int64(st.Bsize)
+}
+
+// packBytes is the apparent size of repo's packs, and how many of their
+// bytes lie in extents xfs_io's fiemap flags shared (0x2000).
+func packBytes(t *testing.T, repo string) (apparent, shared int64) {
+	t.Helper()
+	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
+	must(t, err)
+	for _, p := range packs {
+		fi, err := os.Stat(p)
+		must(t, err)
+		apparent += fi.Size()
+		out, err := exec.Command("xfs_io", "-r", "-c", "fiemap -v", p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("xfs_io fiemap %s: %v: %s", p, err, out)
+		}
+		// "   0: [0..2047]:  192..2239  2048 0x2000": 512-byte blocks, flags.
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 5 || !strings.HasSuffix(f[0], ":") || f[2] == "hole" {
+				continue
+			}
+			blocks, err1 := strconv.ParseInt(f[3], 10, 64)
+			flags, err2 := strconv.ParseInt(strings.TrimPrefix(f[4], "0x"), 16, 64)
+			if err1 == nil && err2 == nil && flags&0x2000 != 0 {
+				shared += blocks * 512
+			}
+		}
+	}
+	return apparent, shared
+}
+
+// treeBytes is the sum of the sizes of the regular files under dir.
+func treeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	must(t, filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	}))
+	return n
+}
+
+// TestReflink: sync --nocopy=reflink of the tiny mirror with repository
+// and source on an XFS with reflinks gives a copying sync's root; its
+// packs hold the whole data (their apparent size) in extents shared with
+// the source, so the file system gained a fraction of it. Rewriting,
+// truncating and deleting source files afterwards leaves the old root
+// whole: fsck clean, pull gives the original tree, export imports into
+// kubo. After most of the tree is deleted and synced again, gc --keep 1
+// moves the live blocks by cloning them, and the file system does not
+// grow by what it moved.
+func TestReflink(t *testing.T) {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed")
+	}
+	mnt := reflinkMount(t)
+	pristine := tinyTree.get(t)
+	src, repo := filepath.Join(mnt, "mirror"), filepath.Join(mnt, "repo")
+	copyTree(t, pristine, src)
+	data := treeBytes(t, src)
+
+	used := fsUsed(t, mnt)
+	res := ipfsSync(t, repo, "-q", "sync", "--nocopy=reflink", src)
+	if res.Code != 0 || res.Stderr != "" {
+		t.Fatalf("sync --nocopy=reflink: %s", res)
+	}
+	old := oneCID(t, res.Stdout)
+	if want := syncRoot(t, pristine); old != want {
+		t.Fatalf("sync --nocopy=reflink gave %s, a copying sync %s", old, want)
+	}
+	grew := fsUsed(t, mnt) - used
+	apparent, shared := packBytes(t, repo)
+	t.Logf("tree %d bytes; packs %d bytes apparent, %d in shared extents; the file system grew by %d bytes", data, apparent, shared, grew)
+	if apparent < data*9/10 || shared < data*8/10 {
+		t.Errorf("packs of %d bytes, %d shared, for a tree of %d bytes: not its data, cloned", apparent, shared, data)
+	}
+	if grew > data/5 {
+		t.Errorf("the file system grew by %d bytes for a tree of %d: the data was not shared", grew, data)
+	}
+
+	// The source changes under the old root: a file rewritten in place
+	// (same size, its mtime set back), one truncated, one deleted.
+	files := bigFiles(t, src, 3, func(string) bool { return true })
+	p := filepath.Join(src, files[0])
+	fi, err := os.Stat(p)
+	must(t, err)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte(strings.Repeat("rewritten", int(fi.Size())/9)), 0)
+	must(t, err)
+	f.Close()
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
+	must(t, os.Truncate(filepath.Join(src, files[1]), 10))
+	must(t, os.Remove(filepath.Join(src, files[2])))
+
+	fsck := ipfsSync(t, repo, "--json", "fsck")
+	if fsck.Code != 0 || !strings.Contains(fsck.Stdout, `"unavailable":0`) || !strings.Contains(fsck.Stdout, `"missing":0,"corrupt":0`) {
+		t.Fatalf("fsck after the source changed: %s", fsck)
+	}
+	dest := filepath.Join(t.TempDir(), "old")
+	pullJSON(t, repo, old, dest)
+	assertIdentical(t, pristine, dest)
+	checkExportImports(t, repo, old)
+
+	// Most of the tree goes: its blocks die, and gc rewrites the packs.
+	var names []string
+	must(t, filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			names = append(names, p)
+		}
+		return err
+	}))
+	sort.Strings(names)
+	for i, p := range names {
+		if i%4 != 0 {
+			must(t, os.Remove(p))
+		}
+	}
+	res = ipfsSync(t, repo, "-q", "sync", "--nocopy=reflink", src)
+	if res.Code != 0 {
+		t.Fatalf("second sync: %s", res)
+	}
+	cur := oneCID(t, res.Stdout)
+	gc := ipfsSync(t, repo, "--json", "gc", "--keep", "1")
+	if gc.Code != 0 {
+		t.Fatalf("gc: %s", gc)
+	}
+	var g struct {
+		Removed int64 `json:"blocks_removed"`
+		Cloned  int64 `json:"blocks_cloned"`
+	}
+	must(t, json.Unmarshal([]byte(gc.Stdout), &g))
+	live := treeBytes(t, src)
+	apparent, shared = packBytes(t, repo)
+	t.Logf("gc: %s; packs %d bytes apparent, %d shared, for %d bytes of files left", strings.TrimSpace(gc.Stdout), apparent, shared, live)
+	if g.Cloned == 0 || g.Removed == 0 {
+		t.Errorf("gc removed %d blocks and cloned %d: %s", g.Removed, g.Cloned, gc.Stdout)
+	}
+	// What gc moved still shares the source's extents, not copied.
+	if shared < live*8/10 {
+		t.Errorf("after gc %d bytes of the packs are shared, for %d bytes of source files", shared, live)
+	}
+	fsck = ipfsSync(t, repo, "--json", "fsck")
+	if fsck.Code != 0 || !strings.Contains(fsck.Stdout, `"unavailable":0`) || !strings.Contains(fsck.Stdout, `"missing":0,"corrupt":0`) {
+		t.Fatalf("fsck after gc: %s", fsck)
+	}
+	dest = filepath.Join(t.TempDir(), "cur")
+	pullJSON(t, repo, cur, dest)
+	assertIdentical(t, src, dest)
+}
