@@ -67,9 +67,11 @@ $(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl &: e2e/clustertools/go.mod
 	cd e2e/clustertools && GOBIN=$(BIN) $(GO) install github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-service github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-ctl
 
 # The e2e tests compare trees with rsync, as a mirror host would, and count
-# the files a sync opens with strace (without it, that check is skipped).
+# the files a sync opens with strace (without it, that check is skipped);
+# the reflink tests make an XFS image with xfsprogs (skipped without it).
 e2e-deps:
 	@missing=; for c in rsync strace; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	command -v mkfs.xfs >/dev/null || missing="$$missing xfsprogs"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "e2e: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  elif ! command -v rsync >/dev/null; then echo "e2e needs rsync: sudo apt-get install rsync" >&2; exit 1; fi; fi
