@@ -28,7 +28,7 @@ func clusterFlags(wait bool) []ucli.Flag {
 		&ucli.IntFlag{Name: "replication-min", Usage: "the cluster pin's minimum replication factor `N` (-1: every peer)", DefaultText: "the cluster's, or the previous pin's", Category: cat},
 		&ucli.IntFlag{Name: "replication-max", Usage: "the cluster pin's maximum replication factor `N` (-1: every peer)", DefaultText: "the cluster's, or the previous pin's", Category: cat},
 		&ucli.BoolFlag{Name: "keep-previous", Usage: "leave the name's previous root pinned in the cluster", Category: cat},
-		&ucli.BoolFlag{Name: "wait", Value: wait, Usage: "wait until the root is PINNED on replication-min peers (every allocated peer without it), a status line per peer", Category: cat},
+		&ucli.BoolFlag{Name: "wait", Value: wait, Usage: "wait until the root is PINNED on replication-min peers (every allocated peer without it), a status line per peer; with --pinning-service, until the service reports the pin pinned or failed", Category: cat},
 		&ucli.DurationFlag{Name: "wait-timeout", Value: 10 * time.Minute, Usage: "give up waiting after `DURATION` (exit 6)", Category: cat},
 		&ucli.StringFlag{Name: clusterAuthFlag, Hidden: true},
 	}

@@ -60,7 +60,7 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.Is(err, pinsvc.ErrFailed), errors.Is(err, cluster.ErrNotPinned):
+	case errors.Is(err, pinsvc.ErrFailed), errors.Is(err, pinsvc.ErrTimeout), errors.Is(err, cluster.ErrNotPinned):
 		return ExitPinFailed
 	case errors.As(err, &handOffError{}):
 		return ExitHandOff
@@ -80,8 +80,10 @@ const exitHelp = `EXIT STATUS:
    4    the repository is locked by another ipfs-sync process
    5    sync --api or --cluster: a root was recorded (the ref moved, the CID is on stdout),
         but handing it to kubo or the cluster failed; 'ipfs-sync push ROOT' retries
-   6    --pinning-service: the pinning service reports the pin as failed (for sync, the
-        root was recorded and handed to kubo); running the same command again asks anew.
+   6    --pinning-service: the pinning service reports the pin as failed, or with --wait
+        has not finished it within --wait-timeout (for sync, the root was recorded and
+        handed to kubo); running the same command again asks anew for a failed pin, and
+        waits anew for one still queued or pinning.
         --cluster with --wait: the root is pinned in the cluster but was not PINNED on
         --replication-min peers within --wait-timeout; the previous root stays pinned,
         and running the same command again sends nothing and waits anew

@@ -21,8 +21,7 @@ const pinningTokenFlag = "pinning-token"
 func pinningFlags() []ucli.Flag {
 	cat := "Pinning service (IPFS Pinning Service API v1.0.0):"
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
-		&ucli.DurationFlag{Name: "pinning-wait", Value: 10 * time.Minute, Usage: "wait up to `DURATION` for the service to report the pin pinned or failed (0: return once it has the request)", Category: cat},
+		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api; with --wait, until it reports the pin pinned or failed; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
 		&ucli.StringFlag{Name: pinningTokenFlag, Hidden: true},
 	}
 }
@@ -38,8 +37,8 @@ func newPinning(c *ucli.Context) (*pinsvc.Client, error) {
 	if url == "" {
 		return nil, nil
 	}
-	if c.Duration("pinning-wait") < 0 {
-		return nil, usageError{errors.New("--pinning-wait cannot be negative")}
+	if c.Bool("wait") && c.Duration("wait-timeout") <= 0 {
+		return nil, usageError{errors.New("--wait-timeout must be positive")}
 	}
 	svc, err := pinsvc.New(url, token)
 	if err != nil {
@@ -63,9 +62,15 @@ func pinningToken(c *ucli.Context) (string, error) {
 }
 
 // runPinning hands root to the pinning service under name, with origin
-// (the node just fed the blocks) as the place to fetch them from.
+// (the node just fed the blocks) as the place to fetch them from. --wait
+// and --wait-timeout are the cluster hand-off's: whether to wait for the
+// outcome, and for how long.
 func runPinning(c *ucli.Context, svc *pinsvc.Client, root cid.Cid, name string, origin pinsvc.Origin) (pinsvc.Result, error) {
-	return pinsvc.Ensure(c.Context, svc, root, pinsvc.Options{Name: name, Origin: origin, Wait: c.Duration("pinning-wait")})
+	var wait time.Duration
+	if c.Bool("wait") {
+		wait = c.Duration("wait-timeout")
+	}
+	return pinsvc.Ensure(c.Context, svc, root, pinsvc.Options{Name: name, Origin: origin, Wait: wait})
 }
 
 // pinningLine is the human summary of a hand-off to a pinning service.

@@ -1,0 +1,304 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The hand-off to a pinning service, tested against a real implementation
+// of the Pinning Service API v1.0.0: IPFS Cluster's pinsvcapi, on a 3-peer
+// cluster whose API asks for credentials (a bearer token from its /token
+// endpoint). The blocks reach the cluster from a fourth kubo node, the
+// origin, which --api feeds and which the cluster peers are not peered
+// with: they fetch from the origins the pin request names.
+
+// pinningRun is what sync --json and push --json print about a hand-off.
+type pinningRun struct {
+	Root string `json:"root"`
+	Push struct {
+		Blocks int64 `json:"blocks_sent"`
+	} `json:"push"`
+	// push --json prints the push's fields at the top level.
+	Blocks  int64 `json:"blocks_sent"`
+	Pinning struct {
+		Service   string   `json:"service"`
+		Name      string   `json:"name"`
+		Root      string   `json:"root"`
+		RequestID string   `json:"requestid"`
+		Status    string   `json:"status"`
+		Delegates []string `json:"delegates"`
+		Origins   []string `json:"origins"`
+		Sent      string   `json:"sent"`
+		Replaced  *string  `json:"replaced"`
+		Removed   []string `json:"removed"`
+		Readded   bool     `json:"readded"`
+	} `json:"pinning"`
+	PushError string `json:"push_error"`
+}
+
+// pinningCLI runs ipfs-sync with env, wants exit code want, checks that no
+// secret is anywhere in what it printed, and decodes its --json output.
+func pinningCLI(t *testing.T, env, secrets []string, want int, args ...string) (pinningRun, result) {
+	t.Helper()
+	res := run(t, env, syncBin, args...)
+	if res.Code != want {
+		t.Fatalf("ipfs-sync %s: want exit %d\n%s", strings.Join(args, " "), want, res)
+	}
+	for _, s := range secrets {
+		if strings.Contains(res.Stdout+res.Stderr, s) {
+			t.Fatalf("ipfs-sync %s printed the token:\n%s", strings.Join(args, " "), res)
+		}
+	}
+	var out pinningRun
+	if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+		t.Fatalf("ipfs-sync %s: %v in\n%s", strings.Join(args, " "), err, res)
+	}
+	return out, res
+}
+
+// pinsvcToken asks the cluster's Pinning Service API for a bearer token
+// (POST /token with the basic-auth credentials).
+func pinsvcToken(t *testing.T, c *cluster) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.Peers[0].PinSvc+"/token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass, _ := strings.Cut(c.Auth, ":")
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.Token == "" {
+		t.Fatalf("POST /token: %s, %v", resp.Status, err)
+	}
+	return tok.Token
+}
+
+// pinsNamed lists the pins of the name at the cluster's Pinning Service
+// API in every status, straight over HTTP: what the service holds, not
+// what ipfs-sync says it did.
+func pinsNamed(t *testing.T, c *cluster, token, name string) []string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.Peers[0].PinSvc+"/pins?status=queued,pinning,pinned,failed&name="+name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Results []struct {
+			Pin struct{ CID string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /pins?name=%s: %s, %v", name, resp.Status, err)
+	}
+	var cids []string
+	for _, r := range list.Results {
+		cids = append(cids, r.Pin.CID)
+	}
+	return cids
+}
+
+// originKubo starts an online kubo on loopback, peered with nobody and
+// without routing: a cluster peer can fetch from it only by dialling the
+// origins of a pin request.
+func originKubo(t *testing.T) daemon {
+	t.Helper()
+	d := daemon{path: kubo(t, "unixfs-v1-2025", kuboConfig("Routing.Type", `"none"`))}
+	kuboRun(t, d.path, "config", "--json", "Addresses.Swarm", fmt.Sprintf(`["/ip4/127.0.0.1/tcp/%d"]`, freePort(t)))
+	startKubo(t, &d)
+	return d
+}
+
+// waitPinnedEverywhere waits until every peer reports root pinned, then
+// checks that every kubo holding the pin has every block of root.
+func waitPinnedEverywhere(t *testing.T, c *cluster, root string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := c.Status(t, root)
+		n := 0
+		for _, s := range st {
+			if s == "pinned" {
+				n++
+			}
+		}
+		if n == len(c.Peers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v after a minute, want pinned on all %d peers", root, st, len(c.Peers))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	holders := c.Holders(t, root)
+	if len(holders) != len(c.Peers) {
+		t.Fatalf("%d kubos hold %s pinned, want %d", len(holders), root, len(c.Peers))
+	}
+	for _, p := range holders {
+		if res := kuboTry(t, p.Kubo.path, "dag", "stat", "--offline", "--progress=false", root); res.Code != 0 {
+			t.Fatalf("%s's kubo lacks blocks of %s: %s", p.Name, root, res)
+		}
+	}
+}
+
+// waitUnpinned waits until no kubo of the cluster has root pinned and the
+// cluster's shared state no longer has it (the cluster unpins in the
+// background once the pin is gone from its state).
+func waitUnpinned(t *testing.T, c *cluster, root string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		hs := c.Holders(t, root)
+		if len(hs) == 0 && !slices.Contains(c.Pinset(t), root) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still pinned on %d kubos (pinset %v) a minute after its pin was replaced", root, len(hs), c.Pinset(t))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestPinningService is the Pinning Service API hand-off end to end: the
+// first sync adds the pin and every peer holding it has every block; run
+// again, it sends nothing; after a publish cycle the pin of the name is
+// replaced and the old one is gone; the token is never printed, a wrong
+// one fails the hand-off, config.json's is used; a pin the cluster cannot
+// fetch is reported failed with exit 6, by sync and by push, and asked
+// anew by a rerun.
+func TestPinningService(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "10s"})
+	token := pinsvcToken(t, c)
+	origin := originKubo(t)
+	originID := strings.TrimSpace(kuboRun(t, origin.path, "config", "Identity.PeerID"))
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mirror")
+	copyTree(t, tinyTree.get(t), src)
+	repo := filepath.Join(dir, "repo")
+	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
+	secrets := []string{token, "s3cret"}
+	sync := []string{"--repo", repo, "--json", "sync", "--name", "mirror", "--api", origin.api, "--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m", src}
+
+	first, _ := pinningCLI(t, env, secrets, 0, sync...)
+	p := first.Pinning
+	if p.Sent != "add" || p.Status != "pinned" || p.Root != first.Root || p.Name != "mirror" || p.RequestID == "" || p.Replaced != nil {
+		t.Fatalf("first sync: %+v, want %s added and pinned", p, first.Root)
+	}
+	// The cluster names as delegates its peers' public kubo addresses:
+	// none on loopback, but the list is there.
+	if p.Delegates == nil {
+		t.Errorf("first sync: no delegates list")
+	}
+	if len(p.Origins) == 0 || !slices.ContainsFunc(p.Origins, func(o string) bool { return strings.HasSuffix(o, "/p2p/"+originID) }) {
+		t.Errorf("origins %q, want the origin kubo's addresses (/p2p/%s)", p.Origins, originID)
+	}
+	waitPinnedEverywhere(t, c, first.Root)
+
+	again, _ := pinningCLI(t, env, secrets, 0, sync...)
+	if again.Pinning.Sent != "none" || again.Pinning.Status != "pinned" || again.Push.Blocks != 0 || again.Root != first.Root {
+		t.Errorf("the same sync again: %+v (%d blocks pushed), want nothing sent", again.Pinning, again.Push.Blocks)
+	}
+
+	publishCycle(t, src, 2)
+	second, _ := pinningCLI(t, env, secrets, 0, sync...)
+	p = second.Pinning
+	if second.Root == first.Root || p.Sent != "replace" || p.Replaced == nil || *p.Replaced != first.Root || p.Status != "pinned" {
+		t.Fatalf("after a publish cycle: %+v, want %s replacing %s, pinned", p, second.Root, first.Root)
+	}
+	// IPFS Cluster fails a replace whose blocks its peers must fetch (see
+	// pinsvc.Ensure); the pin asked anew is pinned.
+	t.Logf("replace: readded %v, removed %v", p.Readded, p.Removed)
+	waitPinnedEverywhere(t, c, second.Root)
+	waitUnpinned(t, c, first.Root)
+	if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
+		t.Errorf("pins named mirror: %v, want [%s]", pins, second.Root)
+	}
+
+	t.Run("token", func(t *testing.T) {
+		wrong := "wrong-" + hex.EncodeToString(randomBytes(t, 8))
+		for _, env := range [][]string{nil, {"IPFS_SYNC_PINNING_TOKEN=" + wrong}} {
+			out, res := pinningCLI(t, env, append(secrets, wrong), exitHandOff, sync...)
+			if out.Root != second.Root || !strings.Contains(res.Stderr, "401") || out.PushError == "" {
+				t.Errorf("token %v: root %q, push_error %q; want the root, and a 401 on stderr\n%s", env, out.Root, out.PushError, res)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(repo, "config.json"), []byte(`{"pinning-token": "`+token+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(filepath.Join(repo, "config.json"))
+		out, _ := pinningCLI(t, nil, secrets, 0, sync...)
+		if out.Pinning.Sent != "none" || out.Pinning.Status != "pinned" {
+			t.Errorf("token from config.json: %+v, want pinned, nothing sent", out.Pinning)
+		}
+		for _, args := range [][]string{{"sync", "--help"}, {"push", "--help"}} {
+			res := run(t, env, syncBin, args...)
+			if strings.Contains(res.Stdout+res.Stderr, token) || strings.Contains(res.Stdout, "--pinning-token") {
+				t.Errorf("ipfs-sync %s shows the token or its flag:\n%s", strings.Join(args, " "), res)
+			}
+		}
+	})
+
+	t.Run("failed", func(t *testing.T) {
+		// Blocks nobody the cluster can reach has: pushed to an offline
+		// kubo, which no peer can dial.
+		offline := kuboDaemon(t)
+		lone := filepath.Join(t.TempDir(), "lone")
+		if err := os.MkdirAll(lone, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(lone, "only-here"), randomBytes(t, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--repo", repo, "--json", "sync", "--name", "lone", "--api", offline.api, "--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m", lone}
+		out, res := pinningCLI(t, env, secrets, exitPinFailed, args...)
+		if out.Pinning.Status != "failed" || out.Pinning.Sent != "add" || out.Root == "" || !strings.Contains(res.Stderr, "failed") {
+			t.Fatalf("sync of blocks the cluster cannot fetch: %+v\n%s", out.Pinning, res)
+		}
+		// push, run again: the failed pin is removed and asked anew.
+		push := []string{"--repo", repo, "--json", "push", "--name", "lone", "--api", offline.api, "--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m", out.Root}
+		again, res := pinningCLI(t, env, secrets, exitPinFailed, push...)
+		if again.Pinning.Status != "failed" || again.Pinning.Sent != "add" || !slices.Contains(again.Pinning.Removed, out.Pinning.RequestID) || again.Blocks != 0 {
+			t.Errorf("push of the failed root: %+v (%d blocks), want the failed pin removed and asked anew, failed again\n%s", again.Pinning, again.Blocks, res)
+		}
+		if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
+			t.Errorf("pins named mirror after the failures: %v, want [%s]", pins, second.Root)
+		}
+	})
+}
+
+// The exit codes of a hand-off, as docs/usage.md documents them.
+const (
+	exitHandOff   = 5
+	exitPinFailed = 6
+)
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
