@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ipfs/go-cid"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/ipfs-sync/ipfs-sync/cluster"
 	"github.com/ipfs-sync/ipfs-sync/push"
 	"github.com/ipfs-sync/ipfs-sync/remote"
 	"github.com/ipfs-sync/ipfs-sync/sync"
@@ -39,38 +41,69 @@ func targetSource(c *ucli.Context) (remote.Source, error) {
 
 // syncTarget is sync's target (nil without --api or --from): a runner
 // that keeps nothing between runs diffs against the root it holds under
-// the names the hand-off gives it (see previousOnTarget).
+// the names the hand-offs give it (see previousOnTarget).
 func syncTarget(c *ucli.Context) (*remote.Target, error) {
 	src, err := targetSource(c)
 	if src == nil || err != nil {
 		return nil, err
 	}
-	t := &remote.Target{Source: src}
+	places, err := previousPlaces(c)
+	if err != nil {
+		return nil, err
+	}
+	return &remote.Target{Source: src, Previous: firstFound(places)}, nil
+}
+
+// place finds the root a hand-off left for the ref called name, or
+// cid.Undef.
+type place func(ctx context.Context, name string) (cid.Cid, error)
+
+// previousPlaces are where the hand-offs asked for leave the root they
+// sent, in the order they are asked: the MFS path of --to-files, the IPNS
+// name of --publish's key, the newest pin of the ref's name in the
+// cluster of --cluster.
+func previousPlaces(c *ucli.Context) ([]place, error) {
+	var places []place
 	if c.String("api") != "" {
 		k, err := newKubo(c)
 		if err != nil {
 			return nil, err
 		}
-		t.Previous = previousOnTarget(c, remote.NewKubo(k.URL()))
+		rk := remote.NewKubo(k.URL())
+		if p := c.String("to-files"); p != "" {
+			places = append(places, func(ctx context.Context, _ string) (cid.Cid, error) { return rk.FilesRoot(ctx, p) })
+		}
+		if key := c.String("publish"); key != "" {
+			places = append(places, func(ctx context.Context, _ string) (cid.Cid, error) { return rk.Published(ctx, key) })
+		}
 	}
-	return t, nil
+	cl, err := newCluster(c)
+	if err != nil || cl == nil {
+		return places, err
+	}
+	return append(places, func(ctx context.Context, name string) (cid.Cid, error) {
+		pins, err := cl.Pins(ctx)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("cluster %s: %w", cl.URL(), err)
+		}
+		var newest *cluster.Pin
+		for i, p := range pins {
+			if p.Name == name && (newest == nil || p.Timestamp.After(newest.Timestamp)) {
+				newest = &pins[i]
+			}
+		}
+		if newest == nil {
+			return cid.Undef, nil
+		}
+		return cid.Decode(newest.CID)
+	}), nil
 }
 
-// previousOnTarget finds the root the target holds under this sync's
-// names, asking each place in turn: the MFS path of --to-files, then the
-// IPNS name of --publish's key. The first that holds a root wins. Each
-// hand-off that names what it sent has its place here.
-func previousOnTarget(c *ucli.Context, k *remote.Kubo) func(context.Context) (cid.Cid, error) {
-	var places []func(context.Context) (cid.Cid, error)
-	if p := c.String("to-files"); p != "" {
-		places = append(places, func(ctx context.Context) (cid.Cid, error) { return k.FilesRoot(ctx, p) })
-	}
-	if key := c.String("publish"); key != "" {
-		places = append(places, func(ctx context.Context) (cid.Cid, error) { return k.Published(ctx, key) })
-	}
-	return func(ctx context.Context) (cid.Cid, error) {
+// firstFound asks each place in turn: the first that holds a root wins.
+func firstFound(places []place) func(context.Context, string) (cid.Cid, error) {
+	return func(ctx context.Context, name string) (cid.Cid, error) {
 		for _, find := range places {
-			if r, err := find(ctx); err != nil || r.Defined() {
+			if r, err := find(ctx, name); err != nil || r.Defined() {
 				return r, err
 			}
 		}

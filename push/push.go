@@ -18,12 +18,13 @@ type Options struct {
 	Name    string // the record of what was pushed is kept per API and name
 	ToFiles string // MFS path to point at the root
 	Publish string // IPNS key to publish the root under
-	// Base is a root the node holds already, for when no push to it is
-	// recorded here (a repository that keeps nothing between runs: the
-	// root a sync read from the node, found there or given as --base):
-	// the blocks sent are those not under Base, whose blocks this
-	// repository lacks are read through Remote, and Base's pin moves to
-	// the root as a recorded root's would.
+	// Base is the previous root when no push to the node is recorded
+	// here (a repository that keeps nothing between runs: the root a
+	// sync read from the target, found there or given as --base). If
+	// the node holds it whole (Kubo.Holds), the blocks sent are those
+	// not under Base, whose blocks this repository lacks are read
+	// through Remote, and Base's pin moves to the root as a recorded
+	// root's would; else the whole DAG is sent.
 	Base   cid.Cid
 	Remote remote.Source
 }
@@ -58,11 +59,17 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 	}
 	var bs bstore.Blockstore = store.Blockstore()
 	if !prev.Defined() && opts.Base.Defined() {
-		prev = opts.Base
-		s := prev.String()
-		res.Previous = &s
-		if opts.Remote != nil {
-			bs = remote.New(bs, opts.Remote, nil)
+		held, err := k.Holds(ctx, opts.Base)
+		if err != nil {
+			return res, fmt.Errorf("pin of %s: %w", opts.Base, err)
+		}
+		if held {
+			prev = opts.Base
+			s := prev.String()
+			res.Previous = &s
+			if opts.Remote != nil {
+				bs = remote.New(bs, opts.Remote, nil)
+			}
 		}
 	}
 	var st export.Stats

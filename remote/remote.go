@@ -38,12 +38,12 @@ var ErrNotFound = errors.New("not on the target")
 
 // Target is where a root goes, seen as a place to read the previous root
 // from: its blocks (Source), and Previous, which finds the root it holds
-// under the run's name (an MFS path, an IPNS key, a cluster pin), or
-// cid.Undef when it holds none. Previous may be nil: then only a root
-// named by the caller (--base) is read there.
+// for the ref called name (at an MFS path, under an IPNS key, as the
+// cluster pin of that name), or cid.Undef when it holds none. Previous may
+// be nil: then only a root named by the caller (--base) is read there.
 type Target struct {
 	Source   Source
-	Previous func(ctx context.Context) (cid.Cid, error)
+	Previous func(ctx context.Context, name string) (cid.Cid, error)
 }
 
 // Blockstore reads blocks from the local store and, when it lacks one,

@@ -44,7 +44,7 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 		}
 	case r.opts.Target != nil && r.opts.Target.Previous != nil:
 		var err error
-		if c, err = r.opts.Target.Previous(ctx); err != nil || !c.Defined() {
+		if c, err = r.opts.Target.Previous(ctx, r.opts.Name); err != nil || !c.Defined() {
 			return cid.Undef, err
 		}
 		r.prevStart = r.start

@@ -101,7 +101,12 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			target := &remote.Target{Source: srv}
 			opts := isync.Options{Src: src, Profile: p, Filter: diff.Filter{Hidden: true}, Target: target}
 			if tc.found {
-				target.Previous = func(context.Context) (cid.Cid, error) { return old, nil }
+				target.Previous = func(_ context.Context, name string) (cid.Cid, error) {
+					if name != src {
+						t.Errorf("Previous asked for %q, the ref is %q", name, src)
+					}
+					return old, nil
+				}
 			} else {
 				opts.Base = old.String()
 			}
