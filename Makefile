@@ -97,9 +97,10 @@ bench-deps:
 	  if [ "$$(id -u)" = 0 ]; then echo "bench: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "bench needs$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
 
-bench: build kubo mkmirror e2e-deps bench-deps
+bench: build kubo cluster mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) ./bench/run.sh
 	$(BENCH_ENV) ./bench/push.sh
+	$(BENCH_ENV) $(CLUSTER_ENV) ./bench/cluster.sh
 	$(BENCH_ENV) ./bench/pull.sh
 	$(BENCH_ENV) ./bench/serve.sh
 	$(BENCH_ENV) ./bench/reflink.sh
