@@ -70,7 +70,7 @@ func (w *packWriter) compact(keep func(entry, string) bool, drop map[string]bool
 	}
 	w.set.mu.Lock()
 	for _, old := range xs {
-		old.f.Close()
+		old.close()
 		delete(w.set.idx, old.name)
 	}
 	w.set.idx[x.name] = x

@@ -77,7 +77,7 @@ func (s *packSet) load() (bool, error) {
 	}
 	for n, x := range s.idx {
 		if !present[n] && !strings.HasSuffix(n, ".new") {
-			x.f.Close()
+			x.close()
 			delete(s.idx, n)
 			changed = true
 		}
@@ -260,7 +260,7 @@ func (s *packSet) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range s.idx {
-		x.f.Close()
+		x.close()
 	}
 	for _, p := range s.files {
 		p.f.Close()

@@ -190,7 +190,9 @@ func openBlocks(dir string, write bool) (*Store, error) {
 		ps.set.close()
 		return nil, fmt.Errorf("open block store in %s: %w", dir, err)
 	}
-	return &Store{dir: dir, packs: ps, bs: bstore.NewIdStore(ps)}, nil
+	s := &Store{dir: dir, packs: ps}
+	s.bs = blockReader{bstore.NewIdStore(ps), s}
+	return s, nil
 }
 
 // Refresh brings a reader up to the repository: indexes a sync or gc
@@ -213,7 +215,7 @@ func (s *Store) Refresh() error {
 func (s *Store) Dir() string { return s.dir }
 
 // Blockstore is the store's blocks, identity CIDs answered inline; every
-// block read is checked against its CID.
+// block read is checked (verify.go). It has the store's ReadBlock too.
 func (s *Store) Blockstore() bstore.Blockstore { return s.bs }
 
 // Sync makes every block and index entry written so far durable: one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	bstore "github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -85,6 +86,17 @@ func (s *Store) ReadBlock(ctx context.Context, c cid.Cid, buf []byte) ([]byte, e
 		return append(buf[:0], d.Digest...), nil
 	}
 	return s.packs.read(c, buf, false)
+}
+
+// blockReader is the store's Blockstore with ReadBlock, which the
+// gateway looks for to serve files without a Block per leaf.
+type blockReader struct {
+	bstore.Blockstore
+	s *Store
+}
+
+func (b blockReader) ReadBlock(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	return b.s.ReadBlock(ctx, c, buf)
 }
 
 // readThorough is Blockstore().Get checking the block by its CID's hash

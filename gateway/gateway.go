@@ -77,21 +77,26 @@ func (o Options) withDefaults() Options {
 // StallTimeout is what bounds a request here.
 const noRequestLimit = 100 * 365 * 24 * time.Hour
 
-// Handler serves /ipfs/ paths from bs. Every block boxo reads is checked
-// against its CID by the blockservice, so a corrupt block in the store is
-// refused rather than sent. A root bs does not hold is a 404 (412 to
-// Cache-Control: only-if-cached) before any byte; no error answer is
-// cacheable, and a response that fails once its status is sent is cut
-// off, never ended as if complete (see guard).
+// Handler serves /ipfs/ paths from bs. Every block read is checked by the
+// store (blockstore's verify.go: the sum written with it), so a corrupt
+// block is refused rather than sent. When bs is also a BlockReader (the
+// store's is), UnixFS files are read from it directly (backend). A root
+// bs does not hold is a 404 (412 to Cache-Control: only-if-cached) before
+// any byte; no error answer is cacheable, and a response that fails once
+// its status is sent is cut off, never ended as if complete (see guard).
 func Handler(bs bstore.Blockstore, browse bool) (http.Handler, error) {
 	return newHandler(bs, Options{Browse: browse}.withDefaults())
 }
 
 func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 	bsvc := blockservice.New(bs, nil) // offline: never asks the network
-	backend, err := gateway.NewBlocksBackend(bsvc)
+	blocksBackend, err := gateway.NewBlocksBackend(bsvc)
 	if err != nil {
 		return nil, err
+	}
+	var be gateway.IPFSBackend = blocksBackend
+	if rd, ok := bs.(BlockReader); ok {
+		be = &backend{BlocksBackend: blocksBackend, rd: rd, res: newResolver(rd)}
 	}
 	h := gateway.NewHandler(gateway.Config{
 		DeserializedResponses: opts.Browse,
@@ -100,7 +105,7 @@ func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 		// A private registry: boxo registers its metrics once per registry
 		// and tests start several servers in one process.
 		MetricsRegistry: prometheus.NewRegistry(),
-	}, backend)
+	}, be)
 	mux := http.NewServeMux()
 	mux.Handle("/ipfs/", rootCheck(bs, h))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
