@@ -83,8 +83,9 @@ e2e: build kubo cluster e2e-deps $(BIN)/gotestsum | $(REPORT)
 
 # One run, side by side: import vs kubo vs the machine's floor, pushing a
 # publish cycle to kubo, pulling it back vs HTTP and rsync, serving every
-# file by path vs nginx, and the storages (copy, --nocopy, --nocopy=reflink)
-# on a loop-mounted XFS with reflinks (root only).
+# file by path vs nginx and from a --nocopy repository vs a copying one, and
+# the storages (copy, --nocopy, --nocopy=reflink) on a loop-mounted XFS with
+# reflinks (root only).
 BENCH_ENV = IPFS_SYNC_BIN=$(BIN)/ipfs-sync IPFS_BIN=$(BIN)/ipfs MKMIRROR=$(BIN)/mkmirror
 
 # The bench scripts read peak RSS from GNU time; bench/serve.sh fetches
@@ -103,6 +104,7 @@ bench: build kubo cluster mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) $(CLUSTER_ENV) ./bench/cluster.sh
 	$(BENCH_ENV) ./bench/pull.sh
 	$(BENCH_ENV) ./bench/serve.sh
+	$(BENCH_ENV) ./bench/nocopy-serve.sh
 	$(BENCH_ENV) ./bench/reflink.sh
 
 # Mirror scale: mkmirror's large preset (~1M files, ~20 GiB): full import,
