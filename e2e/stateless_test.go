@@ -507,3 +507,75 @@ func TestStatelessKilledAndRerun(t *testing.T) {
 		})
 	}
 }
+
+// TestStatelessCluster is a CI job without a cache that hands its roots
+// to an IPFS Cluster: the previous root is the newest pin of the ref's
+// name there, read through a peer's kubo gateway (--from), since the
+// cluster's REST API serves no blocks. After a publish cycle the wire
+// carries at most 1.1 × what export --since gives, the root is a stateful
+// run's, and a run after that sends nothing.
+func TestStatelessCluster(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	proxy := countingProxy(t, strings.TrimPrefix(c.Peers[0].REST, "http://"))
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	copyTree(t, tinyTree.get(t), tree)
+	flags := []string{"--metadata", "mode", "--name", "mirror"}
+	gw := c.Peers[0].Kubo.gateway
+	n := 0
+	ciRun := func() (statelessJSON, clusterJSON) {
+		t.Helper()
+		n++
+		src := filepath.Join(dir, fmt.Sprintf("checkout%d", n))
+		freshCheckout(t, tree, src)
+		args := append(append([]string{"--repo", filepath.Join(dir, fmt.Sprintf("repo%d", n)), "--json", "sync"}, flags...),
+			"--cluster", "http://"+proxy.addr, "--from", gw, "--replication-min", "2", "--replication-max", "2", "--wait", "--wait-timeout", "2m", src)
+		res := run(t, nil, syncBin, args...)
+		if res.Code != 0 {
+			t.Fatalf("sync --cluster: %s", res)
+		}
+		var out statelessJSON
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+			t.Fatalf("%v in %q", err, res.Stdout)
+		}
+		return out, parseCluster(t, res)
+	}
+	stateRepo := filepath.Join(dir, "stateful")
+	statefulRoot := func() string {
+		t.Helper()
+		res := ipfsSync(t, stateRepo, append(append([]string{"-q", "sync"}, flags...), tree)...)
+		if res.Code != 0 {
+			t.Fatal(res)
+		}
+		return oneCID(t, res.Stdout)
+	}
+
+	first, _ := ciRun()
+	proxy.take(t)
+	if want := statefulRoot(); first.Root != want {
+		t.Fatalf("first root %s, a stateful run's is %s", first.Root, want)
+	}
+	publishCycle(t, tree, 3)
+	second, cl := ciRun()
+	wire := proxy.take(t)
+	if second.Previous == nil || *second.Previous != first.Root || second.PreviousFrom != gw {
+		t.Fatalf("the run did not diff against the cluster's pin read from %s: previous %v from %q", gw, second.Previous, second.PreviousFrom)
+	}
+	if cl.Previous == nil || *cl.Previous != first.Root || cl.Pin != "updated" {
+		t.Fatalf("the cluster hand-off did not move the pin from %s: %+v", first.Root, cl)
+	}
+	if want := statefulRoot(); second.Root != want {
+		t.Fatalf("after a cycle: root %s, a stateful run's is %s", second.Root, want)
+	}
+	since := carSize(t, stateRepo, second.Root, first.Root)
+	t.Logf("after a cycle: %d blocks, %d bytes on the wire, export --since %d bytes (%.3f×)", cl.Blocks, wire, since, float64(wire)/float64(since))
+	if float64(wire) > 1.1*float64(since) {
+		t.Fatalf("the update put %d bytes on the wire, export --since is %d: more than 1.1×", wire, since)
+	}
+	checkClusterPin(t, c, second.Root, 2)
+
+	third, cl := ciRun()
+	if wire := proxy.take(t); third.Root != second.Root || cl.Blocks != 0 || wire > 4096 {
+		t.Fatalf("a run with nothing new: root %s, %+v, %d bytes on the wire", third.Root, cl, wire)
+	}
+}
