@@ -18,18 +18,20 @@ import (
 // credentials on the command line are in every ps listing.
 const clusterAuthFlag = "cluster-auth"
 
-// clusterFlags are the flags of a hand-off to an IPFS Cluster; wait is
+// clusterFlags are the flags of a hand-off to an IPFS Cluster, and --wait
+// and --wait-timeout, which the pinning service's hand-off shares; wait is
 // --wait's default (on for push, off for sync, whose cron run need not
 // stay for the replication).
 func clusterFlags(wait bool) []ucli.Flag {
 	cat := "IPFS Cluster:"
+	waitCat := "Waiting for the pin (--cluster, --pinning-service):"
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "cluster", Usage: "hand the root to the IPFS Cluster whose REST API is at `URL` (http://[USER:PASSWORD@]HOST:9094, credentials also from $IPFS_SYNC_CLUSTER_AUTH): the blocks it lacks go into one peer, then the pin of the name moves to the root (pin-update)", Category: cat},
 		&ucli.IntFlag{Name: "replication-min", Usage: "the cluster pin's minimum replication factor `N` (-1: every peer)", DefaultText: "the cluster's, or the previous pin's", Category: cat},
 		&ucli.IntFlag{Name: "replication-max", Usage: "the cluster pin's maximum replication factor `N` (-1: every peer)", DefaultText: "the cluster's, or the previous pin's", Category: cat},
 		&ucli.BoolFlag{Name: "keep-previous", Usage: "leave the name's previous root pinned in the cluster", Category: cat},
-		&ucli.BoolFlag{Name: "wait", Value: wait, Usage: "wait until the root is PINNED on replication-min peers (every allocated peer without it), a status line per peer; with --pinning-service, until the service reports the pin pinned or failed", Category: cat},
-		&ucli.DurationFlag{Name: "wait-timeout", Value: 10 * time.Minute, Usage: "give up waiting after `DURATION` (exit 6)", Category: cat},
+		&ucli.BoolFlag{Name: "wait", Value: wait, Usage: "wait until the root is PINNED on replication-min peers (every allocated peer without it), a status line per peer; with --pinning-service, until the service reports the pin pinned or failed", Category: waitCat},
+		&ucli.DurationFlag{Name: "wait-timeout", Value: 10 * time.Minute, Usage: "give up waiting after `DURATION` (exit 6)", Category: waitCat},
 		&ucli.StringFlag{Name: clusterAuthFlag, Hidden: true},
 	}
 }

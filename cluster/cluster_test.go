@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"testing"
+)
+
+func TestNew(t *testing.T) {
+	for _, tc := range []struct {
+		url, auth        string
+		base             string
+		user, pass       string
+		hasAuth, invalid bool
+	}{
+		{url: "http://127.0.0.1:9094", base: "http://127.0.0.1:9094"},
+		{url: "https://cluster.example/api/", base: "https://cluster.example/api"},
+		{url: "/ip4/10.0.0.1/tcp/9094", base: "http://10.0.0.1:9094"},
+		{url: "/ip6/::1/tcp/9094", base: "http://[::1]:9094"},
+		{url: "/dns4/cluster.example/tcp/9094", base: "http://cluster.example:9094"},
+		{url: "http://u:p@127.0.0.1:9094", base: "http://127.0.0.1:9094", user: "u", pass: "p", hasAuth: true},
+		// Credentials in the URL win over the environment's.
+		{url: "http://u:p@127.0.0.1:9094", auth: "env:secret", base: "http://127.0.0.1:9094", user: "u", pass: "p", hasAuth: true},
+		{url: "http://127.0.0.1:9094", auth: "env:sec:ret", base: "http://127.0.0.1:9094", user: "env", pass: "sec:ret", hasAuth: true},
+		{url: "http://127.0.0.1:9094", auth: "no-colon", invalid: true},
+		{url: "ftp://127.0.0.1:9094", invalid: true},
+		{url: "127.0.0.1:9094", invalid: true},
+		{url: "/ip4/10.0.0.1/udp/9094", invalid: true},
+		{url: "/unix/tmp/sock/x", invalid: true},
+	} {
+		c, err := New(tc.url, tc.auth)
+		if tc.invalid {
+			if err == nil {
+				t.Errorf("New(%q, %q) = %s, want an error", tc.url, tc.auth, c.URL())
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("New(%q, %q): %v", tc.url, tc.auth, err)
+			continue
+		}
+		if c.URL() != tc.base || c.user != tc.user || c.pass != tc.pass || c.auth != tc.hasAuth {
+			t.Errorf("New(%q, %q) = %s user %q pass %q auth %v, want %s %q %q %v", tc.url, tc.auth, c.URL(), c.user, c.pass, c.auth, tc.base, tc.user, tc.pass, tc.hasAuth)
+		}
+	}
+}
+
+func TestWant(t *testing.T) {
+	peers := func(statuses ...string) []PeerStatus {
+		st := make([]PeerStatus, len(statuses))
+		for i, s := range statuses {
+			st[i] = PeerStatus{Status: s}
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name string
+		pin  Pin
+		opts Options
+		st   []PeerStatus
+		want int
+	}{
+		{"flag", Pin{ReplicationMin: 3}, Options{ReplicationMin: 2}, peers("pinned", "pinning", "remote"), 2},
+		{"the pin's minimum", Pin{ReplicationMin: 2, ReplicationMax: 3}, Options{}, peers("pinned", "pinning", "pinning"), 2},
+		{"every allocated peer", Pin{ReplicationMin: -1, Allocations: []string{"a", "b"}}, Options{}, peers("pinned", "pinning", "remote"), 2},
+		{"everywhere: every peer not remote", Pin{ReplicationMin: -1}, Options{}, peers("pinned", "pinning", "pin_error", "remote"), 3},
+		{"everywhere on a cluster that reports no peer", Pin{ReplicationMin: -1}, Options{}, nil, 1},
+	} {
+		if got := want(tc.pin, tc.opts, tc.st); got != tc.want {
+			t.Errorf("%s: want = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
