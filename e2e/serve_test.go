@@ -20,12 +20,12 @@ import (
 	carv2 "github.com/ipld/go-car/v2"
 )
 
-// startServe runs `ipfs-sync serve` on a free loopback port and returns its
-// base URL; it stops with the test.
-func startServe(t *testing.T, repo string) string {
+// startServe runs `ipfs-sync serve [FLAGS...]` on a free loopback port and
+// returns its base URL; it stops with the test.
+func startServe(t *testing.T, repo string, flags ...string) string {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(syncBin, "--repo", repo, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd := exec.Command(syncBin, append([]string{"--repo", repo, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
