@@ -336,16 +336,17 @@ func (g *Gateways) CAR(ctx context.Context, c cid.Cid, scope string) (Stream, er
 			errs = append(errs, fmt.Errorf("%s: CAR: %w", g.urls[i], err))
 			continue
 		}
-		return &carStream{br: br, body: resp.Body, g: g, url: g.urls[i]}, nil
+		return &carStream{br: br, body: resp.Body.(*idleBody), counted: body, g: g, url: g.urls[i]}, nil
 	}
 	return nil, fmt.Errorf("CAR %s: %w", c, errors.Join(errs...))
 }
 
 type carStream struct {
-	br   *carv2.BlockReader
-	body io.Closer
-	g    *Gateways
-	url  string
+	br      *carv2.BlockReader
+	body    *idleBody
+	counted io.Reader // body, counted
+	g       *Gateways
+	url     string
 }
 
 func (s *carStream) Next() (blocks.Block, error) {
@@ -365,7 +366,23 @@ func (s *carStream) Next() (blocks.Block, error) {
 	return b, nil
 }
 
-func (s *carStream) Close() error { return s.body.Close() }
+// A stream is closed once its reader has the blocks it wants, which is
+// usually before the reader has seen the CAR's end: a few bytes a
+// gateway has sent already. Close reads them, for a little while and a
+// little way, so that the connection goes back to the pool rather than
+// being closed (a new connection is a handshake, over TLS several round
+// trips); a stream with more than that left is cut off, as before.
+const (
+	drainMax  = 64 << 10
+	drainWait = 20 * time.Millisecond
+)
+
+func (s *carStream) Close() error {
+	t := time.AfterFunc(drainWait, s.body.cancel)
+	io.CopyN(io.Discard, s.counted, drainMax)
+	t.Stop()
+	return s.body.Close()
+}
 
 // idleBody is a response body that gives up when the sender goes silent:
 // a Read that gets nothing for its timeout cancels the request. The timer
