@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/cluster"
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 	"github.com/ipfs-sync/ipfs-sync/push"
 	"github.com/ipfs-sync/ipfs-sync/remote"
 	"github.com/ipfs-sync/ipfs-sync/sync"
@@ -61,7 +62,8 @@ type place func(ctx context.Context, name string) (cid.Cid, error)
 // previousPlaces are where the hand-offs asked for leave the root they
 // sent, in the order they are asked: the MFS path of --to-files, the IPNS
 // name of --publish's key, the newest pin of the ref's name in the
-// cluster of --cluster.
+// cluster of --cluster, the newest pinned pin of that name at
+// --pinning-service.
 func previousPlaces(c *ucli.Context) ([]place, error) {
 	var places []place
 	if c.String("api") != "" {
@@ -78,10 +80,25 @@ func previousPlaces(c *ucli.Context) ([]place, error) {
 		}
 	}
 	cl, err := newCluster(c)
-	if err != nil || cl == nil {
-		return places, err
+	if err != nil {
+		return nil, err
 	}
-	return append(places, func(ctx context.Context, name string) (cid.Cid, error) {
+	if cl != nil {
+		places = append(places, clusterPlace(cl))
+	}
+	svc, err := newPinning(c)
+	if err != nil {
+		return nil, err
+	}
+	if svc != nil {
+		places = append(places, pinningPlace(svc))
+	}
+	return places, nil
+}
+
+// clusterPlace is the newest pin of the ref's name in the cluster.
+func clusterPlace(cl *cluster.Client) place {
+	return func(ctx context.Context, name string) (cid.Cid, error) {
 		pins, err := cl.Pins(ctx)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("cluster %s: %w", cl.URL(), err)
@@ -96,7 +113,28 @@ func previousPlaces(c *ucli.Context) ([]place, error) {
 			return cid.Undef, nil
 		}
 		return cid.Decode(newest.CID)
-	}), nil
+	}
+}
+
+// pinningPlace is the newest pin of the ref's name that the pinning
+// service reports pinned.
+func pinningPlace(svc *pinsvc.Client) place {
+	return func(ctx context.Context, name string) (cid.Cid, error) {
+		pins, err := svc.List(ctx, pinsvc.ListOptions{Name: name, Status: []pinsvc.Status{pinsvc.Pinned}, Limit: 1000})
+		if err != nil {
+			return cid.Undef, fmt.Errorf("pinning service %s: %w", svc.URL(), err)
+		}
+		var newest *pinsvc.PinStatus
+		for i, p := range pins.Results {
+			if newest == nil || p.Created.After(newest.Created) {
+				newest = &pins.Results[i]
+			}
+		}
+		if newest == nil {
+			return cid.Undef, nil
+		}
+		return cid.Decode(newest.Pin.CID)
+	}
 }
 
 // firstFound asks each place in turn: the first that holds a root wins.

@@ -579,3 +579,71 @@ func TestStatelessCluster(t *testing.T) {
 		t.Fatalf("a run with nothing new: root %s, %+v, %d bytes on the wire", third.Root, cl, wire)
 	}
 }
+
+// TestStatelessPinningService is a CI job without a cache whose roots go
+// to kubo (--api) and then to a pinning service: with no MFS path or IPNS
+// key named, the previous root is the service's newest pinned pin of the
+// name, read through a cluster peer's gateway (--from). The push to kubo,
+// which pins that root, is the delta; the service replaces its pin; a run
+// after that sends nothing.
+func TestStatelessPinningService(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "10s"})
+	token := pinsvcToken(t, c)
+	origin := originKubo(t)
+	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	copyTree(t, tinyTree.get(t), tree)
+	flags := []string{"--metadata", "mode", "--name", "mirror"}
+	gw := c.Peers[0].Kubo.gateway
+	n := 0
+	ciRun := func() (statelessJSON, pinningRun) {
+		t.Helper()
+		n++
+		src := filepath.Join(dir, fmt.Sprintf("checkout%d", n))
+		freshCheckout(t, tree, src)
+		args := append(append([]string{"--repo", filepath.Join(dir, fmt.Sprintf("repo%d", n)), "--json", "sync"}, flags...),
+			"--api", origin.api, "--pinning-service", c.Peers[0].PinSvc, "--from", gw, "--wait", "--wait-timeout", "2m", src)
+		p, res := pinningCLI(t, env, []string{token}, 0, args...)
+		var out statelessJSON
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+			t.Fatalf("%v in %q", err, res.Stdout)
+		}
+		if p.Pinning.Status != "pinned" || p.Pinning.Root != out.Root {
+			t.Fatalf("the service did not pin %s: %+v", out.Root, p.Pinning)
+		}
+		return out, p
+	}
+	stateRepo := filepath.Join(dir, "stateful")
+	statefulRoot := func() string {
+		t.Helper()
+		res := ipfsSync(t, stateRepo, append(append([]string{"-q", "sync"}, flags...), tree)...)
+		if res.Code != 0 {
+			t.Fatal(res)
+		}
+		return oneCID(t, res.Stdout)
+	}
+
+	first, _ := ciRun()
+	statefulRoot()
+	waitPinnedEverywhere(t, c, first.Root)
+	publishCycle(t, tree, 4)
+	second, p := ciRun()
+	if second.Previous == nil || *second.Previous != first.Root || second.PreviousFrom != gw {
+		t.Fatalf("the run did not diff against the service's pin read from %s: previous %v from %q", gw, second.Previous, second.PreviousFrom)
+	}
+	if want := statefulRoot(); second.Root != want {
+		t.Fatalf("after a cycle: root %s, a stateful run's is %s", second.Root, want)
+	}
+	since := carSize(t, stateRepo, second.Root, first.Root)
+	t.Logf("after a cycle: %d blocks, %d bytes pushed to kubo, export --since %d bytes; the service's pin %s", second.Push.Blocks, second.Push.Bytes, since, p.Pinning.Sent)
+	if second.Push.Previous == nil || *second.Push.Previous != first.Root || float64(second.Push.Bytes) > 1.1*float64(since) {
+		t.Fatalf("the push to kubo was no delta against %s: previous %v, %d bytes for export --since's %d", first.Root, second.Push.Previous, second.Push.Bytes, since)
+	}
+	waitPinnedEverywhere(t, c, second.Root)
+
+	third, p := ciRun()
+	if third.Root != second.Root || third.Push.Blocks != 0 || p.Pinning.Sent != "none" {
+		t.Fatalf("a run with nothing new: root %s, %d blocks pushed, the service's pin %s", third.Root, third.Push.Blocks, p.Pinning.Sent)
+	}
+}
