@@ -82,8 +82,8 @@ var ErrNotPinned = errors.New("not pinned on enough peers")
 // unpinned, and the pin then moves from the previous root to root with
 // pin-update, so allocated peers keep their allocations and fetch only the
 // new blocks from that peer. Once root is PINNED on enough peers, the
-// name's other pins are removed (unless opts.KeepPrevious); without a wait
-// and before that, they stay, for the next hand-off to remove.
+// name's other pins are removed (unless opts.KeepPrevious); see unpinOlder
+// for a hand-off that returns before.
 //
 // Each step is idempotent: a root the cluster has pinned is not sent
 // again, and the record moves only after the pin. A hand-off killed at any
@@ -116,18 +116,65 @@ func HandOff(ctx context.Context, store *blockstore.Store, c *Client, root cid.C
 	if err := store.RecordPush(c.URL(), opts.Name, root); err != nil {
 		return res, fmt.Errorf("record the hand-off: %w", err)
 	}
-	if pinned, err := wait(ctx, c, root, pin, opts, &res); err != nil || !pinned || opts.KeepPrevious {
+	pinned, err := wait(ctx, c, root, pin, opts, &res)
+	if err != nil || opts.KeepPrevious {
 		return res, err
 	}
+	return res, unpinOlder(ctx, c, pins, pinned, opts, &res)
+}
+
+// unpinOlder removes the name's other pins (and the one the pin moved
+// from, whatever its name) once root is PINNED. While root is still on
+// its way (a hand-off that does not wait), the newest of them that is
+// itself PINNED stays, for peers still fetching the blocks the two share,
+// and only the ones before it go: a sync from cron that never waits keeps
+// two or three pins of the name, not every root it handed on.
+func unpinOlder(ctx context.Context, c *Client, pins []Pin, pinned bool, opts Options, res *Result) error {
+	var older []Pin
 	for _, p := range pins {
 		if p.CID != res.Root && (p.Name == opts.Name || (res.Previous != nil && p.CID == *res.Previous)) {
-			if err := c.Unpin(ctx, p.CID); err != nil {
-				return res, fmt.Errorf("unpin the previous root %s: %w", p.CID, err)
-			}
-			res.Unpinned = append(res.Unpinned, p.CID)
+			older = append(older, p)
 		}
 	}
-	return res, nil
+	slices.SortStableFunc(older, func(a, b Pin) int { return b.Timestamp.Compare(a.Timestamp) })
+	if !pinned {
+		keep := -1
+		for i, p := range older {
+			ci, err := cid.Decode(p.CID)
+			if err != nil {
+				return fmt.Errorf("pin %q of the cluster: %w", p.CID, err)
+			}
+			st, err := c.Status(ctx, ci)
+			if err != nil {
+				return fmt.Errorf("status of %s: %w", p.CID, err)
+			}
+			if n := countPinned(st); n > 0 && n >= want(p, Options{}, st) {
+				keep = i
+				break
+			}
+		}
+		if keep < 0 {
+			return nil
+		}
+		older = older[keep+1:]
+	}
+	for _, p := range older {
+		if err := c.Unpin(ctx, p.CID); err != nil {
+			return fmt.Errorf("unpin the previous root %s: %w", p.CID, err)
+		}
+		res.Unpinned = append(res.Unpinned, p.CID)
+	}
+	return nil
+}
+
+func countPinned(st []PeerStatus) int {
+	n := 0
+	for _, p := range st {
+		if p.Status == "pinned" {
+			n++
+		}
+	}
+	return n
 }
 
 // previous is the root to send the delta against and move the pin from:
@@ -219,11 +266,8 @@ func wait(ctx context.Context, c *Client, root cid.Cid, pin Pin, opts Options, r
 		if err != nil {
 			return false, fmt.Errorf("status of %s: %w", root, err)
 		}
-		res.Peers, res.Pinned, res.Want = st, 0, want(pin, opts, st)
+		res.Peers, res.Pinned, res.Want = st, countPinned(st), want(pin, opts, st)
 		for _, p := range st {
-			if p.Status == "pinned" {
-				res.Pinned++
-			}
 			if opts.Progress != nil && seen[p.Peer] != p.Status+p.Error {
 				seen[p.Peer] = p.Status + p.Error
 				opts.Progress(p)

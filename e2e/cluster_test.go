@@ -307,3 +307,60 @@ func TestKillClusterHandOff(t *testing.T) {
 	requireLanded(t, landed, runs)
 	t.Logf("%d kills landed while the CAR was on the wire", midSend)
 }
+
+// TestClusterSyncNoWait runs sync --cluster from cron's point of view, not
+// waiting for the peers: each cycle's hand-off unpins the name's roots
+// older than the previous one (PINNED by then), so the cluster holds two
+// roots of the name, not one per cycle; a push that waits leaves one, and
+// --keep-previous leaves the previous one.
+func TestClusterSyncNoWait(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	_, src, repo, _ := syncedTiny(t, "--name", "m")
+	var roots []string
+	for cycle := uint64(1); cycle <= 3; cycle++ {
+		publishCycle(t, src, cycle)
+		res := ipfsSync(t, repo, "--json", "sync", "--name", "m", "--cluster", c.Peers[1].REST, src)
+		if res.Code != 0 {
+			t.Fatalf("sync --cluster: %s", res)
+		}
+		h := parseCluster(t, res)
+		roots = append(roots, h.Root)
+		waitPinnedEverywhere(t, c, h.Root)
+		waitPinset(t, c, roots[max(0, len(roots)-2):])
+	}
+	last := roots[len(roots)-1]
+	res := ipfsSync(t, repo, "--json", "push", last, "--name", "m", "--cluster", c.Peers[2].REST, "--keep-previous")
+	if res.Code != 0 {
+		t.Fatalf("push --keep-previous: %s", res)
+	}
+	if h := parseCluster(t, res); h.Pin != "kept" || len(h.Unpinned) != 0 || len(c.Pinset(t)) != 2 {
+		t.Fatalf("push --keep-previous of a pinned root: %+v, pinset %v", h, c.Pinset(t))
+	}
+	res = ipfsSync(t, repo, "--json", "push", last, "--name", "m", "--cluster", c.Peers[2].REST)
+	if res.Code != 0 {
+		t.Fatalf("push: %s", res)
+	}
+	waitPinset(t, c, []string{last})
+	checkClusterPin(t, c, last, 3)
+	waitClusterUnpinned(t, c, roots[len(roots)-2])
+}
+
+// waitPinset waits until the first peer's view of the cluster's state
+// holds exactly roots: a change made through another peer reaches it
+// through the CRDT's broadcast, a moment later.
+func waitPinset(t *testing.T, c *cluster, roots []string) {
+	t.Helper()
+	want := slices.Sorted(slices.Values(roots))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pins := c.Pinset(t)
+		slices.Sort(pins)
+		if slices.Equal(pins, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pinset %v 30 s on, want %v", pins, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
