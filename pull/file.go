@@ -218,7 +218,7 @@ func (w *fileWriter) visit(b blocks.Block, off, want int64, depth int) ([]nodeAt
 	}
 	if len(links) == 0 && len(data) > 0 && isZero(data) {
 		// The next leaf with this CID is neither fetched nor written.
-		w.p.zero.learn(b.Cid())
+		w.p.zero.learn(b.Cid(), int64(len(data)))
 	}
 	kids := make([]nodeAt, len(links))
 	coff := off + int64(len(data))

@@ -178,6 +178,15 @@ func TestHostileRoots(t *testing.T) {
 			leaf, _ := g.leaf([]byte("twenty bytes of data"))
 			return g.dirOf(named("f", g.fileNode(10, []cid.Cid{leaf}, []uint64{10})))
 		}, nil, `/f: block`},
+		{"zero chunk declared larger", func(g *dagStore, _ string) cid.Cid {
+			zero, _ := g.leaf(make([]byte, 1000))
+			return g.dirOf(named("f", g.fileNode(2000, []cid.Cid{zero}, []uint64{2000})))
+		}, nil, `/f: block`},
+		{"zero chunk declared larger beside a true one", func(g *dagStore, _ string) cid.Cid {
+			zero, n := g.leaf(make([]byte, 1000))
+			return g.dirOf(named("a", g.fileNode(2*n, []cid.Cid{zero, zero}, []uint64{n, n})),
+				named("b", g.fileNode(2*n, []cid.Cid{zero}, []uint64{2 * n})))
+		}, nil, `/b: block`},
 		{"filesize beyond its chunks", func(g *dagStore, _ string) cid.Cid {
 			leaf, n := g.leaf([]byte("ten bytes!"))
 			return g.dirOf(named("f", g.fileNode(100, []cid.Cid{leaf}, []uint64{n})))

@@ -75,7 +75,7 @@ const maxZeroSizes = 16
 // and CID prefixes a run meets, and learnt from leaves fetched.
 type zeroLeaves struct {
 	mu    sync.Mutex
-	known map[cid.Cid]struct{}
+	known map[cid.Cid]int64 // the CID of a leaf of so many zeros
 	tried map[zeroKey]struct{}
 }
 
@@ -85,20 +85,21 @@ type zeroKey struct {
 }
 
 func newZeroLeaves() *zeroLeaves {
-	return &zeroLeaves{known: map[cid.Cid]struct{}{}, tried: map[zeroKey]struct{}{}}
+	return &zeroLeaves{known: map[cid.Cid]int64{}, tried: map[zeroKey]struct{}{}}
 }
 
-// is reports whether c, a node of n bytes of file data, is a leaf of n
-// zero bytes. A CID names its bytes: equal to the zero chunk's, it is
-// that chunk, whatever a gateway would send for it.
+// is reports whether c, a node its parent says holds n bytes of file
+// data, is a leaf of n zero bytes. A CID names its bytes: equal to the
+// zero chunk's, it is that chunk, whatever a gateway would send for it.
+// One of another size is not (the DAG lies; visit says so).
 func (z *zeroLeaves) is(c cid.Cid, n int64) bool {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if _, ok := z.known[c]; ok {
-		return true
-	}
 	if n <= 0 || n > MaxBlockSize {
 		return false
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if m, ok := z.known[c]; ok {
+		return m == n
 	}
 	k := zeroKey{c.Prefix(), n}
 	if _, ok := z.tried[k]; ok || len(z.tried) >= maxZeroSizes {
@@ -106,10 +107,9 @@ func (z *zeroLeaves) is(c cid.Cid, n int64) bool {
 	}
 	z.tried[k] = struct{}{}
 	for _, zc := range zeroLeafCIDs(k.pre, int(n)) {
-		z.known[zc] = struct{}{}
+		z.known[zc] = n
 	}
-	_, ok := z.known[c]
-	return ok
+	return z.known[c] == n
 }
 
 // has reports whether c is known to be an all-zero leaf.
@@ -120,11 +120,11 @@ func (z *zeroLeaves) has(c cid.Cid) bool {
 	return ok
 }
 
-// learn notes c as an all-zero leaf (its block was fetched and checked).
-func (z *zeroLeaves) learn(c cid.Cid) {
+// learn notes c as a leaf of n zeros (its block was fetched and checked).
+func (z *zeroLeaves) learn(c cid.Cid, n int64) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	z.known[c] = struct{}{}
+	z.known[c] = n
 }
 
 // zeroLeafCIDs are the CIDs with prefix pre of a leaf holding n zero
