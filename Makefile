@@ -104,6 +104,7 @@ bench: build kubo cluster mkmirror e2e-deps bench-deps
 	$(BENCH_ENV) $(CLUSTER_ENV) ./bench/cluster.sh
 	$(BENCH_ENV) ./bench/pull.sh
 	$(BENCH_ENV) ./bench/serve.sh
+	$(BENCH_ENV) ./bench/nocopy.sh
 	$(BENCH_ENV) ./bench/nocopy-serve.sh
 	$(BENCH_ENV) ./bench/reflink.sh
 
