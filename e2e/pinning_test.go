@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -186,7 +187,8 @@ func waitUnpinned(t *testing.T, c *cluster, root string) {
 // replaced and the old one is gone; the token is never printed, a wrong
 // one fails the hand-off, config.json's is used; a pin the cluster cannot
 // fetch is reported failed with exit 6, by sync and by push, and asked
-// anew by a rerun.
+// anew by a rerun; push killed at random moments is run again and leaves
+// the name's one pin on the root.
 func TestPinningService(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "10s"})
 	token := pinsvcToken(t, c)
@@ -276,15 +278,69 @@ func TestPinningService(t *testing.T) {
 		if out.Pinning.Status != "failed" || out.Pinning.Sent != "add" || out.Root == "" || !strings.Contains(res.Stderr, "failed") {
 			t.Fatalf("sync of blocks the cluster cannot fetch: %+v\n%s", out.Pinning, res)
 		}
-		// push, run again: the failed pin is removed and asked anew.
+		// push, run again: the failed pin is asked anew (the cluster
+		// answers with the same request id, its CID).
 		push := []string{"--repo", repo, "--json", "push", "--name", "lone", "--api", offline.api, "--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m", out.Root}
 		again, res := pinningCLI(t, env, secrets, exitPinFailed, push...)
-		if again.Pinning.Status != "failed" || again.Pinning.Sent != "add" || !slices.Contains(again.Pinning.Removed, out.Pinning.RequestID) || again.Blocks != 0 {
-			t.Errorf("push of the failed root: %+v (%d blocks), want the failed pin removed and asked anew, failed again\n%s", again.Pinning, again.Blocks, res)
+		if again.Pinning.Status != "failed" || again.Pinning.Sent != "add" || again.Pinning.Readded || again.Blocks != 0 {
+			t.Errorf("push of the failed root: %+v (%d blocks), want it asked anew once, failed again\n%s", again.Pinning, again.Blocks, res)
 		}
 		if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
 			t.Errorf("pins named mirror after the failures: %v, want [%s]", pins, second.Root)
 		}
+	})
+
+	t.Run("killed", func(t *testing.T) {
+		// The token from the repository's config.json: killLoop's runs
+		// have no environment of their own.
+		_, src, repo, prev := syncedTiny(t, "--name", "k")
+		if err := os.WriteFile(filepath.Join(repo, "config.json"), []byte(`{"pinning-token": "`+token+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		push := func(root string) []string {
+			return []string{"--repo", repo, "--json", "push", root, "--name", "killed", "--api", origin.api,
+				"--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m"}
+		}
+		// The kills land within the time a whole hand-off of the first
+		// tree takes.
+		start := time.Now()
+		pinningCLI(t, nil, secrets, 0, push(prev)...)
+		window := time.Since(start)
+		rng := mrand.New(mrand.NewPCG(7, 70))
+		landed, runs := 0, 0
+		// Seeds of their own: a root of the mirror above would be the
+		// same pin at the cluster, whose request ids are CIDs.
+		for seed := uint64(101); landed < 8; seed++ {
+			if seed > 106 {
+				t.Fatalf("6 cycles, only %d kills landed", landed)
+			}
+			publishCycle(t, src, seed)
+			res := ipfsSync(t, repo, "-q", "sync", "--name", "k", src)
+			if res.Code != 0 {
+				t.Fatal(res)
+			}
+			root := oneCID(t, res.Stdout)
+			killLoop(t, rng, 3, window, push(root), func() {
+				if pins := pinsNamed(t, c, token, "killed"); len(pins) > 1 {
+					t.Fatalf("pins named killed after a kill: %v, want one at most", pins)
+				}
+			}, &landed, &runs)
+			out, _ := pinningCLI(t, nil, secrets, 0, push(root)...)
+			if out.Pinning.Status != "pinned" {
+				t.Fatalf("push after kills: %+v", out.Pinning)
+			}
+			waitPinnedEverywhere(t, c, root)
+			waitUnpinned(t, c, prev)
+			if pins := pinsNamed(t, c, token, "killed"); len(pins) != 1 || pins[0] != root {
+				t.Fatalf("pins named killed after the cycle: %v, want [%s]", pins, root)
+			}
+			again, _ := pinningCLI(t, nil, secrets, 0, push(root)...)
+			if again.Pinning.Sent != "none" || again.Blocks != 0 || again.Pinning.Status != "pinned" {
+				t.Fatalf("a push after the cycle's hand-off finished: %+v, %d blocks", again.Pinning, again.Blocks)
+			}
+			prev = root
+		}
+		requireLanded(t, landed, runs)
 	})
 }
 

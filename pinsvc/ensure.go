@@ -60,8 +60,8 @@ type Result struct {
 	Replaced *string `json:"replaced"`
 	// Removed are the request ids of other pins of the name, deleted.
 	Removed []string `json:"removed,omitempty"`
-	// Readded says the replace failed and root was then asked for as a
-	// new pin (see Ensure).
+	// Readded says the pin failed, a replace or one found on its way,
+	// and root was then asked for as a new pin (see Ensure).
 	Readded bool `json:"readded,omitempty"`
 	// Details is the service's info.status_details, if it gave any.
 	Details string `json:"details,omitempty"`
@@ -78,14 +78,15 @@ const (
 // up to opts.Wait for the service to pin it. The pins of the name are
 // looked up at the service each time, so a hand-off killed at any point is
 // simply run again, and one run again after it finished sends nothing:
-//   - a pin of the name on root is kept (one that failed is removed and
-//     requested anew, so that a rerun retries it);
+//   - a pin of the name on root is kept, unless it failed: then root is
+//     requested anew, so that a rerun retries it;
 //   - else the newest pin of the name is replaced (POST /pins/{requestid})
 //     or, when there is none, root is added;
 //   - any other pin of the name is deleted.
 //
-// A failed pin returns ErrFailed, one not finished in time ErrTimeout,
-// both with the Result.
+// A pin that fails while Ensure waits, unless this run added it, is
+// deleted and added once more. A failed pin returns ErrFailed, one not
+// finished in time ErrTimeout, both with the Result.
 func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result, error) {
 	res := Result{Service: c.URL(), Name: opts.Name, Root: root.String(), Sent: SentNone, Delegates: []string{}, Origins: []string{}}
 	if len(opts.Name) > MaxNameLen {
@@ -143,12 +144,13 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	if err := wait(ctx, c, &res, deadline, opts, posted); err != nil {
 		return res, err
 	}
-	if res.Sent == SentReplace && res.Status == Failed {
+	if res.Status == Failed && res.Sent != SentAdd {
 		// IPFS Cluster (v1.1.6) unpins the replaced root while its peers
 		// run kubo's pin/update to the new one, and kubo fails the update
 		// on every peer that still had blocks to fetch ("datastore: key
-		// not found"): a replace that failed is asked once more as a new
-		// pin, which fetches everything again if need be.
+		// not found"): a replace that failed, this run's or one found on
+		// its way (a killed run's), is asked once more as a new pin,
+		// which fetches whatever is missing.
 		if err := readd(ctx, c, root, &res); err != nil {
 			return res, err
 		}
@@ -159,27 +161,38 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	return res, outcome(res)
 }
 
-// readd deletes the failed pin that replaced the name's previous one and
-// adds root anew, with the same origins.
+// readd adds root anew, with the same origins, then deletes the failed
+// pin unless the service answered with its request id (IPFS Cluster's are
+// CIDs: the new request is the old pin asked for again, and a delete
+// first could be carried out after it).
 func readd(ctx context.Context, c *Client, root cid.Cid, res *Result) error {
-	if err := c.Delete(ctx, res.RequestID); err != nil && !isNotFound(err) {
-		return fmt.Errorf("remove the failed replacing pin %s of %s: %w", res.RequestID, root, err)
-	}
-	res.Removed = append(res.Removed, res.RequestID)
+	failed := res.RequestID
 	st, err := c.Add(ctx, Pin{CID: root.String(), Name: res.Name, Origins: res.Origins})
 	if err != nil {
-		return fmt.Errorf("pin %s named %q anew after its replace failed: %w", root, res.Name, err)
+		return fmt.Errorf("pin %s named %q anew after it failed: %w", root, res.Name, err)
 	}
 	res.Readded = true
+	if res.Sent == SentNone {
+		res.Sent = SentAdd
+	}
 	record(res, st)
+	if failed == res.RequestID {
+		return nil
+	}
+	if err := c.Delete(ctx, failed); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove the failed pin %s of %s: %w", failed, root, err)
+	}
+	res.Removed = append(res.Removed, failed)
 	return nil
 }
 
-// pinRoot asks for root under the name: in place of the newest pin of the
-// name when there is one, else as a new pin; it returns the pins of the
-// name still to remove. Pins of root that failed are deleted first, so
-// that the service tries again: replacing a pin by the same CID is a no-op
-// at best, and at IPFS Cluster, whose request ids are CIDs, it unpins it.
+// pinRoot asks for root under the name: in place of the newest pin of
+// another root named so when there is one, else as a new pin; it returns
+// the pins of the name still to remove. Pins of root that failed are
+// among those, removed only once the new request is in (they are not
+// replaced: replacing a pin by the same CID is a no-op at best, and at
+// IPFS Cluster, whose request ids are CIDs, it unpins it; nor deleted
+// first: the cluster may then run the unpin after the new pin).
 func pinRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Result, pins []PinStatus) ([]PinStatus, error) {
 	p := Pin{CID: root.String(), Name: opts.Name}
 	if opts.Origin != nil {
@@ -190,39 +203,34 @@ func pinRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Re
 		p.Origins = origins(addrs)
 		res.Origins = p.Origins
 	}
-	var rest []PinStatus
-	for _, old := range pins {
-		if !sameCID(old.Pin.CID, root) {
-			rest = append(rest, old)
-			continue
-		}
-		if err := c.Delete(ctx, old.RequestID); err != nil && !isNotFound(err) {
-			return pins, fmt.Errorf("remove the failed pin %s of %s: %w", old.RequestID, root, err)
-		}
-		res.Removed = append(res.Removed, old.RequestID)
-	}
-	if len(rest) == 0 {
+	i := slices.IndexFunc(pins, func(old PinStatus) bool { return !sameCID(old.Pin.CID, root) })
+	if i < 0 {
 		st, err := c.Add(ctx, p)
 		if err != nil {
-			return rest, fmt.Errorf("pin %s named %q: %w", root, opts.Name, err)
+			return pins, fmt.Errorf("pin %s named %q: %w", root, opts.Name, err)
 		}
 		res.Sent = SentAdd
 		record(res, st)
-		return rest, nil
+		return pins, nil
 	}
-	old := rest[0] // the newest
+	old := pins[i] // the newest of another root
 	st, err := c.Replace(ctx, old.RequestID, p)
 	if err != nil {
-		return rest, fmt.Errorf("replace the pin %s (%s) named %q by %s: %w", old.RequestID, old.Pin.CID, opts.Name, root, err)
+		return pins, fmt.Errorf("replace the pin %s (%s) named %q by %s: %w", old.RequestID, old.Pin.CID, opts.Name, root, err)
 	}
 	res.Sent, res.Replaced = SentReplace, &old.Pin.CID
 	record(res, st)
-	return rest[1:], nil
+	return slices.Delete(slices.Clone(pins), i, i+1), nil
 }
 
+// settle is how long after a post the service's answers may still be of
+// the state before it: a pin it does not know yet (a service may list
+// what it stores later), or the failure of the request the post asked
+// anew (IPFS Cluster's peers report their last attempt until the new pin
+// reaches them).
+const settle = 10 * time.Second
+
 // wait polls the pin until it is pinned or failed, or the deadline.
-// A pin the service does not know yet, just after it answered the post,
-// is one still on its way (a service may list what it stores later).
 func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, posted time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -244,16 +252,20 @@ func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts 
 		switch {
 		case err == nil:
 			record(res, st)
-			if res.Status == Pinned || res.Status == Failed {
+			if res.Status == Pinned || (res.Status == Failed && !settling(posted)) {
 				return nil
 			}
-		case isNotFound(err) && !posted.IsZero() && time.Since(posted) < 10*time.Second:
+		case isNotFound(err) && settling(posted):
 		case ctx.Err() != nil:
 			// the deadline, reported above
 		default:
 			return fmt.Errorf("status of the pin %s of %s: %w", res.RequestID, res.Root, err)
 		}
 	}
+}
+
+func settling(posted time.Time) bool {
+	return !posted.IsZero() && time.Since(posted) < settle
 }
 
 func record(res *Result, st PinStatus) {
