@@ -106,9 +106,14 @@ func clusterLine(r cluster.Result) string {
 
 // syncCluster hands a sync's recorded root to the cluster as the pin of
 // the ref's name; with no hand-off recorded here, its delta is against the
-// previous root the sync read from the target, as a push's is.
+// previous root the sync read from the target, as a push's is, or the
+// name's pin in the cluster, whose blocks this repository lacks are read
+// through --from (a runner that keeps nothing sends only the delta).
 func syncCluster(c *ucli.Context, store *blockstore.Store, cl *cluster.Client, sum sync.Summary) (*cluster.Result, error) {
 	po, err := syncPushOptions(c, sum)
+	if err == nil && po.Remote == nil && c.String("from") != "" {
+		po.Remote, err = targetSource(c)
+	}
 	var res cluster.Result
 	if err == nil {
 		res, err = runCluster(c, store, cl, cid.MustParse(sum.Root), cluster.Options{Name: sum.Name, Base: po.Base, Remote: po.Remote})

@@ -364,3 +364,34 @@ func waitPinset(t *testing.T, c *cluster, roots []string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestClusterEmptyRunner hands a publish cycle to the cluster from a
+// repository that keeps nothing between runs (a CI runner): the previous
+// root is the name's pin in the cluster, its blocks read through a peer's
+// gateway (--from), and only the delta goes on the wire.
+func TestClusterEmptyRunner(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	proxy := countingProxy(t, strings.TrimPrefix(c.Peers[0].REST, "http://"))
+	_, src, repo, first := syncedTiny(t, "--name", "m")
+	if res := ipfsSync(t, repo, "push", first, "--name", "m", "--cluster", c.Peers[0].REST); res.Code != 0 {
+		t.Fatal(res)
+	}
+	publishCycle(t, src, 1)
+	fresh := filepath.Join(t.TempDir(), "repo")
+	res := ipfsSync(t, fresh, "--json", "sync", "--name", "m", "--cluster", "http://"+proxy.addr, "--from", c.Peers[1].Kubo.gateway, "--wait", src)
+	if res.Code != 0 {
+		t.Fatalf("sync --cluster --from on an empty repository: %s", res)
+	}
+	h := parseCluster(t, res)
+	wire := proxy.take(t)
+	if root := oneCID(t, ipfsSync(t, repo, "-q", "sync", "--name", "m", src).Stdout); root != h.Root {
+		t.Fatalf("the empty runner synced %s, the repository %s", h.Root, root)
+	}
+	since := carSize(t, repo, h.Root, first)
+	t.Logf("empty runner: %d blocks, %d bytes on the wire, export --since %d bytes", h.Blocks, wire, since)
+	if h.Pin != "updated" || h.Previous == nil || *h.Previous != first || float64(wire) > 1.1*float64(since) {
+		t.Fatalf("empty runner's hand-off: %+v, %d bytes on the wire, export --since %d", h, wire, since)
+	}
+	waitPinset(t, c, []string{h.Root})
+	checkClusterPin(t, c, h.Root, 3)
+}
