@@ -44,8 +44,14 @@ func (r *run) previous(ctx context.Context, ref blockstore.Ref) (cid.Cid, error)
 		}
 	case r.opts.Target != nil && r.opts.Target.Previous != nil:
 		var err error
-		if c, err = r.opts.Target.Previous(ctx, r.opts.Name); err != nil || !c.Defined() {
-			return cid.Undef, err
+		if c, err = r.opts.Target.Previous(ctx, r.opts.Name); err != nil {
+			// The root is the same without it; whether the target can be
+			// reached is the hand-off's to say.
+			r.warn("", fmt.Errorf("previous root on the target: %w; importing in full", err))
+			return cid.Undef, nil
+		}
+		if !c.Defined() {
+			return cid.Undef, nil
 		}
 		r.prevStart = r.start
 	default:

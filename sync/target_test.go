@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -198,4 +199,38 @@ func isDirBlock(t *testing.T, data []byte) bool {
 	}
 	fsn, err := ft.FSNodeFromBytes(nd.Data())
 	return err == nil && (fsn.Type() == ft.TDirectory || fsn.Type() == ft.THAMTShard)
+}
+
+// TestPreviousRootLookupFails: a target that cannot say which root it
+// holds makes the run a full import with a warning (the root is the same),
+// not a failure: whether the target can be reached is the hand-off's to
+// report.
+func TestPreviousRootLookupFails(t *testing.T) {
+	src := targetTree(t)
+	p := fxProfile(t, profile.V1_2025, profile.Overrides{})
+	want, _ := fxImport(t, src, p)
+	store, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	g, err := remote.NewGateway("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	sum, err := isync.Run(t.Context(), store, isync.Options{Src: src, Profile: p, Filter: diff.Filter{Hidden: true},
+		Warn: func(_ string, err error) { warned = append(warned, err.Error()) },
+		Target: &remote.Target{Source: g, Previous: func(context.Context, string) (cid.Cid, error) {
+			return cid.Undef, errors.New("connection refused")
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Root != want.String() || sum.Previous != nil || sum.PreviousFrom != "" {
+		t.Fatalf("root %s, previous %v from %q; want %s with none", sum.Root, sum.Previous, sum.PreviousFrom, want)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "connection refused") {
+		t.Fatalf("warnings %q, want one naming the failure", warned)
+	}
 }
