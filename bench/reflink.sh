@@ -9,11 +9,14 @@
 #
 # For each storage: the import's wall time (best of RUNS, the storages
 # interleaved) against the SHA-256 floor (bench/floor) of the same tree on
-# the same file system; the space the repository took from the file system
-# (df's used blocks before and after, written out with sync -f); du of the
-# repository, which counts a shared extent in full, as it does in the tree;
-# the packs' apparent size; and the bytes of the packs in extents that
-# xfs_io's fiemap flags shared (0x2000). The roots must be equal.
+# the same file system; du of the repository, which counts a shared extent
+# in full, as it does in the tree; the bytes of its packs in extents that
+# xfs_io's fiemap flags shared (0x2000); and what the repository holds
+# alone, du less those (btrfs calls it exclusive), which is what it costs
+# while the tree keeps its bytes. The file system's used blocks before and
+# after an import would say the same, but XFS frees a removed repository's
+# blocks in the background, into the next import's measure. The packs'
+# apparent size is the data they hold. The roots must be equal.
 #
 # Environment (all optional):
 #   IPFS_SYNC_BIN  ipfs-sync binary   (default: <repo>/bin/ipfs-sync; `make build`)
@@ -100,11 +103,6 @@ log "copying $SRC onto it"
 cp -a "$SRC" "$mnt/tree"
 tree=$mnt/tree
 
-# used: bytes in use on the image, once its writes are on the disk.
-used() {
-	sync -f "$mnt"
-	stat -f -c '%b %f %S' "$mnt" | awk '{printf "%d", ($1 - $2) * $3}'
-}
 # packs REPO: "APPARENT SHARED" bytes of REPO's packs.
 packs() {
 	local apparent=0 shared=0 p a s
@@ -129,18 +127,17 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 sha_s=
 storages=(copy nocopy reflink)
 declare -A flag=([copy]=--nocopy=false [nocopy]=--nocopy [reflink]=--nocopy=reflink)
-declare -A wall took root
+declare -A wall root
 for ((i = 1; i <= RUNS; i++)); do
 	line=$("$work/floor" -mode sha256 "$tree")
 	if [[ -z $sha_s ]] || (($(is "$(field seconds "$line") < $sha_s"))); then sha_s=$(field seconds "$line"); fi
 	for s in "${storages[@]}"; do
 		rm -rf "$mnt/repo-$s"
-		before=$(used)
+		sync -f "$mnt"
 		t0=$(now)
 		r=$("$IPFS_SYNC_BIN" --repo "$mnt/repo-$s" -q sync "${flag[$s]}" "$tree") || die "sync ${flag[$s]} failed"
 		t=$(calc "$(now) - $t0")
-		took[$s]=$(($(used) - before))
-		log "$s run $i: $(fmt "$t") s, the file system gave $(fmt "$(calc "${took[$s]} / 2**20")" 1) MiB"
+		log "$s run $i: $(fmt "$t") s"
 		if [[ -z ${wall[$s]:-} ]] || (($(is "$t < ${wall[$s]}"))); then wall[$s]=$t; fi
 		root[$s]=$r
 	done
@@ -152,9 +149,11 @@ done
 tree_bytes=$(du -s --block-size=1 "$tree" | cut -f1)
 rows=()
 for s in "${storages[@]}"; do
+	sync -f "$mnt"
 	read -r apparent shared < <(packs "$mnt/repo-$s")
 	du_b=$(du -s --block-size=1 "$mnt/repo-$s" | cut -f1)
-	rows+=("| \`${flag[$s]}\` | $(fmt "${wall[$s]}") s | $(fmt "$(calc "100 * $sha_s / ${wall[$s]}")" 0) % | $(fmt "$(calc "${took[$s]} / 2**20")" 1) MiB ($(fmt "$(calc "100 * ${took[$s]} / $tree_bytes")" 1) %) | $(fmt "$(calc "$du_b / 2**20")" 1) MiB | $(fmt "$(calc "$apparent / 2**20")" 1) MiB | $(fmt "$(calc "$shared / 2**20")" 1) MiB |")
+	alone=$((du_b - shared))
+	rows+=("| \`${flag[$s]}\` | $(fmt "${wall[$s]}") s | $(fmt "$(calc "100 * $sha_s / ${wall[$s]}")" 0) % | $(fmt "$(calc "$du_b / 2**20")" 1) MiB | $(fmt "$(calc "$shared / 2**20")" 1) MiB | $(fmt "$(calc "$alone / 2**20")" 1) MiB ($(fmt "$(calc "100 * $alone / $tree_bytes")" 1) %) | $(fmt "$(calc "$apparent / 2**20")" 1) MiB |")
 done
 
 cat <<EOF
@@ -163,9 +162,9 @@ cat <<EOF
 
 - tree: mkmirror --preset $PRESET --seed $SEED ($("$MKMIRROR" version)), $(fmt "$(calc "$tree_bytes / 2**20")" 0) MiB (du), copied onto a loop-mounted XFS made with reflink=1; the repositories beside it; root ${root[copy]}
 - machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); ipfs-sync at $(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
-- best of $RUNS interleaved imports, warm page cache; SHA-256 floor $(fmt "$sha_s") s; "space taken": the file system's used blocks after the import less before
+- best of $RUNS interleaved imports, warm page cache; SHA-256 floor $(fmt "$sha_s") s; "held alone": du less the bytes in shared extents (of the tree's du)
 
-| storage | import | floor / import | space taken (of the tree's du) | du of the repository | packs, apparent | packs, in shared extents |
+| storage | import | floor / import | du of the repository | in shared extents | held alone | packs, apparent |
 |---|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${rows[@]}")
 EOF
