@@ -95,6 +95,11 @@ type Store struct {
 func (s *Store) Block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	b, err := s.BS.Get(ctx, c)
 	if err != nil {
+		if errors.Is(err, blockstore.ErrUnavailable) {
+			// A --nocopy repository's block whose file changed: the
+			// message names the file.
+			return nil, fmt.Errorf("%s: %w in the local store: %v", c, ErrNotFound, err)
+		}
 		if ipld.IsNotFound(err) {
 			return nil, fmt.Errorf("%s: %w in the local store", c, ErrNotFound)
 		}
