@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,5 +135,73 @@ func runNoCopyProperty(t *testing.T, p profile.Profile, seed uint64, steps int) 
 	// older roots left with references to files changed since.
 	if reused == 0 || unavailable == 0 {
 		t.Errorf("%d files reused unread, %d blocks of older roots unavailable: the paths under test did not run", reused, unavailable)
+	}
+}
+
+// TestNoCopyTurnedOffCopiesAgain: a ref synced with --nocopy, then
+// without, holds copies: its root reads whole after every source file is
+// truncated. Turned on again, the next sync references the files it
+// reads (here, one added), whose blocks a change then makes unavailable.
+func TestNoCopyTurnedOffCopiesAgain(t *testing.T) {
+	ctx := context.Background()
+	chunk := "size-1024"
+	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	m := &mutator{rng: rand.New(rand.NewPCG(7, 9)), root: src, t: t, sizes: []int{600, 3000, 5000}}
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		m.addFile()
+	}
+	store, err := blockstore.Open(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sync := func(noCopy bool) cid.Cid {
+		t.Helper()
+		sum, err := Run(ctx, store, Options{Src: src, Name: "m", Profile: p, Filter: diff.Filter{Hidden: true}, NoCopy: noCopy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cid.MustParse(sum.Root)
+	}
+	fsck := func(root cid.Cid) blockstore.FsckResult {
+		t.Helper()
+		res, err := store.Fsck(ctx, []cid.Cid{root}, false, func(cid.Cid, string, error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	referenced := sync(true)
+	copied := sync(false)
+	if !copied.Equals(referenced) {
+		t.Fatalf("the copying sync of the same tree gave %s, not %s", copied, referenced)
+	}
+	files := m.entries(isFile)
+	for _, f := range files {
+		if err := os.Truncate(f, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := fsck(copied); res.Unavailable+res.Missing+res.Corrupt != 0 {
+		t.Fatalf("after turning --nocopy off and truncating the sources: %+v", res)
+	}
+
+	added := filepath.Join(src, "added")
+	if err := os.WriteFile(added, bytes.Repeat([]byte("new file "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := sync(true)
+	if err := os.Truncate(added, 10); err != nil {
+		t.Fatal(err)
+	}
+	if res := fsck(root); res.Unavailable == 0 || res.Missing+res.Corrupt != 0 {
+		t.Errorf("--nocopy turned on again: the added file's blocks, its source truncated: %+v (want unavailable)", res)
 	}
 }
