@@ -95,7 +95,7 @@ func ptr[T any](v T) *T { return &v }
 // the end, past it), to HEAD and to a conditional GET, by path through
 // plain and HAMT-sharded directories and by its CID; under DAGs of
 // several shapes (raw and dag-pb leaves, balanced and trickle, several
-// levels, empty files and chunks, mtimes). What it does not serve (a
+// levels, empty files and chunks, mtimes, blocks inlined in identity CIDs). What it does not serve (a
 // directory, a symlink, a missing name) is boxo's answer too.
 func TestFileAnswersAsBoxo(t *testing.T) {
 	files := map[string][]byte{
@@ -122,6 +122,7 @@ func TestFileAnswersAsBoxo(t *testing.T) {
 		{"v1 raw leaves", profile.V1_2025, small},
 		{"v1 with metadata", profile.V1_2025, func() profile.Overrides { o := small; o.Metadata = ptr("mtime,mode"); return o }()},
 		{"v0 trickle", profile.V0_2015, func() profile.Overrides { o := small; o.Trickle = ptr(true); return o }()},
+		{"inline", profile.V1_2025, func() profile.Overrides { o := small; o.Inline, o.InlineLimit = ptr(true), ptr(64); return o }()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, root := syncTree(t, src, tc.profile, tc.o)
