@@ -403,3 +403,38 @@ func testCid(s string) cid.Cid {
 	}
 	return cid.NewCidV1(cid.Raw, h)
 }
+
+// TestOrigin: the addresses a pinning service is given are kubo's id
+// Addresses as kubo lists them; Connect dials one peer per swarm/connect
+// call (kubo stops at the first peer it cannot reach), skips an address
+// without its peer, and still tries every peer when one fails.
+func TestOrigin(t *testing.T) {
+	const a, b = "12D3KooWA", "12D3KooWB"
+	s := newRPCServer(t)
+	s.set("id", answerWith(http.StatusOK, `{"ID":"`+a+`","Addresses":["/ip4/127.0.0.1/tcp/4001/p2p/`+a+`","/ip4/127.0.0.1/udp/4001/quic-v1/p2p/`+a+`"]}`+"\n"))
+	addrs, err := s.kubo().Addrs(t.Context())
+	if want := []string{"/ip4/127.0.0.1/tcp/4001/p2p/" + a, "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/" + a}; err != nil || !slices.Equal(addrs, want) {
+		t.Fatalf("Addrs: %q, %v; want %q", addrs, err, want)
+	}
+	delegates := []string{"/ip4/127.0.0.2/tcp/4001/p2p/" + a, "/ip4/127.0.0.3/tcp/4001", "/ip4/127.0.0.4/tcp/4001/p2p/" + b, "/ip6/::1/tcp/4001/p2p/" + a}
+	for _, fail := range []bool{false, true} {
+		s.forget()
+		if fail {
+			s.set("swarm/connect", cmdsError(http.StatusInternalServerError, "connect "+a+" failure: dial backoff"))
+		}
+		err := s.kubo().Connect(t.Context(), delegates)
+		if got := s.cmds(); !slices.Equal(got, []string{"swarm/connect", "swarm/connect"}) {
+			t.Fatalf("fail=%v: calls %v, want one swarm/connect per peer", fail, got)
+		}
+		s.mu.Lock()
+		first, second := s.calls[0].args["arg"], s.calls[1].args["arg"]
+		s.mu.Unlock()
+		if !slices.Equal(first, []string{delegates[0], delegates[3]}) || !slices.Equal(second, []string{delegates[2]}) {
+			t.Errorf("fail=%v: swarm/connect %q then %q, want %s's two addresses then %s's", fail, first, second, a, b)
+		}
+		var ke *Error
+		if fail != (err != nil) || (fail && (!errors.As(err, &ke) || !strings.Contains(ke.Message, "dial backoff"))) {
+			t.Errorf("fail=%v: %v", fail, err)
+		}
+	}
+}
