@@ -63,7 +63,7 @@ func rewriteIdx(t *testing.T, dir string, version int, edit func(*entry)) {
 			}
 			return nil
 		})
-		x.f.Close()
+		x.close()
 		if err != nil {
 			t.Fatal(err)
 		}
