@@ -41,25 +41,23 @@ import (
 // multiple of the chunk size, so at a block boundary), and rest the
 // chunk's last partial block and the framing after it. The few bytes
 // between one record's end and the next one's head are left unwritten: a
-// hole where they span a block, else zeros no index names. A leaf of
-// fewer than minClone whole blocks, or a chunk size that is not a
-// multiple of the block size, is copied.
+// hole where they span a block, else zeros no index names. A leaf without
+// a whole block, or of a chunk size that is not a multiple of the block
+// size, is copied.
 //
 // gc moves a block of a pack it rewrites by cloning its whole blocks the
 // same way (GCResult.Cloned), so blocks it moves stay shared with the
-// files they were cloned from; where the file system refuses, it copies
-// them, as on any other file system.
+// files they were cloned from, if they span at least minGCClone whole
+// blocks; smaller ones, and all where the file system refuses, it copies.
 
-// minClone is the fewest whole blocks a record must span to be cloned
-// rather than copied: the alignment costs up to a block per record, and
-// in packs of smaller records that would be a share large enough for gc
-// to take it for dead space and rewrite them every time (a pack is kept
-// while its live records fill three quarters of it).
-const minClone = 8
-
-// cloneable reports whether n bytes of whole blocks of size bs are worth
-// a clone (minClone).
-func cloneable(n, bs int64) bool { return n >= minClone*bs }
+// minGCClone is the fewest whole blocks a record must span for gc to
+// clone it rather than copy it. The alignment costs up to a block per
+// record: in a pack of records of a few blocks that is a share large
+// enough for gc to take it for dead space (a pack is kept while its live
+// records fill three quarters of it), and cloned again into a pack laid
+// out the same way, such records would be moved by every gc. Copied, they
+// are moved once, and no longer share their source's extents.
+const minGCClone = 8
 
 // clonePacks is a writer's pack of cloned records, under packWriter.mu.
 type clonePacks struct {
@@ -230,7 +228,7 @@ func (w *packWriter) cloneRecord(l loc, h mh.Multihash, data []byte) (bool, erro
 	at := int64(l.off) + recordHead + int64(len(h))
 	start := (at + bs - 1) &^ (bs - 1)
 	end := (at + int64(len(data))) &^ (bs - 1)
-	if !cloneable(end-start, bs) {
+	if end-start < minGCClone*bs {
 		return false, nil
 	}
 	p, err := w.set.acquire(l.pack)
@@ -300,7 +298,7 @@ func (r *ReflinkWriter) clone(ctx context.Context, c cid.Cid, block []byte, at c
 		return fmt.Errorf("write blocks to %s: %w", r.s.dir, err)
 	}
 	n := int64(at.Len) &^ (bs - 1)
-	if at.Off%bs != 0 || !cloneable(n, bs) {
+	if at.Off%bs != 0 || n == 0 {
 		return r.PutBlock(ctx, c, block)
 	}
 	h := c.Hash()
