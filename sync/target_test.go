@@ -26,10 +26,16 @@ import (
 )
 
 // targetTree writes a tree with a file of several chunks, small files, a
-// symlink and nested directories; every mtime is old.
-func targetTree(t *testing.T) string {
+// symlink and nested directories, and with flat > 0 a directory "flat" of
+// that many files; every mtime is old.
+func targetTree(t *testing.T, flat int) string {
 	t.Helper()
 	src := t.TempDir()
+	if flat > 0 {
+		fxMkdir(t, filepath.Join(src, "flat"), 0o755)
+		kuboHAMTDir(t, filepath.Join(src, "flat"), flat, 12, 12, "flat")
+		fxTouch(t, filepath.Join(src, "flat"), time.Unix(1_600_000_000, 0))
+	}
 	fxMkdir(t, filepath.Join(src, "pool/main"), 0o755)
 	fxWriteFrom(t, filepath.Join(src, "pool/main/big.deb"), randomData(3<<20+123, "big"), 0o644)
 	fxWrite(t, filepath.Join(src, "pool/main/small.deb"), []byte("small"), 0o644)
@@ -74,21 +80,32 @@ func TestPreviousRootOnTarget(t *testing.T) {
 		// entryReads is how many blocks besides directories may be read:
 		// a removed entry's, a changed symlink's.
 		entryReads int
+		// flat is the size of a directory stored as a HAMT of several
+		// levels (a threshold of 1000 bytes, fanout 16).
+		flat int
 	}{
-		{"unchanged, touched", "mode", touchAll, true, isync.Counts{Unchanged: 4}, 0},
-		{"unchanged, touched, Base", "mode", touchAll, false, isync.Counts{Unchanged: 4}, 0},
+		{"unchanged, touched", "mode", touchAll, true, isync.Counts{Unchanged: 4}, 0, 0},
+		{"unchanged, touched, Base", "mode", touchAll, false, isync.Counts{Unchanged: 4}, 0, 0},
 		{"a file rewritten, one removed", "mode", func(t *testing.T, src string) {
 			fxWrite(t, filepath.Join(src, "Release"), []byte("release 2"), 0o644)
 			if err := os.Remove(filepath.Join(src, "run.sh")); err != nil {
 				t.Fatal(err)
 			}
 			touchAll(t, src)
-		}, true, isync.Counts{Modified: 1, Removed: 1, Unchanged: 2}, 1},
-		{"mtimes stored, touched", "mtime,mode", touchAll, true, isync.Counts{Modified: 4}, 1},
+		}, true, isync.Counts{Modified: 1, Removed: 1, Unchanged: 2}, 1, 0},
+		{"mtimes stored, touched", "mtime,mode", touchAll, true, isync.Counts{Modified: 4}, 1, 0},
+		{"a file added to a HAMT", "mode", func(t *testing.T, src string) {
+			fxWrite(t, filepath.Join(src, "flat", "new-file"), []byte("new"), 0o644)
+			touchAll(t, src)
+		}, true, isync.Counts{Added: 1, Unchanged: 4 + 300}, 0, 300},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := targetTree(t)
-			p := fxProfile(t, profile.V1_2025, profile.Overrides{Metadata: &tc.metadata})
+			src := targetTree(t, tc.flat)
+			o := profile.Overrides{Metadata: &tc.metadata}
+			if tc.flat > 0 {
+				o.HAMTThreshold, o.MaxHAMTFanout = ptr(1000), ptr(16)
+			}
+			p := fxProfile(t, profile.V1_2025, o)
 			old, held := fxImport(t, src, p)
 			srv, asked := gatewayOf(t, held)
 			tc.change(t, src)
@@ -129,6 +146,7 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			// file's root, nor a changed file's root.
 			linked := map[cid.Cid]bool{}
 			var others []cid.Cid
+			shards := 0
 			for _, c := range asked() {
 				b, err := held.Blockstore().Get(t.Context(), c)
 				if err != nil {
@@ -142,9 +160,15 @@ func TestPreviousRootOnTarget(t *testing.T) {
 					continue
 				}
 				nd, _ := mdag.DecodeProtobuf(b.RawData())
+				if fsn, _ := ft.FSNodeFromBytes(nd.Data()); fsn.Type() == ft.THAMTShard {
+					shards++
+				}
 				for _, l := range nd.Links() {
 					linked[l.Cid] = true
 				}
+			}
+			if tc.flat > 0 && shards < 2 {
+				t.Errorf("read %d HAMT shards: the flat directory is no HAMT of several levels", shards)
 			}
 			if len(others) > tc.entryReads {
 				t.Errorf("read %d blocks that are no directory from the target, want at most %d", len(others), tc.entryReads)
@@ -206,7 +230,7 @@ func isDirBlock(t *testing.T, data []byte) bool {
 // not a failure: whether the target can be reached is the hand-off's to
 // report.
 func TestPreviousRootLookupFails(t *testing.T) {
-	src := targetTree(t)
+	src := targetTree(t, 0)
 	p := fxProfile(t, profile.V1_2025, profile.Overrides{})
 	want, _ := fxImport(t, src, p)
 	store, err := blockstore.Open(t.TempDir())
