@@ -27,9 +27,14 @@ import (
 // reference is only as good as its file: one that changed since (another
 // inode, size, mtime or change time, gone, unreadable, other bytes; a
 // chmod moves the change time) makes the block
-// unavailable, never wrong, since a read hashes what it rebuilt with the
-// CID's own function. The source file is outside the repository's
-// control: a 64-bit sum could be matched on purpose, the CID's hash not.
+// unavailable, never wrong: a read checks the file's identity, then the
+// block it rebuilt against the sum (xxh3) written with it, as every read
+// of a copy is checked (verify.go), and thorough reads (fsck) and blocks
+// without a sum against the CID's hash too. Why the sum is enough where
+// the file is outside the repository's control: a write to it moves its
+// change time, which no call sets back (only the clock can), so a file
+// changed on purpose fails the identity check before its bytes are read;
+// the sum is left to catch what the disk does, as for a copy.
 //
 // Descriptor (little-endian):
 //
@@ -216,9 +221,9 @@ func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
 
 // readRef rebuilds the block with multihash h from the reference record
 // at l in f, into buf when it has room: the file's identity checked, its
-// range read, framed, and hashed with h's function (and the sum). Any
-// difference is an UnavailableError.
-func readRef(f *os.File, l loc, h mh.Multihash, buf []byte) ([]byte, error) {
+// range read, framed, and checked against its sum, and with thorough (or
+// no sum) against h. Any difference is an UnavailableError.
+func readRef(f *os.File, l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
 	d, err := readRefDesc(f, l, h)
 	if err != nil {
 		return nil, err
@@ -233,7 +238,7 @@ func readRef(f *os.File, l loc, h mh.Multihash, buf []byte) ([]byte, error) {
 	}
 	copy(buf, d.head)
 	copy(buf[len(d.head)+int(d.length):], d.tail)
-	if (l.sum != 0 && xxh3.Hash(buf) != l.sum) || checkHash(h, buf) != nil {
+	if (l.sum != 0 && xxh3.Hash(buf) != l.sum) || ((thorough || l.sum == 0) && checkHash(h, buf) != nil) {
 		return nil, &UnavailableError{Path: d.path, Why: "its bytes changed since"}
 	}
 	return buf, nil
@@ -404,7 +409,7 @@ func (s *packSet) readOther(failed loc, h mh.Multihash, buf []byte, thorough boo
 		}
 		var data []byte
 		if l.kind == kindRef {
-			data, err = s.readRefAt(l, h, buf)
+			data, err = s.readRefAt(l, h, buf, thorough)
 		} else {
 			data, err = s.read(l, h, buf, thorough)
 		}
@@ -416,13 +421,13 @@ func (s *packSet) readOther(failed loc, h mh.Multihash, buf []byte, thorough boo
 }
 
 // readRefAt is readRef of the record at l, without looking further.
-func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte) ([]byte, error) {
+func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
 	p, err := s.acquire(l.pack)
 	if err != nil {
 		return nil, err
 	}
 	defer s.release(p)
-	return readRef(p.f, l, h, buf)
+	return readRef(p.f, l, h, buf, thorough)
 }
 
 // putRef appends a reference record for block k (multihash h), whose

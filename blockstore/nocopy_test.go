@@ -244,3 +244,36 @@ func write(t *testing.T, p string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoCopyOtherBytes: a reference whose file passes the identity check
+// but whose range holds other bytes (here: the range of the next leaf)
+// reads as unavailable, on a plain read as on fsck's thorough one.
+func TestNoCopyOtherBytes(t *testing.T) {
+	ctx := context.Background()
+	f := newRefFixture(t)
+	var st unix.Stat_t
+	if err := fsat.Lstat(unix.AT_FDCWD, f.path, &st); err != nil {
+		t.Fatal(err)
+	}
+	ms := metadata.FromStatT(&st)
+	block := []byte("a leaf whose bytes are nowhere in the file, at its first offset")
+	c, err := cid.V1Builder{Codec: cid.Raw, MhType: mh.SHA2_256}.Sum(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.store.NewWriter(false)
+	at := chunker.LeafAt{Path: f.path, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: ms.Size, MTime: ms.MTime, CTime: st.Ctim.Nano(), Off: 0, Len: len(block)}
+	if err := w.PutLeafRef(ctx, c, block, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Blockstore().Get(ctx, c); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("read: %v, want unavailable", err)
+	}
+	res, err := f.store.Fsck(ctx, []cid.Cid{c}, false, func(cid.Cid, string, error) {})
+	if err != nil || res.Unavailable != 1 {
+		t.Errorf("fsck: %+v, %v; want it unavailable", res, err)
+	}
+}

@@ -186,7 +186,7 @@ func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte
 	case kindRef:
 		// Checked by readRef; an unavailable one may have a copy or a
 		// newer reference beside it (nocopy.go).
-		if data, err = readRef(p.f, l, h, buf); errors.Is(err, ErrUnavailable) {
+		if data, err = readRef(p.f, l, h, buf, thorough); errors.Is(err, ErrUnavailable) {
 			return s.readOther(l, h, buf, thorough, err)
 		}
 		return data, err
