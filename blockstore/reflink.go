@@ -154,15 +154,47 @@ func (w *packWriter) putCloned(k key, h mh.Multihash, block []byte, pre int, src
 		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	p, off, err := w.cloneLocked(h, block, pre, src, soff, n)
+	if err != nil || !check {
+		if err == nil {
+			w.claim(p, k, kindBlock, off, len(block), xxh3.Hash(block))
+		}
+		w.mu.Unlock()
+		return err
+	}
+	// Checked outside the lock, so that one worker's read does not hold
+	// up the other's clone; the pack's seal waits for it (writes).
+	p.writes.Add(1)
+	w.mu.Unlock()
+	defer p.writes.Done()
+	data := off + int64(recordHead+len(h)+pre)
+	span := block[pre : pre+int(n)]
+	got := make([]byte, n)
+	if err := fsat.PreadFull(p.fd, got, data); err != nil {
+		p.setErr(err)
+		return w.writeErr(p, err)
+	}
+	if !bytes.Equal(got, span) {
+		if err := fsat.PwriteAll(p.fd, span, data); err != nil {
+			p.setErr(err)
+			return w.writeErr(p, err)
+		}
+	}
+	w.claim(p, k, kindBlock, off, len(block), xxh3.Hash(block))
+	return nil
+}
+
+// cloneLocked appends putCloned's record to the clone pack and returns
+// the pack and the record's offset in it, not yet indexed.
+func (w *packWriter) cloneLocked(h mh.Multihash, block []byte, pre int, src int, soff, n int64) (*openPack, int64, error) {
 	bs, err := w.blockSizeLocked()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	head := int64(recordHead + len(h) + pre)
 	p, err := w.clonePackLocked(bs + head + int64(len(block)-pre))
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	data := (p.size + head + bs - 1) &^ (bs - 1) // where the span goes
 	off := data - head
@@ -171,38 +203,23 @@ func (w *packWriter) putCloned(k key, h mh.Multihash, block []byte, pre int, src
 	copy(rec[recordHead+len(h):], block[:pre])
 	if err := fsat.PwriteAll(p.fd, rec, off); err != nil {
 		p.setErr(err)
-		return w.writeErr(p, err)
+		return nil, 0, w.writeErr(p, err)
 	}
 	if err := cloneRange(p.fd, data, src, soff, n); err != nil {
 		// What was written lies past the pack's end (p.size): the next
 		// record or the seal's truncation takes its place.
 		if cloneRefusal(err) {
-			return fmt.Errorf("%w: %w", errCloneRefused, err)
+			return nil, 0, fmt.Errorf("%w: %w", errCloneRefused, err)
 		}
 		p.setErr(err)
-		return w.writeErr(p, err)
+		return nil, 0, w.writeErr(p, err)
 	}
-	span := block[pre : pre+int(n)]
 	if err := fsat.PwriteAll(p.fd, block[pre+int(n):], data+n); err != nil {
 		p.setErr(err)
-		return w.writeErr(p, err)
-	}
-	if check {
-		got := make([]byte, n)
-		if err := fsat.PreadFull(p.fd, got, data); err != nil {
-			p.setErr(err)
-			return w.writeErr(p, err)
-		}
-		if !bytes.Equal(got, span) {
-			if err := fsat.PwriteAll(p.fd, span, data); err != nil {
-				p.setErr(err)
-				return w.writeErr(p, err)
-			}
-		}
+		return nil, 0, w.writeErr(p, err)
 	}
 	p.size = data + int64(len(block)-pre)
-	w.claim(p, k, kindBlock, off, len(block), xxh3.Hash(block))
-	return nil
+	return p, off, nil
 }
 
 // putRecordHead writes a record's head and multihash h into b, for data

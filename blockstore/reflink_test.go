@@ -249,30 +249,55 @@ func TestReflinkLeaves(t *testing.T) {
 }
 
 // TestReflinkChangedSource: a file that changed between the read of a
-// leaf and its clone is not cloned; the store holds the bytes read.
+// leaf and its clone is not what the store keeps: it holds the bytes
+// read, whether the change shows in the file's identity (a copy instead
+// of a clone) or not (a write within one tick of its timestamps: the
+// clone's bytes, read back, are written over).
 func TestReflinkChangedSource(t *testing.T) {
 	mnt := reflinkFS(t)
 	ctx := context.Background()
-	data := bytes.Repeat([]byte("reflink!"), 1<<17) // 1 MiB
-	path := filepath.Join(mnt, "src")
-	write(t, path, data)
-	c, block, at := leafOf(t, path, data, 0, len(data), false)
-	write(t, path, bytes.Repeat([]byte("changed!"), 1<<17))
-	s, err := Open(filepath.Join(mnt, "repo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	w := s.NewWriter(false).Reflinks(nil)
-	if err := w.PutLeafRef(ctx, c, block, at); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.readThorough(ctx, c)
-	if err != nil || !bytes.Equal(b.RawData(), block) {
-		t.Fatalf("leaf of a file changed before its clone: %v", err)
+	read := bytes.Repeat([]byte("reflink!"), 1<<17) // 1 MiB
+	now := bytes.Repeat([]byte("changed!"), 1<<17)
+	for _, tc := range []struct {
+		name string
+		// leaf gives the leaf of read's bytes, as the chunker saw the
+		// file, with path holding now's bytes when it returns.
+		leaf func(t *testing.T, path string) (cid.Cid, []byte, chunker.LeafAt)
+	}{
+		{"identity changed", func(t *testing.T, path string) (cid.Cid, []byte, chunker.LeafAt) {
+			write(t, path, read)
+			c, block, at := leafOf(t, path, read, 0, len(read), false)
+			write(t, path, now)
+			return c, block, at
+		}},
+		{"identity kept", func(t *testing.T, path string) (cid.Cid, []byte, chunker.LeafAt) {
+			write(t, path, now)
+			return leafOf(t, path, read, 0, len(read), false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(mnt, tc.name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			c, block, at := tc.leaf(t, filepath.Join(dir, "src"))
+			s, err := Open(filepath.Join(dir, "repo"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			w := s.NewWriter(false).Reflinks(nil)
+			if err := w.PutLeafRef(ctx, c, block, at); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.readThorough(ctx, c)
+			if err != nil || !bytes.Equal(b.RawData(), block) {
+				t.Fatalf("leaf of a file changed before its clone: %v", err)
+			}
+		})
 	}
 }
 
