@@ -246,7 +246,7 @@ func readRef(f *os.File, l loc, h mh.Multihash, buf []byte, thorough bool) ([]by
 
 // read reads d's range of its file into b, checking first that the file
 // is the one d was read from; it says why not ("": read). A change while
-// it reads shows in the hash its caller checks.
+// it reads shows in the sum or hash its caller checks.
 func (d *refDesc) read(b []byte) string {
 	fd, err := fsat.Open(unix.AT_FDCWD, d.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -316,6 +316,11 @@ var _ chunker.LeafReferrer = (*Writer)(nil)
 // usable reports whether the store holds block k (multihash h) as a
 // copy, or as a durable reference to the file d names, as it is now.
 func (p *packStore) usable(k key, h mh.Multihash, d *refDesc) (bool, error) {
+	if p.w == nil {
+		// A dry run's store: it counts what it would write.
+		_, ok, err := p.lookup(k)
+		return ok, err
+	}
 	if l, ok := p.w.pendingLoc(k); ok && l.kind != kindRef {
 		return true, nil
 	}
