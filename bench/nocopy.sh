@@ -17,8 +17,10 @@
 #   RUNS           timed runs of each, interleaved copy / --nocopy; the best is kept (default: 3)
 #   KEEP           1 keeps the scratch directory (default: 0)
 #
-# The repositories reference the cached trees, which nothing changes while
-# this runs. Times are wall times with a warm page cache (each tree is read
+# The repositories reference a copy of each cached tree made for this run
+# (the cache is shared with the other bench scripts, which may regenerate
+# it meanwhile; a --nocopy repository's blocks go unavailable when their
+# files change). Times are wall times with a warm page cache (each tree is read
 # once first); pulls end with sync(1), so their data is on disk. On a
 # machine shared with other work the times are noisy: compare the ratios
 # of one run, which interleaves the two storages.
@@ -91,6 +93,8 @@ for preset in $PRESETS; do
 	tree=$BENCH_DIR/$preset-seed$SEED
 	log "tree: $tree"
 	ensure_tree "$tree" "$MKMIRROR" gen --preset "$preset" --seed "$SEED"
+	cp -a "$tree" "$work/src"
+	tree=$work/src
 	"$work/floor" -mode read "$tree" >/dev/null # into the page cache
 	tree_du=$(du_bytes "$tree")
 
@@ -146,7 +150,7 @@ for preset in $PRESETS; do
 		wait 2>/dev/null || true
 		pids=()
 	fi
-	rm -rf "$work/copy" "$work/nocopy" "$work/dest" "$work/client"
+	rm -rf "$work/copy" "$work/nocopy" "$work/dest" "$work/client" "$work/src"
 done
 
 cat <<EOF
