@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/ipfs-sync/ipfs-sync/cluster"
 	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 )
 
@@ -21,7 +23,7 @@ const pinningTokenFlag = "pinning-token"
 func pinningFlags() []ucli.Flag {
 	cat := "Pinning service (IPFS Pinning Service API v1.0.0):"
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api; with --wait, until it reports the pin pinned or failed; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
+		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api (else from the IPFS node of the --cluster peer); with --wait, until it reports the pin pinned or failed; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
 		&ucli.StringFlag{Name: pinningTokenFlag, Hidden: true},
 	}
 }
@@ -82,3 +84,14 @@ func pinningLine(r pinsvc.Result) string {
 	}
 	return s
 }
+
+// clusterOrigin is the IPFS node beside the peer --cluster names, where
+// the cluster hand-off put the blocks: the origin of a pinning service's
+// fetch when no --api is given.
+type clusterOrigin struct{ cl *cluster.Client }
+
+func (o clusterOrigin) Addrs(ctx context.Context) ([]string, error) { return o.cl.IPFSAddrs(ctx) }
+
+// Connect does nothing: the cluster's REST API cannot dial a peer, and
+// dialling the delegates is only a head start.
+func (clusterOrigin) Connect(context.Context, []string) error { return nil }

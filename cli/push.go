@@ -69,10 +69,11 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			// With --cluster alone the blocks go through the cluster and
-			// no kubo node is fed.
+			// With --cluster and no --api the blocks go through the
+			// cluster and no kubo node is fed: a pinning service fetches
+			// them from the IPFS node of the --cluster peer.
 			var k *push.Kubo
-			if cl == nil || svc != nil || c.IsSet("api") {
+			if cl == nil || c.IsSet("api") {
 				if k, err = newKubo(c); err != nil {
 					return err
 				}
@@ -94,13 +95,17 @@ EXAMPLES:
 				}
 				out.Result = &res
 			}
-			if svc != nil {
+			if svc != nil && k != nil {
 				pinned, perr := runPinning(c, svc, root, c.String("name"), k)
 				out.Pinning, err = &pinned, perr
 			}
 			if cl != nil && err == nil {
 				handed, cerr := runCluster(c, store, cl, root, cluster.Options{Name: c.String("name")})
 				out.Cluster, err = &handed, cerr
+			}
+			if svc != nil && k == nil && err == nil {
+				pinned, perr := runPinning(c, svc, root, c.String("name"), clusterOrigin{cl})
+				out.Pinning, err = &pinned, perr
 			}
 			switch {
 			case c.Bool("json"):

@@ -209,6 +209,9 @@ func runSync(c *ucli.Context) error {
 	var handed *cluster.Result
 	if cl != nil && handOff == nil {
 		handed, handOff = syncCluster(c, store, cl, sum)
+		if svc != nil && kubo == nil && handOff == nil {
+			pinned, handOff = syncPinning(c, svc, sum, clusterOrigin{cl})
+		}
 	}
 	if perr := syncReport(c, sum, pushed, pinned, handed, handOff); perr != nil {
 		return perr
@@ -279,8 +282,8 @@ func syncHandOffTargets(c *ucli.Context) (*push.Kubo, *pinsvc.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if svc != nil && kubo == nil {
-		return nil, nil, usageError{errors.New("--pinning-service needs --api: the service fetches the blocks from the kubo node --api feeds (this repository, and serve, are no libp2p node it could fetch from)")}
+	if svc != nil && kubo == nil && c.String("cluster") == "" {
+		return nil, nil, usageError{errors.New("--pinning-service needs --api or --cluster: the service fetches the blocks from the kubo node --api feeds, or the IPFS node of the --cluster peer (this repository, and serve, are no libp2p node it could fetch from)")}
 	}
 	return kubo, svc, nil
 }
@@ -304,11 +307,18 @@ func syncHandOff(c *ucli.Context, store *blockstore.Store, kubo *push.Kubo, svc 
 	if svc == nil {
 		return &res, nil, nil
 	}
-	pinned, err := runPinning(c, svc, root, sum.Name, kubo)
+	pinned, err := syncPinning(c, svc, sum, kubo)
+	return &res, pinned, err
+}
+
+// syncPinning hands the recorded root to the pinning service, to fetch
+// from origin.
+func syncPinning(c *ucli.Context, svc *pinsvc.Client, sum sync.Summary, origin pinsvc.Origin) (*pinsvc.Result, error) {
+	pinned, err := runPinning(c, svc, cid.MustParse(sum.Root), sum.Name, origin)
 	if err != nil {
-		return &res, &pinned, handOffError{root: sum.Root, to: "the pinning service", name: sum.Name, err: err}
+		return &pinned, handOffError{root: sum.Root, to: "the pinning service", name: sum.Name, err: err}
 	}
-	return &res, &pinned, nil
+	return &pinned, nil
 }
 
 // syncReport prints the summary: JSON, the root alone with --quiet, or the

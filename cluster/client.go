@@ -277,3 +277,30 @@ func (c *Client) Status(ctx context.Context, root cid.Cid) ([]PeerStatus, error)
 	sortPeers(st)
 	return st, nil
 }
+
+// IPFSAddrs are the swarm addresses of the IPFS node beside the peer this
+// client talks to (GET /id), each ending in /p2p/PEERID: where a pinning
+// service can fetch what Add put there.
+func (c *Client) IPFSAddrs(ctx context.Context) ([]string, error) {
+	var id struct {
+		IPFS struct {
+			ID        string   `json:"id"`
+			Addresses []string `json:"addresses"`
+			Error     string   `json:"error"`
+		} `json:"ipfs"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/id", nil, nil, "", func(d *json.Decoder) error { return d.Decode(&id) }); err != nil {
+		return nil, err
+	}
+	if id.IPFS.Error != "" {
+		return nil, fmt.Errorf("cluster %s/id: its IPFS node: %s", c.base, id.IPFS.Error)
+	}
+	addrs := make([]string, len(id.IPFS.Addresses))
+	for i, a := range id.IPFS.Addresses {
+		if !strings.Contains(a, "/p2p/") && id.IPFS.ID != "" {
+			a += "/p2p/" + id.IPFS.ID
+		}
+		addrs[i] = a
+	}
+	return addrs, nil
+}

@@ -344,6 +344,38 @@ func TestPinningService(t *testing.T) {
 	})
 }
 
+// TestPinningServiceFromCluster: with --cluster and no --api, the blocks
+// go to the cluster and the pinning service (another cluster's, whose
+// kubo is peered with nobody) fetches them from the IPFS node of the
+// --cluster peer: push adds the pin, a sync after a publish cycle
+// replaces it, and the service's kubo holds each root whole.
+func TestPinningServiceFromCluster(t *testing.T) {
+	fed := startCluster(t, 1, clusterOpts{})
+	svc := startCluster(t, 1, clusterOpts{Auth: "pins:s3cret"})
+	token := pinsvcToken(t, svc)
+	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
+	secrets := []string{token, "s3cret"}
+	fedID := strings.TrimSpace(kuboRun(t, fed.Peers[0].Kubo.path, "config", "Identity.PeerID"))
+	_, src, repo, root := syncedTiny(t, "--name", "m")
+	hand := []string{"--name", "m", "--cluster", fed.URL(), "--pinning-service", svc.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m"}
+
+	out, _ := pinningCLI(t, env, secrets, 0, slices.Concat([]string{"--repo", repo, "--json", "push", root}, hand)...)
+	p := out.Pinning
+	if p.Sent != "add" || p.Status != "pinned" || !slices.ContainsFunc(p.Origins, func(o string) bool { return strings.HasSuffix(o, "/p2p/"+fedID) }) {
+		t.Fatalf("push --cluster --pinning-service: %+v, want added, pinned, from the --cluster peer's kubo (%s)", p, fedID)
+	}
+	waitPinnedEverywhere(t, svc, root)
+
+	publishCycle(t, src, 3)
+	next, _ := pinningCLI(t, env, secrets, 0, slices.Concat([]string{"--repo", repo, "--json", "sync"}, hand, []string{src})...)
+	p = next.Pinning
+	if next.Root == root || p.Sent != "replace" || p.Replaced == nil || *p.Replaced != root || p.Status != "pinned" {
+		t.Fatalf("sync after a publish cycle: %+v, want %s replacing %s, pinned", p, next.Root, root)
+	}
+	waitPinnedEverywhere(t, svc, next.Root)
+	waitUnpinned(t, svc, root)
+}
+
 // The exit codes of a hand-off, as docs/usage.md documents them.
 const (
 	exitHandOff   = 5
