@@ -7,13 +7,14 @@ import (
 
 // With Options.NoCopy a file's leaves are stored as references to its
 // bytes (blockstore/nocopy.go), which hold only while the file is the
-// one that was read: same device, inode, size and mtime. The quick check
-// passes size and mtime; the index entry adds the device, inode and
-// change time the file had when it was referenced, since rsync replaces
-// a rewritten file (a new inode) and may keep both, and a rewrite in
-// place that sets the mtime back moves the change time. A file stored otherwise than this run
-// wants (referenced by a copying run, copied by a --nocopy run) is read
-// again, so that turning --nocopy off copies the ref's files again.
+// one that was read: same device, inode, size, mtime and change time.
+// The quick check passes size and mtime; the index entry adds the
+// device, inode and change time the file had when it was referenced,
+// since rsync replaces a rewritten file (a new inode) and may keep both,
+// and a rewrite in place that sets the mtime back moves the change time.
+// A referenced file is read again by a copying run, so that turning
+// --nocopy off copies the ref's files again; a copied file stays as it
+// is in a --nocopy run until it changes (a copy never goes unavailable).
 
 // fileID is a referenced file's device, inode and change time as the
 // index keeps them; zero for a copied file.
@@ -29,15 +30,16 @@ func (r *run) refers(rel, name string) bool {
 }
 
 // storedAsWanted reports whether the previous version of the walked file
-// e, whose index entry is ent (none: hasEnt false), is stored as this
-// run stores it: copied, or referenced with e's identity. relOf
-// gives the file's source-relative path, built only when --copy needs it.
+// e, whose index entry is ent (none: hasEnt false), may be reused unread:
+// it is copied, or, in a run that references it, referenced with e's
+// identity. relOf gives the file's source-relative path, built only when
+// --copy needs it.
 func (r *run) storedAsWanted(e diff.Entry, ent blockstore.IndexEntry, hasEnt bool, relOf func() string) bool {
-	if !r.opts.NoCopy {
-		return ent.Ino == 0
+	if ent.Ino == 0 {
+		return hasEnt || !r.opts.NoCopy
 	}
-	if !r.refers(relOf(), e.Name) {
-		return ent.Ino == 0
+	if !r.opts.NoCopy || !r.refers(relOf(), e.Name) {
+		return false
 	}
-	return hasEnt && ent.Dev == e.Dev && ent.Ino == e.Ino && ent.CTime == e.CTime
+	return ent.Dev == e.Dev && ent.Ino == e.Ino && ent.CTime == e.CTime
 }
