@@ -205,3 +205,52 @@ func TestNoCopyTurnedOffCopiesAgain(t *testing.T) {
 		t.Errorf("--nocopy turned on again: the added file's blocks, its source truncated: %+v (want unavailable)", res)
 	}
 }
+
+// TestNoCopyGCDropsCollected: gc of a --nocopy repository keeping only
+// the current root removes the references of the root before (all its
+// files were rewritten) and leaves the current root whole.
+func TestNoCopyGCDropsCollected(t *testing.T) {
+	ctx := context.Background()
+	chunk := "size-1024"
+	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := &mutator{rng: rand.New(rand.NewPCG(3, 4)), root: src, t: t, sizes: []int{3000, 5000}}
+	for range 5 {
+		m.addFile()
+	}
+	store, err := blockstore.Open(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	opts := Options{Src: src, Name: "m", Profile: p, Filter: diff.Filter{Hidden: true}, NoCopy: true}
+	first, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.entries(isFile) {
+		m.write(f, bytes.Repeat([]byte{byte(m.rng.IntN(256))}, 4000+m.rng.IntN(100)), false)
+	}
+	second, err := Run(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := cid.MustParse(second.Root)
+	res, err := store.GC(ctx, []cid.Cid{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Removed < first.BlocksWritten-2 { // all but the two directory blocks
+		t.Errorf("gc removed %d blocks; the first root wrote %d, every file of it rewritten since", res.Removed, first.BlocksWritten)
+	}
+	fsck, err := store.Fsck(ctx, []cid.Cid{root}, false, func(cid.Cid, string, error) {})
+	if err != nil || fsck.Missing+fsck.Corrupt+fsck.Unavailable != 0 || fsck.Blocks == 0 {
+		t.Errorf("fsck of the root kept: %+v, %v", fsck, err)
+	}
+}
