@@ -142,6 +142,24 @@ func (f *fileReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// next returns the file's next bytes, all that are left of the current
+// leaf, as they are in the reader's buffer: they hold until the next call.
+// At the end it returns io.EOF.
+func (f *fileReader) next() ([]byte, error) {
+	for len(f.left) == 0 {
+		if f.pos >= f.size {
+			return nil, io.EOF
+		}
+		if err := f.descend(f.pos); err != nil {
+			return nil, err
+		}
+	}
+	p := f.left
+	f.left = nil
+	f.pos += int64(len(p))
+	return p, nil
+}
+
 // descend finds the leaf holding the byte at off, from the lowest node of
 // the stack that holds it (the root, after a Seek), and makes it current.
 func (f *fileReader) descend(off int64) error {

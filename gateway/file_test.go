@@ -216,22 +216,28 @@ func compare(t *testing.T, fast, boxo http.Handler, method, target string, h htt
 // A byte flipped in a leaf's data in its pack is never sent: not in a
 // file by path (its bytes before the leaf may be, then the response is
 // cut short), nor as the raw block, nor in a CAR; by path the answer is
-// boxo's too.
+// boxo's too. The leaf is in the first bytes the fast path reads before
+// the status (it leaves the answer to boxo), or after them (it aborts).
 func TestCorruptLeafNeverSent(t *testing.T) {
-	content := randomBytes(7, 10_000)
-	src := writeTree(t, map[string][]byte{"dir/file.bin": content})
 	for _, tc := range []struct {
-		name string
-		o    profile.Overrides
+		name  string
+		o     profile.Overrides
+		size  int // of the file
+		chunk int // of its leaves
+		leaf  int // the one changed
 	}{
-		{"raw leaves", profile.Overrides{Chunker: ptr("size-1024")}},
-		{"dag-pb leaves", profile.Overrides{Chunker: ptr("size-1024"), Metadata: ptr("mtime,mode")}},
+		{"raw leaves", profile.Overrides{Chunker: ptr("size-1024")}, 10_000, 1024, 5},
+		{"dag-pb leaves", profile.Overrides{Chunker: ptr("size-1024"), Metadata: ptr("mtime,mode")}, 10_000, 1024, 5},
+		{"raw leaf after the status", profile.Overrides{Chunker: ptr("size-4096")}, 600_000, 4096, 100},
+		{"dag-pb leaf after the status", profile.Overrides{Chunker: ptr("size-4096"), Metadata: ptr("mtime,mode")}, 600_000, 4096, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			content := randomBytes(7, tc.size)
+			src := writeTree(t, map[string][]byte{"dir/file.bin": content})
 			s, root := syncTree(t, src, profile.V1_2025, tc.o)
-			leaf := content[5*1024 : 6*1024] // the sixth leaf
+			leaf := content[tc.leaf*tc.chunk : (tc.leaf+1)*tc.chunk]
 			flipped := flipInPacks(t, s.Dir(), leaf, 500)
-			leafCID := leafOf(t, s, resolvePath(t, s, root, "dir/file.bin"), 5)
+			leafCID := leafOf(t, s, resolvePath(t, s, root, "dir/file.bin"), tc.leaf)
 			srv := httptest.NewServer(must(Handler(s.Blockstore(), true)))
 			defer srv.Close()
 			plain := httptest.NewServer(must(Handler(plainBlockstore{s.Blockstore()}, true)))

@@ -7,8 +7,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	bstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/gateway"
+	"github.com/ipfs/boxo/gateway/assets"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,19 +98,27 @@ func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	var be gateway.IPFSBackend = blocksBackend
-	if rd, ok := bs.(BlockReader); ok {
-		be = &backend{BlocksBackend: blocksBackend, rd: rd, res: newResolver(rd)}
+	rd, isReader := bs.(BlockReader)
+	var res *resolver
+	if isReader {
+		res = newResolver(rd)
+		be = &backend{BlocksBackend: blocksBackend, rd: rd, res: res}
 	}
+	// boxo's limit on requests at once is lifted: limit counts the fast
+	// path's requests as well as boxo's.
 	h := gateway.NewHandler(gateway.Config{
 		DeserializedResponses: opts.Browse,
-		MaxConcurrentRequests: opts.MaxRequests,
 		MaxRequestDuration:    noRequestLimit,
 		// A private registry: boxo registers its metrics once per registry
 		// and tests start several servers in one process.
 		MetricsRegistry: prometheus.NewRegistry(),
 	}, be)
+	ipfs := rootCheck(bs, h)
+	if isReader && opts.Browse {
+		ipfs = &fastPath{bs: bs, rd: rd, res: res, next: ipfs}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/ipfs/", rootCheck(bs, h))
+	mux.Handle("/ipfs/", limit(ipfs, opts.MaxRequests))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ipfs-sync serves /ipfs/{cid} (trustless gateway: ?format=raw or ?format=car)", http.StatusNotFound)
 	})
@@ -140,6 +151,40 @@ func rootCheck(bs bstore.Blockstore, h http.Handler) http.Handler {
 			http.Error(w, c.String()+" is not in this repository", http.StatusNotFound)
 		default:
 			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// retryAfter is the Retry-After of a 429, boxo's.
+const retryAfter = 60
+
+// limit serves at most n requests at once; more are answered 429 with
+// Retry-After at once, as boxo's limiter (MaxConcurrentRequests) answers.
+func limit(h http.Handler, n int) http.Handler {
+	sem := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+			msg := fmt.Sprintf("Too many requests. Please retry after %d seconds.", retryAfter)
+			if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+				http.Error(w, msg, http.StatusTooManyRequests)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusTooManyRequests)
+			err := assets.ErrorTemplate.Execute(w, assets.ErrorTemplateData{
+				StatusCode: http.StatusTooManyRequests,
+				StatusText: http.StatusText(http.StatusTooManyRequests),
+				Error:      msg,
+			})
+			if err != nil {
+				fmt.Fprintf(w, "error during body generation: %v", err)
+			}
 		}
 	})
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/bits"
 	"strings"
 	"sync"
@@ -52,10 +51,16 @@ func (r *resolver) resolve(ctx context.Context, p path.ImmutablePath, buf []byte
 	if p.Namespace() != path.IPFSNamespace {
 		return nil, cid.Undef, nil, errNotHere
 	}
-	s := p.String()
-	segs := strings.Split(s[len("/ipfs/"):], "/")[1:]
-	cur := p.RootCid()
-	for _, seg := range segs {
+	_, rest, _ := strings.Cut(p.String()[len("/ipfs/"):], "/")
+	return r.walk(ctx, p.RootCid(), rest, buf)
+}
+
+// walk is resolve for the path rest (segments split by "/") under root.
+func (r *resolver) walk(ctx context.Context, root cid.Cid, rest string, buf []byte) (roots []cid.Cid, last cid.Cid, raw []byte, err error) {
+	cur := root
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
 		if seg == "" {
 			continue
 		}
@@ -83,6 +88,8 @@ func (r *resolver) resolve(ctx context.Context, p path.ImmutablePath, buf []byte
 // level down, one named slot+name the entry. buf is for blocks read.
 func (r *resolver) lookup(ctx context.Context, c cid.Cid, name string, buf []byte) (cid.Cid, error) {
 	var hash uint64
+	var keyBuf [128]byte
+	key := keyBuf[:0]
 	for depth := 0; ; depth++ {
 		d, err := r.dir(ctx, c, buf)
 		if err != nil {
@@ -101,11 +108,21 @@ func (r *resolver) lookup(ctx context.Context, c cid.Cid, name string, buf []byt
 		if (depth+1)*width > 64 {
 			return cid.Undef, errNotHere
 		}
-		slot := fmt.Sprintf("%0*X", len(fmt.Sprintf("%X", d.fanout-1)), (hash>>(64-(depth+1)*width))&(d.fanout-1))
-		if next, ok := d.links[slot+name]; ok {
+		// The slot in upper-case hex, as wide as fanout-1's, then the
+		// name: built in key, which a map index by string(key) does not
+		// copy.
+		slot := (hash >> (64 - (depth+1)*width)) & (d.fanout - 1)
+		digits := (width + 3) / 4
+		key = append(key[:0], make([]byte, digits)...)
+		for i := digits - 1; i >= 0; i-- {
+			key[i] = "0123456789ABCDEF"[slot&0xF]
+			slot >>= 4
+		}
+		key = append(key, name...)
+		if next, ok := d.links[string(key)]; ok {
 			return next, nil
 		}
-		if c = d.links[slot]; !c.Defined() {
+		if c = d.links[string(key[:digits])]; !c.Defined() {
 			return cid.Undef, errNotHere
 		}
 	}

@@ -1,0 +1,310 @@
+package gateway
+
+import (
+	"mime"
+	"net/http"
+	gopath "path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gabriel-vasile/mimetype"
+	bstore "github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multibase"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// fastPath answers the request a mirror client makes most: GET or HEAD of
+// a UnixFS file by its path, /ipfs/{cid}/path/to/file, with none of what
+// boxo's handler treats specially (see eligible). It sends the answer
+// boxo's handler gives (status, every header, body: TestFastPathAnswersAsBoxo),
+// without it: boxo's handler costs about 130 µs a request in path
+// parsing, metrics and wrappers, and copies every byte through io.Copy's
+// 32 KiB buffer. The file's bytes go out in large writes, each leaf's
+// data region from the buffer the store read and checked it into, small
+// leaves gathered to writeSize. Anything the fast path does not take, or
+// that fails before the status is sent (a root the store lacks, a name
+// not found, a directory, a symlink, a block that does not read), goes
+// to next, boxo's answer; a block that fails once the status is sent
+// aborts the response, as guard does.
+type fastPath struct {
+	bs   bstore.Blockstore
+	rd   BlockReader
+	res  *resolver
+	next http.Handler
+
+	// root is the last root a request named, decoded: a mirror's clients
+	// name the same one again and again.
+	root atomic.Pointer[rootName]
+}
+
+// rootName is a root CID as a path names it, and the authority of its
+// Ipfs-Uri header (the CID as CIDv1 in base32).
+type rootName struct {
+	text      string
+	c         cid.Cid
+	authority string
+}
+
+// Sizes of the fast path's writes and of the bytes boxo sniffs.
+const (
+	// writeSize is what small leaves are gathered to before a write;
+	// a larger leaf is written as it is.
+	writeSize = 256 << 10
+	// sniffLen is mimetype's read limit (its default), the bytes
+	// boxo's handler hands it to find a Content-Type.
+	sniffLen = 3072
+)
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeSize); return &b }}
+
+func (fp *fastPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !eligible(r) || !fp.serve(w, r) {
+		fp.next.ServeHTTP(w, r)
+	}
+}
+
+// eligible says whether boxo's handler answers r as a plain UnixFS file
+// response if the path leads to one: GET or HEAD of a clean /ipfs/ path
+// (no empty, "." or ".." segment, no trailing slash: boxo cleans those
+// and may redirect), no query (?format, ?filename, ?uri), and none of
+// the headers that change boxo's answer: Range and the conditionals
+// (If-*), an Accept naming a format boxo serves (its customResponseFormat),
+// Cache-Control: only-if-cached, Service-Worker, X-Forwarded-Host.
+func eligible(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		return false
+	}
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/ipfs/") || len(p) == len("/ipfs/") || gopath.Clean(p) != p {
+		return false
+	}
+	h := r.Header
+	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Service-Worker", "X-Forwarded-Host"} {
+		if _, ok := h[k]; ok {
+			return false
+		}
+	}
+	if cc := h["Cache-Control"]; len(cc) > 0 && cc[0] == "only-if-cached" {
+		return false
+	}
+	for _, v := range h["Accept"] {
+		for v != "" {
+			var item string
+			item, v, _ = strings.Cut(v, ",")
+			item = strings.TrimSpace(item)
+			for _, prefix := range [...]string{"application/vnd.ipld", "application/vnd.ipfs", "application/x-tar", "application/json", "application/cbor"} {
+				if strings.HasPrefix(item, prefix) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// serve answers r if the fast path takes it, and says whether it did.
+func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
+	ctx := r.Context()
+	rootText, rest, _ := strings.Cut(r.URL.Path[len("/ipfs/"):], "/")
+	root, ok := fp.rootName(rootText)
+	if !ok {
+		return false
+	}
+	if has, err := fp.bs.Has(ctx, root.c); err != nil || !has {
+		return false // rootCheck's answer
+	}
+	buf := leafBufs.Get().(*[]byte)
+	roots, last, raw, err := fp.res.walk(ctx, root.c, rest, (*buf)[:0])
+	if err != nil {
+		leafBufs.Put(buf)
+		return false
+	}
+	if cap(raw) > cap(*buf) {
+		*buf = raw[:0]
+	}
+	f, u, err := openFile(ctx, fp.rd, last, raw, buf)
+	if err != nil {
+		leafBufs.Put(buf)
+		return false
+	}
+	defer f.Close()
+
+	// What boxo's serveFile does: the type by the name's extension, else
+	// sniffed from the first bytes; text/html without its charset.
+	name := ""
+	if rest != "" {
+		name = gopath.Base(rest)
+	}
+	ctype := mime.TypeByExtension(gopath.Ext(name))
+	first, err := f.next()
+	if err != nil && f.size > 0 {
+		return false
+	}
+	// A file of more than one block has its first writeSize bytes read
+	// (and checked) before the status, for the sniffer and so that a
+	// block that does not read there leaves the whole answer to boxo.
+	var out *[]byte
+	if f.pos < f.size {
+		out = writeBufs.Get().(*[]byte)
+		*out = append((*out)[:0], first...)
+		first = nil
+		for len(*out) < cap(*out) && f.pos < f.size {
+			c, err := f.next()
+			if err != nil {
+				writeBufs.Put(out)
+				return false
+			}
+			n := min(len(c), cap(*out)-len(*out))
+			*out = append(*out, c[:n]...)
+			first = c[n:]
+		}
+	}
+	if ctype == "" {
+		head := first
+		if out != nil {
+			head = *out
+		}
+		ctype = mimetype.Detect(head).String()
+	}
+	if strings.HasPrefix(ctype, "text/html;") {
+		ctype = "text/html"
+	}
+
+	hd := w.Header()
+	lastText := last.String()
+	hd["Etag"] = []string{`"` + lastText + `"`}
+	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
+	if uri, ok := ipfsURI(root.authority, rest); ok {
+		hd["Ipfs-Uri"] = []string{uri}
+	}
+	hd["X-Ipfs-Roots"] = []string{ipfsRoots(roots, lastText)}
+	if mt := u.ModTime(); !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
+		hd["Last-Modified"] = []string{mt.UTC().Format(http.TimeFormat)}
+	}
+	hd["Content-Type"] = []string{ctype}
+	hd["Accept-Ranges"] = []string{"bytes"}
+	hd["Content-Length"] = []string{strconv.FormatInt(f.size, 10)}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		if out != nil {
+			writeBufs.Put(out)
+		}
+		return true
+	}
+	fp.send(w, f, out, first)
+	return true
+}
+
+// send writes the file's bytes after the status: out (read before it;
+// nil for a file of one block), then first (the rest of the last block
+// read), then the blocks that follow, gathered to writeSize. A block
+// that does not read aborts the response.
+func (fp *fastPath) send(w http.ResponseWriter, f *fileReader, out *[]byte, first []byte) {
+	if out == nil {
+		_, _ = w.Write(first) // a file of one block: one write
+		return
+	}
+	defer writeBufs.Put(out)
+	for chunk := first; ; {
+		for len(chunk) > 0 {
+			if len(*out) == cap(*out) {
+				if _, err := w.Write(*out); err != nil {
+					return
+				}
+				*out = (*out)[:0]
+			}
+			if len(*out) == 0 && len(chunk) >= cap(*out) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				break
+			}
+			n := min(len(chunk), cap(*out)-len(*out))
+			*out = append(*out, chunk[:n]...)
+			chunk = chunk[n:]
+		}
+		if f.pos >= f.size {
+			break
+		}
+		var err error
+		if chunk, err = f.next(); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if len(*out) > 0 {
+		_, _ = w.Write(*out)
+	}
+}
+
+// rootName decodes the root a path names, as boxo's handler would take
+// it: a CID of a dag-pb or raw block (others, and CIDs that inline their
+// block, are boxo's).
+func (fp *fastPath) rootName(text string) (*rootName, bool) {
+	if rn := fp.root.Load(); rn != nil && rn.text == text {
+		return rn, true
+	}
+	c, err := cid.Decode(text)
+	if err != nil || c.Prefix().MhType == mh.IDENTITY {
+		return nil, false
+	}
+	if codec := c.Prefix().Codec; codec != cid.DagProtobuf && codec != cid.Raw {
+		return nil, false
+	}
+	authority, err := cid.NewCidV1(c.Type(), c.Hash()).StringOfBase(multibase.Base32)
+	if err != nil {
+		return nil, false
+	}
+	rn := &rootName{text: text, c: c, authority: authority}
+	fp.root.Store(rn)
+	return rn, true
+}
+
+// maxIpfsURI is the longest Ipfs-Uri boxo sends (a longer one is left out).
+const maxIpfsURI = 8192
+
+// ipfsURI is boxo's Ipfs-Uri header (ipfsUriHeaderValue) for the path
+// /ipfs/{root}/{rest}: ipfs://{authority} and each segment of rest with
+// every byte but RFC 3986's unreserved ones as %XX.
+func ipfsURI(authority, rest string) (string, bool) {
+	const upperhex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len("ipfs://") + len(authority) + 1 + len(rest)*3)
+	b.WriteString("ipfs://")
+	b.WriteString(authority)
+	if rest != "" {
+		b.WriteByte('/')
+		for i := 0; i < len(rest); i++ {
+			switch c := rest[i]; {
+			case 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+				c == '-' || c == '.' || c == '_' || c == '~' || c == '/':
+				b.WriteByte(c)
+			default:
+				b.WriteByte('%')
+				b.WriteByte(upperhex[c>>4])
+				b.WriteByte(upperhex[c&0xF])
+			}
+		}
+	}
+	if b.Len() > maxIpfsURI {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// ipfsRoots is boxo's X-Ipfs-Roots: the CIDs of the path's segments.
+func ipfsRoots(roots []cid.Cid, last string) string {
+	var b strings.Builder
+	for _, c := range roots {
+		b.WriteString(c.String())
+		b.WriteByte(',')
+	}
+	b.WriteString(last)
+	return b.String()
+}
