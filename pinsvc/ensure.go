@@ -85,7 +85,7 @@ const (
 //   - any other pin of the name is deleted.
 //
 // A pin that fails while Ensure waits, unless this run added it, is
-// deleted and added once more. A failed pin returns ErrFailed, one not
+// added once more (see readd). A failed pin returns ErrFailed, one not
 // finished in time ErrTimeout, both with the Result.
 func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result, error) {
 	res := Result{Service: c.URL(), Name: opts.Name, Root: root.String(), Sent: SentNone, Delegates: []string{}, Origins: []string{}}
