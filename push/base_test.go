@@ -16,8 +16,10 @@ import (
 
 // TestPushBase: with no push recorded, a Base the node holds (pinned
 // recursively) is what the delta is against, its blocks read from the
-// target where the repository lacks them, and its pin moves; a Base the
-// node does not hold means a full push.
+// target where the repository lacks them, and its pin moves (a Base that
+// is the root itself is left pinned: kubo would walk the whole DAG to pin
+// it again, as is the MFS path that holds it); a Base the node does not
+// hold means a full push.
 func TestPushBase(t *testing.T) {
 	d := dagtest.New()
 	shared := d.Dir("shared", dagtest.Entries{"f": d.Raw("f", "unchanged file")})
@@ -38,19 +40,22 @@ func TestPushBase(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
+		base     cid.Cid
 		pinLs    func(http.ResponseWriter)
 		previous string
 		sent     []string
 		cmds     []string
 	}{
-		{"base pinned", answerWith(200, `{"Keys":{"`+v1.Cid.String()+`":{"Type":"recursive"}}}`), "root1", []string{"b2", "root2"}, []string{"pin/ls", "dag/import", "pin/update"}},
-		{"base not pinned", cmdsError(500, "path '"+v1.Cid.String()+"' is not pinned"), "", []string{"b2", "f", "root2", "shared"}, []string{"pin/ls", "dag/import", "pin/add"}},
+		{"base pinned", v1.Cid, answerWith(200, `{"Keys":{"`+v1.Cid.String()+`":{"Type":"recursive"}}}`), "root1", []string{"b2", "root2"}, []string{"pin/ls", "dag/import", "pin/update", "files/stat", "files/rm", "files/cp"}},
+		{"base pinned, the root itself: nothing sent, the pin kept", v2.Cid, answerWith(200, `{"Keys":{"`+v2.Cid.String()+`":{"Type":"recursive"}}}`), "root2", nil, []string{"pin/ls", "dag/import", "files/stat"}},
+		{"base not pinned", v1.Cid, cmdsError(500, "path '"+v1.Cid.String()+"' is not pinned"), "", []string{"b2", "f", "root2", "shared"}, []string{"pin/ls", "dag/import", "pin/add", "files/stat", "files/rm", "files/cp"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := putAll(t, d, "root2", "b2", "shared", "f")
 			s := newRPCServer(t)
 			s.set("pin/ls", tc.pinLs)
-			res, err := Push(t.Context(), store, s.kubo(), v2.Cid, Options{Name: "mirror", Base: v1.Cid, Remote: src})
+			s.set("files/stat", answerWith(200, `{"Hash":"`+tc.base.String()+`"}`))
+			res, err := Push(t.Context(), store, s.kubo(), v2.Cid, Options{Name: "mirror", Base: tc.base, Remote: src, ToFiles: "/mirror"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -58,11 +58,13 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 		}
 	}
 	var bs bstore.Blockstore = store.Blockstore()
+	pinned := false // root is pinned already: kubo would walk its whole DAG to pin it again
 	if !prev.Defined() && opts.Base.Defined() {
 		held, err := k.Holds(ctx, opts.Base)
 		if err != nil {
 			return res, fmt.Errorf("pin of %s: %w", opts.Base, err)
 		}
+		pinned = held && opts.Base.Equals(root)
 		if held {
 			prev = opts.Base
 			s := prev.String()
@@ -86,10 +88,12 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 	if err != nil {
 		return res, fmt.Errorf("push %s: %w", root, err)
 	}
-	if err := k.Pin(ctx, prev, root); err != nil {
-		return res, fmt.Errorf("pin %s: %w", root, err)
+	if !pinned {
+		if err := k.Pin(ctx, prev, root); err != nil {
+			return res, fmt.Errorf("pin %s: %w", root, err)
+		}
 	}
-	if opts.ToFiles != "" {
+	if opts.ToFiles != "" && !filesAt(ctx, k, opts.ToFiles, root) {
 		if err := k.ToFiles(ctx, root, opts.ToFiles); err != nil {
 			return res, fmt.Errorf("--to-files %s: %w", opts.ToFiles, err)
 		}
@@ -100,4 +104,12 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 		}
 	}
 	return res, store.RecordPush(k.URL(), opts.Name, root)
+}
+
+// filesAt reports whether the MFS path holds root already: replacing it
+// (files/rm, then files/cp) would leave the path empty for a moment, for
+// nothing.
+func filesAt(ctx context.Context, k *Kubo, mfsPath string, root cid.Cid) bool {
+	cur, err := remote.NewKubo(k.URL()).FilesRoot(ctx, mfsPath)
+	return err == nil && cur.Equals(root)
 }
