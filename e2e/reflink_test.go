@@ -216,3 +216,42 @@ func TestReflink(t *testing.T) {
 	pullJSON(t, repo, cur, dest)
 	assertIdentical(t, src, dest)
 }
+
+// TestReflinkFallback: where the repository's file system has no
+// reflinks (the test's temporary directory; skipped where it has them),
+// sync --nocopy=reflink warns once and stores references, as --nocopy
+// does: the root is a copying sync's, and a source file rewritten
+// afterwards leaves the old root's blocks of it unavailable.
+func TestReflinkFallback(t *testing.T) {
+	dir := t.TempDir()
+	src, repo := filepath.Join(dir, "mirror"), filepath.Join(dir, "repo")
+	copyTree(t, tinyTree.get(t), src)
+	probe := filepath.Join(dir, "probe")
+	must(t, os.WriteFile(probe, make([]byte, 1<<16), 0o644))
+	if err := exec.Command("cp", "--reflink=always", probe, probe+".clone").Run(); err == nil {
+		t.Skipf("%s has reflinks: nothing falls back", dir)
+	}
+	must(t, os.Remove(probe))
+
+	res := ipfsSync(t, repo, "-q", "sync", "--nocopy=reflink", src)
+	if res.Code != 0 {
+		t.Fatalf("sync --nocopy=reflink: %s", res)
+	}
+	if want := syncRoot(t, src); oneCID(t, res.Stdout) != want {
+		t.Fatalf("sync --nocopy=reflink gave %s, a copying sync %s", res.Stdout, want)
+	}
+	if n := strings.Count(res.Stderr, "cannot be cloned into the repository"); n != 1 || !strings.Contains(res.Stderr, "stored as references") {
+		t.Fatalf("want one warning naming the fallback to references, got:\n%s", res.Stderr)
+	}
+	p := filepath.Join(src, bigFiles(t, src, 1, func(string) bool { return true })[0])
+	fi, err := os.Stat(p)
+	must(t, err)
+	must(t, os.WriteFile(p, make([]byte, fi.Size()), fi.Mode()))
+	fsck := ipfsSync(t, repo, "--json", "fsck")
+	var f struct{ Missing, Corrupt, Unavailable int64 }
+	lines := strings.Split(strings.TrimSpace(fsck.Stdout), "\n") // the unavailable blocks, then the summary
+	must(t, json.Unmarshal([]byte(lines[len(lines)-1]), &f))
+	if fsck.Code != 0 || f.Unavailable == 0 || f.Missing+f.Corrupt != 0 {
+		t.Fatalf("fsck after a referenced file was rewritten: %s", fsck)
+	}
+}
