@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ipfs-sync/ipfs-sync/pinsvc"
 )
 
 // TestPinningToken: the pinning service's token comes from the
@@ -73,4 +75,27 @@ func TestPinningToken(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPinningLine: the human summary says what was sent, where, under
+// which name and request, the status, and the delegates when there are
+// any.
+func TestPinningLine(t *testing.T) {
+	base := pinsvc.Result{Service: "https://pins.example/api/v1", Name: "debian", RequestID: "req-1", Status: pinsvc.Pinned, Delegates: []string{}}
+	with := func(f func(*pinsvc.Result)) pinsvc.Result { r := base; f(&r); return r }
+	tests := []struct {
+		r    pinsvc.Result
+		want string
+	}{
+		{with(func(r *pinsvc.Result) { r.Sent = pinsvc.SentAdd }), `pin requested at https://pins.example/api/v1 as "debian" (request req-1): pinned`},
+		{with(func(r *pinsvc.Result) { r.Sent = pinsvc.SentReplace; r.Status = pinsvc.Queued }), `pin replaced at https://pins.example/api/v1 as "debian" (request req-1): queued`},
+		{with(func(r *pinsvc.Result) {
+			r.Sent, r.Status, r.Delegates = pinsvc.SentNone, pinsvc.Failed, []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA", "/ip4/127.0.0.2/tcp/4001/p2p/12D3KooWB"}
+		}), `pin already requested at https://pins.example/api/v1 as "debian" (request req-1): failed; delegates /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA /ip4/127.0.0.2/tcp/4001/p2p/12D3KooWB`},
+	}
+	for _, tt := range tests {
+		if got := pinningLine(tt.r); got != tt.want {
+			t.Errorf("%+v:\n got %s\nwant %s", tt.r, got, tt.want)
+		}
+	}
 }
