@@ -154,6 +154,9 @@ EXAMPLES:
    ipfs-sync sync --json --name debian ./pool      JSON summary, ref named "debian"
    ipfs-sync sync --metadata none ./pool           no mode/mtime: kubo's plain 'ipfs add -r -H'
    ipfs-sync sync --profile unixfs-v0-2015 ./pool  legacy CIDv0
+   ipfs-sync --repo /tmp/r sync --api http://127.0.0.1:5001 --to-files /pool ./pool
+                                                   an empty repository (CI without a cache): diff
+                                                   against the root kubo holds at /pool, push the delta
 
 `
 
