@@ -18,6 +18,10 @@ type Version struct {
 	Time    time.Time       `json:"time"`
 	Profile string          `json:"profile"`
 	Summary json.RawMessage `json:"summary,omitempty"`
+	// Source is the absolute SRC a sync --nocopy referenced files under:
+	// a later run from elsewhere (the tree moved, same --name) reads them
+	// again instead of trusting references to paths that are gone.
+	Source string `json:"source,omitempty"`
 	// Collected: gc may have removed this version's blocks.
 	Collected bool `json:"collected,omitempty"`
 }

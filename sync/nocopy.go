@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"path/filepath"
+
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 )
@@ -38,8 +40,28 @@ func (r *run) storedAsWanted(e diff.Entry, ent blockstore.IndexEntry, hasEnt boo
 	if ent.Ino == 0 {
 		return hasEnt || !r.opts.NoCopy
 	}
-	if !r.opts.NoCopy || !r.refers(relOf(), e.Name) {
+	if !r.opts.NoCopy || r.srcMoved || !r.refers(relOf(), e.Name) {
 		return false
 	}
 	return ent.Dev == e.Dev && ent.Ino == e.Ino && ent.CTime == e.CTime
+}
+
+// srcMoved reports whether the ref's references were made under another
+// SRC than src (a tree moved, synced again under the same --name): its
+// files are then read again, wherever their index entries say they are.
+func srcMoved(ref blockstore.Ref, src string) bool {
+	cur, ok := ref.Current()
+	return ok && cur.Source != "" && filepath.Clean(cur.Source) != filepath.Clean(src)
+}
+
+// nocopySource is the SRC a --nocopy run records with its root.
+func (r *run) nocopySource() string {
+	if !r.opts.NoCopy {
+		return ""
+	}
+	src, err := filepath.Abs(r.opts.Src)
+	if err != nil {
+		return ""
+	}
+	return src
 }

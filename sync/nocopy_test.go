@@ -254,3 +254,51 @@ func TestNoCopyGCDropsCollected(t *testing.T) {
 		t.Errorf("fsck of the root kept: %+v, %v", fsck, err)
 	}
 }
+
+// TestNoCopySourceMoved: a tree synced with --nocopy, moved, and synced
+// again from its new place under the same ref name: the root (the same)
+// reads whole, its files read again, not reused by their unchanged
+// device, inode and change time with references to the old place.
+func TestNoCopySourceMoved(t *testing.T) {
+	ctx := context.Background()
+	chunk := "size-1024"
+	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := &mutator{rng: rand.New(rand.NewPCG(5, 6)), root: src, t: t, sizes: []int{3000, 5000}}
+	for range 4 {
+		m.addFile()
+	}
+	store, err := blockstore.Open(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	run := func(src string) cid.Cid {
+		t.Helper()
+		sum, err := Run(ctx, store, Options{Src: src, Name: "m", Profile: p, Filter: diff.Filter{Hidden: true}, NoCopy: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cid.MustParse(sum.Root)
+	}
+	old := run(src)
+	moved := filepath.Join(dir, "b")
+	if err := os.Rename(src, moved); err != nil {
+		t.Fatal(err)
+	}
+	root := run(moved)
+	if !root.Equals(old) {
+		t.Fatalf("the moved tree's root %s is not the tree's %s", root, old)
+	}
+	res, err := store.Fsck(ctx, []cid.Cid{root}, false, func(cid.Cid, string, error) {})
+	if err != nil || res.Missing+res.Corrupt+res.Unavailable != 0 {
+		t.Errorf("fsck after the move: %+v, %v", res, err)
+	}
+}

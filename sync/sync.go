@@ -155,6 +155,7 @@ func Run(ctx context.Context, store *blockstore.Store, opts Options) (Summary, e
 	}
 	r := newRun(store, opts, start)
 	defer r.index.Close()
+	r.srcMoved = srcMoved(ref, src)
 	prev, err := r.previous(ctx, ref)
 	if err != nil {
 		return Summary{}, err
@@ -252,7 +253,7 @@ func (r *run) record(ctx context.Context, ref blockstore.Ref, root cid.Cid, sum 
 		}
 	}
 	js, _ := json.Marshal(sum)
-	v := blockstore.Version{Root: sum.Root, Time: r.start.UTC(), Profile: r.opts.Profile.String(), Summary: js}
+	v := blockstore.Version{Root: sum.Root, Time: r.start.UTC(), Profile: r.opts.Profile.String(), Summary: js, Source: r.nocopySource()}
 	return r.store.Advance(r.opts.Name, v)
 }
 
@@ -308,6 +309,7 @@ type run struct {
 	reuse     bool    // the previous root may be reused
 	fallback  cid.Cid // a previous root with these settings, for unreadable directories
 	trusted   bool    // the previous root is the ref's current one in an undamaged store
+	srcMoved  bool    // the ref's references were made under another SRC (nocopy.go)
 	// fromTarget reads the previous root from Options.Target: nil when it
 	// is in the store.
 	fromTarget *remote.Blockstore
