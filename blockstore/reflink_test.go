@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -399,5 +400,77 @@ func TestReflinkGC(t *testing.T) {
 	}
 	if again, _ := filepath.Glob(filepath.Join(s.Dir(), packsDir, "*.pack")); !slices.Equal(packs, again) {
 		t.Errorf("the second gc rewrote packs: %v, then %v", packs, again)
+	}
+}
+
+// TestReflinkConcurrent clones the leaves of several files from two
+// goroutines at once, as a sync's workers do, two of the files alike
+// (the same leaves twice), into packs small enough to be sealed while
+// clones are being read back; every leaf then reads whole.
+func TestReflinkConcurrent(t *testing.T) {
+	mnt := reflinkFS(t)
+	ctx := context.Background()
+	s, err := Open(filepath.Join(mnt, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.packs.w.limit = 1 << 20
+	w := s.NewWriter(false).Reflinks(nil)
+	const chunk = 64 << 10
+	rng := rand.New(rand.NewSource(3))
+	var datas [][]byte
+	for i := range 6 {
+		data := make([]byte, 20*chunk+4096+7)
+		rng.Read(data)
+		if i == 5 {
+			data = datas[4]
+		}
+		datas = append(datas, data)
+		write(t, filepath.Join(mnt, string(rune('a'+i))), data)
+	}
+	type leaf struct {
+		c     cid.Cid
+		block []byte
+		at    chunker.LeafAt
+	}
+	leaves := make([][]leaf, len(datas))
+	blocks := map[cid.Cid][]byte{}
+	for i, data := range datas {
+		for off := 0; off < len(data); off += chunk {
+			c, block, at := leafOf(t, filepath.Join(mnt, string(rune('a'+i))), data, off, min(chunk, len(data)-off), i == 1 || i == 3)
+			leaves[i] = append(leaves[i], leaf{c, block, at})
+			blocks[c] = block
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < len(leaves); i += 2 {
+				for _, l := range leaves[i] {
+					if err := w.PutLeafRef(ctx, l.c, l.block, l.at); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for c, block := range blocks {
+		b, err := s.readThorough(ctx, c)
+		if err != nil || !bytes.Equal(b.RawData(), block) {
+			t.Fatalf("leaf %s: %v", c, err)
+		}
 	}
 }
