@@ -39,11 +39,10 @@ import (
 // For a file leaf, pre is the dag-pb framing before the chunk (none in a
 // raw leaf), the span the chunk's whole blocks (a chunk starts at a
 // multiple of the chunk size, so at a block boundary), and rest the
-// chunk's last partial block and the framing after it. The few bytes
-// between one record's end and the next one's head are left unwritten: a
-// hole where they span a block, else zeros no index names. A leaf without
-// a whole block, or of a chunk size that is not a multiple of the block
-// size, is copied.
+// chunk's last partial block and the framing after it. The bytes between
+// one record's end and the next one's head, fewer than a block, are left
+// unwritten: zeros no index names. A leaf without a whole block, or of a
+// chunk size that is not a multiple of the block size, is copied.
 //
 // gc moves a block of a pack it rewrites by cloning its whole blocks the
 // same way (GCResult.Cloned), so blocks it moves stay shared with the
