@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	bstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
@@ -240,15 +241,21 @@ func newRun(store *blockstore.Store, opts Options, start time.Time) *run {
 // root, with sum beside it.
 func (r *run) record(ctx context.Context, ref blockstore.Ref, root cid.Cid, sum Summary) error {
 	if r.opts.CAR != "" {
-		// Relative to the ref's previous root, not to this run's writes.
+		// Relative to the ref's previous root, not to this run's writes;
+		// without a ref, to the root read from the target, which holds it.
 		var old cid.Cid
+		var bs bstore.Blockstore = r.store.Blockstore()
 		if cur, ok := ref.Current(); ok {
 			var err error
 			if old, err = cid.Decode(cur.Root); err != nil {
 				return fmt.Errorf("ref %q names a bad root %q: %w", ref.Name, cur.Root, err)
 			}
+		} else if sum.PreviousFrom != "" {
+			old = cid.MustParse(*sum.Previous)
+			// Nothing more is kept: the run's blocks are flushed.
+			bs = remote.New(bs, r.opts.Target.Source, nil)
 		}
-		if _, err := export.DeltaFile(ctx, r.store.Blockstore(), old, root, r.opts.CAR); err != nil {
+		if _, err := export.DeltaFile(ctx, bs, old, root, r.opts.CAR); err != nil {
 			return err
 		}
 	}

@@ -3,10 +3,12 @@ package sync_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	gosync "sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
@@ -78,7 +81,8 @@ func TestPreviousRootOnTarget(t *testing.T) {
 		found    bool // the target finds the root (else it is given as Base)
 		want     isync.Counts
 		// entryReads is how many blocks besides directories may be read:
-		// a removed entry's, a changed symlink's.
+		// a removed entry's, a changed symlink's, and for --car a changed
+		// file of several chunks' old root.
 		entryReads int
 		// flat is the size of a directory stored as a HAMT of several
 		// levels (a threshold of 1000 bytes, fanout 16).
@@ -93,7 +97,7 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			}
 			touchAll(t, src)
 		}, true, isync.Counts{Modified: 1, Removed: 1, Unchanged: 2}, 1, 0},
-		{"mtimes stored, touched", "mtime,mode", touchAll, true, isync.Counts{Modified: 4}, 1, 0},
+		{"mtimes stored, touched", "mtime,mode", touchAll, true, isync.Counts{Modified: 4}, 2, 0},
 		{"a file added to a HAMT", "mode", func(t *testing.T, src string) {
 			fxWrite(t, filepath.Join(src, "flat", "new-file"), []byte("new"), 0o644)
 			touchAll(t, src)
@@ -117,7 +121,8 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			}
 			defer store.Close()
 			target := &remote.Target{Source: srv}
-			opts := isync.Options{Src: src, Profile: p, Filter: diff.Filter{Hidden: true}, Target: target}
+			car := filepath.Join(t.TempDir(), "delta.car")
+			opts := isync.Options{Src: src, Profile: p, Filter: diff.Filter{Hidden: true}, Target: target, CAR: car}
 			if tc.found {
 				target.Previous = func(_ context.Context, name string) (cid.Cid, error) {
 					if name != src {
@@ -141,9 +146,10 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			if sum.FileChanges != tc.want {
 				t.Errorf("file changes %+v, want %+v", sum.FileChanges, tc.want)
 			}
-			// Directories, and the root block of an entry gone or changed
-			// that is no file (what it was): never a block below a
-			// file's root, nor a changed file's root.
+			// Directories, kept; the root block of an entry gone or of a
+			// changed symlink (what it was), and the old root of a changed
+			// file of several chunks (the --car delta's walk pairs its
+			// chunks): never a block below a file's root.
 			linked := map[cid.Cid]bool{}
 			var others []cid.Cid
 			shards := 0
@@ -152,12 +158,12 @@ func TestPreviousRootOnTarget(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if has, _ := store.Blockstore().Has(t.Context(), c); !has {
-					t.Errorf("%s read from the target but not kept", c)
-				}
 				if !isDirBlock(t, b.RawData()) {
 					others = append(others, c)
 					continue
+				}
+				if has, _ := store.Blockstore().Has(t.Context(), c); !has {
+					t.Errorf("directory %s read from the target but not kept", c)
 				}
 				nd, _ := mdag.DecodeProtobuf(b.RawData())
 				if fsn, _ := ft.FSNodeFromBytes(nd.Data()); fsn.Type() == ft.THAMTShard {
@@ -180,6 +186,19 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			}
 			if err := export.Walk(t.Context(), store.Blockstore(), want, func(cid.Cid, []byte) error { return nil }); err != nil {
 				t.Fatalf("the new repository lacks part of its root: %v", err)
+			}
+			// --car is the delta against the root on the target: what a
+			// repository holding both versions gives.
+			fxRun(t, held, src, p)
+			var delta []string
+			if err := export.WalkSince(t.Context(), held.Blockstore(), old, want, func(c cid.Cid, _ []byte) error {
+				delta = append(delta, c.String())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := carCIDs(t, car); !slices.Equal(got, delta) {
+				t.Errorf("--car holds %d blocks, the delta is %d: %v, want %v", len(got), len(delta), got, delta)
 			}
 		})
 	}
@@ -256,5 +275,30 @@ func TestPreviousRootLookupFails(t *testing.T) {
 	}
 	if len(warned) != 1 || !strings.Contains(warned[0], "connection refused") {
 		t.Fatalf("warnings %q, want one naming the failure", warned)
+	}
+}
+
+// carCIDs lists the blocks of the CAR file at path, in order.
+func carCIDs(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br, err := carv2.NewBlockReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b.Cid().String())
 	}
 }
