@@ -42,7 +42,7 @@ func targetSource(c *ucli.Context) (remote.Source, error) {
 
 // syncTarget is sync's target (nil without --api or --from): a runner
 // that keeps nothing between runs diffs against the root it holds under
-// the names the hand-offs give it (see previousOnTarget).
+// the names the hand-offs give it (see previousPlaces).
 func syncTarget(c *ucli.Context) (*remote.Target, error) {
 	src, err := targetSource(c)
 	if src == nil || err != nil {

@@ -40,40 +40,21 @@ type Result struct {
 }
 
 // Push sends kubo the blocks of root it lacks (those not under the root
-// last pushed to it under the same name), then pins root in place of that
-// root. The record moves only after the pin, so a push interrupted at any
-// point is simply run again.
+// last pushed to it under the same name, or else under opts.Base), then
+// pins root in place of that root. The record moves only after the pin, so
+// a push interrupted at any point is simply run again.
 func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, opts Options) (Result, error) {
 	res := Result{API: k.URL(), Root: root.String()}
-	prev, err := store.Pushed(k.URL(), opts.Name)
+	prev, bs, held, err := previous(ctx, store, k, opts)
 	if err != nil {
 		return res, err
 	}
 	if prev.Defined() {
-		if has, _ := store.Blockstore().Has(ctx, prev); !has {
-			prev = cid.Undef // cannot diff against a root we no longer hold
-		} else {
-			s := prev.String()
-			res.Previous = &s
-		}
+		s := prev.String()
+		res.Previous = &s
 	}
-	var bs bstore.Blockstore = store.Blockstore()
-	pinned := false // root is pinned already: kubo would walk its whole DAG to pin it again
-	if !prev.Defined() && opts.Base.Defined() {
-		held, err := k.Holds(ctx, opts.Base)
-		if err != nil {
-			return res, fmt.Errorf("pin of %s: %w", opts.Base, err)
-		}
-		pinned = held && opts.Base.Equals(root)
-		if held {
-			prev = opts.Base
-			s := prev.String()
-			res.Previous = &s
-			if opts.Remote != nil {
-				bs = remote.New(bs, opts.Remote, nil)
-			}
-		}
-	}
+	// root pinned already: kubo would walk its whole DAG to pin it again.
+	pinned := held && prev.Equals(root)
 	var st export.Stats
 	err = k.Import(ctx, func(w io.Writer) error {
 		var err error
@@ -104,6 +85,37 @@ func Push(ctx context.Context, store *blockstore.Store, k *Kubo, root cid.Cid, o
 		}
 	}
 	return res, store.RecordPush(k.URL(), opts.Name, root)
+}
+
+// previous is the root kubo holds that the push is a delta against, and
+// where its blocks are read: the root recorded as last pushed under the
+// name, if the repository still holds it; else opts.Base if kubo holds it
+// whole (held: pinned recursively, as asked), read through opts.Remote
+// where the repository lacks it; else none.
+func previous(ctx context.Context, store *blockstore.Store, k *Kubo, opts Options) (prev cid.Cid, bs bstore.Blockstore, held bool, err error) {
+	bs = store.Blockstore()
+	if prev, err = store.Pushed(k.URL(), opts.Name); err != nil {
+		return cid.Undef, bs, false, err
+	}
+	if prev.Defined() {
+		if has, _ := bs.Has(ctx, prev); has {
+			return prev, bs, false, nil
+		}
+		// Cannot diff against a root the repository no longer holds.
+	}
+	if !opts.Base.Defined() {
+		return cid.Undef, bs, false, nil
+	}
+	if held, err = k.Holds(ctx, opts.Base); err != nil || !held {
+		if err != nil {
+			err = fmt.Errorf("pin of %s: %w", opts.Base, err)
+		}
+		return cid.Undef, bs, false, err
+	}
+	if opts.Remote != nil {
+		bs = remote.New(bs, opts.Remote, nil)
+	}
+	return opts.Base, bs, true, nil
 }
 
 // filesAt reports whether the MFS path holds root already: replacing it
