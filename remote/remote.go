@@ -39,7 +39,8 @@ var ErrNotFound = errors.New("not on the target")
 // Target is where a root goes, seen as a place to read the previous root
 // from: its blocks (Source), and Previous, which finds the root it holds
 // for the ref called name (at an MFS path, under an IPNS key, as the
-// cluster pin of that name), or cid.Undef when it holds none. Previous may
+// cluster's or pinning service's pin of that name), or cid.Undef when it
+// holds none. Previous may
 // be nil: then only a root named by the caller (--base) is read there.
 type Target struct {
 	Source   Source
@@ -48,7 +49,7 @@ type Target struct {
 
 // Blockstore reads blocks from the local store and, when it lacks one,
 // from the source: each fetched block is checked against its CID, fetched
-// once however many ask for it at the same time, and given to Keep (nil:
+// once however many ask for it at the same time, and given to keep (nil:
 // not kept). Everything else (Has, Put, ...) is the local store's.
 type Blockstore struct {
 	bstore.Blockstore
@@ -57,13 +58,6 @@ type Blockstore struct {
 
 	mu       gosync.Mutex
 	inFlight map[cid.Cid]*fetch
-	fetched  Stats
-}
-
-// Stats count the blocks fetched from the source.
-type Stats struct {
-	Blocks int64
-	Bytes  int64
 }
 
 type fetch struct {
@@ -80,13 +74,6 @@ func New(local bstore.Blockstore, src Source, keep func(ctx context.Context, c c
 
 // Source is the target the blocks come from.
 func (b *Blockstore) Source() Source { return b.src }
-
-// Fetched is what was fetched from the source so far.
-func (b *Blockstore) Fetched() Stats {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.fetched
-}
 
 // Get returns the block c from the local store, else from the source.
 func (b *Blockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
@@ -143,10 +130,6 @@ func (b *Blockstore) fetch(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.src, err)
 	}
-	b.mu.Lock()
-	b.fetched.Blocks++
-	b.fetched.Bytes += int64(len(data))
-	b.mu.Unlock()
 	if b.keep != nil {
 		if err := b.keep(ctx, c, data); err != nil {
 			return nil, fmt.Errorf("keep block %s from %s: %w", c, b.src, err)
