@@ -52,6 +52,8 @@ func newCluster(c *ucli.Context) (*cluster.Client, error) {
 	switch {
 	case rmin < -1 || rmax < -1:
 		return nil, usageError{errors.New("--replication-min and --replication-max are -1 (every peer) or more")}
+	case rmin != 0 && rmax != 0 && (rmin == -1) != (rmax == -1):
+		return nil, usageError{errors.New("--replication-min and --replication-max are both -1 (every peer) or neither")}
 	case rmin > 0 && rmax > 0 && rmin > rmax:
 		return nil, usageError{fmt.Errorf("--replication-min %d is above --replication-max %d", rmin, rmax)}
 	case c.Duration("wait-timeout") <= 0:

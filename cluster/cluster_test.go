@@ -69,3 +69,28 @@ func TestWant(t *testing.T) {
 		}
 	}
 }
+
+func TestFactors(t *testing.T) {
+	for _, tc := range []struct {
+		curMin, curMax, rmin, rmax int
+		wantMin, wantMax           int
+	}{
+		{-1, -1, 0, 0, -1, -1},
+		{2, 3, 0, 0, 2, 3},
+		{-1, -1, 2, 3, 2, 3},
+		{-1, -1, 3, 0, 3, 3},
+		{2, 5, 3, 0, 3, 5},
+		{2, 3, 4, 0, 4, 4},
+		{-1, -1, 0, 2, 2, 2},
+		{2, 5, 0, 3, 2, 3},
+		{3, 5, 0, 2, 2, 2},
+		{2, 3, -1, 0, -1, -1},
+		{2, 3, 0, -1, -1, -1},
+		{2, 3, -1, -1, -1, -1},
+	} {
+		gotMin, gotMax := factors(tc.curMin, tc.curMax, tc.rmin, tc.rmax)
+		if gotMin != tc.wantMin || gotMax != tc.wantMax {
+			t.Errorf("factors(%d, %d, %d, %d) = %d, %d, want %d, %d", tc.curMin, tc.curMax, tc.rmin, tc.rmax, gotMin, gotMax, tc.wantMin, tc.wantMax)
+		}
+	}
+}

@@ -223,7 +223,11 @@ func send(ctx context.Context, store *blockstore.Store, c *Client, root, base ci
 	if err != nil {
 		return Pin{}, fmt.Errorf("send %s to the cluster: %w", root, err)
 	}
-	po := PinOptions{Name: opts.Name, ReplicationMin: opts.ReplicationMin, ReplicationMax: opts.ReplicationMax}
+	po := PinOptions{Name: opts.Name}
+	if opts.ReplicationMin != 0 || opts.ReplicationMax != 0 {
+		// The cluster's defaults are not known here; its own are -1.
+		po.ReplicationMin, po.ReplicationMax = factors(-1, -1, opts.ReplicationMin, opts.ReplicationMax)
+	}
 	res.Pin = PinAdded
 	if base.Defined() {
 		po.Update = base
@@ -241,15 +245,41 @@ func send(ctx context.Context, store *blockstore.Store, c *Client, root, base ci
 // asked for: a pin-update keeps the previous pin's, and a root the cluster
 // had pinned keeps its own.
 func reconcile(ctx context.Context, c *Client, root cid.Cid, pin Pin, opts Options) (Pin, error) {
-	if (opts.ReplicationMin == 0 || opts.ReplicationMin == pin.ReplicationMin) &&
-		(opts.ReplicationMax == 0 || opts.ReplicationMax == pin.ReplicationMax) {
+	rmin, rmax := factors(pin.ReplicationMin, pin.ReplicationMax, opts.ReplicationMin, opts.ReplicationMax)
+	if rmin == pin.ReplicationMin && rmax == pin.ReplicationMax {
 		return pin, nil
 	}
-	p, err := c.Pin(ctx, root, PinOptions{Name: opts.Name, ReplicationMin: opts.ReplicationMin, ReplicationMax: opts.ReplicationMax})
+	p, err := c.Pin(ctx, root, PinOptions{Name: opts.Name, ReplicationMin: rmin, ReplicationMax: rmax})
 	if err != nil {
 		return p, fmt.Errorf("set the replication factors of %s: %w", root, err)
 	}
 	return p, nil
+}
+
+// factors are the replication factors a pin with curMin and curMax gets
+// when asked for rmin and rmax (0: not asked). The cluster takes both -1
+// (every peer) or 0 < min <= max, so one asked for alone brings the other
+// along: -1 both; a minimum above the current maximum (or every peer)
+// becomes the maximum too, and a maximum below the current minimum (or
+// every peer) the minimum too.
+func factors(curMin, curMax, rmin, rmax int) (int, int) {
+	switch {
+	case rmin == -1 || rmax == -1:
+		return -1, -1
+	case rmin == 0 && rmax == 0:
+		return curMin, curMax
+	case rmax == 0:
+		if curMax < rmin {
+			return rmin, rmin
+		}
+		return rmin, curMax
+	case rmin == 0:
+		if curMin == -1 || curMin > rmax {
+			return rmax, rmax
+		}
+		return curMin, rmax
+	}
+	return rmin, rmax
 }
 
 // pollEvery is how often wait asks the cluster for the root's status.

@@ -432,3 +432,58 @@ func TestClusterEmptyRunner(t *testing.T) {
 	waitPinset(t, c, []string{h.Root})
 	checkClusterPin(t, c, h.Root, 3)
 }
+
+// TestClusterWaitTimeout: a sync whose wait for the peers runs out exits 6
+// with the root recorded and printed, each peer's status in --json, and
+// the previous root still pinned; the same hand-off run again sends
+// nothing, waits, and unpins the previous root.
+func TestClusterWaitTimeout(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	_, src, repo, first := syncedTiny(t, "--name", "m")
+	if res := ipfsSync(t, repo, "push", first, "--name", "m", "--cluster", c.Peers[0].REST); res.Code != 0 {
+		t.Fatal(res)
+	}
+	publishCycle(t, src, 1)
+	// Two peers fetch the new blocks from the first before they can pin
+	// them: nothing is PINNED on all three a nanosecond after the pin.
+	res := ipfsSync(t, repo, "--json", "sync", "--name", "m", "--cluster", c.Peers[0].REST,
+		"--replication-min", "3", "--wait", "--wait-timeout", "1ns", src)
+	if res.Code != 6 {
+		t.Fatalf("sync whose wait ran out: want exit 6, got %s", res)
+	}
+	h := parseCluster(t, res)
+	if h.Pin != "updated" || h.Pinned >= h.Want || len(h.Peers) != 3 || len(h.Unpinned) != 0 {
+		t.Fatalf("hand-off whose wait ran out: %+v", h)
+	}
+	if pins := c.Pinset(t); !slices.Contains(pins, first) || !slices.Contains(pins, h.Root) {
+		t.Fatalf("pinset %v, want the previous root %s and the new %s", pins, first, h.Root)
+	}
+	res = ipfsSync(t, repo, "--json", "push", h.Root, "--name", "m", "--cluster", c.Peers[0].REST)
+	if res.Code != 0 {
+		t.Fatalf("push after the timeout: %s", res)
+	}
+	if again := parseCluster(t, res); again.Pin != "kept" || again.Blocks != 0 || !slices.Equal(again.Unpinned, []string{first}) {
+		t.Fatalf("push after the timeout: %+v", again)
+	}
+	checkClusterPin(t, c, h.Root, 3)
+	waitClusterUnpinned(t, c, first)
+}
+
+// TestClusterUsage: mistakes in the cluster flags are usage errors (exit
+// 2), found before anything runs.
+func TestClusterUsage(t *testing.T) {
+	_, src, repo, root := syncedTiny(t)
+	for _, args := range [][]string{
+		{"sync", "--replication-min", "2", src},
+		{"sync", "--keep-previous", src},
+		{"push", root, "--cluster", "ftp://127.0.0.1:9094"},
+		{"push", root, "--cluster", "http://127.0.0.1:9094", "--replication-min", "3", "--replication-max", "2"},
+		{"push", root, "--cluster", "http://127.0.0.1:9094", "--replication-min", "-2"},
+		{"push", root, "--cluster", "http://127.0.0.1:9094", "--replication-min", "-1", "--replication-max", "2"},
+		{"push", root, "--cluster", "http://127.0.0.1:9094", "--wait-timeout", "0s"},
+	} {
+		if res := ipfsSync(t, repo, args...); res.Code != 2 {
+			t.Errorf("ipfs-sync %s: want exit 2, got %s", strings.Join(args, " "), res)
+		}
+	}
+}
