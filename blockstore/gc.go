@@ -270,6 +270,9 @@ func (s *Store) Reach(ctx context.Context, c cid.Cid, tsize uint64, visit func(c
 		}
 	}
 	b, err := s.bs.Get(ctx, c)
+	if errors.Is(err, ErrUnavailable) {
+		return nil // a reference (nocopy.go) is a leaf: nothing under it
+	}
 	if err != nil {
 		return fmt.Errorf("block %s: %w", c, err)
 	}

@@ -277,3 +277,25 @@ func TestNoCopyOtherBytes(t *testing.T) {
 		t.Errorf("fsck: %+v, %v; want it unavailable", res, err)
 	}
 }
+
+// TestNoCopyGCKeepsUnavailable: gc keeping roots that are references
+// whose file changed (a single-leaf file synced as SRC, say) marks them
+// as the leaves they are and keeps them: unavailable, not missing.
+func TestNoCopyGCKeepsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	f := newRefFixture(t)
+	if err := os.Truncate(f.path, 10); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.store.GC(ctx, f.leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Kept != int64(len(f.leaves)) || res.Removed != 0 {
+		t.Errorf("gc: %+v; want all %d references kept", res, len(f.leaves))
+	}
+	fsck, err := f.store.Fsck(ctx, f.leaves, false, func(cid.Cid, string, error) {})
+	if err != nil || fsck.Unavailable != int64(len(f.leaves)) || fsck.Missing+fsck.Corrupt != 0 {
+		t.Errorf("fsck after gc: %+v, %v", fsck, err)
+	}
+}
