@@ -111,9 +111,6 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 		}
 	}
 	var posted time.Time
-	// A failed pin of root among the rest is asked anew: its failure may
-	// still be reported for a moment.
-	anew := slices.ContainsFunc(rest, func(p PinStatus) bool { return sameCID(p.Pin.CID, root) })
 	if target != nil {
 		record(&res, *target)
 		if target.Pin.Origins != nil {
@@ -144,7 +141,7 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 		return res, nil
 	}
 	deadline := time.Now().Add(opts.Wait)
-	if err := wait(ctx, c, &res, deadline, opts, posted, anew); err != nil {
+	if err := wait(ctx, c, &res, deadline, opts, posted); err != nil {
 		return res, err
 	}
 	if res.Status == Failed && res.Sent != SentAdd {
@@ -157,7 +154,7 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 		if err := readd(ctx, c, root, &res); err != nil {
 			return res, err
 		}
-		if err := wait(ctx, c, &res, deadline, opts, time.Now(), true); err != nil {
+		if err := wait(ctx, c, &res, deadline, opts, time.Now()); err != nil {
 			return res, err
 		}
 	}
@@ -228,15 +225,13 @@ func pinRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Re
 
 // settle is how long after a post the service's answers may still be of
 // the state before it: a pin it does not know yet (a service may list
-// what it stores later), or, when the post asked anew for a pin that
-// failed, that failure (IPFS Cluster's peers report their last attempt
-// until the new pin reaches them).
+// what it stores later), or the failure of the request the post asked
+// anew (IPFS Cluster's peers report their last attempt until the new pin
+// reaches them).
 const settle = 10 * time.Second
 
-// wait polls the pin until it is pinned or failed, or the deadline;
-// posted is when this run asked for it, anew whether it asked anew for a
-// failed one.
-func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, posted time.Time, anew bool) error {
+// wait polls the pin until it is pinned or failed, or the deadline.
+func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, posted time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	interval := opts.Poll
@@ -257,7 +252,7 @@ func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts 
 		switch {
 		case err == nil:
 			record(res, st)
-			if res.Status == Pinned || (res.Status == Failed && !(anew && settling(posted))) {
+			if res.Status == Pinned || (res.Status == Failed && !settling(posted)) {
 				return nil
 			}
 		case isNotFound(err) && settling(posted):
