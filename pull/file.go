@@ -73,7 +73,7 @@ func (p *puller) file(t task, rel string, b blocks.Block, fsn *ft.FSNode, ls met
 			}
 		}
 	}
-	written, err := p.writeTemp(d, t.name, rel, m, func(fd int) error {
+	written, err := p.writeTemp(d, t.name, rel, m, ls.Type == metadata.None, func(fd int) error {
 		w.fd = fd
 		kids, err := w.visit(b, 0, size, 0)
 		if err == nil {

@@ -164,6 +164,9 @@ type puller struct {
 	// fast: the Linux fast paths (fastpath.On): one syncfs of DEST at the
 	// end. Without, each file and directory is fsynced as it is finished.
 	fast bool
+	// noAnon: a file made without a name could not be linked in; every
+	// later one gets a temporary name first.
+	noAnon atomic.Bool
 
 	entries, bytes                             atomic.Int64
 	files, dirs, symlinks                      atomic.Int64
