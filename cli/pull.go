@@ -47,7 +47,7 @@ with --from) keeps, for each DEST, the root pulled last, what was written where,
 directory blocks, so unchanged directories cost nothing, unchanged files are left alone
 (size, mtime and mode as written), renamed files are copied locally, and a changed file
 reuses the chunks its old version still holds. Nothing of this is kept in DEST: it is an
-exact copy of ROOT. Each file is written under a temporary name and renamed into place;
+exact copy of ROOT. Each file is written as a new file and put in place once complete;
 an interrupted pull, run again, resumes. A DEST that contains the repository, or lies
 inside it, is refused.
 

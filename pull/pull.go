@@ -16,10 +16,11 @@
 // It is safe against hostile roots: names are checked (no "", ".", "..",
 // "/" or NUL, no duplicates), depth, entry count and bytes are bounded, and
 // every write goes through directory file descriptors with O_NOFOLLOW, so
-// nothing is ever written outside DEST. Each file is written to a
-// temporary name in its directory and renamed into place when complete, so
-// DEST never holds half a file under its final name; an interrupted pull,
-// run again, resumes from what it had finished.
+// nothing is ever written outside DEST. Each file is written as a new
+// file, without a name (O_TMPFILE) or under a temporary one, and linked or
+// renamed into place when complete, so DEST never holds half a file under
+// its final name; an interrupted pull, run again, resumes from what it had
+// finished.
 package pull
 
 import (
