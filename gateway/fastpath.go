@@ -153,17 +153,18 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	var out *[]byte
 	if f.pos < f.size {
 		out = writeBufs.Get().(*[]byte)
-		*out = append((*out)[:0], first...)
-		first = nil
-		for len(*out) < cap(*out) && f.pos < f.size {
-			c, err := f.next()
-			if err != nil {
+		*out = (*out)[:0]
+		for {
+			n := min(len(first), cap(*out)-len(*out))
+			*out = append(*out, first[:n]...)
+			first = first[n:]
+			if len(*out) == cap(*out) || f.pos >= f.size {
+				break
+			}
+			if first, err = f.next(); err != nil {
 				writeBufs.Put(out)
 				return false
 			}
-			n := min(len(c), cap(*out)-len(*out))
-			*out = append(*out, c[:n]...)
-			first = c[n:]
 		}
 	}
 	if ctype == "" {
@@ -213,13 +214,15 @@ func (fp *fastPath) send(w http.ResponseWriter, f *fileReader, out *[]byte, firs
 	}
 	defer writeBufs.Put(out)
 	for chunk := first; ; {
-		for len(chunk) > 0 {
-			if len(*out) == cap(*out) {
-				if _, err := w.Write(*out); err != nil {
-					return
-				}
-				*out = (*out)[:0]
+		// Bytes read are written before the next block is read: a block
+		// that does not read cuts the response after them.
+		if len(*out) == cap(*out) {
+			if _, err := w.Write(*out); err != nil {
+				return
 			}
+			*out = (*out)[:0]
+		}
+		for len(chunk) > 0 {
 			if len(*out) == 0 && len(chunk) >= cap(*out) {
 				if _, err := w.Write(chunk); err != nil {
 					return
@@ -229,6 +232,12 @@ func (fp *fastPath) send(w http.ResponseWriter, f *fileReader, out *[]byte, firs
 			n := min(len(chunk), cap(*out)-len(*out))
 			*out = append(*out, chunk[:n]...)
 			chunk = chunk[n:]
+			if len(*out) == cap(*out) {
+				if _, err := w.Write(*out); err != nil {
+					return
+				}
+				*out = (*out)[:0]
+			}
 		}
 		if f.pos >= f.size {
 			break

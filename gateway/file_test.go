@@ -230,6 +230,7 @@ func TestCorruptLeafNeverSent(t *testing.T) {
 		{"dag-pb leaves", profile.Overrides{Chunker: ptr("size-1024"), Metadata: ptr("mtime,mode")}, 10_000, 1024, 5},
 		{"raw leaf after the status", profile.Overrides{Chunker: ptr("size-4096")}, 600_000, 4096, 100},
 		{"dag-pb leaf after the status", profile.Overrides{Chunker: ptr("size-4096"), Metadata: ptr("mtime,mode")}, 600_000, 4096, 100},
+		{"leaf of 1 MiB after the status", profile.Overrides{}, 3<<20 + 12345, 1 << 20, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			content := randomBytes(7, tc.size)
