@@ -23,7 +23,7 @@ const pinningTokenFlag = "pinning-token"
 func pinningFlags() []ucli.Flag {
 	cat := "Pinning service (IPFS Pinning Service API v1.0.0):"
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (replacing the name's previous pin), fetched from the kubo node of --api (else from the IPFS node of the --cluster peer); with --wait, until it reports the pin pinned or failed; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
+		&ucli.StringFlag{Name: "pinning-service", Usage: "then have the pinning service at `URL` pin the root as the pin of the name (the name's previous pin removed once it is pinned), fetched from the kubo node of --api (else from the IPFS node of the --cluster peer); with --wait, until it reports the pin pinned or failed; bearer token from $IPFS_SYNC_PINNING_TOKEN or config.json's \"pinning-token\"", Category: cat},
 		&ucli.StringFlag{Name: pinningTokenFlag, Hidden: true},
 	}
 }
@@ -77,7 +77,7 @@ func runPinning(c *ucli.Context, svc *pinsvc.Client, root cid.Cid, name string, 
 
 // pinningLine is the human summary of a hand-off to a pinning service.
 func pinningLine(r pinsvc.Result) string {
-	what := map[string]string{pinsvc.SentAdd: "pin requested", pinsvc.SentReplace: "pin replaced", pinsvc.SentNone: "pin already requested"}[r.Sent]
+	what := map[string]string{pinsvc.SentAdd: "pin requested", pinsvc.SentNone: "pin already requested"}[r.Sent]
 	s := fmt.Sprintf("%s at %s as %q (request %s): %s", what, r.Service, r.Name, r.RequestID, r.Status)
 	if len(r.Delegates) > 0 {
 		s += "; delegates " + strings.Join(r.Delegates, " ")

@@ -88,7 +88,7 @@ func TestPinningLine(t *testing.T) {
 		want string
 	}{
 		{with(func(r *pinsvc.Result) { r.Sent = pinsvc.SentAdd }), `pin requested at https://pins.example/api/v1 as "debian" (request req-1): pinned`},
-		{with(func(r *pinsvc.Result) { r.Sent = pinsvc.SentReplace; r.Status = pinsvc.Queued }), `pin replaced at https://pins.example/api/v1 as "debian" (request req-1): queued`},
+		{with(func(r *pinsvc.Result) { r.Sent = pinsvc.SentAdd; r.Status = pinsvc.Queued }), `pin requested at https://pins.example/api/v1 as "debian" (request req-1): queued`},
 		{with(func(r *pinsvc.Result) {
 			r.Sent, r.Status, r.Delegates = pinsvc.SentNone, pinsvc.Failed, []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA", "/ip4/127.0.0.2/tcp/4001/p2p/12D3KooWB"}
 		}), `pin already requested at https://pins.example/api/v1 as "debian" (request req-1): failed; delegates /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA /ip4/127.0.0.2/tcp/4001/p2p/12D3KooWB`},

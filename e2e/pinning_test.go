@@ -43,7 +43,6 @@ type pinningRun struct {
 		Sent      string   `json:"sent"`
 		Replaced  *string  `json:"replaced"`
 		Removed   []string `json:"removed"`
-		Readded   bool     `json:"readded"`
 	} `json:"pinning"`
 	PushError string `json:"push_error"`
 }
@@ -120,6 +119,37 @@ func pinsNamed(t *testing.T, c *cluster, token, name string) []string {
 	return cids
 }
 
+// peerAttempt is a peer's status of a pin and how many times it tried it.
+type peerAttempt struct {
+	Status   string `json:"status"`
+	Attempts int    `json:"attempt_count"`
+}
+
+// peerAttempts is root's status and attempt count on each peer, by peer
+// name, from the cluster's REST API.
+func peerAttempts(t *testing.T, c *cluster, root string) map[string]peerAttempt {
+	t.Helper()
+	resp, err := c.get(c.Peers[0], "/pins/"+root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var gpi struct {
+		PeerMap map[string]struct {
+			Name string `json:"peername"`
+			peerAttempt
+		} `json:"peer_map"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&gpi); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /pins/%s: %s, %v", root, resp.Status, err)
+	}
+	out := map[string]peerAttempt{}
+	for _, pi := range gpi.PeerMap {
+		out[pi.Name] = pi.peerAttempt
+	}
+	return out
+}
+
 // originKubo starts an online kubo on loopback, peered with nobody and
 // without routing: a cluster peer can fetch from it only by dialling the
 // origins of a pin request.
@@ -183,8 +213,8 @@ func waitUnpinned(t *testing.T, c *cluster, root string) {
 
 // TestPinningService is the Pinning Service API hand-off end to end: the
 // first sync adds the pin and every peer holding it has every block; run
-// again, it sends nothing; after a publish cycle the pin of the name is
-// replaced and the old one is gone; the token is never printed, a wrong
+// again, it sends nothing; after a publish cycle the new root is added
+// and the old pin removed once it is pinned; the token is never printed, a wrong
 // one fails the hand-off, config.json's is used; a pin the cluster cannot
 // fetch is reported failed with exit 6, by sync and by push, and asked
 // anew by a rerun; push killed at random moments is run again and leaves
@@ -226,12 +256,11 @@ func TestPinningService(t *testing.T) {
 	publishCycle(t, src, 2)
 	second, _ := pinningCLI(t, env, secrets, 0, sync...)
 	p = second.Pinning
-	if second.Root == first.Root || p.Sent != "replace" || p.Replaced == nil || *p.Replaced != first.Root || p.Status != "pinned" {
-		t.Fatalf("after a publish cycle: %+v, want %s replacing %s, pinned", p, second.Root, first.Root)
+	// The new root is added, and the old pin removed once it is pinned.
+	if second.Root == first.Root || p.Sent != "add" || p.Replaced == nil || *p.Replaced != first.Root || p.Status != "pinned" ||
+		!slices.Equal(p.Removed, []string{first.Pinning.RequestID}) {
+		t.Fatalf("after a publish cycle: %+v, want %s added, pinned, in place of %s (request %s removed)", p, second.Root, first.Root, first.Pinning.RequestID)
 	}
-	// IPFS Cluster fails a replace whose blocks its peers must fetch (see
-	// pinsvc.Ensure); the pin asked anew is pinned.
-	t.Logf("replace: readded %v, removed %v", p.Readded, p.Removed)
 	waitPinnedEverywhere(t, c, second.Root)
 	waitUnpinned(t, c, first.Root)
 	if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
@@ -282,8 +311,26 @@ func TestPinningService(t *testing.T) {
 		// answers with the same request id, its CID).
 		push := []string{"--repo", repo, "--json", "push", "--name", "lone", "--api", offline.api, "--pinning-service", c.Peers[0].PinSvc, "--wait", "--wait-timeout", "2m", out.Root}
 		again, res := pinningCLI(t, env, secrets, exitPinFailed, push...)
-		if again.Pinning.Status != "failed" || again.Pinning.Sent != "add" || again.Pinning.Readded || again.Blocks != 0 {
-			t.Errorf("push of the failed root: %+v (%d blocks), want it asked anew once, failed again\n%s", again.Pinning, again.Blocks, res)
+		if again.Pinning.Status != "failed" || again.Pinning.Sent != "add" || again.Pinning.RequestID != out.Pinning.RequestID || again.Blocks != 0 {
+			t.Errorf("push of the failed root: %+v (%d blocks), want it asked anew, failed again\n%s", again.Pinning, again.Blocks, res)
+		}
+		// The failure reported is the new attempt's, not the first one's
+		// that the cluster's peers report until the new pin reaches them:
+		// every peer reporting it failed has tried twice.
+		failedPeers := 0
+		for name, pi := range peerAttempts(t, c, out.Root) {
+			if pi.Status == "pin_error" {
+				failedPeers++
+				if pi.Attempts < 2 {
+					t.Errorf("%s reports %s failed after %d attempts, want the rerun's (2)", name, out.Root, pi.Attempts)
+				}
+			}
+		}
+		if failedPeers == 0 {
+			t.Errorf("no peer reports %s failed", out.Root)
+		}
+		if pins := pinsNamed(t, c, token, "lone"); len(pins) != 1 || pins[0] != out.Root {
+			t.Errorf("pins named lone: %v, want [%s]", pins, out.Root)
 		}
 		if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
 			t.Errorf("pins named mirror after the failures: %v, want [%s]", pins, second.Root)
@@ -320,9 +367,11 @@ func TestPinningService(t *testing.T) {
 				t.Fatal(res)
 			}
 			root := oneCID(t, res.Stdout)
+			// A kill leaves the previous root's pin, kept until the new
+			// one is pinned, and the new one's, and no other.
 			killLoop(t, rng, 3, window, push(root), func() {
-				if pins := pinsNamed(t, c, token, "killed"); len(pins) > 1 {
-					t.Fatalf("pins named killed after a kill: %v, want one at most", pins)
+				if pins := pinsNamed(t, c, token, "killed"); len(pins) > 2 || slices.ContainsFunc(pins, func(p string) bool { return p != prev && p != root }) {
+					t.Fatalf("pins named killed after a kill: %v, want %s and %s at most", pins, prev, root)
 				}
 			}, &landed, &runs)
 			out, _ := pinningCLI(t, nil, secrets, 0, push(root)...)
@@ -348,7 +397,8 @@ func TestPinningService(t *testing.T) {
 // go to the cluster and the pinning service (another cluster's, whose
 // kubo is peered with nobody) fetches them from the IPFS node of the
 // --cluster peer: push adds the pin, a sync after a publish cycle
-// replaces it, and the service's kubo holds each root whole.
+// adds the new root in its place, and the service's kubo holds each root
+// whole.
 func TestPinningServiceFromCluster(t *testing.T) {
 	fed := startCluster(t, 1, clusterOpts{})
 	svc := startCluster(t, 1, clusterOpts{Auth: "pins:s3cret"})
@@ -369,8 +419,8 @@ func TestPinningServiceFromCluster(t *testing.T) {
 	publishCycle(t, src, 3)
 	next, _ := pinningCLI(t, env, secrets, 0, slices.Concat([]string{"--repo", repo, "--json", "sync"}, hand, []string{src})...)
 	p = next.Pinning
-	if next.Root == root || p.Sent != "replace" || p.Replaced == nil || *p.Replaced != root || p.Status != "pinned" {
-		t.Fatalf("sync after a publish cycle: %+v, want %s replacing %s, pinned", p, next.Root, root)
+	if next.Root == root || p.Sent != "add" || p.Replaced == nil || *p.Replaced != root || p.Status != "pinned" || len(p.Removed) != 1 {
+		t.Fatalf("sync after a publish cycle: %+v, want %s added, pinned, in place of %s (removed)", p, next.Root, root)
 	}
 	waitPinnedEverywhere(t, svc, next.Root)
 	waitUnpinned(t, svc, root)

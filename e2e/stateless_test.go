@@ -584,10 +584,11 @@ func TestStatelessCluster(t *testing.T) {
 // to kubo (--api) and then to a pinning service: with no MFS path or IPNS
 // key named, the previous root is the service's newest pinned pin of the
 // name, read through a cluster peer's gateway (--from). The push to kubo,
-// which pins that root, is the delta; the service replaces its pin; a run
-// after that sends nothing.
+// which pins that root, is the delta; the service gets the new root as a
+// new pin and the old one is removed once it is pinned; a run after that
+// sends nothing.
 func TestStatelessPinningService(t *testing.T) {
-	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "10s"})
+	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret"})
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
 	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
@@ -640,7 +641,14 @@ func TestStatelessPinningService(t *testing.T) {
 	if second.Push.Previous == nil || *second.Push.Previous != first.Root || float64(second.Push.Bytes) > 1.1*float64(since) {
 		t.Fatalf("the push to kubo was no delta against %s: previous %v, %d bytes for export --since's %d", first.Root, second.Push.Previous, second.Push.Bytes, since)
 	}
+	if p.Pinning.Sent != "add" || p.Pinning.Replaced == nil || *p.Pinning.Replaced != first.Root || len(p.Pinning.Removed) != 1 {
+		t.Fatalf("the service's pin after a cycle: %+v, want %s added in place of %s, removed", p.Pinning, second.Root, first.Root)
+	}
 	waitPinnedEverywhere(t, c, second.Root)
+	waitUnpinned(t, c, first.Root)
+	if pins := pinsNamed(t, c, token, "mirror"); len(pins) != 1 || pins[0] != second.Root {
+		t.Fatalf("pins named mirror after a cycle: %v, want [%s]", pins, second.Root)
+	}
 
 	third, p := ciRun()
 	if third.Root != second.Root || third.Push.Blocks != 0 || p.Pinning.Sent != "none" {

@@ -1,6 +1,6 @@
 // Package pinsvc owns handing roots to a remote pinning service through
 // the IPFS Pinning Service API v1.0.0: the JSON types of the spec, a
-// client of its endpoints (list, add, get, replace, delete), and Ensure,
+// client of the endpoints it uses (list, add, get, delete), and Ensure,
 // which leaves one pin of a name, on the given root, at the service and
 // waits for the service to say pinned or failed.
 //
@@ -241,15 +241,6 @@ func (c *Client) Add(ctx context.Context, p Pin) (PinStatus, error) {
 func (c *Client) Get(ctx context.Context, requestID string) (PinStatus, error) {
 	var st PinStatus
 	err := c.call(ctx, http.MethodGet, "/pins/"+url.PathEscape(requestID), nil, nil, &st)
-	return st, err
-}
-
-// Replace replaces the pin object of a request by p in one step, so that
-// blocks the two share are never collected in between; the answer has the
-// new request's id.
-func (c *Client) Replace(ctx context.Context, requestID string, p Pin) (PinStatus, error) {
-	var st PinStatus
-	err := c.call(ctx, http.MethodPost, "/pins/"+url.PathEscape(requestID), nil, p, &st)
 	return st, err
 }
 

@@ -53,25 +53,23 @@ type Result struct {
 	Status    Status   `json:"status"`
 	Delegates []string `json:"delegates"`
 	Origins   []string `json:"origins"`
-	// Sent is the request that changed the pin: add, replace or none
-	// (the pin of the name was on the root already).
+	// Sent is the request that changed the pin: add, or none (a pin of
+	// the root, not failed, was there already).
 	Sent string `json:"sent"`
-	// Replaced is the root of the pin of the name that this one replaced.
+	// Replaced is the root of the name's newest other pin, the one this
+	// pin takes the place of: removed once this one is pinned, kept until
+	// then.
 	Replaced *string `json:"replaced"`
 	// Removed are the request ids of other pins of the name, deleted.
 	Removed []string `json:"removed,omitempty"`
-	// Readded says the pin failed, a replace or one found on its way,
-	// and root was then asked for as a new pin (see Ensure).
-	Readded bool `json:"readded,omitempty"`
 	// Details is the service's info.status_details, if it gave any.
 	Details string `json:"details,omitempty"`
 }
 
 // What Result.Sent says.
 const (
-	SentAdd     = "add"
-	SentReplace = "replace"
-	SentNone    = "none"
+	SentAdd  = "add"
+	SentNone = "none"
 )
 
 // Ensure leaves one pin named opts.Name at the service, on root, and waits
@@ -80,13 +78,22 @@ const (
 // simply run again, and one run again after it finished sends nothing:
 //   - a pin of the name on root is kept, unless it failed: then root is
 //     requested anew, so that a rerun retries it;
-//   - else the newest pin of the name is replaced (POST /pins/{requestid})
-//     or, when there is none, root is added;
-//   - any other pin of the name is deleted.
+//   - else root is added (POST /pins);
+//   - the name's other pins are deleted, except its newest pinned one
+//     while root is not pinned yet.
 //
-// A pin that fails while Ensure waits, unless this run added it, is
-// added once more (see readd). A failed pin returns ErrFailed, one not
-// finished in time ErrTimeout, both with the Result.
+// The spec's replace (POST /pins/{requestid}) is not used: it is a remove
+// and an add in one step, and adding first and removing the old pin only
+// once the new one is pinned keeps the blocks the two share pinned as
+// well, and leaves the name its previous root when the new pin fails or is
+// still on its way (exit 6 then, as the cluster hand-off's). It also keeps
+// clear of IPFS Cluster's replace (v1.1.6), which unpins the old root at
+// once while its peers run kubo's pin/update from it, an update that then
+// fails ("datastore: key not found") on every peer that had blocks to
+// fetch.
+//
+// A failed pin returns ErrFailed, one not finished in time ErrTimeout,
+// both with the Result.
 func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result, error) {
 	res := Result{Service: c.URL(), Name: opts.Name, Root: root.String(), Sent: SentNone, Delegates: []string{}, Origins: []string{}}
 	if len(opts.Name) > MaxNameLen {
@@ -99,7 +106,8 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	// Another's pin that merely has a longer name is no pin of ours, if a
 	// service matched loosely.
 	pins := slices.DeleteFunc(have.Results, func(p PinStatus) bool { return p.Pin.Name != opts.Name })
-	// Newest first: that one is replaced, the rest are removed.
+	// Newest first: the newest pinned one of another root is the one
+	// kept until root is pinned.
 	slices.SortStableFunc(pins, func(a, b PinStatus) int { return b.Created.Compare(a.Created) })
 	var target *PinStatus
 	var rest []PinStatus
@@ -110,134 +118,104 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 			rest = append(rest, pins[i])
 		}
 	}
-	var posted time.Time
+	if i := slices.IndexFunc(rest, func(p PinStatus) bool { return !sameCID(p.Pin.CID, root) }); i >= 0 {
+		res.Replaced = &rest[i].Pin.CID
+	}
+	// anew: the service answered the add with the request id of a failed
+	// pin of root, which a service whose request ids are CIDs (IPFS
+	// Cluster) does. Its status then stays that failure until the service
+	// takes the new request up (a cluster peer reports its last attempt
+	// until the new pin reaches it): a failure counts only once the pin
+	// has been seen not failed.
+	anew := false
 	if target != nil {
 		record(&res, *target)
 		if target.Pin.Origins != nil {
 			res.Origins = target.Pin.Origins
 		}
 	} else {
-		if rest, err = pinRoot(ctx, c, root, opts, &res, rest); err != nil {
+		if err := addRoot(ctx, c, root, opts, &res); err != nil {
 			return res, err
 		}
-		posted = time.Now()
+		anew = slices.ContainsFunc(rest, func(p PinStatus) bool { return p.RequestID == res.RequestID })
 	}
-	for _, p := range rest {
-		if p.RequestID == res.RequestID {
-			continue // a service whose request ids are CIDs lists a pin once
-		}
-		if err := c.Delete(ctx, p.RequestID); err != nil && !isNotFound(err) {
-			return res, fmt.Errorf("remove the older pin %s (%s) named %q: %w", p.RequestID, p.Pin.CID, opts.Name, err)
-		}
-		res.Removed = append(res.Removed, p.RequestID)
-	}
-	if res.Status == Pinned || res.Status == Failed {
-		return res, outcome(res)
-	}
-	if opts.Origin != nil && len(res.Delegates) > 0 {
+	if opts.Origin != nil && len(res.Delegates) > 0 && res.Status != Pinned && res.Status != Failed {
 		_ = opts.Origin.Connect(ctx, res.Delegates)
 	}
-	if opts.Wait <= 0 {
-		return res, nil
+	var waitErr error
+	if opts.Wait > 0 && (res.Status != Pinned && (res.Status != Failed || anew)) {
+		waitErr = wait(ctx, c, &res, time.Now().Add(opts.Wait), opts, anew)
 	}
-	deadline := time.Now().Add(opts.Wait)
-	if err := wait(ctx, c, &res, deadline, opts, posted); err != nil {
+	if waitErr != nil && ctx.Err() != nil {
+		return res, waitErr
+	}
+	if err := removeOthers(ctx, c, root, &res, rest); err != nil {
 		return res, err
 	}
-	if res.Status == Failed && res.Sent != SentAdd {
-		// IPFS Cluster (v1.1.6) unpins the replaced root while its peers
-		// run kubo's pin/update to the new one, and kubo fails the update
-		// on every peer that still had blocks to fetch ("datastore: key
-		// not found"): a replace that failed, this run's or one found on
-		// its way (a killed run's), is asked once more as a new pin,
-		// which fetches whatever is missing.
-		if err := readd(ctx, c, root, &res); err != nil {
-			return res, err
-		}
-		if err := wait(ctx, c, &res, deadline, opts, time.Now()); err != nil {
-			return res, err
-		}
+	if waitErr != nil {
+		return res, waitErr
 	}
 	return res, outcome(res)
 }
 
-// readd adds root anew, with the same origins, then deletes the failed
-// pin unless the service answered with its request id (IPFS Cluster's are
-// CIDs: the new request is the old pin asked for again, and a delete
-// first could be carried out after it).
-func readd(ctx context.Context, c *Client, root cid.Cid, res *Result) error {
-	failed := res.RequestID
-	st, err := c.Add(ctx, Pin{CID: root.String(), Name: res.Name, Origins: res.Origins})
-	if err != nil {
-		return fmt.Errorf("pin %s named %q anew after it failed: %w", root, res.Name, err)
-	}
-	res.Readded = true
-	if res.Sent == SentNone {
-		res.Sent = SentAdd
-	}
-	record(res, st)
-	if failed == res.RequestID {
-		return nil
-	}
-	if err := c.Delete(ctx, failed); err != nil && !isNotFound(err) {
-		return fmt.Errorf("remove the failed pin %s of %s: %w", failed, root, err)
-	}
-	res.Removed = append(res.Removed, failed)
-	return nil
-}
-
-// pinRoot asks for root under the name: in place of the newest pin of
-// another root named so when there is one, else as a new pin; it returns
-// the pins of the name still to remove. Pins of root that failed are
-// among those, removed only once the new request is in (they are not
-// replaced: replacing a pin by the same CID is a no-op at best, and at
-// IPFS Cluster, whose request ids are CIDs, it unpins it; nor deleted
-// first: the cluster may then run the unpin after the new pin).
-func pinRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Result, pins []PinStatus) ([]PinStatus, error) {
+// addRoot asks for root under the name, with the origin's addresses.
+func addRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Result) error {
 	p := Pin{CID: root.String(), Name: opts.Name}
 	if opts.Origin != nil {
 		addrs, err := opts.Origin.Addrs(ctx)
 		if err != nil {
-			return pins, fmt.Errorf("the origin's addresses, for the pinning service to fetch %s from: %w", root, err)
+			return fmt.Errorf("the origin's addresses, for the pinning service to fetch %s from: %w", root, err)
 		}
 		p.Origins = origins(addrs)
 		res.Origins = p.Origins
 	}
-	i := slices.IndexFunc(pins, func(old PinStatus) bool { return !sameCID(old.Pin.CID, root) })
-	if i < 0 {
-		st, err := c.Add(ctx, p)
-		if err != nil {
-			return pins, fmt.Errorf("pin %s named %q: %w", root, opts.Name, err)
-		}
-		res.Sent = SentAdd
-		record(res, st)
-		return pins, nil
-	}
-	old := pins[i] // the newest of another root
-	st, err := c.Replace(ctx, old.RequestID, p)
+	st, err := c.Add(ctx, p)
 	if err != nil {
-		return pins, fmt.Errorf("replace the pin %s (%s) named %q by %s: %w", old.RequestID, old.Pin.CID, opts.Name, root, err)
+		return fmt.Errorf("pin %s named %q: %w", root, opts.Name, err)
 	}
-	res.Sent, res.Replaced = SentReplace, &old.Pin.CID
+	res.Sent = SentAdd
 	record(res, st)
-	return slices.Delete(slices.Clone(pins), i, i+1), nil
+	return nil
 }
 
-// settle is how long after a post the service's answers may still be of
-// the state before it: a pin it does not know yet (a service may list
-// what it stores later), or the failure of the request the post asked
-// anew (IPFS Cluster's peers report their last attempt until the new pin
-// reaches them).
-const settle = 10 * time.Second
+// removeOthers deletes the name's pins other than the one of root: all of
+// them once root is pinned, else all but the newest pinned one of another
+// root. A pin with the request id of root's (a failed pin of root asked
+// anew at a service whose request ids are CIDs) is root's own: deleting it
+// would delete the new request.
+func removeOthers(ctx context.Context, c *Client, root cid.Cid, res *Result, rest []PinStatus) error {
+	kept := false
+	for _, p := range rest {
+		if p.RequestID == res.RequestID {
+			continue
+		}
+		if res.Status != Pinned && !kept && p.Status == Pinned && !sameCID(p.Pin.CID, root) {
+			kept = true
+			continue
+		}
+		if err := c.Delete(ctx, p.RequestID); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove the pin %s (%s) named %q: %w", p.RequestID, p.Pin.CID, res.Name, err)
+		}
+		res.Removed = append(res.Removed, p.RequestID)
+	}
+	return nil
+}
 
-// wait polls the pin until it is pinned or failed, or the deadline.
-func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, posted time.Time) error {
+// maxPoll bounds the interval between status checks: a request asked
+// anew must be seen taken up (not failed) before it fails again, which
+// takes a cluster peer its pin timeout of no progress at least.
+const maxPoll = 2 * time.Second
+
+// wait polls the pin until it is pinned or failed, or the deadline; with
+// anew, a failure counts only after the pin was seen not failed.
+func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts Options, anew bool) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	interval := opts.Poll
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
+	takenUp := !anew
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,25 +225,23 @@ func wait(ctx context.Context, c *Client, res *Result, deadline time.Time, opts 
 			return ctx.Err()
 		case <-time.After(interval):
 		}
-		interval = min(2*interval, 5*time.Second)
+		interval = min(2*interval, maxPoll)
 		st, err := c.Get(ctx, res.RequestID)
 		switch {
 		case err == nil:
 			record(res, st)
-			if res.Status == Pinned || (res.Status == Failed && !settling(posted)) {
+			if res.Status != Failed {
+				takenUp = true
+			}
+			if res.Status == Pinned || (res.Status == Failed && takenUp) {
 				return nil
 			}
-		case isNotFound(err) && settling(posted):
 		case ctx.Err() != nil:
 			// the deadline, reported above
 		default:
 			return fmt.Errorf("status of the pin %s of %s: %w", res.RequestID, res.Root, err)
 		}
 	}
-}
-
-func settling(posted time.Time) bool {
-	return !posted.IsZero() && time.Since(posted) < settle
 }
 
 func record(res *Result, st PinStatus) {
