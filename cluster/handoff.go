@@ -81,9 +81,9 @@ var ErrNotPinned = errors.New("not pinned on enough peers")
 // DAG goes). It goes as one CAR into the IPFS of the peer c talks to,
 // unpinned, and the pin then moves from the previous root to root with
 // pin-update, so allocated peers keep their allocations and fetch only the
-// new blocks from that peer. Once root is PINNED on enough peers, the
-// name's other pins are removed (unless opts.KeepPrevious); see unpinOlder
-// for a hand-off that returns before.
+// new blocks from that peer. The wait ends once root is PINNED on enough
+// peers; the name's other pins are removed (unless opts.KeepPrevious) once
+// it is PINNED on every peer it is allocated to, see unpinOlder.
 //
 // Each step is idempotent: a root the cluster has pinned is not sent
 // again, and the record moves only after the pin. A hand-off killed at any
@@ -116,20 +116,22 @@ func HandOff(ctx context.Context, store *blockstore.Store, c *Client, root cid.C
 	if err := store.RecordPush(c.URL(), opts.Name, root); err != nil {
 		return res, fmt.Errorf("record the hand-off: %w", err)
 	}
-	pinned, err := wait(ctx, c, root, pin, opts, &res)
-	if err != nil || opts.KeepPrevious {
+	if err := wait(ctx, c, root, pin, opts, &res); err != nil || opts.KeepPrevious {
 		return res, err
 	}
-	return res, unpinOlder(ctx, c, pins, pinned, opts, &res)
+	return res, unpinOlder(ctx, c, pins, complete(res.Peers), opts, &res)
 }
 
 // unpinOlder removes the name's other pins (and the one the pin moved
-// from, whatever its name) once root is PINNED. While root is still on
-// its way (a hand-off that does not wait), the newest of them that is
-// itself PINNED stays, for peers still fetching the blocks the two share,
-// and only the ones before it go: a sync from cron that never waits keeps
-// two or three pins of the name, not every root it handed on.
-func unpinOlder(ctx context.Context, c *Client, pins []Pin, pinned bool, opts Options, res *Result) error {
+// from, whatever its name) once root is PINNED on every peer it is
+// allocated to. Not before: a peer still in kubo's pin/update from the
+// previous root fails it when that root is unpinned under it. While root
+// is on its way (a hand-off that does not wait, or one that waited for
+// replication-min peers of more), the newest of them that is itself
+// complete stays, for peers still fetching the blocks the two share, and
+// only the ones before it go: a sync from cron that never waits keeps two
+// or three pins of the name, not every root it handed on.
+func unpinOlder(ctx context.Context, c *Client, pins []Pin, done bool, opts Options, res *Result) error {
 	var older []Pin
 	for _, p := range pins {
 		if p.CID != res.Root && (p.Name == opts.Name || (res.Previous != nil && p.CID == *res.Previous)) {
@@ -137,7 +139,7 @@ func unpinOlder(ctx context.Context, c *Client, pins []Pin, pinned bool, opts Op
 		}
 	}
 	slices.SortStableFunc(older, func(a, b Pin) int { return b.Timestamp.Compare(a.Timestamp) })
-	if !pinned {
+	if !done {
 		keep := -1
 		for i, p := range older {
 			ci, err := cid.Decode(p.CID)
@@ -148,7 +150,7 @@ func unpinOlder(ctx context.Context, c *Client, pins []Pin, pinned bool, opts Op
 			if err != nil {
 				return fmt.Errorf("status of %s: %w", p.CID, err)
 			}
-			if n := countPinned(st); n > 0 && n >= want(p, Options{}, st) {
+			if complete(st) {
 				keep = i
 				break
 			}
@@ -165,6 +167,22 @@ func unpinOlder(ctx context.Context, c *Client, pins []Pin, pinned bool, opts Op
 		res.Unpinned = append(res.Unpinned, p.CID)
 	}
 	return nil
+}
+
+// complete reports whether a pin is PINNED on every peer it is allocated
+// to (the others report it remote), and on one at least.
+func complete(st []PeerStatus) bool {
+	n := 0
+	for _, p := range st {
+		switch p.Status {
+		case "pinned":
+			n++
+		case "remote":
+		default:
+			return false
+		}
+	}
+	return n > 0
 }
 
 func countPinned(st []PeerStatus) int {
@@ -285,16 +303,15 @@ func factors(curMin, curMax, rmin, rmax int) (int, int) {
 // pollEvery is how often wait asks the cluster for the root's status.
 const pollEvery = 500 * time.Millisecond
 
-// wait polls root's status until it is PINNED on the peers it must be,
-// or opts.Wait runs out (ErrNotPinned); with no wait it asks once and
-// reports whether it is.
-func wait(ctx context.Context, c *Client, root cid.Cid, pin Pin, opts Options, res *Result) (bool, error) {
+// wait polls root's status, into res, until it is PINNED on the peers it
+// must be, or opts.Wait runs out (ErrNotPinned); with no wait it asks once.
+func wait(ctx context.Context, c *Client, root cid.Cid, pin Pin, opts Options, res *Result) error {
 	deadline := time.Now().Add(opts.Wait)
 	seen := map[string]string{}
 	for {
 		st, err := c.Status(ctx, root)
 		if err != nil {
-			return false, fmt.Errorf("status of %s: %w", root, err)
+			return fmt.Errorf("status of %s: %w", root, err)
 		}
 		res.Peers, res.Pinned, res.Want = st, countPinned(st), want(pin, opts, st)
 		for _, p := range st {
@@ -304,16 +321,14 @@ func wait(ctx context.Context, c *Client, root cid.Cid, pin Pin, opts Options, r
 			}
 		}
 		switch {
-		case res.Pinned >= res.Want:
-			return true, nil
-		case opts.Wait == 0:
-			return false, nil
+		case res.Pinned >= res.Want, opts.Wait == 0:
+			return nil
 		case !time.Now().Before(deadline):
-			return false, fmt.Errorf("%s is PINNED on %d of %d peers (%s): %w", root, res.Pinned, res.Want, summary(st), ErrNotPinned)
+			return fmt.Errorf("%s is PINNED on %d of %d peers (%s): %w", root, res.Pinned, res.Want, summary(st), ErrNotPinned)
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return ctx.Err()
 		case <-time.After(pollEvery):
 		}
 	}

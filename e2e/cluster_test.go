@@ -99,10 +99,12 @@ func (bc *byteCounter) relay(in net.Conn, target string) {
 // client's, when the kernel closes them).
 func (bc *byteCounter) take(t *testing.T) int64 {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// A killed client's last bytes still reach the cluster, at the rate of
+	// the link and of the cluster taking them in.
+	deadline := time.Now().Add(time.Minute)
 	for bc.active.Load() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections to the cluster still open 10 s after the run", bc.active.Load())
+			t.Fatalf("%d connections to the cluster still open a minute after the run", bc.active.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -166,6 +168,28 @@ func checkClusterPin(t *testing.T, c *cluster, root string, n int) []string {
 	return names
 }
 
+// waitPinnedOn waits until root is PINNED on n peers.
+func waitPinnedOn(t *testing.T, c *cluster, root string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st := c.Status(t, root)
+		pinned := 0
+		for _, s := range st {
+			if s == "pinned" {
+				pinned++
+			}
+		}
+		if pinned >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s PINNED on %v after 2 minutes, want %d peers", root, st, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // waitClusterUnpinned waits until no kubo of the cluster has old pinned: the
 // cluster unpins on each peer after it drops the pin from its state.
 func waitClusterUnpinned(t *testing.T, c *cluster, old string) {
@@ -198,8 +222,10 @@ func carSize(t *testing.T, repo, root, old string) int64 {
 	return fi.Size()
 }
 
-// TestClusterHandOff syncs a mirror into a three-peer cluster with a
-// replication factor of two, then a publish cycle: the update sends no
+// TestClusterHandOff syncs a mirror into a three-peer cluster with
+// replication factors 1 to 2 (the root ends PINNED on two peers, the
+// maximum, though the wait returns at one), then a publish cycle with
+// factors 2 to 2: the update sends no
 // more than the delta export --since writes (plus 10 %), and the pin moves
 // by pin-update (the same two peers hold the new root, every block of it)
 // while the old root is unpinned everywhere. A third run sends nothing.
@@ -211,27 +237,28 @@ func TestClusterHandOff(t *testing.T) {
 	src := filepath.Join(dir, "mirror")
 	copyTree(t, tinyTree.get(t), src)
 	repo := filepath.Join(dir, "repo")
-	sync := func() clusterJSON {
+	sync := func(rmin string) clusterJSON {
 		t.Helper()
 		res := run(t, []string{"IPFS_SYNC_CLUSTER_AUTH=" + c.Auth}, syncBin, "--repo", repo, "--json", "sync", "--name", "mirror",
-			"--cluster", url, "--replication-min", "2", "--replication-max", "2", "--wait", "--wait-timeout", "2m", src)
+			"--cluster", url, "--replication-min", rmin, "--replication-max", "2", "--wait", "--wait-timeout", "2m", src)
 		if res.Code != 0 {
 			t.Fatalf("sync --cluster: %s", res)
 		}
 		return parseCluster(t, res)
 	}
 
-	first := sync()
+	first := sync("1")
 	proxy.take(t)
-	if first.Pin != "added" || first.Previous != nil || first.Pinned != 2 || first.Want != 2 {
+	if first.Pin != "added" || first.Previous != nil || first.Pinned < 1 || first.Want != 1 {
 		t.Fatalf("first hand-off: %+v", first)
 	}
+	waitPinnedOn(t, c, first.Root, 2)
 	holders := checkClusterPin(t, c, first.Root, 2)
 
 	publishCycle(t, src, 1)
-	second := sync()
+	second := sync("2")
 	wire := proxy.take(t)
-	if second.Pin != "updated" || second.Previous == nil || *second.Previous != first.Root {
+	if second.Pin != "updated" || second.Previous == nil || *second.Previous != first.Root || second.Pinned != 2 {
 		t.Fatalf("second hand-off did not move the pin from %s: %+v", first.Root, second)
 	}
 	since := carSize(t, repo, second.Root, first.Root)
@@ -247,7 +274,7 @@ func TestClusterHandOff(t *testing.T) {
 	}
 	waitClusterUnpinned(t, c, first.Root)
 
-	third := sync()
+	third := sync("2")
 	if wire := proxy.take(t); third.Pin != "kept" || third.Blocks != 0 || wire > 4096 {
 		t.Fatalf("a run with nothing new: %+v, %d bytes on the wire", third, wire)
 	}
