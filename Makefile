@@ -63,8 +63,8 @@ $(BIN)/ipfs: e2e/tools/go.mod
 # a module of its own: its libp2p need not agree with kubo's.
 cluster: $(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl
 
-$(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl &: e2e/clustertools/go.mod
-	cd e2e/clustertools && GOBIN=$(BIN) $(GO) install github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-service github.com/ipfs-cluster/ipfs-cluster/cmd/ipfs-cluster-ctl
+$(BIN)/ipfs-cluster-service $(BIN)/ipfs-cluster-ctl: e2e/clustertools/go.mod
+	cd e2e/clustertools && GOBIN=$(BIN) $(GO) install github.com/ipfs-cluster/ipfs-cluster/cmd/$(@F)
 
 # The e2e tests compare trees with rsync, as a mirror host would, and count
 # the files a sync opens with strace (without it, that check is skipped);
