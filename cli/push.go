@@ -53,79 +53,94 @@ EXAMPLES:
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "default", Usage: "what is pushed is remembered per API and `NAME` (also the pin's name at --pinning-service and --cluster)"},
 		}, append(append(pushFlags(), pinningFlags()...), clusterFlags(true)...)...),
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return usageError{errors.New("push needs exactly one ROOT")}
-			}
-			root, err := cid.Decode(c.Args().First())
-			if err != nil {
-				return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
-			}
-			cl, err := newCluster(c)
-			if err != nil {
-				return err
-			}
-			svc, err := newPinning(c)
-			if err != nil {
-				return err
-			}
-			// With --cluster and no --api the blocks go through the
-			// cluster and no kubo node is fed: a pinning service fetches
-			// them from the IPFS node of the --cluster peer.
-			var k *push.Kubo
-			if cl == nil || c.IsSet("api") {
-				if k, err = newKubo(c); err != nil {
-					return err
-				}
-			}
-			store, err := openExisting(c)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			out := struct {
-				*push.Result
-				Pinning *pinsvc.Result  `json:"pinning,omitempty"`
-				Cluster *cluster.Result `json:"cluster,omitempty"`
-			}{}
-			if k != nil {
-				res, err := runPush(c, store, k, root, push.Options{Name: c.String("name")})
-				if err != nil {
-					return err
-				}
-				out.Result = &res
-			}
-			if svc != nil && k != nil {
-				pinned, perr := runPinning(c, svc, root, c.String("name"), k)
-				out.Pinning, err = &pinned, perr
-			}
-			if cl != nil && err == nil {
-				handed, cerr := runCluster(c, store, cl, root, cluster.Options{Name: c.String("name")})
-				out.Cluster, err = &handed, cerr
-			}
-			if svc != nil && k == nil && err == nil {
-				pinned, perr := runPinning(c, svc, root, c.String("name"), clusterOrigin{cl})
-				out.Pinning, err = &pinned, perr
-			}
-			switch {
-			case c.Bool("json"):
-				if perr := printJSON(c.App.Writer, out); perr != nil {
-					return perr
-				}
-			case !c.Bool("quiet"):
-				if r := out.Result; r != nil {
-					fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", r.Root, r.API, r.Blocks, humanBytes(r.Bytes))
-				}
-				if out.Pinning != nil && out.Pinning.RequestID != "" {
-					fmt.Fprintln(c.App.ErrWriter, pinningLine(*out.Pinning))
-				}
-				if out.Cluster != nil && out.Cluster.Pin != "" {
-					fmt.Fprintln(c.App.ErrWriter, clusterLine(*out.Cluster))
-				}
-			}
-			return err
-		},
+		Action: pushAction,
 	}
+}
+
+// pushed is push's report: kubo's, the pinning service's and the
+// cluster's parts, each present when that target was given.
+type pushed struct {
+	*push.Result
+	Pinning *pinsvc.Result  `json:"pinning,omitempty"`
+	Cluster *cluster.Result `json:"cluster,omitempty"`
+}
+
+// pushAction feeds kubo first, so that a pinning service given with it
+// fetches from a node that has the blocks; without --api the cluster
+// peer's IPFS node is that origin.
+func pushAction(c *ucli.Context) error {
+	if c.NArg() != 1 {
+		return usageError{errors.New("push needs exactly one ROOT")}
+	}
+	root, err := cid.Decode(c.Args().First())
+	if err != nil {
+		return usageError{fmt.Errorf("ROOT %q is not a CID: %w", c.Args().First(), err)}
+	}
+	cl, err := newCluster(c)
+	if err != nil {
+		return err
+	}
+	svc, err := newPinning(c)
+	if err != nil {
+		return err
+	}
+	// With --cluster and no --api the blocks go through the
+	// cluster and no kubo node is fed: a pinning service fetches
+	// them from the IPFS node of the --cluster peer.
+	var k *push.Kubo
+	if cl == nil || c.IsSet("api") {
+		if k, err = newKubo(c); err != nil {
+			return err
+		}
+	}
+	store, err := openExisting(c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	out := pushed{}
+	if k != nil {
+		res, err := runPush(c, store, k, root, push.Options{Name: c.String("name")})
+		if err != nil {
+			return err
+		}
+		out.Result = &res
+	}
+	if svc != nil && k != nil {
+		pinned, perr := runPinning(c, svc, root, c.String("name"), k)
+		out.Pinning, err = &pinned, perr
+	}
+	if cl != nil && err == nil {
+		handed, cerr := runCluster(c, store, cl, root, cluster.Options{Name: c.String("name")})
+		out.Cluster, err = &handed, cerr
+	}
+	if svc != nil && k == nil && err == nil {
+		pinned, perr := runPinning(c, svc, root, c.String("name"), clusterOrigin{cl})
+		out.Pinning, err = &pinned, perr
+	}
+	if perr := printPushed(c, out); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// printPushed prints what push did: JSON, or a line per target.
+func printPushed(c *ucli.Context, out pushed) error {
+	switch {
+	case c.Bool("json"):
+		return printJSON(c.App.Writer, out)
+	case !c.Bool("quiet"):
+		if r := out.Result; r != nil {
+			fmt.Fprintf(c.App.ErrWriter, "pushed %s to %s: %d blocks, %s\n", r.Root, r.API, r.Blocks, humanBytes(r.Bytes))
+		}
+		if out.Pinning != nil && out.Pinning.RequestID != "" {
+			fmt.Fprintln(c.App.ErrWriter, pinningLine(*out.Pinning))
+		}
+		if out.Cluster != nil && out.Cluster.Pin != "" {
+			fmt.Fprintln(c.App.ErrWriter, clusterLine(*out.Cluster))
+		}
+	}
+	return nil
 }
 
 // newKubo is the kubo node --api names (default: kubo's own default); a
