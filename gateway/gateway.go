@@ -83,7 +83,9 @@ const noRequestLimit = 100 * 365 * 24 * time.Hour
 // Handler serves /ipfs/ paths from bs. Every block read is checked by the
 // store (blockstore's verify.go: the sum written with it), so a corrupt
 // block is refused rather than sent. When bs is also a BlockReader (the
-// store's is), UnixFS files are read from it directly (backend). A root
+// store's is), UnixFS files are read from it directly (backend), and with
+// browse a plain GET or HEAD of a file by path is answered in front of
+// boxo's handler, as it would answer (fastPath). A root
 // bs does not hold is a 404 (412 to Cache-Control: only-if-cached) before
 // any byte; no error answer is cacheable, and a response that fails once
 // its status is sent is cut off, never ended as if complete (see guard).
