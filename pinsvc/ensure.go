@@ -56,9 +56,9 @@ type Result struct {
 	// Sent is the request that changed the pin: add, or none (a pin of
 	// the root, not failed, was there already).
 	Sent string `json:"sent"`
-	// Replaced is the root of the name's newest other pin, the one this
-	// pin takes the place of: removed once this one is pinned, kept until
-	// then.
+	// Replaced is the root of the name's newest pinned pin of another
+	// root, the one this pin takes the place of: removed once this one is
+	// pinned, kept until then.
 	Replaced *string `json:"replaced"`
 	// Removed are the request ids of other pins of the name, deleted.
 	Removed []string `json:"removed,omitempty"`
@@ -118,8 +118,9 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 			rest = append(rest, pins[i])
 		}
 	}
-	if i := slices.IndexFunc(rest, func(p PinStatus) bool { return !sameCID(p.Pin.CID, root) }); i >= 0 {
-		res.Replaced = &rest[i].Pin.CID
+	prev := slices.IndexFunc(rest, func(p PinStatus) bool { return p.Status == Pinned && !sameCID(p.Pin.CID, root) })
+	if prev >= 0 {
+		res.Replaced = &rest[prev].Pin.CID
 	}
 	// anew: the service answered the add with the request id of a failed
 	// pin of root, which a service whose request ids are CIDs (IPFS
@@ -149,7 +150,7 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	if waitErr != nil && ctx.Err() != nil {
 		return res, waitErr
 	}
-	if err := removeOthers(ctx, c, root, &res, rest); err != nil {
+	if err := removeOthers(ctx, c, &res, rest, prev); err != nil {
 		return res, err
 	}
 	if waitErr != nil {
@@ -179,18 +180,13 @@ func addRoot(ctx context.Context, c *Client, root cid.Cid, opts Options, res *Re
 }
 
 // removeOthers deletes the name's pins other than the one of root: all of
-// them once root is pinned, else all but the newest pinned one of another
-// root. A pin with the request id of root's (a failed pin of root asked
-// anew at a service whose request ids are CIDs) is root's own: deleting it
-// would delete the new request.
-func removeOthers(ctx context.Context, c *Client, root cid.Cid, res *Result, rest []PinStatus) error {
-	kept := false
-	for _, p := range rest {
-		if p.RequestID == res.RequestID {
-			continue
-		}
-		if res.Status != Pinned && !kept && p.Status == Pinned && !sameCID(p.Pin.CID, root) {
-			kept = true
+// them once root is pinned, else all but rest[prev], the previous root's
+// (prev < 0: none). A pin with the request id of root's (a failed pin of
+// root asked anew at a service whose request ids are CIDs) is root's own:
+// deleting it would delete the new request.
+func removeOthers(ctx context.Context, c *Client, res *Result, rest []PinStatus, prev int) error {
+	for i, p := range rest {
+		if p.RequestID == res.RequestID || (i == prev && res.Status != Pinned) {
 			continue
 		}
 		if err := c.Delete(ctx, p.RequestID); err != nil && !isNotFound(err) {
