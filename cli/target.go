@@ -103,16 +103,7 @@ func clusterPlace(cl *cluster.Client) place {
 		if err != nil {
 			return cid.Undef, fmt.Errorf("cluster %s: %w", cl.URL(), err)
 		}
-		var newest *cluster.Pin
-		for i, p := range pins {
-			if p.Name == name && (newest == nil || p.Timestamp.After(newest.Timestamp)) {
-				newest = &pins[i]
-			}
-		}
-		if newest == nil {
-			return cid.Undef, nil
-		}
-		return cid.Decode(newest.CID)
+		return cluster.Newest(pins, name, cid.Undef)
 	}
 }
 

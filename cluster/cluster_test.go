@@ -2,6 +2,10 @@ package cluster
 
 import (
 	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 func TestNew(t *testing.T) {
@@ -91,6 +95,46 @@ func TestFactors(t *testing.T) {
 		gotMin, gotMax := factors(tc.curMin, tc.curMax, tc.rmin, tc.rmax)
 		if gotMin != tc.wantMin || gotMax != tc.wantMax {
 			t.Errorf("factors(%d, %d, %d, %d) = %d, %d, want %d, %d", tc.curMin, tc.curMax, tc.rmin, tc.rmax, gotMin, gotMax, tc.wantMin, tc.wantMax)
+		}
+	}
+}
+
+func TestNewest(t *testing.T) {
+	var roots []string
+	for _, s := range []string{"a", "b", "c"} {
+		h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, cid.NewCidV1(cid.Raw, h).String())
+	}
+	a, b, c := roots[0], roots[1], roots[2]
+	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
+	pins := []Pin{
+		{CID: a, Name: "docs", Timestamp: at(1)},
+		{CID: b, Name: "docs", Timestamp: at(3)},
+		{CID: c, Name: "other", Timestamp: at(5)},
+	}
+	for _, tc := range []struct {
+		name, skip string
+		want       string
+	}{
+		{name: "docs", want: b},
+		{name: "docs", skip: b, want: a},
+		{name: "docs", skip: c, want: b},
+		{name: "other", skip: c},
+		{name: "none"},
+	} {
+		skip := cid.Undef
+		if tc.skip != "" {
+			skip = cid.MustParse(tc.skip)
+		}
+		got, err := Newest(pins, tc.name, skip)
+		if err != nil {
+			t.Fatalf("Newest(%q, skip %q): %v", tc.name, tc.skip, err)
+		}
+		if want := tc.want; got.Defined() != (want != "") || got.Defined() && got.String() != want {
+			t.Errorf("Newest(%q, skip %q) = %v, want %q", tc.name, tc.skip, got, want)
 		}
 	}
 }

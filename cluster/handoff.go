@@ -210,13 +210,24 @@ func previous(store *blockstore.Store, c *Client, root cid.Cid, opts Options, pi
 	if _, ok := byCID[opts.Base.String()]; opts.Base.Defined() && ok {
 		return opts.Base, opts.Remote != nil, nil
 	}
-	named := slices.DeleteFunc(slices.Clone(pins), func(p Pin) bool { return p.Name != opts.Name || p.CID == root.String() })
+	prev, err := Newest(pins, opts.Name, root)
+	if err != nil || !prev.Defined() {
+		return cid.Undef, false, err
+	}
+	return prev, opts.Remote != nil, nil
+}
+
+// Newest is the root of the newest of pins called name, leaving out the
+// pin of skip (cid.Undef: none left out); cid.Undef when there is none.
+func Newest(pins []Pin, name string, skip cid.Cid) (cid.Cid, error) {
+	named := slices.DeleteFunc(slices.Clone(pins), func(p Pin) bool {
+		return p.Name != name || skip.Defined() && p.CID == skip.String()
+	})
 	if len(named) == 0 {
-		return cid.Undef, false, nil
+		return cid.Undef, nil
 	}
 	newest := slices.MaxFunc(named, func(a, b Pin) int { return a.Timestamp.Compare(b.Timestamp) })
-	prev, err := cid.Decode(newest.CID)
-	return prev, opts.Remote != nil, err
+	return cid.Decode(newest.CID)
 }
 
 // send streams the blocks of root not under base (all of them without
