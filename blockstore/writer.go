@@ -209,10 +209,11 @@ func (w *Writer) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decode(b)
+	return Decode(b)
 }
 
-func decode(b blocks.Block) (ipld.Node, error) {
+// Decode is the UnixFS node of b: dag-pb or raw, any other codec an error.
+func Decode(b blocks.Block) (ipld.Node, error) {
 	switch b.Cid().Prefix().Codec {
 	case cid.DagProtobuf:
 		return mdag.DecodeProtobufBlock(b)

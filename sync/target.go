@@ -6,8 +6,6 @@ import (
 	"fmt"
 	gosync "sync"
 
-	mdag "github.com/ipfs/boxo/ipld/merkledag"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
@@ -59,7 +57,7 @@ func (d targetDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeNode(b)
+	return blockstore.Decode(b)
 }
 
 // GetMany fetches cs side by side; the answers come in any order, as
@@ -81,16 +79,6 @@ func (d targetDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeO
 		close(out)
 	}()
 	return out
-}
-
-func decodeNode(b blocks.Block) (ipld.Node, error) {
-	switch b.Cid().Prefix().Codec {
-	case cid.DagProtobuf:
-		return mdag.DecodeProtobufBlock(b)
-	case cid.Raw:
-		return mdag.DecodeRawBlock(b)
-	}
-	return nil, fmt.Errorf("block %s: codec %#x is not UnixFS", b.Cid(), b.Cid().Prefix().Codec)
 }
 
 // fetchSubtree copies the DAG under c from the target into the store, so
