@@ -9,6 +9,8 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/export"
 )
 
 // Missing lists the blocks under root that bs lacks, each once.
@@ -73,21 +75,8 @@ func (m *missing) walk(o, n cid.Cid) error {
 			m.known.Add(l.Cid)
 		}
 	}
-	byName := map[string]cid.Cid{}
-	for _, l := range olinks {
-		if l.Name != "" {
-			byName[l.Name] = l.Cid
-		}
-	}
-	for i, l := range links {
-		var oc cid.Cid
-		switch {
-		case l.Name != "":
-			oc = byName[l.Name]
-		case i < len(olinks) && olinks[i].Name == "":
-			oc = olinks[i].Cid
-		}
-		if err := m.walk(oc, l.Cid); err != nil {
+	for i, oc := range export.Counterparts(olinks, links) {
+		if err := m.walk(oc, links[i].Cid); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -54,7 +55,7 @@ func WalkSince(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, vis
 		if err != nil || len(nlinks) == 0 {
 			return err
 		}
-		var olinks []*mdagLink
+		var olinks []*ipld.Link
 		if o.Defined() && o.Prefix().Codec == cid.DagProtobuf {
 			if ob, err := bs.Get(ctx, o); err == nil {
 				olinks, _ = linksOf(ob)
@@ -63,21 +64,8 @@ func WalkSince(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, vis
 				}
 			}
 		}
-		byName := map[string]cid.Cid{}
-		for _, l := range olinks {
-			if l.Name != "" {
-				byName[l.Name] = l.Cid
-			}
-		}
-		for i, l := range nlinks {
-			var oc cid.Cid
-			switch {
-			case l.Name != "":
-				oc = byName[l.Name]
-			case i < len(olinks) && olinks[i].Name == "":
-				oc = olinks[i].Cid
-			}
-			if err := pair(oc, l.Cid); err != nil {
+		for i, oc := range Counterparts(olinks, nlinks) {
+			if err := pair(oc, nlinks[i].Cid); err != nil {
 				return err
 			}
 		}
@@ -86,12 +74,31 @@ func WalkSince(ctx context.Context, bs bstore.Blockstore, old, root cid.Cid, vis
 	return pair(old, root)
 }
 
-type mdagLink struct {
-	Name string
-	Cid  cid.Cid
+// Counterparts pairs each of links, a node's in the new DAG, with its
+// counterpart among olinks, the links of the node it replaces: a named
+// link (a directory entry) with the old link of that name, an unnamed one
+// (a file's chunk) with the old unnamed link at its index; cid.Undef where
+// there is none.
+func Counterparts(olinks, links []*ipld.Link) []cid.Cid {
+	byName := map[string]cid.Cid{}
+	for _, l := range olinks {
+		if l.Name != "" {
+			byName[l.Name] = l.Cid
+		}
+	}
+	out := make([]cid.Cid, len(links))
+	for i, l := range links {
+		switch {
+		case l.Name != "":
+			out[i] = byName[l.Name]
+		case i < len(olinks) && olinks[i].Name == "":
+			out[i] = olinks[i].Cid
+		}
+	}
+	return out
 }
 
-func linksOf(b blocks.Block) ([]*mdagLink, error) {
+func linksOf(b blocks.Block) ([]*ipld.Link, error) {
 	switch b.Cid().Prefix().Codec {
 	case cid.Raw:
 		return nil, nil
@@ -100,11 +107,7 @@ func linksOf(b blocks.Block) ([]*mdagLink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", b.Cid(), err)
 		}
-		out := make([]*mdagLink, len(nd.Links()))
-		for i, l := range nd.Links() {
-			out[i] = &mdagLink{Name: l.Name, Cid: l.Cid}
-		}
-		return out, nil
+		return nd.Links(), nil
 	}
 	return nil, fmt.Errorf("block %s: codec %#x is not UnixFS", b.Cid(), b.Cid().Prefix().Codec)
 }
