@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/httpapi"
 )
 
 // Client talks to one cluster peer's REST API.
@@ -41,27 +42,15 @@ func New(rawURL, auth string) (*Client, error) {
 		// POST /add answers only once the whole CAR is in.
 		ResponseHeaderTimeout: 0,
 	}}}
-	if strings.HasPrefix(rawURL, "/") {
-		p := strings.Split(strings.Trim(rawURL, "/"), "/")
-		if len(p) < 4 || p[2] != "tcp" || (p[0] != "ip4" && p[0] != "ip6" && !strings.HasPrefix(p[0], "dns")) {
-			return nil, fmt.Errorf("cluster multiaddr %q: want /ip4/HOST/tcp/PORT", rawURL)
-		}
-		host := p[1]
-		if p[0] == "ip6" {
-			host = "[" + host + "]"
-		}
-		c.base = "http://" + host + ":" + p[3]
-	} else {
-		u, err := url.Parse(rawURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("cluster URL %q: want http(s)://HOST:PORT or /ip4/HOST/tcp/PORT", rawURL)
-		}
-		if u.User != nil {
-			c.user = u.User.Username()
-			c.pass, _ = u.User.Password()
-			c.auth = true
-		}
-		c.base = strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/")
+	base, user, err := httpapi.Endpoint("cluster", rawURL)
+	if err != nil {
+		return nil, err
+	}
+	c.base = base
+	if user != nil {
+		c.user = user.Username()
+		c.pass, _ = user.Password()
+		c.auth = true
 	}
 	if !c.auth && auth != "" {
 		var ok bool
@@ -150,20 +139,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 // client talks to, without pinning it (format=car, local, no-pin): the
 // blocks may be a delta, not a whole DAG, and the pin moves afterwards.
 func (c *Client) Add(ctx context.Context, writeCAR func(io.Writer) error) error {
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		part, err := mw.CreateFormFile("file", "delta.car")
-		if err == nil {
-			err = writeCAR(part)
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	body, contentType := httpapi.CARForm(writeCAR)
 	q := url.Values{"format": {"car"}, "local": {"true"}, "no-pin": {"true"}, "stream-channels": {"true"}}
-	err := c.do(ctx, http.MethodPost, "/add", q, pr, mw.FormDataContentType(), func(d *json.Decoder) error {
+	err := c.do(ctx, http.MethodPost, "/add", q, body, contentType, func(d *json.Decoder) error {
 		var out struct{ Error string }
 		if err := d.Decode(&out); err != nil {
 			return err
@@ -173,7 +151,7 @@ func (c *Client) Add(ctx context.Context, writeCAR func(io.Writer) error) error 
 		}
 		return nil
 	})
-	pr.CloseWithError(errors.New("add finished"))
+	body.CloseWithError(errors.New("add finished"))
 	return err
 }
 

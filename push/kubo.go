@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/httpapi"
 )
 
 // Kubo is a client of one kubo RPC endpoint.
@@ -28,7 +29,7 @@ type Kubo struct {
 
 // NewKubo accepts an http(s) URL or a multiaddr such as /ip4/127.0.0.1/tcp/5001.
 func NewKubo(api string) (*Kubo, error) {
-	base, err := apiURL(api)
+	base, _, err := httpapi.Endpoint("API", api)
 	if err != nil {
 		return nil, err
 	}
@@ -40,26 +41,6 @@ func NewKubo(api string) (*Kubo, error) {
 
 // URL is the endpoint, normalised; pushes are recorded under it.
 func (k *Kubo) URL() string { return k.base }
-
-func apiURL(api string) (string, error) {
-	if strings.HasPrefix(api, "/") {
-		// /ip4/HOST/tcp/PORT[/http] or /dns*/HOST/tcp/PORT
-		p := strings.Split(strings.Trim(api, "/"), "/")
-		if len(p) < 4 || p[2] != "tcp" {
-			return "", fmt.Errorf("API multiaddr %q: want /ip4/HOST/tcp/PORT", api)
-		}
-		host := p[1]
-		if p[0] == "ip6" {
-			host = "[" + host + "]"
-		}
-		return "http://" + host + ":" + p[3], nil
-	}
-	u, err := url.Parse(api)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("API %q: want http://HOST:PORT or /ip4/HOST/tcp/PORT", api)
-	}
-	return strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/"), nil
-}
 
 // Error is an error answered by kubo.
 type Error struct {
@@ -114,21 +95,10 @@ func (k *Kubo) call(ctx context.Context, cmd string, args url.Values, body io.Re
 // Import streams a CAR (written by writeCAR) into dag/import without
 // pinning its roots: the pin moves separately, once the DAG is complete.
 func (k *Kubo) Import(ctx context.Context, writeCAR func(io.Writer) error) error {
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		part, err := mw.CreateFormFile("file", "delta.car")
-		if err == nil {
-			err = writeCAR(part)
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
+	body, contentType := httpapi.CARForm(writeCAR)
 	args := url.Values{"pin-roots": {"false"}, "stats": {"true"}}
-	err := k.call(ctx, "dag/import", args, pr, mw.FormDataContentType(), nil)
-	pr.CloseWithError(errors.New("import finished"))
+	err := k.call(ctx, "dag/import", args, body, contentType, nil)
+	body.CloseWithError(errors.New("import finished"))
 	return err
 }
 

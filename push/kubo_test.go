@@ -44,9 +44,9 @@ func TestAPIURL(t *testing.T) {
 		{"/dns4/kubo.example/tcp/5001", "http://kubo.example:5001", ""},
 		{"/ip4/127.0.0.1/udp/5001", "", "want /ip4/HOST/tcp/PORT"},
 		{"/ip4/127.0.0.1", "", "want /ip4/HOST/tcp/PORT"},
-		{"127.0.0.1:5001", "", "want http://HOST:PORT"},
-		{"ftp://127.0.0.1:5001", "", "want http://HOST:PORT"},
-		{"http://", "", "want http://HOST:PORT"},
+		{"127.0.0.1:5001", "", "want http(s)://HOST:PORT"},
+		{"ftp://127.0.0.1:5001", "", "want http(s)://HOST:PORT"},
+		{"http://", "", "want http(s)://HOST:PORT"},
 	}
 	for _, tt := range tests {
 		k, err := NewKubo(tt.api)
