@@ -5,7 +5,6 @@ import (
 	"context"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -17,53 +16,9 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
+	"github.com/ipfs-sync/ipfs-sync/internal/xfstest"
 	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
-
-// reflinkFS is a fresh XFS made with reflink=1 on a loop device, mounted
-// for the test; it skips, saying why, where that cannot be done.
-func reflinkFS(t *testing.T) string {
-	t.Helper()
-	switch {
-	case os.Geteuid() != 0:
-		t.Skip("not root: cannot loop-mount an XFS image with reflink=1")
-	case !exists("/dev/loop-control"):
-		t.Skip("no loop devices here (/dev/loop-control): cannot mount an XFS image with reflink=1")
-	}
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("mkfs.xfs not installed (apt-get install xfsprogs; make e2e-deps does as root)")
-	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.Truncate(img, 320<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.xfs", "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v: %s", err, out)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount an XFS image here: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
 
 // usedBytes is how much of the file system at dir is in use, after its
 // writes reached the disk.
@@ -130,7 +85,7 @@ func kinds(t *testing.T, s *Store, c cid.Cid) (copies, refs int) {
 // check; and that a source on another file system is referenced, with
 // one warning.
 func TestReflinkLeaves(t *testing.T) {
-	mnt := reflinkFS(t)
+	mnt := xfstest.Mount(t, 320<<20)
 	ctx := context.Background()
 	const mib = 1 << 20
 	data := make([]byte, 6*mib+1234)
@@ -255,7 +210,7 @@ func TestReflinkLeaves(t *testing.T) {
 // of a clone) or not (a write within one tick of its timestamps: the
 // clone's bytes, read back, are written over).
 func TestReflinkChangedSource(t *testing.T) {
-	mnt := reflinkFS(t)
+	mnt := xfstest.Mount(t, 320<<20)
 	ctx := context.Background()
 	read := bytes.Repeat([]byte("reflink!"), 1<<17) // 1 MiB
 	now := bytes.Repeat([]byte("changed!"), 1<<17)
@@ -308,7 +263,7 @@ func TestReflinkChangedSource(t *testing.T) {
 // blocks of fewer than minGCClone whole blocks it copies, once: the next
 // gc leaves every pack as it is.
 func TestReflinkGC(t *testing.T) {
-	mnt := reflinkFS(t)
+	mnt := xfstest.Mount(t, 320<<20)
 	ctx := context.Background()
 	const chunk = 256 << 10
 	s, err := Open(filepath.Join(mnt, "repo"))
@@ -408,7 +363,7 @@ func TestReflinkGC(t *testing.T) {
 // (the same leaves twice), into packs small enough to be sealed while
 // clones are being read back; every leaf then reads whole.
 func TestReflinkConcurrent(t *testing.T) {
-	mnt := reflinkFS(t)
+	mnt := xfstest.Mount(t, 320<<20)
 	ctx := context.Background()
 	s, err := Open(filepath.Join(mnt, "repo"))
 	if err != nil {

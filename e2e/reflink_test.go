@@ -13,45 +13,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// reflinkMount is a fresh XFS made with reflink=1 on a loop device,
-// mounted for the test: the repository and the source go on it, as a
-// clone needs both files on one file system. It skips, saying why, where
-// that cannot be done.
-func reflinkMount(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("not root: cannot loop-mount an XFS image with reflink=1")
-	}
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("no loop devices here (/dev/loop-control): cannot mount an XFS image with reflink=1")
-	}
-	for _, c := range []string{"mkfs.xfs", "xfs_io"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s not installed (apt-get install xfsprogs; make e2e-deps does as root)", c)
-		}
-	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
-	must(t, os.Mkdir(mnt, 0o755))
-	f, err := os.Create(img)
-	must(t, err)
-	f.Close()
-	must(t, os.Truncate(img, 600<<20))
-	if out, err := exec.Command("mkfs.xfs", "-q", "-f", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.xfs: %v: %s", err, out)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount an XFS image here: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
+	"github.com/ipfs-sync/ipfs-sync/internal/xfstest"
+)
 
 // fsUsed is the bytes in use on the file system at dir, once its writes
 // are on the disk.
@@ -121,7 +85,12 @@ func TestReflink(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed")
 	}
-	mnt := reflinkMount(t)
+	if _, err := exec.LookPath("xfs_io"); err != nil {
+		t.Skip("xfs_io not installed (apt-get install xfsprogs; make e2e-deps does as root)")
+	}
+	// The repository and the source go on it: a clone needs both files
+	// on one file system.
+	mnt := xfstest.Mount(t, 600<<20)
 	pristine := tinyTree.get(t)
 	src, repo := filepath.Join(mnt, "mirror"), filepath.Join(mnt, "repo")
 	copyTree(t, pristine, src)
