@@ -15,10 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/cartest"
 )
 
 type importSummary struct {
@@ -175,31 +175,6 @@ func fixtureCARs(t *testing.T) []string {
 	return cars
 }
 
-// readCAR is the roots and blocks of the CAR at path.
-func readCAR(t *testing.T, path string) ([]cid.Cid, []blocks.Block) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	br, err := carv2.NewBlockReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bs []blocks.Block
-	for {
-		b, err := br.Next()
-		if errors.Is(err, io.EOF) {
-			return br.Roots, bs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		bs = append(bs, b)
-	}
-}
-
 // TestImportConformanceFixtures: every CAR of the gateway conformance
 // suite (UnixFS files, directories and HAMTs, dag-cbor and dag-json, a
 // CAR with a block missing) imports in one run; each CAR's roots are
@@ -216,7 +191,8 @@ func TestImportConformanceFixtures(t *testing.T) {
 	var want []string
 	all := map[cid.Cid][]byte{}
 	for _, car := range cars {
-		roots, bs := readCAR(t, car)
+		c := cartest.Read(t, car)
+		roots, bs := c.Roots, c.Blocks
 		for _, r := range roots {
 			want = append(want, r.String())
 		}
@@ -261,7 +237,7 @@ func TestImportConformanceFixtures(t *testing.T) {
 			if res.Code != tt.code || !strings.Contains(res.Stderr, tt.says) {
 				t.Fatalf("want exit %d saying %q, got %s", tt.code, tt.says, res)
 			}
-			roots, _ := readCAR(t, filepath.Join(fixtureDir, tt.car))
+			roots := cartest.Read(t, filepath.Join(fixtureDir, tt.car)).Roots
 			got := refRoots(t, repo, "f")
 			if tt.code == 0 && !slices.Equal(got, []string{roots[0].String()}) || tt.code != 0 && got != nil {
 				t.Errorf("ref f: %v", got)

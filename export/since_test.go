@@ -3,7 +3,6 @@ package export
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,9 +11,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	carv2 "github.com/ipld/go-car/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
+	"github.com/ipfs-sync/ipfs-sync/internal/cartest"
 	"github.com/ipfs-sync/ipfs-sync/internal/dagtest"
 )
 
@@ -230,32 +229,18 @@ func TestDeltaFile(t *testing.T) {
 // each block hashes to its CID, and returns the blocks' CIDs and bytes.
 func readCAR(t *testing.T, d *dagtest.DAG, path string, root cid.Cid) ([]cid.Cid, int64) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	br, err := carv2.NewBlockReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if br.Version != 1 || len(br.Roots) != 1 || !br.Roots[0].Equals(root) {
-		t.Fatalf("CARv%d with roots %v, want CARv1 rooted at %s", br.Version, br.Roots, root)
+	car := cartest.Read(t, path)
+	if car.Version != 1 || len(car.Roots) != 1 || !car.Roots[0].Equals(root) {
+		t.Fatalf("CARv%d with roots %v, want CARv1 rooted at %s", car.Version, car.Roots, root)
 	}
 	var got []cid.Cid
 	var bytes int64
-	for {
-		b, err := br.Next()
-		if err == io.EOF {
-			return got, bytes
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, b := range car.Blocks {
 		if c, err := b.Cid().Prefix().Sum(b.RawData()); err != nil || !c.Equals(b.Cid()) {
 			t.Errorf("%s holds bytes that hash to %s", d.Name(b.Cid()), c)
 		}
 		got = append(got, b.Cid())
 		bytes += int64(len(b.RawData()))
 	}
+	return got, bytes
 }

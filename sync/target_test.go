@@ -3,7 +3,6 @@ package sync_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,12 +16,12 @@ import (
 	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/export"
 	"github.com/ipfs-sync/ipfs-sync/gateway"
+	"github.com/ipfs-sync/ipfs-sync/internal/cartest"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 	"github.com/ipfs-sync/ipfs-sync/remote"
 	isync "github.com/ipfs-sync/ipfs-sync/sync"
@@ -197,7 +196,7 @@ func TestPreviousRootOnTarget(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if got := carCIDs(t, car); !slices.Equal(got, delta) {
+			if got := cartest.Read(t, car).CIDs(); !slices.Equal(got, delta) {
 				t.Errorf("--car holds %d blocks, the delta is %d: %v, want %v", len(got), len(delta), got, delta)
 			}
 		})
@@ -275,30 +274,5 @@ func TestPreviousRootLookupFails(t *testing.T) {
 	}
 	if len(warned) != 1 || !strings.Contains(warned[0], "connection refused") {
 		t.Fatalf("warnings %q, want one naming the failure", warned)
-	}
-}
-
-// carCIDs lists the blocks of the CAR file at path, in order.
-func carCIDs(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	br, err := carv2.NewBlockReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for {
-		b, err := br.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b.Cid().String())
 	}
 }
