@@ -15,6 +15,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multibase"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 )
 
 // fastPath answers the request a mirror client makes most: GET or HEAD of
@@ -147,25 +149,9 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil && f.size > 0 {
 		return false
 	}
-	// A file of more than one block has its first writeSize bytes read
-	// (and checked) before the status, for the sniffer and so that a
-	// block that does not read there leaves the whole answer to boxo.
-	var out *[]byte
-	if f.pos < f.size {
-		out = writeBufs.Get().(*[]byte)
-		*out = (*out)[:0]
-		for {
-			n := min(len(first), cap(*out)-len(*out))
-			*out = append(*out, first[:n]...)
-			first = first[n:]
-			if len(*out) == cap(*out) || f.pos >= f.size {
-				break
-			}
-			if first, err = f.next(); err != nil {
-				writeBufs.Put(out)
-				return false
-			}
-		}
+	out, first, ok := readHead(f, first)
+	if !ok {
+		return false
 	}
 	if ctype == "" {
 		head := first
@@ -178,20 +164,7 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 		ctype = "text/html"
 	}
 
-	hd := w.Header()
-	lastText := last.String()
-	hd["Etag"] = []string{`"` + lastText + `"`}
-	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
-	if uri, ok := ipfsURI(root.authority, rest); ok {
-		hd["Ipfs-Uri"] = []string{uri}
-	}
-	hd["X-Ipfs-Roots"] = []string{ipfsRoots(roots, lastText)}
-	if mt := u.ModTime(); !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
-		hd["Last-Modified"] = []string{mt.UTC().Format(http.TimeFormat)}
-	}
-	hd["Content-Type"] = []string{ctype}
-	hd["Accept-Ranges"] = []string{"bytes"}
-	hd["Content-Length"] = []string{strconv.FormatInt(f.size, 10)}
+	setHeaders(w.Header(), root.authority, rest, roots, last, u, ctype, f.size)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		if out != nil {
@@ -201,6 +174,50 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	fp.send(w, f, out, first)
 	return true
+}
+
+// readHead reads the first writeSize bytes of a file of more than one
+// block (and checks them) before the status, for the sniffer and so that
+// a block that does not read there leaves the whole answer to boxo. It
+// returns them (nil for a one-block file) and the rest of the last block
+// read; false if a block did not read.
+func readHead(f *fileReader, first []byte) (*[]byte, []byte, bool) {
+	if f.pos >= f.size {
+		return nil, first, true
+	}
+	out := writeBufs.Get().(*[]byte)
+	*out = (*out)[:0]
+	for {
+		n := min(len(first), cap(*out)-len(*out))
+		*out = append(*out, first[:n]...)
+		first = first[n:]
+		if len(*out) == cap(*out) || f.pos >= f.size {
+			return out, first, true
+		}
+		var err error
+		if first, err = f.next(); err != nil {
+			writeBufs.Put(out)
+			return nil, nil, false
+		}
+	}
+}
+
+// setHeaders sets the headers boxo's handler sends with a UnixFS file,
+// with canonical names set directly (no canonicalisation per request).
+func setHeaders(hd http.Header, authority, rest string, roots []cid.Cid, last cid.Cid, u dagpb.UnixFS, ctype string, size int64) {
+	lastText := last.String()
+	hd["Etag"] = []string{`"` + lastText + `"`}
+	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
+	if uri, ok := ipfsURI(authority, rest); ok {
+		hd["Ipfs-Uri"] = []string{uri}
+	}
+	hd["X-Ipfs-Roots"] = []string{ipfsRoots(roots, lastText)}
+	if mt := u.ModTime(); !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
+		hd["Last-Modified"] = []string{mt.UTC().Format(http.TimeFormat)}
+	}
+	hd["Content-Type"] = []string{ctype}
+	hd["Accept-Ranges"] = []string{"bytes"}
+	hd["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 }
 
 // send writes the file's bytes after the status: out (read before it;
