@@ -29,15 +29,10 @@ import (
 func TestNoCopyIncrementalEqualsFull(t *testing.T) {
 	steps := testtier.Size(15, 40, 200)
 	mk := func(name string, o profile.Overrides) profile.Profile {
-		// Chunks of 1 KiB, over chunker.MinRefLen, so leaves are
-		// references; narrow DAGs so files have inner nodes.
-		chunk, width, hamt := "size-1024", 3, 600
-		o.Chunker, o.MaxFileLinks, o.HAMTThreshold = &chunk, &width, &hamt
-		p, err := profile.New(name, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		// Narrow DAGs, so files have inner nodes.
+		width, hamt := 3, 600
+		o.MaxFileLinks, o.HAMTThreshold = &width, &hamt
+		return nocopyProfile(t, name, o)
 	}
 	none := "none"
 	for name, p := range map[string]profile.Profile{
@@ -52,22 +47,22 @@ func TestNoCopyIncrementalEqualsFull(t *testing.T) {
 	}
 }
 
+// nocopyProfile is profile name with o and chunks of 1 KiB, over
+// chunker.MinRefLen, so that leaves are references.
+func nocopyProfile(t *testing.T, name string, o profile.Overrides) profile.Profile {
+	t.Helper()
+	chunk := "size-1024"
+	o.Chunker = &chunk
+	p, err := profile.New(name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func runNoCopyProperty(t *testing.T, p profile.Profile, seed uint64, steps int) {
 	ctx := context.Background()
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	inc, err := blockstore.Open(filepath.Join(t.TempDir(), "inc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inc.Close()
-	full, err := blockstore.Open(filepath.Join(t.TempDir(), "full"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
+	src, inc, full := propertyStores(t)
 	// Names ending in 3 are copied (--copy): files that change in place.
 	copyRule, err := diff.ParseRule("n??3-*", false)
 	if err != nil {
@@ -144,11 +139,7 @@ func runNoCopyProperty(t *testing.T, p profile.Profile, seed uint64, steps int) 
 // reads (here, one added), whose blocks a change then makes unavailable.
 func TestNoCopyTurnedOffCopiesAgain(t *testing.T) {
 	ctx := context.Background()
-	chunk := "size-1024"
-	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := nocopyProfile(t, profile.V1_2025, profile.Overrides{})
 	src := filepath.Join(t.TempDir(), "src")
 	m := &mutator{rng: rand.New(rand.NewPCG(7, 9)), root: src, t: t, sizes: []int{600, 3000, 5000}}
 	if err := os.Mkdir(src, 0o755); err != nil {
@@ -211,11 +202,7 @@ func TestNoCopyTurnedOffCopiesAgain(t *testing.T) {
 // files were rewritten) and leaves the current root whole.
 func TestNoCopyGCDropsCollected(t *testing.T) {
 	ctx := context.Background()
-	chunk := "size-1024"
-	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := nocopyProfile(t, profile.V1_2025, profile.Overrides{})
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)
@@ -261,11 +248,7 @@ func TestNoCopyGCDropsCollected(t *testing.T) {
 // device, inode and change time with references to the old place.
 func TestNoCopySourceMoved(t *testing.T) {
 	ctx := context.Background()
-	chunk := "size-1024"
-	p, err := profile.New(profile.V1_2025, profile.Overrides{Chunker: &chunk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := nocopyProfile(t, profile.V1_2025, profile.Overrides{})
 	dir := t.TempDir()
 	src := filepath.Join(dir, "a")
 	if err := os.Mkdir(src, 0o755); err != nil {

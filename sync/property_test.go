@@ -65,22 +65,29 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	}
 }
 
-func runProperty(t *testing.T, p profile.Profile, seed uint64, steps int) {
-	ctx := context.Background()
-	src := filepath.Join(t.TempDir(), "src")
+// propertyStores is an empty source directory and two fresh stores, for
+// a run that syncs incrementally into inc and afresh into full at each
+// step; the stores close when the test ends.
+func propertyStores(t *testing.T) (src string, inc, full *blockstore.Store) {
+	t.Helper()
+	src = filepath.Join(t.TempDir(), "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	inc, err := blockstore.Open(filepath.Join(t.TempDir(), "inc"))
-	if err != nil {
-		t.Fatal(err)
+	for _, s := range []**blockstore.Store{&inc, &full} {
+		st, err := blockstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
 	}
-	defer inc.Close()
-	full, err := blockstore.Open(filepath.Join(t.TempDir(), "full"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
+	return src, inc, full
+}
+
+func runProperty(t *testing.T, p profile.Profile, seed uint64, steps int) {
+	ctx := context.Background()
+	src, inc, full := propertyStores(t)
 	m := &mutator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), root: src, t: t}
 	for range 8 {
 		m.addFile()
