@@ -123,6 +123,7 @@ func pinsNamed(t *testing.T, c *cluster, token, name string) []string {
 type peerAttempt struct {
 	Status   string `json:"status"`
 	Attempts int    `json:"attempt_count"`
+	Error    string `json:"error"`
 }
 
 // peerAttempts is root's status and attempt count on each peer, by peer
@@ -367,6 +368,13 @@ func TestPinningService(t *testing.T) {
 				t.Fatal(res)
 			}
 			root := oneCID(t, res.Stdout)
+			// What the cluster's peers say of the root, should the cycle
+			// fail.
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("%s on each peer: %+v", root, peerAttempts(t, c, root))
+				}
+			})
 			// A kill leaves the previous root's pin, kept until the new
 			// one is pinned, and the new one's, and no other.
 			killLoop(t, rng, 3, window, push(root), func() {
