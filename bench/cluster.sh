@@ -36,13 +36,7 @@ for b in "$IPFS_SYNC_BIN" "$IPFS_BIN" "$IPFS_CLUSTER_SERVICE_BIN" "$IPFS_CLUSTER
 done
 need_mkmirror
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-tree=$BENCH_DIR/$PRESET-seed$SEED
-ensure_tree "$tree" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
-
-work=$(mktemp -d "$BENCH_DIR/cluster.XXXXXX")
-pids=()
+scratch cluster
 cleanup() {
   # Cluster peers first (they talk to the kubos), then kubos and proxies.
   local p
@@ -57,7 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tree=$BENCH_DIR/$PRESET-seed$SEED
+ensure_tree "$tree" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
+
 wait_log() { # FILE TEXT WHAT
   for _ in $(seq 600); do grep -q "$2" "$1" && return 0; sleep 0.2; done
   die "$3 did not start: $(tail -20 "$1")"
@@ -107,10 +103,10 @@ declare -a kapi kswarm kid
 for i in $(seq 0 $((PEERS - 1))); do
   k=$work/kubo$i
   IPFS_PATH=$k "$IPFS_BIN" init --profile test,pebbleds,unixfs-v1-2025 >/dev/null
-  kapi[i]=$(port); kswarm[i]=/ip4/127.0.0.1/tcp/$(port)
+  kapi[i]=$(freeport); kswarm[i]=/ip4/127.0.0.1/tcp/$(freeport)
   kid[i]=$(IPFS_PATH=$k "$IPFS_BIN" config Identity.PeerID)
   IPFS_PATH=$k "$IPFS_BIN" config Addresses.API "/ip4/127.0.0.1/tcp/${kapi[i]}"
-  IPFS_PATH=$k "$IPFS_BIN" config Addresses.Gateway "/ip4/127.0.0.1/tcp/$(port)"
+  IPFS_PATH=$k "$IPFS_BIN" config Addresses.Gateway "/ip4/127.0.0.1/tcp/$(freeport)"
   IPFS_PATH=$k "$IPFS_BIN" config --json Addresses.Swarm "[\"${kswarm[i]}\"]"
   IPFS_PATH=$k "$IPFS_BIN" config Routing.Type none
 done
@@ -130,12 +126,12 @@ for i in $(seq 0 $((PEERS - 1))); do
   d=$work/cluster$i
   "$IPFS_CLUSTER_SERVICE_BIN" --config "$d" init --consensus crdt >/dev/null 2>&1
   cid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$d/identity.json")
-  rest[i]=$(port); cswarm[i]=/ip4/127.0.0.1/tcp/$(port)/p2p/$cid
+  rest[i]=$(freeport); cswarm[i]=/ip4/127.0.0.1/tcp/$(freeport)/p2p/$cid
 done
 for i in $(seq 0 $((PEERS - 1))); do
   d=$work/cluster$i
   others=$(for j in $(seq 0 $((PEERS - 1))); do if [[ $j != "$i" ]]; then echo "${cswarm[j]}"; fi; done | paste -sd,)
-  python3 - "$d/service.json" "$secret" "${cswarm[i]%/p2p/*}" "$others" "${rest[i]}" "$(port)" "${kapi[i]}" "peer$i" <<'EOF'
+  python3 - "$d/service.json" "$secret" "${cswarm[i]%/p2p/*}" "$others" "${rest[i]}" "$(freeport)" "${kapi[i]}" "peer$i" <<'EOF'
 import json, sys
 path, secret, listen, others, rest, pinsvc, kapi, name = sys.argv[1:]
 c = json.load(open(path))
@@ -167,7 +163,7 @@ for _ in $(seq 300); do
 done
 [[ $n == "$PEERS" ]] || die "the cluster has metrics from $n of $PEERS peers"
 
-rest_proxy=$(port); kubo_proxy=$(port)
+rest_proxy=$(freeport); kubo_proxy=$(freeport)
 proxy "$rest_proxy" "${rest[0]}" "$work/rest.sent"
 proxy "$kubo_proxy" "${kapi[0]}" "$work/kubo.sent"
 for _ in $(seq 50); do [[ -s $work/rest.sent && -s $work/kubo.sent ]] && break; sleep 0.1; done

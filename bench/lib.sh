@@ -1,6 +1,6 @@
 # bench/lib.sh: helpers the bench scripts share. Source it after setting
 # BENCH_NAME (the prefix of messages), repo_root and GO; need_mkmirror sets
-# MKMIRROR.
+# MKMIRROR, scratch sets work and pids.
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 log() { echo "$BENCH_NAME: $(date +%T) $*" >&2; }
@@ -46,6 +46,33 @@ ensure_tree() {
 	tree_id "$dir.tmp" >"$dir.fingerprint.tmp"
 	mv "$dir.tmp" "$dir"
 	mv "$dir.fingerprint.tmp" "$dir.fingerprint"
+}
+
+# freeport: a TCP port on 127.0.0.1 that is free when asked.
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# scratch NAME: makes BENCH_DIR (and makes it absolute) and work, a fresh
+# directory BENCH_DIR/NAME.XXXXXX, and sets pids, the servers to stop.
+scratch() {
+	mkdir -p "$BENCH_DIR"
+	BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+	work=$(mktemp -d "$BENCH_DIR/$1.XXXXXX")
+	pids=()
+}
+
+# remove_scratch, the EXIT trap of a script that needs no other clean-up:
+# stops the servers in pids and removes work, unless KEEP=1.
+remove_scratch() {
+	local rc=$?
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [[ ${KEEP:-0} == 1 ]]; then
+		log "kept $work"
+	else
+		chmod -R u+w "$work" 2>/dev/null || true
+		rm -rf "$work"
+	fi
+	exit $rc
 }
 
 # ---- serving every file by path (bench/serve.sh, bench/nocopy-serve.sh) --

@@ -49,24 +49,9 @@ case $PRESET in tiny | small | medium | large) ;; *) die "unknown PRESET $PRESET
 need_mkmirror
 IPFS_SYNC_BIN=$(cd "$(dirname "$IPFS_SYNC_BIN")" && pwd)/$(basename "$IPFS_SYNC_BIN")
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-work=$(mktemp -d "$BENCH_DIR/nocopy-serve.XXXXXX")
+scratch nocopy-serve
 dir=$work # lists' and fetch's scratch
-pids=()
-cleanup() {
-	local rc=$?
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [[ $KEEP == 1 ]]; then
-		log "kept $work"
-	else
-		chmod -R u+w "$work" 2>/dev/null || true
-		rm -rf "$work"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 tree=$BENCH_DIR/$PRESET-seed$SEED

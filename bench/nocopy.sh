@@ -45,29 +45,13 @@ command -v python3 >/dev/null || die "python3 is needed (the report's arithmetic
 command -v "$GO" >/dev/null || die "go is needed to build bench/floor and mkmirror"
 need_mkmirror
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-work=$(mktemp -d "$BENCH_DIR/nocopy.XXXXXX")
-pids=()
-cleanup() {
-	local rc=$?
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [[ $KEEP == 1 ]]; then
-		log "kept $work"
-	else
-		chmod -R u+w "$work" 2>/dev/null || true
-		rm -rf "$work"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
+scratch nocopy
+trap remove_scratch EXIT
 trap 'exit 130' INT TERM
 
 log "building bench/floor"
 (cd "$here" && "$GO" build -o "$work/floor" ./floor) || die "cannot build bench/floor"
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_line() {
 	for _ in $(seq 200); do
 		grep -q "$2" "$1" 2>/dev/null && return 0

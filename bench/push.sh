@@ -27,12 +27,7 @@ BENCH_NAME=bench/push
 command -v rsync >/dev/null || die "rsync is needed"
 need_mkmirror
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-tree=$BENCH_DIR/$PRESET-seed$SEED
-ensure_tree "$tree" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
-
-work=$(mktemp -d "$BENCH_DIR/push.XXXXXX")
+scratch push
 daemon_pid=
 cleanup() {
   [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
@@ -40,9 +35,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+tree=$BENCH_DIR/$PRESET-seed$SEED
+ensure_tree "$tree" "$MKMIRROR" gen --preset "$PRESET" --seed "$SEED"
+
 export IPFS_PATH=$work/kubo
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(port); gw_port=$(port)
+api_port=$(freeport); gw_port=$(freeport)
 "$IPFS_BIN" init --profile test,unixfs-v1-2025 >/dev/null
 "$IPFS_BIN" config Addresses.API "/ip4/127.0.0.1/tcp/$api_port"
 "$IPFS_BIN" config Addresses.Gateway "/ip4/127.0.0.1/tcp/$gw_port"

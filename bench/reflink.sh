@@ -64,9 +64,7 @@ case $PRESET in tiny | small | medium | large) ;; *) die "unknown PRESET $PRESET
 need_mkmirror
 IPFS_SYNC_BIN=$(cd "$(dirname "$IPFS_SYNC_BIN")" && pwd)/$(basename "$IPFS_SYNC_BIN")
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-work=$(mktemp -d "$BENCH_DIR/reflink.XXXXXX")
+scratch reflink
 mnt=$work/mnt
 mounted=0
 cleanup() {
