@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	mdag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 
@@ -243,4 +244,32 @@ func readCAR(t *testing.T, d *dagtest.DAG, path string, root cid.Cid) ([]cid.Cid
 		bytes += int64(len(b.RawData()))
 	}
 	return got, bytes
+}
+
+func TestCounterparts(t *testing.T) {
+	c := func(s string) cid.Cid { return mdag.NewRawNode([]byte(s)).Cid() }
+	link := func(name, data string) *ipld.Link { return &ipld.Link{Name: name, Cid: c(data)} }
+	for _, tc := range []struct {
+		name          string
+		olinks, links []*ipld.Link
+		want          []cid.Cid
+	}{
+		{name: "entries by name, in any order",
+			olinks: []*ipld.Link{link("a", "1"), link("b", "2")},
+			links:  []*ipld.Link{link("b", "3"), link("c", "4"), link("a", "5")},
+			want:   []cid.Cid{c("2"), cid.Undef, c("1")}},
+		{name: "chunks by index",
+			olinks: []*ipld.Link{link("", "1"), link("", "2")},
+			links:  []*ipld.Link{link("", "3"), link("", "4"), link("", "5")},
+			want:   []cid.Cid{c("1"), c("2"), cid.Undef}},
+		{name: "a chunk never pairs with an entry",
+			olinks: []*ipld.Link{link("a", "1")},
+			links:  []*ipld.Link{link("", "2")},
+			want:   []cid.Cid{cid.Undef}},
+		{name: "no old node", links: []*ipld.Link{link("a", "1")}, want: []cid.Cid{cid.Undef}},
+	} {
+		if got := Counterparts(tc.olinks, tc.links); !slices.EqualFunc(got, tc.want, cid.Cid.Equals) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
