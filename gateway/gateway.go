@@ -85,8 +85,8 @@ const noRequestLimit = 100 * 365 * 24 * time.Hour
 // block is refused rather than sent. When bs is also a BlockReader (the
 // store's is), UnixFS files are read from it directly (backend), and with
 // browse a plain GET or HEAD of a file by path is answered in front of
-// boxo's handler, as it would answer (fastPath). A root
-// bs does not hold is a 404 (412 to Cache-Control: only-if-cached) before
+// boxo's handler, as it would answer (fastPath); so is, browse or not,
+// the CAR of a file a puller asks for (carPath). A root bs does not hold is a 404 (412 to Cache-Control: only-if-cached) before
 // any byte; no error answer is cacheable, and a response that fails once
 // its status is sent is cut off, never ended as if complete (see guard).
 func Handler(bs bstore.Blockstore, browse bool) (http.Handler, error) {
@@ -116,6 +116,9 @@ func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 		MetricsRegistry: prometheus.NewRegistry(),
 	}, be)
 	ipfs := rootCheck(bs, h)
+	if isReader {
+		ipfs = &carPath{rd: rd, next: ipfs}
+	}
 	if isReader && opts.Browse {
 		ipfs = &fastPath{bs: bs, rd: rd, res: res, next: ipfs}
 	}

@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/profile"
+)
+
+// carPathEntityQuery is the request a puller makes for a file's CAR.
+const carPathEntityQuery = "?" + carQuery
+
+// TestCARPathAnswersAsBoxo: the CAR of every file and plain directory
+// of a tree, asked for as a puller asks (by CID, with its Accept or with
+// none), is answered by the CAR path itself, and the answer is boxo's:
+// status, every header but Date, the CAR's bytes. Over DAGs of one
+// block and many (several levels deep), raw and dag-pb leaves, trickle,
+// CIDv0, blocks inlined in identity CIDs, leaves repeated within a file
+// (sent once), an empty file. Requests the CAR path leaves to boxo
+// (a HAMT's shards, other scopes, HEAD, conditionals, other CAR
+// parameters) are boxo's answer too.
+func TestCARPathAnswersAsBoxo(t *testing.T) {
+	files := fastPathFiles()
+	files["repeated.bin"] = bytes.Repeat(randomBytes(20, 1024), 40)
+	files["repeated-tail.bin"] = append(bytes.Repeat([]byte{0}, 9000), randomBytes(21, 3000)...)
+	files["deep.bin"] = randomBytes(22, 300_000)
+	src := writeTree(t, files)
+	small := profile.Overrides{Chunker: ptr("size-1024"), MaxFileLinks: ptr(4), HAMTThreshold: ptr(256), MaxHAMTFanout: ptr(8)}
+	for _, tc := range []struct {
+		name    string
+		profile string
+		o       profile.Overrides
+	}{
+		{"v1 raw leaves", profile.V1_2025, small},
+		{"v1 dag-pb leaves with mtime", profile.V1_2025, func() profile.Overrides { o := small; o.Metadata = ptr("mtime,mode"); return o }()},
+		{"v0 trickle", profile.V0_2015, func() profile.Overrides { o := small; o.Trickle = ptr(true); return o }()},
+		{"v0 balanced", profile.V0_2015, small},
+		{"inline", profile.V1_2025, func() profile.Overrides { o := small; o.Inline, o.InlineLimit = ptr(true), ptr(64); return o }()},
+		{"default chunker", profile.V1_2025, profile.Overrides{HAMTThreshold: ptr(256), MaxHAMTFanout: ptr(8)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, root := syncTree(t, src, tc.profile, tc.o)
+			rd := s.Blockstore().(BlockReader)
+			fast := must(Handler(s.Blockstore(), false))
+			boxo := must(Handler(plainBlockstore{s.Blockstore()}, false))
+			// The CAR path alone: what it leaves to boxo is a failure.
+			alone := &carPath{rd: rd, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("%s %s: left to boxo", r.Method, r.URL)
+				w.WriteHeader(599)
+			})}
+			// Directories: the CAR path takes a plain one (its block), not
+			// a HAMT (all its shards).
+			var targets []cid.Cid
+			plain := 0
+			for _, c := range []cid.Cid{root, resolvePath(t, s, root, "a"), resolvePath(t, s, root, "a/b"), resolvePath(t, s, root, "odd"), resolvePath(t, s, root, "many")} {
+				d, err := newResolver(rd).dir(t.Context(), c, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.fanout == 0 {
+					plain++
+				}
+				targets = append(targets, c)
+			}
+			if plain < 2 || plain == len(targets) {
+				t.Fatalf("%d plain directories of %d: want both kinds", plain, len(targets))
+			}
+			for p := range files {
+				targets = append(targets, resolvePath(t, s, root, p))
+			}
+			for _, c := range targets {
+				target := "/ipfs/" + c.String() + carPathEntityQuery
+				hamt := false
+				if c.Prefix().Codec == cid.DagProtobuf && c.Prefix().MhType != mh.IDENTITY {
+					d, err := newResolver(rd).dir(t.Context(), c, nil)
+					hamt = err == nil && d.fanout > 0
+				}
+				for _, h := range []http.Header{{"Accept": {carAccept}}, nil} {
+					compare(t, fast, boxo, http.MethodGet, target, h)
+					if c.Prefix().MhType == mh.IDENTITY || hamt {
+						continue
+					}
+					req := httptest.NewRequest(http.MethodGet, target, nil)
+					for k, v := range h {
+						req.Header[k] = v
+					}
+					rec := httptest.NewRecorder()
+					alone.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						t.Errorf("%s: status %d", target, rec.Code)
+					}
+				}
+			}
+			file := "/ipfs/" + resolvePath(t, s, root, "big.bin").String()
+			accept := http.Header{"Accept": {carAccept}}
+			for _, tc := range []struct {
+				method, target string
+				h              http.Header
+			}{
+				{http.MethodGet, file + "?format=car&dag-scope=all", accept},
+				{http.MethodGet, file + "?format=car&dag-scope=block", accept},
+				{http.MethodGet, file + "?format=car", accept},
+				{http.MethodGet, file + "?format=car&dag-scope=entity&entity-bytes=0-1000", accept},
+				{http.MethodGet, file + "?dag-scope=entity", accept},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.car; version=1; order=dfs; dups=y"}}},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.car; version=1; order=unk; dups=n"}}},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.raw"}}},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {carAccept}, "If-None-Match": {carEtag(file[len("/ipfs/"):])}}},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {carAccept}, "Cache-Control": {"only-if-cached"}}},
+				{http.MethodHead, file + carPathEntityQuery, accept},
+				{http.MethodGet, "/ipfs/" + root.String() + "/big.bin" + carPathEntityQuery, accept},
+				{http.MethodGet, "/ipfs/" + cid.NewCidV1(cid.Raw, resolvePath(t, s, root, "big.bin").Hash()).String() + carPathEntityQuery, accept},
+				{http.MethodGet, "/ipfs/bafkqaaa" + carPathEntityQuery, accept},
+			} {
+				compare(t, fast, boxo, tc.method, tc.target, tc.h)
+			}
+		})
+	}
+}
+
+// The CAR path writes a block larger than writeSize in a write of its
+// own, from the buffer it was read into, and gathers the rest (the
+// header, smaller blocks, each block's length and CID) to writeSize.
+func TestCARPathWritesLarge(t *testing.T) {
+	src := writeTree(t, map[string][]byte{"big.bin": randomBytes(1, 4<<20+1000), "small.bin": randomBytes(2, 3*writeSize)})
+	for _, tc := range []struct {
+		file   string
+		chunk  string
+		writes int // at most
+	}{
+		{"big.bin", "size-1048576", 2*5 + 1},
+		{"small.bin", "size-1024", 3 + 1},
+	} {
+		s, root := syncTree(t, src, profile.V1_2025, profile.Overrides{Chunker: ptr(tc.chunk)})
+		c := resolvePath(t, s, root, tc.file)
+		rec := &writeRecorder{ResponseRecorder: httptest.NewRecorder()}
+		must(Handler(s.Blockstore(), false)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ipfs/"+c.String()+carPathEntityQuery, nil))
+		if rec.Code != http.StatusOK || len(rec.writes) > tc.writes {
+			t.Errorf("%s: status %d, writes %v; want 200, at most %d", tc.file, rec.Code, rec.writes, tc.writes)
+		}
+		for _, n := range rec.writes {
+			if n > writeSize && n < 1<<20 {
+				t.Errorf("%s: a write of %d bytes, more than writeSize and less than a leaf", tc.file, n)
+			}
+		}
+	}
+}
