@@ -18,20 +18,23 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
 )
 
-// carPath answers the CAR request a puller makes for each new file,
-// GET /ipfs/{cid}?format=car&dag-scope=entity (with the Accept of a CAR
-// v1 in dfs order without duplicates, or none), as boxo's handler answers
-// it (status, every header, body: TestCARPathAnswersAsBoxo) for a UnixFS
-// file (its blocks depth-first, each once) or any other node whose entity
-// is its own block (a plain directory, a symlink, a raw block). boxo
-// builds that CAR by walking the DAG twice over (its path resolver, then
-// its UnixFS reader), reading each block from the blockservice twice and
-// hashing it each time; here each block is read once, checked by the
-// store's sum (BlockReader), and the CAR goes out in writes of writeSize.
-// Anything else (HAMT shards, other codecs, other scopes, ranges,
-// conditionals, a root that does not read or decode) goes to next; a
-// block that does not read once the status is sent aborts the response,
-// so a client sees a cut CAR, never a complete-looking one.
+// carPath answers the CAR requests a puller makes, as boxo's handler
+// answers them (status, every header, body: TestCARPathAnswersAsBoxo):
+// GET /ipfs/{cid}?format=car&dag-scope=entity for each new file of many
+// blocks (a UnixFS file's blocks depth-first, each once, or the block
+// alone of any other node but a HAMT shard), and ?format=car&dag-scope=all
+// for each HAMT shard it reads ahead (every block under it, depth-first
+// in link order, each once), with the Accept of a CAR v1 in dfs order
+// without duplicates, or none. boxo builds such a CAR through its path
+// resolver and its IPLD traversal, reading each block from the
+// blockservice (and hashing it) more than once; here each block is read
+// once, checked by the store's sum (BlockReader), and the CAR goes out in
+// writes of writeSize. Anything else (other scopes and parameters, HEAD,
+// ranges, conditionals, an entity CAR of a HAMT, a root that does not
+// read or decode) goes to next; a block that does not read once the
+// status is sent, or one boxo would walk otherwise (a codec but dag-pb
+// and raw, a file node of another shape), aborts the response, so a
+// client sees a cut CAR, never a complete-looking one.
 type carPath struct {
 	rd   BlockReader
 	next http.Handler
@@ -40,51 +43,56 @@ type carPath struct {
 // carAccept is the Accept a puller sends with its CAR requests.
 const carAccept = "application/vnd.ipld.car; version=1; order=dfs; dups=n"
 
-// carQuery is the only query the CAR path takes.
-const carQuery = "format=car&dag-scope=entity"
+// The queries the CAR path takes: a UnixFS entity, and a whole DAG.
+const (
+	carEntityQuery = "format=car&dag-scope=entity"
+	carAllQuery    = "format=car&dag-scope=all"
+)
 
 func (cp *carPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if c, ok := carRequest(r); !ok || !cp.serve(w, r, c) {
+	if c, all, ok := carRequest(r); !ok || !cp.serve(w, r, c, all) {
 		cp.next.ServeHTTP(w, r)
 	}
 }
 
-// carRequest is the root of r if r is the request the CAR path takes:
-// a GET of /ipfs/{cid} (the CID as its own String gives it, of a dag-pb or
-// raw block not inlined) with carQuery, an Accept of carAccept or none,
-// and none of the headers that change boxo's answer (Range, the
+// carRequest is the root of r if r is a request the CAR path takes, and
+// whether it asks for the whole DAG (else the entity): a GET of
+// /ipfs/{cid} (the CID as its own String gives it, of a dag-pb or raw
+// block not inlined) with one of its queries, an Accept of carAccept or
+// none, and none of the headers that change boxo's answer (Range, the
 // conditionals, Cache-Control: only-if-cached, Service-Worker,
 // X-Forwarded-Host).
-func carRequest(r *http.Request) (cid.Cid, bool) {
-	if r.Method != http.MethodGet || r.URL.RawQuery != carQuery || !strings.HasPrefix(r.URL.Path, "/ipfs/") {
-		return cid.Undef, false
+func carRequest(r *http.Request) (c cid.Cid, all, ok bool) {
+	q := r.URL.RawQuery
+	if r.Method != http.MethodGet || q != carEntityQuery && q != carAllQuery || !strings.HasPrefix(r.URL.Path, "/ipfs/") {
+		return cid.Undef, false, false
 	}
 	h := r.Header
 	if a, ok := h["Accept"]; ok && (len(a) != 1 || a[0] != carAccept) {
-		return cid.Undef, false
+		return cid.Undef, false, false
 	}
 	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Service-Worker", "X-Forwarded-Host"} {
 		if _, ok := h[k]; ok {
-			return cid.Undef, false
+			return cid.Undef, false, false
 		}
 	}
 	if cc := h["Cache-Control"]; len(cc) > 0 && cc[0] == "only-if-cached" {
-		return cid.Undef, false
+		return cid.Undef, false, false
 	}
 	text := r.URL.Path[len("/ipfs/"):]
 	c, err := cid.Decode(text)
 	if err != nil || c.String() != text || c.Prefix().MhType == mh.IDENTITY {
-		return cid.Undef, false
+		return cid.Undef, false, false
 	}
 	if codec := c.Prefix().Codec; codec != cid.DagProtobuf && codec != cid.Raw {
-		return cid.Undef, false
+		return cid.Undef, false, false
 	}
-	return c, true
+	return c, q == carAllQuery, true
 }
 
-// serve answers r with the CAR of c's entity if the CAR path takes it,
-// and says whether it did.
-func (cp *carPath) serve(w http.ResponseWriter, r *http.Request, c cid.Cid) bool {
+// serve answers r with the CAR of c's entity, or with all (all), if the
+// CAR path takes it, and says whether it did.
+func (cp *carPath) serve(w http.ResponseWriter, r *http.Request, c cid.Cid, all bool) bool {
 	ctx := r.Context()
 	buf := leafBufs.Get().(*[]byte)
 	defer leafBufs.Put(buf)
@@ -95,19 +103,26 @@ func (cp *carPath) serve(w http.ResponseWriter, r *http.Request, c cid.Cid) bool
 	if cap(raw) > cap(*buf) {
 		*buf = raw[:0]
 	}
-	var children []link // nil: the entity is the root block alone
+	var children []link // nil: the CAR is the root block alone
 	if c.Prefix().Codec == cid.DagProtobuf {
-		var whole bool
-		if children, whole, err = entityChildren(raw, true); err != nil || !whole {
+		if all {
+			children, err = allChildren(raw)
+		} else {
+			var whole bool
+			if children, whole, err = entityChildren(raw, true); err == nil && !whole {
+				err = errShape
+			}
+		}
+		if err != nil {
 			return false
 		}
 	}
 
-	setCARHeaders(w.Header(), c)
+	setCARHeaders(w.Header(), c, all)
 	w.WriteHeader(http.StatusOK)
 	out := writeBufs.Get().(*[]byte)
 	defer writeBufs.Put(out)
-	cw := &carWriter{w: w, out: (*out)[:0], seen: map[string]struct{}{}}
+	cw := &carWriter{w: w, out: (*out)[:0], seen: map[string]struct{}{}, all: all}
 	cw.header(c)
 	cw.block(c, raw)
 	if err := cw.children(ctx, cp.rd, children, buf, 1); err != nil {
@@ -122,12 +137,12 @@ func (cp *carPath) serve(w http.ResponseWriter, r *http.Request, c cid.Cid) bool
 }
 
 // setCARHeaders sets the headers boxo's handler sends with the CAR of
-// /ipfs/{c}?format=car&dag-scope=entity.
-func setCARHeaders(hd http.Header, c cid.Cid) {
+// /ipfs/{c} with dag-scope entity, or all.
+func setCARHeaders(hd http.Header, c cid.Cid, all bool) {
 	text := c.String()
 	hd["Content-Disposition"] = []string{`attachment; filename="` + text + `.car"; filename*=UTF-8''` + text + ".car"}
 	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
-	hd["Etag"] = []string{carEtag(text)}
+	hd["Etag"] = []string{carEtag(text, all)}
 	if authority, err := cid.NewCidV1(c.Type(), c.Hash()).StringOfBase(multibase.Base32); err == nil {
 		if uri, ok := ipfsURI(authority, ""); ok {
 			hd["Ipfs-Uri"] = []string{uri}
@@ -139,13 +154,14 @@ func setCARHeaders(hd http.Header, c cid.Cid) {
 	hd["X-Content-Type-Options"] = []string{"nosniff"}
 }
 
-// carEtag is boxo's getCarEtag for the path /ipfs/{text} with dag-scope
-// entity, order dfs and no duplicates (the only parameter it hashes is
-// the scope).
-func carEtag(text string) string {
+// carEtag is boxo's getCarEtag for the path /ipfs/{text} in dfs order
+// without duplicates: the only parameter it hashes is a scope but all.
+func carEtag(text string, all bool) string {
 	h := xxhash.New()
 	_, _ = h.WriteString("/ipfs/" + text)
-	_, _ = h.WriteString("\x00scope=entity")
+	if !all {
+		_, _ = h.WriteString("\x00scope=entity")
+	}
 	return `W/"` + text + ".car." + strconv.FormatUint(h.Sum64(), 32) + `"`
 }
 
@@ -157,9 +173,9 @@ type link struct {
 	size uint64
 }
 
-// errShape means a block of a file is not one boxo's UnixFS reader walks
-// the way the CAR path does.
-var errShape = errors.New("not a UnixFS file node the CAR path walks")
+// errShape means a block is not one boxo walks the way the CAR path does
+// (a file node of another shape, a codec but dag-pb and raw).
+var errShape = errors.New("a block the CAR path does not walk")
 
 // entityChildren decodes a dag-pb node and gives the children whose
 // blocks follow it in its entity's CAR: none but for a UnixFS File (or,
@@ -202,6 +218,16 @@ func entityChildren(raw []byte, root bool) ([]link, bool, error) {
 	return links, true, nil
 }
 
+// allChildren is every link of a dag-pb node, in order: what boxo's
+// traversal of all (a selector exploring everything) follows from it.
+func allChildren(raw []byte) ([]link, error) {
+	var links []link
+	_, err := dagpb.DecodeNode(raw, func(_ string, c cid.Cid, _ uint64) {
+		links = append(links, link{c: c})
+	})
+	return links, err
+}
+
 // carWriter writes a CAR v1 to a response in writes of writeSize (a
 // larger block in a write of its own), each block once by multihash (as
 // go-car's writer dedups) and none inlined in its CID.
@@ -209,6 +235,7 @@ type carWriter struct {
 	w    http.ResponseWriter
 	out  []byte
 	seen map[string]struct{}
+	all  bool  // every link followed, not a file's entity
 	err  error // the first write's error: nothing more is sent
 }
 
@@ -285,12 +312,21 @@ func (cw *carWriter) write(p []byte) {
 	}
 }
 
-// children adds the blocks under a file node, depth-first as boxo's
-// UnixFS reader loads them: each child, then (a dag-pb one) its own
-// children. A subtree already sent is sent whole, so it is skipped.
+// allMaxDepth is the deepest node boxo's traversal of all loads: it
+// stops at a path of 1024 segments (DefaultMaxTraversalDepth), and each
+// dag-pb level is three (Links, the index, Hash).
+const allMaxDepth = 1024 / 3
+
+// children adds the blocks under a node, depth-first as boxo loads them:
+// each child, then (a dag-pb one) its own children. A subtree already
+// sent was sent whole, so it is skipped.
 func (cw *carWriter) children(ctx context.Context, rd BlockReader, links []link, buf *[]byte, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("deeper than %d levels", maxDepth)
+	limit := maxDepth
+	if cw.all {
+		limit = allMaxDepth
+	}
+	if depth > limit {
+		return fmt.Errorf("deeper than %d levels", limit)
 	}
 	for _, l := range links {
 		if cw.err != nil {
@@ -310,7 +346,12 @@ func (cw *carWriter) children(ctx context.Context, rd BlockReader, links []link,
 		case cid.Raw:
 			cw.block(l.c, raw)
 		case cid.DagProtobuf:
-			below, _, err := entityChildren(raw, false)
+			var below []link
+			if cw.all {
+				below, err = allChildren(raw)
+			} else {
+				below, _, err = entityChildren(raw, false)
+			}
 			if err != nil {
 				return fmt.Errorf("block %s: %w", l.c, err)
 			}

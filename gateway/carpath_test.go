@@ -12,12 +12,16 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
-// carPathEntityQuery is the request a puller makes for a file's CAR.
-const carPathEntityQuery = "?" + carQuery
+// The requests a puller makes: a file's CAR, a HAMT shard's whole DAG.
+const (
+	carPathEntityQuery = "?" + carEntityQuery
+	carPathAllQuery    = "?" + carAllQuery
+)
 
-// TestCARPathAnswersAsBoxo: the CAR of every file and plain directory
-// of a tree, asked for as a puller asks (by CID, with its Accept or with
-// none), is answered by the CAR path itself, and the answer is boxo's:
+// TestCARPathAnswersAsBoxo: the entity CAR of every file and plain
+// directory of a tree, and the CAR of all under every file and directory
+// (HAMTs too), asked for as a puller asks (by CID, with its Accept or
+// with none), is answered by the CAR path itself, and the answer is boxo's:
 // status, every header but Date, the CAR's bytes. Over DAGs of one
 // block and many (several levels deep), raw and dag-pb leaves, trickle,
 // CIDv0, blocks inlined in identity CIDs, leaves repeated within a file
@@ -74,25 +78,27 @@ func TestCARPathAnswersAsBoxo(t *testing.T) {
 				targets = append(targets, resolvePath(t, s, root, p))
 			}
 			for _, c := range targets {
-				target := "/ipfs/" + c.String() + carPathEntityQuery
 				hamt := false
 				if c.Prefix().Codec == cid.DagProtobuf && c.Prefix().MhType != mh.IDENTITY {
 					d, err := newResolver(rd).dir(t.Context(), c, nil)
 					hamt = err == nil && d.fanout > 0
 				}
-				for _, h := range []http.Header{{"Accept": {carAccept}}, nil} {
-					compare(t, fast, boxo, http.MethodGet, target, h)
-					if c.Prefix().MhType == mh.IDENTITY || hamt {
-						continue
-					}
-					req := httptest.NewRequest(http.MethodGet, target, nil)
-					for k, v := range h {
-						req.Header[k] = v
-					}
-					rec := httptest.NewRecorder()
-					alone.ServeHTTP(rec, req)
-					if rec.Code != http.StatusOK {
-						t.Errorf("%s: status %d", target, rec.Code)
+				for _, q := range []string{carPathEntityQuery, carPathAllQuery} {
+					target := "/ipfs/" + c.String() + q
+					for _, h := range []http.Header{{"Accept": {carAccept}}, nil} {
+						compare(t, fast, boxo, http.MethodGet, target, h)
+						if c.Prefix().MhType == mh.IDENTITY || hamt && q == carPathEntityQuery {
+							continue
+						}
+						req := httptest.NewRequest(http.MethodGet, target, nil)
+						for k, v := range h {
+							req.Header[k] = v
+						}
+						rec := httptest.NewRecorder()
+						alone.ServeHTTP(rec, req)
+						if rec.Code != http.StatusOK {
+							t.Errorf("%s: status %d", target, rec.Code)
+						}
 					}
 				}
 			}
@@ -102,7 +108,7 @@ func TestCARPathAnswersAsBoxo(t *testing.T) {
 				method, target string
 				h              http.Header
 			}{
-				{http.MethodGet, file + "?format=car&dag-scope=all", accept},
+				{http.MethodGet, file + "?dag-scope=all&format=car", accept},
 				{http.MethodGet, file + "?format=car&dag-scope=block", accept},
 				{http.MethodGet, file + "?format=car", accept},
 				{http.MethodGet, file + "?format=car&dag-scope=entity&entity-bytes=0-1000", accept},
@@ -110,9 +116,11 @@ func TestCARPathAnswersAsBoxo(t *testing.T) {
 				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.car; version=1; order=dfs; dups=y"}}},
 				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.car; version=1; order=unk; dups=n"}}},
 				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {"application/vnd.ipld.raw"}}},
-				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {carAccept}, "If-None-Match": {carEtag(file[len("/ipfs/"):])}}},
+				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {carAccept}, "If-None-Match": {carEtag(file[len("/ipfs/"):], false)}}},
 				{http.MethodGet, file + carPathEntityQuery, http.Header{"Accept": {carAccept}, "Cache-Control": {"only-if-cached"}}},
 				{http.MethodHead, file + carPathEntityQuery, accept},
+				{http.MethodHead, file + carPathAllQuery, accept},
+				{http.MethodGet, "/ipfs/" + root.String() + carPathAllQuery, http.Header{"Accept": {carAccept}, "If-None-Match": {carEtag(root.String(), true)}}},
 				{http.MethodGet, "/ipfs/" + root.String() + "/big.bin" + carPathEntityQuery, accept},
 				{http.MethodGet, "/ipfs/" + cid.NewCidV1(cid.Raw, resolvePath(t, s, root, "big.bin").Hash()).String() + carPathEntityQuery, accept},
 				{http.MethodGet, "/ipfs/bafkqaaa" + carPathEntityQuery, accept},

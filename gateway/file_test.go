@@ -250,7 +250,8 @@ func TestCorruptLeafNeverSent(t *testing.T) {
 				plain.URL + "/ipfs/" + root.String() + "/dir/file.bin",
 				srv.URL + "/ipfs/" + root.String() + "/dir/file.bin?format=car",
 				srv.URL + "/ipfs/" + root.String() + "?format=car",
-				srv.URL + "/ipfs/" + resolvePath(t, s, root, "dir/file.bin").String() + "?" + carQuery,
+				srv.URL + "/ipfs/" + resolvePath(t, s, root, "dir/file.bin").String() + "?" + carEntityQuery,
+				srv.URL + "/ipfs/" + resolvePath(t, s, root, "dir").String() + "?" + carAllQuery,
 				srv.URL + "/ipfs/" + leafCID.String() + "?format=raw",
 				srv.URL + "/ipfs/" + leafCID.String(),
 			} {
