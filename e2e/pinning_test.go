@@ -151,6 +151,22 @@ func peerAttempts(t *testing.T, c *cluster, root string) map[string]peerAttempt 
 	return out
 }
 
+// logClusterOnFailure has a failed test log what the cluster says of its
+// pins (ipfs-cluster-ctl status: each peer's status and error) and whom
+// each peer's kubo is connected to (the origin among them or not), before
+// the cluster stops.
+func logClusterOnFailure(t *testing.T, c *cluster) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("ipfs-cluster-ctl status:\n%s", c.Ctl(t, "status"))
+		for _, p := range c.Peers {
+			t.Logf("%s's kubo swarm peers:\n%s", p.Name, kuboTry(t, p.Kubo.path, "swarm", "peers"))
+		}
+	})
+}
+
 // originKubo starts an online kubo on loopback, peered with nobody and
 // without routing: a cluster peer can fetch from it only by dialling the
 // origins of a pin request.
@@ -226,6 +242,7 @@ func TestPinningService(t *testing.T) {
 	// a kubo stalled on a loaded machine fails a pin whose blocks it can
 	// fetch.
 	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "30s"})
+	logClusterOnFailure(t, c)
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
 	originID := strings.TrimSpace(kuboRun(t, origin.path, "config", "Identity.PeerID"))

@@ -568,6 +568,7 @@ func TestStatelessCluster(t *testing.T) {
 // sends nothing.
 func TestStatelessPinningService(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret"})
+	logClusterOnFailure(t, c)
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
 	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
