@@ -281,14 +281,17 @@ func (cw *carWriter) block(c cid.Cid, data []byte) {
 	}
 	cw.seen[key] = struct{}{}
 	id := c.KeyString()
+	// The section's head (its length and CID) never makes the buffer
+	// grow: it goes back to writeBufs at writeSize.
+	if len(cw.out)+binary.MaxVarintLen64+len(id)+len(data) > cap(cw.out) {
+		cw.flush()
+	}
 	cw.out = binary.AppendUvarint(cw.out, uint64(len(id)+len(data)))
 	cw.out = append(cw.out, id...)
-	if len(cw.out)+len(data) > cap(cw.out) {
+	if len(data) > cap(cw.out)-len(cw.out) {
 		cw.flush()
-		if len(data) >= cap(cw.out) {
-			cw.write(data)
-			return
-		}
+		cw.write(data)
+		return
 	}
 	cw.out = append(cw.out, data...)
 }
