@@ -178,6 +178,34 @@ func originKubo(t *testing.T) daemon {
 	return d
 }
 
+// peerWithOrigin makes origin a peer of every cluster peer's kubo (kubo's
+// peering keeps the connection up), as a mirror's origin is in the
+// topology docs/mirror-network.md describes. Tests whose subject is not
+// the service dialling its origins use it, so that they do not depend on
+// the cluster's background swarm/connect racing the pin.
+func peerWithOrigin(t *testing.T, c *cluster, origin daemon) {
+	t.Helper()
+	var swarm []string
+	if err := json.Unmarshal([]byte(kuboRun(t, origin.path, "config", "Addresses.Swarm")), &swarm); err != nil || len(swarm) != 1 {
+		t.Fatalf("origin's swarm address: %v %v", swarm, err)
+	}
+	id := strings.TrimSpace(kuboRun(t, origin.path, "config", "Identity.PeerID"))
+	for _, p := range c.Peers {
+		kuboRun(t, p.Kubo.path, "swarm", "peering", "add", swarm[0]+"/p2p/"+id)
+	}
+	// peering add connects in the background: wait for the connections, so
+	// that no pin starts before its kubo can ask the origin for blocks.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range c.Peers {
+		for !strings.Contains(kuboRun(t, p.Kubo.path, "swarm", "peers"), id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's kubo is not connected to the origin %s after 30 s", p.Name, id)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
 // waitPinnedEverywhere waits until every peer reports root pinned, then
 // checks that every kubo holding the pin has every block of root.
 func waitPinnedEverywhere(t *testing.T, c *cluster, root string) {

@@ -571,6 +571,7 @@ func TestStatelessPinningService(t *testing.T) {
 	logClusterOnFailure(t, c)
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
+	peerWithOrigin(t, c, origin)
 	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
