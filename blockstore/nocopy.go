@@ -443,9 +443,7 @@ func (w *packWriter) putRef(k key, h mh.Multihash, desc []byte, size int, sum ui
 	}
 	rec := int64(recordHead + len(h) + len(desc))
 	head := make([]byte, recordHead+len(h), int(rec))
-	binary.LittleEndian.PutUint32(head, uint32(len(desc)))
-	head[4] = byte(len(h))
-	copy(head[recordHead:], h)
+	putRecordHead(head, h, len(desc))
 	src := append(head, desc...)
 
 	var segs [3]segment

@@ -177,9 +177,8 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	}
 	rec := int64(recordHead + len(h) + len(data))
 	var head [recordHead + maxMHLen]byte
-	binary.LittleEndian.PutUint32(head[:], uint32(len(data)))
-	head[4] = byte(len(h))
-	n := copy(head[recordHead:], h)
+	putRecordHead(head[:], h, len(data))
+	n := len(h)
 
 	var segs [3]segment
 	ss, err := w.reserve(k, rec, kindBlock, len(data), xxh3.Hash(data), segs[:0])
