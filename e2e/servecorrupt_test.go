@@ -13,6 +13,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/packtest"
 )
 
 // TestServeNeverSendsCorruptLeaf flips one byte in the data of a file's
@@ -53,7 +55,7 @@ func TestServeNeverSendsCorruptLeaf(t *testing.T) {
 	}
 	leafCID := cid.NewCidV1(cid.Raw, h)
 	const at = 1 << 19
-	flipInPack(t, repo, leaf[at-64:at+64], 64)
+	packtest.Flip(t, repo, leaf[at-64:at+64], 64, 0x01)
 	flipped := bytes.Clone(leaf[at-32 : at+32])
 	flipped[32] ^= 0x01
 
@@ -97,33 +99,4 @@ func TestServeNeverSendsCorruptLeaf(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// flipInPack flips the byte at 'at' of data, which must be in exactly one
-// pack of the repository repo.
-func flipInPack(t *testing.T, repo string, data []byte, at int) {
-	t.Helper()
-	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := 0
-	for _, p := range packs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := bytes.Index(b, data)
-		if i < 0 {
-			continue
-		}
-		found++
-		b[i+at] ^= 0x01
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if found != 1 {
-		t.Fatalf("the leaf's bytes are in %d packs, want 1", found)
-	}
 }

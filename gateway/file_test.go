@@ -21,6 +21,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/internal/packtest"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 	isync "github.com/ipfs-sync/ipfs-sync/sync"
 )
@@ -297,29 +298,7 @@ func fetch(t *testing.T, u string) (status int, body []byte, complete bool) {
 // now are.
 func flipInPacks(t *testing.T, repo string, data []byte, at int) []byte {
 	t.Helper()
-	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := 0
-	for _, p := range packs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := bytes.Index(b, data)
-		if i < 0 {
-			continue
-		}
-		found++
-		b[i+at] ^= 0x01
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if found != 1 {
-		t.Fatalf("the leaf is in %d packs, want 1", found)
-	}
+	packtest.Flip(t, repo, data, at, 0x01)
 	window := bytes.Clone(data[at-16 : at+16])
 	window[16] ^= 0x01
 	return window

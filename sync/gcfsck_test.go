@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/blockstore"
 	"github.com/ipfs-sync/ipfs-sync/diff"
+	"github.com/ipfs-sync/ipfs-sync/internal/packtest"
 )
 
 // TestSyncedTreeSurvivesGC: gc marks without reading a dag-pb block whose
@@ -128,7 +128,7 @@ func TestInterruptedRepairKeepsMark(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	corruptPacked(t, repo, []byte("content of a/d.deb"))
+	packtest.Flip(t, repo, []byte("content of a/d.deb"), 0, 0xff)
 	if store, err = blockstore.Open(repo); err != nil {
 		t.Fatal(err)
 	}
@@ -160,34 +160,5 @@ func TestInterruptedRepairKeepsMark(t *testing.T) {
 	}
 	if second.Root != first.Root || check.Missing+check.Corrupt != 0 {
 		t.Fatalf("sync after the interrupted repair: root %s (want %s), fsck %+v", second.Root, first.Root, check)
-	}
-}
-
-// corruptPacked flips a byte of the one stored block that holds data,
-// in the pack files of the repository repo.
-func corruptPacked(t *testing.T, repo string, data []byte) {
-	t.Helper()
-	packs, err := filepath.Glob(filepath.Join(repo, "packs", "*.pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := 0
-	for _, p := range packs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := bytes.Index(b, data)
-		if i < 0 {
-			continue
-		}
-		found++
-		b[i] ^= 0xff
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if found != 1 {
-		t.Fatalf("%q is in %d packs, want 1", data, found)
 	}
 }
