@@ -111,20 +111,11 @@ func clusterPlace(cl *cluster.Client) place {
 // service reports pinned.
 func pinningPlace(svc *pinsvc.Client) place {
 	return func(ctx context.Context, name string) (cid.Cid, error) {
-		pins, err := svc.List(ctx, pinsvc.ListOptions{Name: name, Status: []pinsvc.Status{pinsvc.Pinned}, Limit: 1000})
+		r, err := pinsvc.Newest(ctx, svc, name)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("pinning service %s: %w", svc.URL(), err)
 		}
-		var newest *pinsvc.PinStatus
-		for i, p := range pins.Results {
-			if newest == nil || p.Created.After(newest.Created) {
-				newest = &pins.Results[i]
-			}
-		}
-		if newest == nil {
-			return cid.Undef, nil
-		}
-		return cid.Decode(newest.Pin.CID)
+		return r, nil
 	}
 }
 

@@ -99,16 +99,12 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 	if len(opts.Name) > MaxNameLen {
 		return res, fmt.Errorf("pin name %q is longer than the %d bytes the Pinning Service API allows", opts.Name, MaxNameLen)
 	}
-	have, err := c.List(ctx, ListOptions{Name: opts.Name, Status: AllStatuses, Limit: 1000})
+	// Newest first: the newest pinned one of another root is the one
+	// kept until root is pinned.
+	pins, err := named(ctx, c, opts.Name, AllStatuses)
 	if err != nil {
 		return res, fmt.Errorf("look up the pins named %q: %w", opts.Name, err)
 	}
-	// Another's pin that merely has a longer name is no pin of ours, if a
-	// service matched loosely.
-	pins := slices.DeleteFunc(have.Results, func(p PinStatus) bool { return p.Pin.Name != opts.Name })
-	// Newest first: the newest pinned one of another root is the one
-	// kept until root is pinned.
-	slices.SortStableFunc(pins, func(a, b PinStatus) int { return b.Created.Compare(a.Created) })
 	var target *PinStatus
 	var rest []PinStatus
 	for i := range pins {
@@ -157,6 +153,29 @@ func Ensure(ctx context.Context, c *Client, root cid.Cid, opts Options) (Result,
 		return res, waitErr
 	}
 	return res, outcome(res)
+}
+
+// Newest is the root of the newest pinned pin called name, or cid.Undef:
+// the root a hand-off left for the name.
+func Newest(ctx context.Context, c *Client, name string) (cid.Cid, error) {
+	pins, err := named(ctx, c, name, []Status{Pinned})
+	if err != nil || len(pins) == 0 {
+		return cid.Undef, err
+	}
+	return cid.Decode(pins[0].Pin.CID)
+}
+
+// named are the pins called name in the given statuses, newest first.
+func named(ctx context.Context, c *Client, name string, status []Status) ([]PinStatus, error) {
+	have, err := c.List(ctx, ListOptions{Name: name, Status: status, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	// Another's pin that merely has a longer name is no pin of ours, if a
+	// service matched loosely.
+	pins := slices.DeleteFunc(have.Results, func(p PinStatus) bool { return p.Pin.Name != name })
+	slices.SortStableFunc(pins, func(a, b PinStatus) int { return b.Created.Compare(a.Created) })
+	return pins, nil
 }
 
 // addRoot asks for root under the name, with the origin's addresses.
