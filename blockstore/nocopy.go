@@ -328,10 +328,8 @@ func (p *packStore) usable(k key, h mh.Multihash, d *refDesc) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, l := range ls {
-		if l.kind != kindRef {
-			return true, nil
-		}
+	if len(ls) > 0 && ls[0].kind != kindRef {
+		return true, nil // findAll puts a copy first
 	}
 	for _, l := range ls {
 		if o, err := p.set.refDesc(l, h); err == nil && o.sameAs(d) {
