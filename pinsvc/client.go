@@ -200,7 +200,6 @@ func truncate(s string, n int) string {
 // ListOptions filter a listing (GET /pins).
 type ListOptions struct {
 	Name   string   // exact, case-sensitive match
-	CIDs   []string // at most 10
 	Status []Status // none: the service's default, pinned only
 	Limit  int      // 1..1000; 0: the service's default, 10
 }
@@ -211,9 +210,6 @@ func (c *Client) List(ctx context.Context, o ListOptions) (PinResults, error) {
 	if o.Name != "" {
 		q.Set("name", o.Name)
 		q.Set("match", "exact")
-	}
-	if len(o.CIDs) > 0 {
-		q.Set("cid", strings.Join(o.CIDs, ","))
 	}
 	if len(o.Status) > 0 {
 		s := make([]string, len(o.Status))
