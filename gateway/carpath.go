@@ -71,12 +71,7 @@ func carRequest(r *http.Request) (c cid.Cid, all, ok bool) {
 	if a, ok := h["Accept"]; ok && (len(a) != 1 || a[0] != carAccept) {
 		return cid.Undef, false, false
 	}
-	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Service-Worker", "X-Forwarded-Host"} {
-		if _, ok := h[k]; ok {
-			return cid.Undef, false, false
-		}
-	}
-	if cc := h["Cache-Control"]; len(cc) > 0 && cc[0] == "only-if-cached" {
+	if changesAnswer(h) {
 		return cid.Undef, false, false
 	}
 	text := r.URL.Path[len("/ipfs/"):]

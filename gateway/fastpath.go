@@ -88,12 +88,7 @@ func eligible(r *http.Request) bool {
 		return false
 	}
 	h := r.Header
-	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Service-Worker", "X-Forwarded-Host"} {
-		if _, ok := h[k]; ok {
-			return false
-		}
-	}
-	if cc := h["Cache-Control"]; len(cc) > 0 && cc[0] == "only-if-cached" {
+	if changesAnswer(h) {
 		return false
 	}
 	for _, v := range h["Accept"] {
@@ -109,6 +104,20 @@ func eligible(r *http.Request) bool {
 		}
 	}
 	return true
+}
+
+// changesAnswer says whether h has a header that changes boxo's answer to
+// a GET of an /ipfs/ path beyond what the fast and CAR paths write: Range
+// and the conditionals (If-*), Cache-Control: only-if-cached,
+// Service-Worker, X-Forwarded-Host.
+func changesAnswer(h http.Header) bool {
+	for _, k := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Service-Worker", "X-Forwarded-Host"} {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	cc := h["Cache-Control"]
+	return len(cc) > 0 && cc[0] == "only-if-cached"
 }
 
 // serve answers r if the fast path takes it, and says whether it did.
