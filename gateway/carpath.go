@@ -75,11 +75,8 @@ func carRequest(r *http.Request) (c cid.Cid, all, ok bool) {
 		return cid.Undef, false, false
 	}
 	text := r.URL.Path[len("/ipfs/"):]
-	c, err := cid.Decode(text)
-	if err != nil || c.String() != text || c.Prefix().MhType == mh.IDENTITY {
-		return cid.Undef, false, false
-	}
-	if codec := c.Prefix().Codec; codec != cid.DagProtobuf && codec != cid.Raw {
+	c, ok = blockCID(text)
+	if !ok || c.String() != text {
 		return cid.Undef, false, false
 	}
 	return c, q == carAllQuery, true

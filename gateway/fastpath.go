@@ -285,11 +285,8 @@ func (fp *fastPath) rootName(text string) (*rootName, bool) {
 	if rn := fp.root.Load(); rn != nil && rn.text == text {
 		return rn, true
 	}
-	c, err := cid.Decode(text)
-	if err != nil || c.Prefix().MhType == mh.IDENTITY {
-		return nil, false
-	}
-	if codec := c.Prefix().Codec; codec != cid.DagProtobuf && codec != cid.Raw {
+	c, ok := blockCID(text)
+	if !ok {
 		return nil, false
 	}
 	authority, err := cid.NewCidV1(c.Type(), c.Hash()).StringOfBase(multibase.Base32)
@@ -299,6 +296,20 @@ func (fp *fastPath) rootName(text string) (*rootName, bool) {
 	rn := &rootName{text: text, c: c, authority: authority}
 	fp.root.Store(rn)
 	return rn, true
+}
+
+// blockCID decodes text as a CID the fast and CAR paths answer for: of a
+// dag-pb or raw block, not inlined in the CID (identity); boxo answers
+// for the others.
+func blockCID(text string) (cid.Cid, bool) {
+	c, err := cid.Decode(text)
+	if err != nil || c.Prefix().MhType == mh.IDENTITY {
+		return cid.Undef, false
+	}
+	if codec := c.Prefix().Codec; codec != cid.DagProtobuf && codec != cid.Raw {
+		return cid.Undef, false
+	}
+	return c, true
 }
 
 // maxIpfsURI is the longest Ipfs-Uri boxo sends (a longer one is left out).
