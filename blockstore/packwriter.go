@@ -199,6 +199,14 @@ func (w *packWriter) put(k key, h mh.Multihash, data []byte) error {
 	return err
 }
 
+// putRecordHead writes a record's head and multihash h into b, for data
+// of size bytes.
+func putRecordHead(b []byte, h mh.Multihash, size int) {
+	binary.LittleEndian.PutUint32(b, uint32(size))
+	b[4] = byte(len(h))
+	copy(b[recordHead:], h)
+}
+
 // reserve places a record of rec bytes of kind for key k (a block of
 // size bytes, whose xxh3 is sum) at the end of the open pack and returns its segments, each to be
 // copied into and marked done. Nothing is reserved for a key this run

@@ -221,14 +221,6 @@ func (w *packWriter) cloneLocked(h mh.Multihash, block []byte, pre int, src int,
 	return p, off, nil
 }
 
-// putRecordHead writes a record's head and multihash h into b, for data
-// of size bytes.
-func putRecordHead(b []byte, h mh.Multihash, size int) {
-	b[0], b[1], b[2], b[3] = byte(size), byte(size>>8), byte(size>>16), byte(size>>24)
-	b[4] = byte(len(h))
-	copy(b[recordHead:], h)
-}
-
 // cloneRecord is gc's move of the block at l (multihash h, whose checked
 // bytes are data) into the clone pack, its whole blocks cloned from its
 // pack. It reports false, having stored nothing, where the record spans
