@@ -59,9 +59,13 @@ type Reservation interface {
 
 // Room kept before and after a chunk: the dag-pb Data tag and length, the
 // UnixFS Type field and the Data tag and length before it (≤ 14 bytes);
-// filesize, mode and mtime after it (≤ 42 bytes).
+// filesize, mode and mtime after it (≤ 42 bytes). The chunk starts 64
+// bytes into the (page-aligned) buffer: the kernel copies a read from the
+// page cache at half the speed when the destination lies a few bytes past
+// a 4 KiB boundary (the copy's loads alias its recent stores), as a
+// 16-byte headroom put it.
 const (
-	headroom = 16
+	headroom = 64
 	tailroom = 64
 )
 

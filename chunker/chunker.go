@@ -121,10 +121,8 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
 	}
-	if ct, ok := f.(interface{ ChangeTime() (int64, error) }); ok && s.NoCopy {
-		if s.CTime, err = ct.ChangeTime(); err != nil {
-			return Result{}, err
-		}
+	if ct, ok := f.(interface{ ChangeTime() int64 }); ok && s.NoCopy {
+		s.CTime = ct.ChangeTime()
 	}
 	cr := &countingReader{r: f, ctx: ctx, h: xxh3.New(), on: im.OnRead}
 	c, tsize, err := im.layout(ctx, cr, before, s)

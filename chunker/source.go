@@ -32,6 +32,12 @@ type source struct {
 	// noWait: every read is a pread: RWF_NOWAIT is refused here (old
 	// kernel, some file systems), or there are no fast paths.
 	noWait bool
+	// opened is the fstat OpenAt took to check the file's identity: the
+	// first Stat answers it (nothing happened to the file in between that
+	// a second fstat would see), and ChangeTime always does, saving two
+	// fstats of every file read.
+	opened unix.Stat_t
+	stated bool // the first Stat has answered opened
 }
 
 // Source is a file to open for import: Name in the directory open as
@@ -82,7 +88,7 @@ func OpenAt(s Source) (File, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
 	}
-	return &source{fd: fd, path: s.Path, noWait: !fastpath.On()}, nil
+	return &source{fd: fd, path: s.Path, noWait: !fastpath.On(), opened: st}, nil
 }
 
 func (f *source) Read(p []byte) (int, error) {
@@ -110,6 +116,10 @@ func (f *source) Read(p []byte) (int, error) {
 }
 
 func (f *source) Stat() (metadata.Stat, error) {
+	if !f.stated {
+		f.stated = true
+		return metadata.FromStatT(&f.opened), nil
+	}
 	var s unix.Stat_t
 	if err := fsat.Fstat(f.fd, &s); err != nil {
 		return metadata.Stat{}, &fs.PathError{Op: "stat", Path: f.path, Err: err}
@@ -117,14 +127,9 @@ func (f *source) Stat() (metadata.Stat, error) {
 	return metadata.FromStatT(&s), nil
 }
 
-// ChangeTime is the open file's change time (ns).
-func (f *source) ChangeTime() (int64, error) {
-	var s unix.Stat_t
-	if err := fsat.Fstat(f.fd, &s); err != nil {
-		return 0, &fs.PathError{Op: "stat", Path: f.path, Err: err}
-	}
-	return s.Ctim.Nano(), nil
-}
+// ChangeTime is the open file's change time (ns) when it was opened, as
+// the first Stat has it.
+func (f *source) ChangeTime() int64 { return f.opened.Ctim.Nano() }
 
 func (f *source) Close() error {
 	if err := unix.Close(f.fd); err != nil {
