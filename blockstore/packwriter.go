@@ -92,6 +92,7 @@ type openPack struct {
 	sw      stageWriter
 	aio     bool           // sw is AIO: its writes end in reap, into allocated space
 	aioSet  bool           // sw is chosen
+	full    int            // stages filled (aioAfter), under the writer's mu
 	writes  sync.WaitGroup // full stages not yet written
 	flying  atomic.Int32   // the same, counted, for reaping
 	alloc   int64          // bytes of the file allocated ahead, with aio

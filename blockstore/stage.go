@@ -25,6 +25,10 @@ const (
 	stageSize    = 4 << 20
 	stageBuffers = 4
 	allocStep    = 64 << 20 // how far ahead a pack written with aio is allocated
+	// aioAfter is the full stages a pack writes with pwrite(2) before it
+	// takes AIO (aioLocked): each holds a P for a few milliseconds, fewer
+	// in all than the AIO context's teardown.
+	aioAfter = 4
 )
 
 // stage is one stage buffer of pack p while records are reserved in it:
@@ -73,7 +77,8 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 			continue
 		}
 		full := st
-		if p.direct && !p.aioSet {
+		p.full++
+		if p.direct && !p.aioSet && p.full >= aioAfter {
 			p.aioSet = true
 			if a := w.aioLocked(); a != nil {
 				p.sw, p.aio = a, true
@@ -179,11 +184,12 @@ func (w *packWriter) reapLocked(p *openPack) error {
 }
 
 // aioLocked is the writer's AIO stage writer, made the first time a
-// direct pack has a full stage to write: making its context is cheap, but
+// direct pack has aioAfter full stages: making its context is cheap, but
 // destroying it (io_destroy, or the process's exit) waits ~30 ms for an
-// RCU grace period, so a run that writes less than a stage makes none,
-// and a flush, after which a sync writes nothing more, lets it go
-// (dropAIOLocked).
+// RCU grace period, which the end of a run rarely covers, so a run that
+// writes less than that makes none (a --nocopy import of a 1 GB tree
+// writes ~11 MB of references), and a flush, after which a sync writes
+// nothing more, lets it go (dropAIOLocked).
 func (w *packWriter) aioLocked() stageWriter {
 	if !w.aioTried {
 		w.aioTried = true
