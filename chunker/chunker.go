@@ -59,7 +59,8 @@ type Importer struct {
 	// OnRead, if set, is told of every read (progress reporting).
 	OnRead func(n int)
 
-	bufs sync.Pool // chunk buffers of the fast balanced builder
+	bufs    sync.Pool // chunk buffers of the fast balanced builder
+	hashers sync.Pool // xxh3 hashers of the files' content: ~1.2 KB each, one per file
 
 	mhOnce sync.Once
 	mhLen  int // of the profile's multihashes; 0: not known
@@ -124,7 +125,13 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if ct, ok := f.(interface{ ChangeTime() int64 }); ok && s.NoCopy {
 		s.CTime = ct.ChangeTime()
 	}
-	cr := &countingReader{r: f, ctx: ctx, h: xxh3.New(), on: im.OnRead}
+	h, _ := im.hashers.Get().(*xxh3.Hasher)
+	if h == nil {
+		h = xxh3.New()
+	}
+	h.Reset()
+	defer im.hashers.Put(h)
+	cr := &countingReader{r: f, ctx: ctx, h: h, on: im.OnRead}
 	c, tsize, err := im.layout(ctx, cr, before, s)
 	if err != nil {
 		return Result{Read: cr.n}, err

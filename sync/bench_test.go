@@ -12,22 +12,26 @@ import (
 
 // BenchmarkFullImport imports the tree named by IPFS_SYNC_BENCH_TREE (for
 // example one made by `go run ./internal/mirrorgen/cmd/mkmirror gen --preset
-// small DIR`) into a fresh repository;
-// run with -cpuprofile/-memprofile to see where a full import goes.
-// `make bench` measures the binary end to end against kubo.
+// small DIR`) into a fresh repository, copying its bytes and, as --nocopy,
+// referencing them; run with -cpuprofile/-memprofile to see where a full
+// import goes. `make bench` measures the binary end to end against kubo.
 func BenchmarkFullImport(b *testing.B) {
 	src, p := benchTree(b)
-	for i := 0; i < b.N; i++ {
-		store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		sum, err := Run(context.Background(), store, Options{Src: src, Profile: p})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(sum.Bytes)
-		store.Close()
+	for _, nocopy := range []bool{false, true} {
+		b.Run(map[bool]string{false: "copy", true: "nocopy"}[nocopy], func(b *testing.B) {
+			for b.Loop() {
+				store, err := blockstore.Open(filepath.Join(b.TempDir(), "repo"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum, err := Run(context.Background(), store, Options{Src: src, Profile: p, NoCopy: nocopy})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(sum.Bytes)
+				store.Close()
+			}
+		})
 	}
 }
 
