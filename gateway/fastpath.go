@@ -181,6 +181,16 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	}
+	if c, ok := ctx.Value(connKey{}).(*limitedConn); ok && f.size > maxHeld/2 {
+		// One write for the head and the body's first bytes; a smaller
+		// file's whole response is one write already.
+		c.hold()
+		defer func() {
+			if c.unhold() != nil {
+				panic(http.ErrAbortHandler)
+			}
+		}()
+	}
 	fp.send(w, f, out, first)
 	return true
 }

@@ -242,8 +242,9 @@ func TestCorruptLeafNeverSent(t *testing.T) {
 			leaf := content[tc.leaf*tc.chunk : (tc.leaf+1)*tc.chunk]
 			flipped := flipInPacks(t, s.Dir(), leaf, 500)
 			leafCID := leafOf(t, s, resolvePath(t, s, root, "dir/file.bin"), tc.leaf)
-			srv := httptest.NewServer(must(Handler(s.Blockstore(), true)))
-			defer srv.Close()
+			// The real server: its connections send a response's head
+			// with the body's first bytes (limitedConn.hold).
+			srv := struct{ URL string }{"http://" + serve(t, s, Options{Browse: true})}
 			plain := httptest.NewServer(must(Handler(plainBlockstore{s.Blockstore()}, true)))
 			defer plain.Close()
 			for _, u := range []string{

@@ -210,7 +210,14 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	if ready != nil {
 		ready(l.Addr().String())
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: 64 << 10}
+	srv := &http.Server{
+		Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		// The fast path finds its connection here to send a response's
+		// head and body in one write (limitedConn.hold).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -307,6 +314,61 @@ type limitedConn struct {
 	net.Conn
 	once    gosync.Once
 	release func()
+
+	// holding: the next write of at most maxHeld bytes is held in held
+	// and sent with the one after it, in one writev (see hold).
+	holding bool
+	held    []byte
+}
+
+// connKey is the request context's key of its connection (Serve's
+// ConnContext).
+type connKey struct{}
+
+// maxHeld is the most a held write is: net/http's buffer of a
+// connection's writes, which holds a response's head and its body's
+// first bytes.
+const maxHeld = 4 << 10
+
+// hold makes the connection hold its next write, if it is no larger
+// than maxHeld, and send it with the following one in one writev. net/http
+// writes a response of more than its 4 KiB buffer as that buffer (the
+// head and the body's first bytes) and then the rest: two writes, two
+// TCP sends and two wake-ups of the client for what could be one.
+// unhold ends it, sending what is still held.
+func (c *limitedConn) hold() {
+	c.holding = true
+}
+
+// unhold ends hold, writing what it still holds (a response that ended
+// with the held write); a failed write there is the response's failure.
+func (c *limitedConn) unhold() error {
+	c.holding = false
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if !c.holding {
+		return c.Conn.Write(p)
+	}
+	if len(c.held) == 0 && len(p) <= maxHeld {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	c.holding = false
+	if len(c.held) == 0 {
+		return c.Conn.Write(p)
+	}
+	bufs := net.Buffers{c.held, p}
+	n, err := bufs.WriteTo(c.Conn)
+	n -= int64(len(c.held))
+	c.held = c.held[:0]
+	return int(max(n, 0)), err
 }
 
 func (c *limitedConn) Close() error {
