@@ -40,8 +40,11 @@ type stage struct {
 	n      int   // bytes reserved
 	copies sync.WaitGroup
 	// refs is 1 while the stage fills, plus 1 per segment being copied:
-	// whoever drops it to 0 writes the (full) stage.
+	// whoever drops it to 0 writes the (full) stage, with sw, its pack's
+	// stage writer when it filled (a pack takes AIO while its earlier
+	// stages may still be copied into).
 	refs atomic.Int32
+	sw   stageWriter
 }
 
 func newStage(p *openPack, buf []byte, start int64) *stage {
@@ -84,6 +87,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 				p.sw, p.aio = a, true
 			}
 		}
+		full.sw = p.sw
 		p.writes.Add(1)
 		p.flying.Add(1)
 		// Not the last reference: the segment just reserved holds one.
@@ -107,7 +111,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 func (w *packWriter) release(st *stage) {
 	st.copies.Done()
 	if st.refs.Add(-1) == 0 {
-		st.p.sw.submit(st)
+		st.sw.submit(st)
 	}
 }
 
