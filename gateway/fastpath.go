@@ -181,17 +181,24 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	}
-	if c, ok := ctx.Value(connKey{}).(*limitedConn); ok && f.size > maxHeld/2 {
-		// One write for the head and the body's first bytes; a smaller
-		// file's whole response is one write already.
-		c.hold()
-		defer func() {
-			if c.unhold() != nil {
-				panic(http.ErrAbortHandler)
-			}
-		}()
+	c, ok := ctx.Value(connKey{}).(*limitedConn)
+	if !ok || f.size <= maxHeld/2 {
+		fp.send(w, f, out, first) // a small file's response is one write already
+		return true
 	}
+	// The head and the body's first bytes go in one write with what
+	// follows. A response that fails part way (send panics) leaves what
+	// is held unsent: net/http closes the connection.
+	c.hold()
 	fp.send(w, f, out, first)
+	if c.holds() {
+		// The body's last bytes are still in net/http's buffer: flushed
+		// now, they leave with the held ones.
+		_ = http.NewResponseController(w).Flush()
+	}
+	if c.unhold() != nil {
+		panic(http.ErrAbortHandler)
+	}
 	return true
 }
 

@@ -340,6 +340,9 @@ func (c *limitedConn) hold() {
 	c.holding = true
 }
 
+// holds says whether a write is held.
+func (c *limitedConn) holds() bool { return len(c.held) > 0 }
+
 // unhold ends hold, writing what it still holds (a response that ended
 // with the held write); a failed write there is the response's failure.
 func (c *limitedConn) unhold() error {
