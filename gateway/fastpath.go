@@ -173,7 +173,7 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 		ctype = "text/html"
 	}
 
-	setHeaders(w.Header(), root.authority, rest, roots, last, u, ctype, f.size)
+	setHeaders(w.Header(), fp.res, root.authority, rest, roots, last, u, ctype, f.size)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		if out != nil {
@@ -230,14 +230,14 @@ func readHead(f *fileReader, first []byte) (*[]byte, []byte, bool) {
 
 // setHeaders sets the headers boxo's handler sends with a UnixFS file,
 // with canonical names set directly (no canonicalisation per request).
-func setHeaders(hd http.Header, authority, rest string, roots []cid.Cid, last cid.Cid, u dagpb.UnixFS, ctype string, size int64) {
+func setHeaders(hd http.Header, res *resolver, authority, rest string, roots []cid.Cid, last cid.Cid, u dagpb.UnixFS, ctype string, size int64) {
 	lastText := last.String()
 	hd["Etag"] = []string{`"` + lastText + `"`}
 	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
 	if uri, ok := ipfsURI(authority, rest); ok {
 		hd["Ipfs-Uri"] = []string{uri}
 	}
-	hd["X-Ipfs-Roots"] = []string{ipfsRoots(roots, lastText)}
+	hd["X-Ipfs-Roots"] = []string{ipfsRoots(res, roots, lastText)}
 	if mt := u.ModTime(); !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
 		hd["Last-Modified"] = []string{mt.UTC().Format(http.TimeFormat)}
 	}
@@ -361,11 +361,12 @@ func ipfsURI(authority, rest string) (string, bool) {
 	return b.String(), true
 }
 
-// ipfsRoots is boxo's X-Ipfs-Roots: the CIDs of the path's segments.
-func ipfsRoots(roots []cid.Cid, last string) string {
+// ipfsRoots is boxo's X-Ipfs-Roots: the CIDs of the path's segments
+// (directories, whose text res keeps).
+func ipfsRoots(res *resolver, roots []cid.Cid, last string) string {
 	var b strings.Builder
 	for _, c := range roots {
-		b.WriteString(c.String())
+		b.WriteString(res.text(c))
 		b.WriteByte(',')
 	}
 	b.WriteString(last)

@@ -128,11 +128,24 @@ func (r *resolver) lookup(ctx context.Context, c cid.Cid, name string, buf []byt
 	}
 }
 
-// dirBlock is a directory block's links by name, and its HAMT fanout (0:
-// a plain directory).
+// dirBlock is a directory block's links by name, its HAMT fanout (0: a
+// plain directory), and its CID as text: every response through it names
+// it (X-Ipfs-Roots), and encoding a CID is most of a header's cost.
 type dirBlock struct {
 	links  map[string]cid.Cid
 	fanout uint64
+	text   string
+}
+
+// text is c as text, kept if c is a directory the resolver read.
+func (r *resolver) text(c cid.Cid) string {
+	r.mu.Lock()
+	d, ok := r.dirs[c]
+	r.mu.Unlock()
+	if ok {
+		return d.text
+	}
+	return c.String()
 }
 
 // dir reads the directory block c, or finds it kept.
@@ -169,6 +182,7 @@ func (r *resolver) dir(ctx context.Context, c cid.Cid, buf []byte) (dirBlock, er
 	default:
 		return dirBlock{}, errNotHere
 	}
+	d.text = c.String()
 	r.mu.Lock()
 	if r.links+len(d.links) > maxDirLinks {
 		r.dirs, r.links = map[cid.Cid]dirBlock{}, 0
