@@ -41,7 +41,12 @@ type Result struct {
 	Tsize uint64        // cumulative DAG size, as a directory link records it
 	Stat  metadata.Stat // what was stored: the stat of the handle that was read
 	Read  int64         // bytes read, retries included
-	XXH   uint64        // xxh3-64 of the content (see countingReader)
+	// XXH is the xxh3-64 of the content (see countingReader); 0 (not
+	// known) for a NoCopy source: nothing compares a referenced file by
+	// its content hash (the index vouches for it by its identity, and
+	// --checksum and a copying run read it again), and hashing every
+	// byte once more was ~3 % of a --nocopy import's CPU.
+	XXH uint64
 	// Dev and Ino are the file's that was read (its Source's, or the
 	// one at its name after ErrReplaced); CTime its change time, as its
 	// leaves' references (Source.NoCopy) name it.
@@ -125,13 +130,16 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if ct, ok := f.(interface{ ChangeTime() int64 }); ok && s.NoCopy {
 		s.CTime = ct.ChangeTime()
 	}
-	h, _ := im.hashers.Get().(*xxh3.Hasher)
-	if h == nil {
-		h = xxh3.New()
+	cr := &countingReader{r: f, ctx: ctx, on: im.OnRead}
+	if !s.NoCopy {
+		h, _ := im.hashers.Get().(*xxh3.Hasher)
+		if h == nil {
+			h = xxh3.New()
+		}
+		h.Reset()
+		defer im.hashers.Put(h)
+		cr.h = h
 	}
-	h.Reset()
-	defer im.hashers.Put(h)
-	cr := &countingReader{r: f, ctx: ctx, h: h, on: im.OnRead}
 	c, tsize, err := im.layout(ctx, cr, before, s)
 	if err != nil {
 		return Result{Read: cr.n}, err
@@ -143,7 +151,11 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
-	return Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, XXH: cr.h.Sum64(), CTime: s.CTime}, nil
+	res := Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, CTime: s.CTime}
+	if cr.h != nil {
+		res.XXH = cr.h.Sum64()
+	}
+	return res, nil
 }
 
 // Checksum reads the file s and returns the xxh3-64 of its content and
