@@ -168,16 +168,27 @@ func (w *Writer) commitRecord(ctx context.Context, r *record, c cid.Cid, data []
 	if err != nil {
 		return false, fmt.Errorf("block store %s: %w", w.s.dir, err)
 	}
-	if has || !pw.commitRecord(r, k, h) {
+	if has {
 		return false, nil
 	}
+	// In flight while it is indexed, as PutBlock's blocks are: PutBlock
+	// counts its block before the pack writer finds it stored, so one
+	// indexed here meanwhile was counted twice.
+	w.mu.Lock()
+	if _, flying := w.inFlight[c]; flying || w.err != nil {
+		w.mu.Unlock()
+		return false, w.err
+	}
+	w.inFlight[c] = struct{}{}
+	w.mu.Unlock()
+	stored := pw.commitRecord(r, k, h)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return true, w.err
+	delete(w.inFlight, c)
+	if stored {
+		w.newLocked(data)
 	}
-	w.newLocked(data)
-	return true, nil
+	return stored, w.err
 }
 
 // newLocked counts a new block.
