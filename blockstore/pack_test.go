@@ -381,10 +381,10 @@ func TestPackStoreGCGathersSmallPacks(t *testing.T) {
 // every block reads back, before the flush (from the stage or the file)
 // and after a reopen, and each sealed pack is cut to its records (no
 // space allocated ahead is left). With the fast paths on, every full
-// stage after each pack's first aioAfter-1 went through AIO, where this
-// system allows it in the test's directory (those first ones, with
-// pwrite, may still be in flight when the pack takes AIO); off, every
-// one was written with pwrite.
+// stage went through AIO, where this system allows it in the test's
+// directory, but at most aioAfter-1 of each pack, written with pwrite
+// before the run's AIO context was made (and maybe still in flight when
+// the pack took it); off, every one was written with pwrite.
 func TestPackStoreLargeWrites(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
 		dir := t.TempDir()

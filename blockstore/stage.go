@@ -81,7 +81,7 @@ func (w *packWriter) reserveLocked(p *openPack, rec int64, ss []segment) ([]segm
 		}
 		full := st
 		p.full++
-		if p.direct && !p.aioSet && p.full >= aioAfter {
+		if p.direct && !p.aioSet && (p.full >= aioAfter || w.aio != nil) {
 			p.aioSet = true
 			if a := w.aioLocked(); a != nil {
 				p.sw, p.aio = a, true
@@ -188,7 +188,8 @@ func (w *packWriter) reapLocked(p *openPack) error {
 }
 
 // aioLocked is the writer's AIO stage writer, made the first time a
-// direct pack has aioAfter full stages: making its context is cheap, but
+// direct pack has aioAfter full stages (a later pack takes it at its
+// first): making its context is cheap, but
 // destroying it (io_destroy, or the process's exit) waits ~30 ms for an
 // RCU grace period, which the end of a run rarely covers, so a run that
 // writes less than that makes none (a --nocopy import of a 1 GB tree
