@@ -152,19 +152,46 @@ func peerAttempts(t *testing.T, c *cluster, root string) map[string]peerAttempt 
 }
 
 // logClusterOnFailure has a failed test log what the cluster says of its
-// pins (ipfs-cluster-ctl status: each peer's status and error) and whom
-// each peer's kubo is connected to (the origin among them or not), before
-// the cluster stops.
-func logClusterOnFailure(t *testing.T, c *cluster) {
+// pins (ipfs-cluster-ctl status: each peer's status and error), whom each
+// peer's kubo is connected to (the origin among them or not) and what its
+// bitswap still wants, and whom the origin is connected to, before the
+// cluster and the origin stop: call it after both started.
+func logClusterOnFailure(t *testing.T, c *cluster, origin daemon) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		t.Logf("ipfs-cluster-ctl status:\n%s", c.Ctl(t, "status"))
 		for _, p := range c.Peers {
-			t.Logf("%s's kubo swarm peers:\n%s", p.Name, kuboTry(t, p.Kubo.path, "swarm", "peers"))
+			id := strings.TrimSpace(kuboRun(t, p.Kubo.path, "config", "Identity.PeerID"))
+			t.Logf("%s's kubo %s: swarm peers:\n%s", p.Name, id, kuboTry(t, p.Kubo.path, "swarm", "peers"))
+			t.Logf("%s's kubo bitswap stat:\n%s", p.Name, kuboTry(t, p.Kubo.path, "bitswap", "stat"))
+			t.Logf("%s's wants as the origin sees them:\n%s", p.Name, kuboTry(t, origin.path, "bitswap", "wantlist", "--peer", id))
+			t.Logf("%s's kubo's commands:\n%s", p.Name, kuboTry(t, p.Kubo.path, "diag", "cmds"))
+			t.Logf("%s's cluster log, its warnings and errors:\n%s", p.Name, logTail(filepath.Join(p.Dir, "log"), "WARN", "ERROR"))
+			t.Logf("the origin's ledger of %s:\n%s", p.Name, kuboTry(t, origin.path, "bitswap", "ledger", id))
 		}
+		t.Logf("the origin's swarm peers:\n%s", kuboTry(t, origin.path, "swarm", "peers"))
+		t.Logf("the origin's bitswap stat:\n%s", kuboTry(t, origin.path, "bitswap", "stat"))
 	})
+}
+
+// logTail is the last 40 lines of the log at path that hold one of words.
+func logTail(path string, words ...string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				keep = append(keep, l)
+				break
+			}
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-40):], "\n")
 }
 
 // originKubo starts an online kubo on loopback, peered with nobody and
@@ -270,9 +297,9 @@ func TestPinningService(t *testing.T) {
 	// a kubo stalled on a loaded machine fails a pin whose blocks it can
 	// fetch.
 	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "30s"})
-	logClusterOnFailure(t, c)
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
+	logClusterOnFailure(t, c, origin)
 	originID := strings.TrimSpace(kuboRun(t, origin.path, "config", "Identity.PeerID"))
 
 	dir := t.TempDir()

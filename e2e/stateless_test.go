@@ -566,11 +566,18 @@ func TestStatelessCluster(t *testing.T) {
 // which pins that root, is the delta; the service gets the new root as a
 // new pin and the old one is removed once it is pinned; a run after that
 // sends nothing.
+//
+// The service is a one-peer cluster. With three, each peer's kubo fetches
+// the DAG from the origin and from the other two at once, and about one
+// run in ten one of them stalls for good: a want stays in its wantlist
+// while the origin, which holds every block, has no want from it (kubo
+// v0.43.1's bitswap, boxo#1064's class of race). Three peers behind
+// the service are TestPinningService's subject; this test's is the runner.
 func TestStatelessPinningService(t *testing.T) {
-	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret"})
-	logClusterOnFailure(t, c)
+	c := startCluster(t, 1, clusterOpts{Auth: "mirror:s3cret"})
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
+	logClusterOnFailure(t, c, origin)
 	peerWithOrigin(t, c, origin)
 	env := []string{"IPFS_SYNC_PINNING_TOKEN=" + token}
 	dir := t.TempDir()
