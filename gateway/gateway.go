@@ -94,10 +94,18 @@ func Handler(bs bstore.Blockstore, browse bool) (http.Handler, error) {
 }
 
 func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
+	h, _, err := build(bs, opts)
+	return h, err
+}
+
+// build makes Serve's handler and, when there is a fast path, the fast
+// loop that answers its requests in front of net/http (fastServer),
+// sharing the handler's limit on requests at once.
+func build(bs bstore.Blockstore, opts Options) (http.Handler, *fastServer, error) {
 	bsvc := blockservice.New(bs, nil) // offline: never asks the network
 	blocksBackend, err := gateway.NewBlocksBackend(bsvc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var be gateway.IPFSBackend = blocksBackend
 	rd, isReader := bs.(BlockReader)
@@ -108,30 +116,48 @@ func newHandler(bs bstore.Blockstore, opts Options) (http.Handler, error) {
 	}
 	// boxo's limit on requests at once is lifted: limit counts the fast
 	// path's requests as well as boxo's.
-	h := gateway.NewHandler(gateway.Config{
+	gw := gateway.NewHandler(gateway.Config{
 		DeserializedResponses: opts.Browse,
 		MaxRequestDuration:    noRequestLimit,
 		// A private registry: boxo registers its metrics once per registry
 		// and tests start several servers in one process.
 		MetricsRegistry: prometheus.NewRegistry(),
 	}, be)
-	ipfs := rootCheck(bs, h)
+	ipfs := rootCheck(bs, gw)
 	if isReader {
 		ipfs = &carPath{rd: rd, next: ipfs}
 	}
+	var fp *fastPath
 	if isReader && opts.Browse {
-		ipfs = &fastPath{bs: bs, rd: rd, res: res, next: ipfs}
+		fp = &fastPath{bs: bs, rd: rd, res: res, next: ipfs}
+		ipfs = fp
 	}
+	sem := make(chan struct{}, opts.MaxRequests)
 	mux := http.NewServeMux()
-	mux.Handle("/ipfs/", limit(ipfs, opts.MaxRequests))
+	mux.Handle("/ipfs/", limit(ipfs, sem))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ipfs-sync serves /ipfs/{cid} (trustless gateway: ?format=raw or ?format=car)", http.StatusNotFound)
 	})
 	// Everything served is public and verifiable by its CID: any page may
 	// read it, as from kubo's gateway (the same CORS headers, boxo's).
-	cors := gateway.NewHeaders(nil).ApplyCors().Wrap(mux)
-	return guard(cors, opts.StallTimeout), nil
+	corsHeaders := gateway.NewHeaders(nil).ApplyCors()
+	h := guard(corsHeaders.Wrap(mux), opts.StallTimeout)
+	if fp == nil {
+		return h, nil, nil
+	}
+	cors := http.Header{}
+	corsHeaders.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(headerOnly(cors), nil)
+	fs := &fastServer{fp: fp, sem: sem, cors: cors, opts: opts, errLog: errLogf, conns: map[*fastConn]struct{}{}}
+	return h, fs, nil
 }
+
+// headerOnly is a ResponseWriter that keeps only the headers set on it:
+// those the CORS wrapper sets, for the fast loop's responses.
+type headerOnly http.Header
+
+func (h headerOnly) Header() http.Header       { return http.Header(h) }
+func (headerOnly) Write(p []byte) (int, error) { return len(p), nil }
+func (headerOnly) WriteHeader(int)             {}
 
 // rootCheck answers 404 for a root the store does not hold. boxo starts a
 // CAR response (status 200, cacheable for a year) before it reads the
@@ -163,10 +189,10 @@ func rootCheck(bs bstore.Blockstore, h http.Handler) http.Handler {
 // retryAfter is the Retry-After of a 429, boxo's.
 const retryAfter = 60
 
-// limit serves at most n requests at once; more are answered 429 with
-// Retry-After at once, as boxo's limiter (MaxConcurrentRequests) answers.
-func limit(h http.Handler, n int) http.Handler {
-	sem := make(chan struct{}, n)
+// limit serves at most cap(sem) requests at once; more are answered 429
+// with Retry-After at once, as boxo's limiter (MaxConcurrentRequests)
+// answers. The fast loop takes its places from sem too.
+func limit(h http.Handler, sem chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case sem <- struct{}{}:
@@ -194,11 +220,14 @@ func limit(h http.Handler, n int) http.Handler {
 	})
 }
 
-// Serve listens on opts.Listen and serves until ctx ends. ready, if not
-// nil, receives the address actually listened on.
+// Serve listens on opts.Listen and serves until ctx ends, then stops
+// gracefully: idle connections close at once, answers in progress get
+// five seconds. ready, if not nil, receives the address actually listened
+// on. With a fast path, connections are read by its own loop first
+// (fastServer), and reach net/http's server only for what it leaves.
 func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(addr string)) error {
 	opts = opts.withDefaults()
-	h, err := newHandler(bs, opts)
+	h, fs, err := build(bs, opts)
 	if err != nil {
 		return err
 	}
@@ -210,25 +239,57 @@ func Serve(ctx context.Context, bs bstore.Blockstore, opts Options, ready func(a
 	if ready != nil {
 		ready(l.Addr().String())
 	}
+	return run(ctx, l, h, fs, opts)
+}
+
+// run serves l with h, through fs's loop when there is one, until ctx
+// ends.
+func run(ctx context.Context, l net.Listener, h http.Handler, fs *fastServer, opts Options) error {
 	srv := &http.Server{
-		Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		// The fast path finds its connection here to send a response's
 		// head and body in one write (limitedConn.hold).
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
 	}
+	if fs == nil {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	// Connections reach net/http's server through the fast loop, which
+	// hands it those it does not serve itself.
+	fs.handoff = newHandoff(l.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(fs.handoff) }()
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
+		l.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		fs.shutdown(sctx)
 		srv.Shutdown(sctx)
 	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err := fs.serve(l)
+	<-stopped
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		return serr
 	}
-	return nil
+	return err
 }
+
+// maxHeaderBytes is the server's limit on a request's headers.
+const maxHeaderBytes = 64 << 10
 
 // guard makes every response safe to put behind a cache and bounded in
 // time: each write gets a fresh deadline of stall (net/http clears it
@@ -319,6 +380,19 @@ type limitedConn struct {
 	// and sent with the one after it, in one writev (see hold).
 	holding bool
 	held    []byte
+
+	// replay is what the fast loop read of a connection it hands to
+	// net/http, read again before what follows.
+	replay []byte
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if len(c.replay) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.replay)
+	c.replay = c.replay[n:]
+	return n, nil
 }
 
 // connKey is the request context's key of its connection (Serve's
@@ -372,6 +446,16 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	n -= int64(len(c.held))
 	c.held = c.held[:0]
 	return int(max(n, 0)), err
+}
+
+// CloseWrite lets net/http half-close a connection before it closes it
+// after an error answer (431, 400), so that the client reads the answer
+// rather than a reset for what it sent after.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *limitedConn) Close() error {
