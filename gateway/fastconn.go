@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -47,7 +46,6 @@ type fastServer struct {
 	cors    http.Header   // what the CORS wrapper sets on every response
 	opts    Options
 	handoff *handoff
-	errLog  func(format string, args ...any)
 
 	mu      gosync.Mutex
 	conns   map[*fastConn]struct{}
@@ -86,7 +84,7 @@ func (fs *fastServer) serve(l net.Listener) error {
 			// As net/http's Serve: a failed accept (too many open files)
 			// is retried after a pause that grows to a second.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			fs.errLog("http: Accept error: %v; retrying in %v", err, backoff)
+			log.Printf("http: Accept error: %v; retrying in %v", err, backoff)
 			time.Sleep(backoff)
 			continue
 		}
@@ -270,7 +268,7 @@ func (fs *fastServer) answer(w *fastWriter, req *http.Request) (served, keep boo
 				const size = 64 << 10
 				stack := make([]byte, size)
 				stack = stack[:runtime.Stack(stack, false)]
-				fs.errLog("http: panic serving %v: %v\n%s", req.RemoteAddr, p, stack)
+				log.Printf("http: panic serving %v: %v\n%s", req.RemoteAddr, p, stack)
 			}
 		}
 	}()
@@ -597,7 +595,3 @@ func (h *handoff) Close() error {
 }
 
 func (h *handoff) Addr() net.Addr { return h.addr }
-
-// errLogf is how the fast loop reports, as net/http does without an
-// ErrorLog.
-func errLogf(format string, args ...any) { log.Output(2, fmt.Sprintf(format, args...)) }
