@@ -296,7 +296,7 @@ func TestPinningService(t *testing.T) {
 	// the pin fails: short, for the failed subtest, but not so short that
 	// a kubo stalled on a loaded machine fails a pin whose blocks it can
 	// fetch.
-	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "30s"})
+	c := startCluster(t, 3, clusterOpts{Auth: "mirror:s3cret", PinTimeout: "30s", KeepFailed: true})
 	token := pinsvcToken(t, c)
 	origin := originKubo(t)
 	logClusterOnFailure(t, c, origin)
