@@ -1,14 +1,12 @@
 package blockstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -222,17 +220,13 @@ func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
 }
 
 // readRef rebuilds the block with multihash h from the reference record
-// at l in p, into buf when it has room: the file's identity checked, its
+// at l in f, into buf when it has room: the file's identity checked, its
 // range read, framed, and checked against its sum, and with thorough (or
 // no sum) against h. Any difference is an UnavailableError.
-func readRef(p *packFile, l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
-	d, ok := p.refs.get(l, h)
-	if !ok {
-		var err error
-		if d, err = readRefDesc(p.f, l, h); err != nil {
-			return nil, err
-		}
-		p.refs.put(l, h, d)
+func readRef(f *os.File, l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
+	d, err := readRefDesc(f, l, h)
+	if err != nil {
+		return nil, err
 	}
 	n := d.blockSize()
 	if cap(buf) < n {
@@ -436,49 +430,7 @@ func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte, thorough bool) ([
 		return nil, err
 	}
 	defer s.release(p)
-	return readRef(p, l, h, buf, thorough)
-}
-
-// refCache keeps the descriptors of a pack's reference records that
-// reads decoded, by offset. A record never changes once written, and
-// without it every read of a referenced leaf read its descriptor from
-// the pack again (a pread, an allocation and a decode more than a copy's
-// read: serve of a --nocopy repository took 1.21× a copying one's time).
-// The block it rebuilds is checked by its sum on every read all the same.
-type refCache struct {
-	mu sync.Mutex
-	m  map[uint32]cachedRef
-}
-
-type cachedRef struct {
-	h string
-	d refDesc
-}
-
-// maxCachedRefs bounds a pack's cache (each entry ~200 bytes with its
-// path); a full cache starts again empty.
-const maxCachedRefs = 1 << 16
-
-func (c *refCache) get(l loc, h mh.Multihash) (refDesc, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[l.off]
-	if !ok || e.h != string(h) || e.d.blockSize() != int(l.size) {
-		return refDesc{}, false
-	}
-	return e.d, true
-}
-
-func (c *refCache) put(l loc, h mh.Multihash, d refDesc) {
-	// Owned copies of the framing, so that the record's read buffer,
-	// which they point into, is not kept.
-	d.head, d.tail = bytes.Clone(d.head), bytes.Clone(d.tail)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedRefs {
-		c.m = make(map[uint32]cachedRef)
-	}
-	c.m[l.off] = cachedRef{h: string(h), d: d}
+	return readRef(p.f, l, h, buf, thorough)
 }
 
 // putRef appends a reference record for block k (multihash h), whose

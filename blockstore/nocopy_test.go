@@ -194,8 +194,8 @@ func TestNoCopyFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newRefFixture(t)
-			// A store that read the leaves before the change (and keeps
-			// their descriptors) must see it as a fresh reader does.
+			// A store that read the leaves before the change must see it
+			// as a fresh reader does.
 			for i, c := range f.leaves {
 				if _, err := f.store.Blockstore().Get(ctx, c); err != nil {
 					t.Fatalf("leaf %d before the change: %v", i, err)
@@ -244,49 +244,6 @@ func TestNoCopyFaults(t *testing.T) {
 				t.Errorf("fsck: %+v, damaged %v; want %d unavailable and no damage", res, f.store.Damaged(), unavailable)
 			}
 		})
-	}
-}
-
-// TestRefCache: a cached descriptor answers only for the record it was
-// read from (its offset, multihash and block size), and a full cache
-// starts again.
-func TestRefCache(t *testing.T) {
-	d := refDesc{size: 10, length: 8, head: []byte{1}, tail: []byte{2}, path: "/a"}
-	h := mh.Multihash("hash-a")
-	at := loc{off: 100, size: 10}
-	for _, tc := range []struct {
-		name string
-		l    loc
-		h    mh.Multihash
-		hit  bool
-	}{
-		{"same record", at, h, true},
-		{"other offset", loc{off: 200, size: 10}, h, false},
-		{"other multihash", at, mh.Multihash("hash-b"), false},
-		{"other size", loc{off: 100, size: 11}, h, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var c refCache
-			buf := []byte{1, 2}
-			d := d
-			d.head, d.tail = buf[:1], buf[1:]
-			c.put(at, h, d)
-			buf[0], buf[1] = 7, 7 // the record's read buffer, reused
-			got, ok := c.get(tc.l, tc.h)
-			if ok != tc.hit {
-				t.Fatalf("hit %v, want %v", ok, tc.hit)
-			}
-			if ok && (got.path != d.path || !bytes.Equal(got.head, []byte{1}) || !bytes.Equal(got.tail, []byte{2})) {
-				t.Errorf("got %+v, want %+v with its own framing", got, d)
-			}
-		})
-	}
-	var c refCache
-	for i := range maxCachedRefs + 1 {
-		c.put(loc{off: uint32(i), size: 10}, h, d)
-	}
-	if len(c.m) != 1 {
-		t.Errorf("a full cache kept %d entries, want only the newest", len(c.m))
 	}
 }
 

@@ -36,7 +36,6 @@ type packFile struct {
 	f     *os.File
 	reads int
 	gone  bool
-	refs  refCache // nocopy.go
 }
 
 func newPackSet(dir string) *packSet {
@@ -187,7 +186,7 @@ func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte
 	case kindRef:
 		// Checked by readRef; an unavailable one may have a copy or a
 		// newer reference beside it (nocopy.go).
-		if data, err = readRef(p, l, h, buf, thorough); errors.Is(err, ErrUnavailable) {
+		if data, err = readRef(p.f, l, h, buf, thorough); errors.Is(err, ErrUnavailable) {
 			return s.readOther(l, h, buf, thorough, err)
 		}
 		return data, err
