@@ -168,10 +168,10 @@ func checkClusterPin(t *testing.T, c *cluster, root string, n int) []string {
 	return names
 }
 
-// waitPinnedOn waits until root is PINNED on n peers.
-func waitPinnedOn(t *testing.T, c *cluster, root string, n int) {
+// waitPinnedOn waits up to within until root is PINNED on n peers.
+func waitPinnedOn(t *testing.T, c *cluster, root string, n int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(within)
 	for {
 		st := c.Status(t, root)
 		pinned := 0
@@ -184,7 +184,7 @@ func waitPinnedOn(t *testing.T, c *cluster, root string, n int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s PINNED on %v after 2 minutes, want %d peers", root, st, n)
+			t.Fatalf("%s PINNED on %v after %v, want %d peers", root, st, within, n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -252,7 +252,7 @@ func TestClusterHandOff(t *testing.T) {
 	if first.Pin != "added" || first.Previous != nil || first.Pinned < 1 || first.Want != 1 {
 		t.Fatalf("first hand-off: %+v", first)
 	}
-	waitPinnedOn(t, c, first.Root, 2)
+	waitPinnedOn(t, c, first.Root, 2, 2*time.Minute)
 	holders := checkClusterPin(t, c, first.Root, 2)
 
 	publishCycle(t, src, 1)

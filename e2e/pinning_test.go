@@ -237,23 +237,7 @@ func peerWithOrigin(t *testing.T, c *cluster, origin daemon) {
 // checks that every kubo holding the pin has every block of root.
 func waitPinnedEverywhere(t *testing.T, c *cluster, root string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st := c.Status(t, root)
-		n := 0
-		for _, s := range st {
-			if s == "pinned" {
-				n++
-			}
-		}
-		if n == len(c.Peers) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v after a minute, want pinned on all %d peers", root, st, len(c.Peers))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitPinnedOn(t, c, root, len(c.Peers), time.Minute)
 	holders := c.Holders(t, root)
 	if len(holders) != len(c.Peers) {
 		t.Fatalf("%d kubos hold %s pinned, want %d", len(holders), root, len(c.Peers))

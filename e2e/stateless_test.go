@@ -571,7 +571,7 @@ func TestStatelessCluster(t *testing.T) {
 // the DAG from the origin and from the other two at once, and about one
 // run in ten one of them stalls for good: a want stays in its wantlist
 // while the origin, which holds every block, has no want from it (kubo
-// v0.43.1's bitswap, boxo#1064's class of race). Three peers behind
+// v0.43.1's bitswap). Three peers behind
 // the service are TestPinningService's subject; this test's is the runner.
 func TestStatelessPinningService(t *testing.T) {
 	c := startCluster(t, 1, clusterOpts{Auth: "mirror:s3cret"})

@@ -53,11 +53,6 @@ type fastServer struct {
 	wg      gosync.WaitGroup
 }
 
-// maxHead is the most bytes of a request's line and headers the loop
-// reads before it leaves the request to net/http, which allows its
-// MaxHeaderBytes and 4 KiB more and answers 431 beyond.
-const maxHead = maxHeaderBytes
-
 // States of a fastConn, for Shutdown: only an idle connection is closed
 // at once; an active one ends its response first.
 const (
@@ -194,7 +189,8 @@ func (fs *fastServer) loop(fc *fastConn) {
 
 // readHead reads until buf holds a request's head (its line and headers,
 // through the blank line) and returns the head's end; false if what buf
-// holds is not one the loop parses (a bare LF, more than maxHead bytes),
+// holds is not one the loop parses (a bare LF, more than maxHeaderBytes,
+// past which net/http answers 431 after its own 4 KiB of slack),
 // and an end below zero if the connection failed or timed out before a
 // request, as net/http then closes it without an answer. Its deadlines
 // are net/http's: IdleTimeout for the wait between requests, then
@@ -207,7 +203,7 @@ func (fs *fastServer) readHead(c *limitedConn, buf []byte, first bool) ([]byte, 
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
 			return buf, i + 4, !bareLF(buf[:i+4])
 		}
-		if bareLF(buf) || len(buf) >= maxHead {
+		if bareLF(buf) || len(buf) >= maxHeaderBytes {
 			return buf, 0, false
 		}
 		switch {
@@ -219,9 +215,9 @@ func (fs *fastServer) readHead(c *limitedConn, buf []byte, first bool) ([]byte, 
 			headerDeadline, idle = false, false
 		}
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(cap(buf), maxHead-len(buf)))
+			buf = slices.Grow(buf, min(cap(buf), maxHeaderBytes-len(buf)))
 		}
-		n, err := c.Read(buf[len(buf):min(cap(buf), maxHead)])
+		n, err := c.Read(buf[len(buf):min(cap(buf), maxHeaderBytes)])
 		buf = buf[:len(buf)+n]
 		if err != nil && n == 0 {
 			return buf, -1, false
@@ -525,10 +521,7 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 	if w.head1 {
 		return len(p), nil
 	}
-	if t := time.Now(); t.Sub(w.renewed) > w.stall/16 {
-		_ = w.conn.SetWriteDeadline(t.Add(w.stall))
-		w.renewed = t
-	}
+	w.renew()
 	if w.sent {
 		n, err := w.conn.Conn.Write(p)
 		w.err = err
@@ -541,6 +534,15 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 	return int(max(n-int64(len(w.head)), 0)), err
 }
 
+// renew moves the write deadline on to StallTimeout from now, once it
+// has come stall/16 closer since it was last set.
+func (w *fastWriter) renew() {
+	if t := time.Now(); t.Sub(w.renewed) > w.stall/16 {
+		_ = w.conn.SetWriteDeadline(t.Add(w.stall))
+		w.renewed = t
+	}
+}
+
 // finish sends the head if no body write did (a HEAD, an empty file).
 func (w *fastWriter) finish() error {
 	if w.err != nil || w.sent {
@@ -549,10 +551,7 @@ func (w *fastWriter) finish() error {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if t := time.Now(); t.Sub(w.renewed) > w.stall/16 {
-		_ = w.conn.SetWriteDeadline(t.Add(w.stall))
-		w.renewed = t
-	}
+	w.renew()
 	w.sent = true
 	_, w.err = w.conn.Conn.Write(w.head)
 	return w.err
