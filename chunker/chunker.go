@@ -63,6 +63,9 @@ type Importer struct {
 	Open func(Source) (File, error)
 	// OnRead, if set, is told of every read (progress reporting).
 	OnRead func(n int)
+	// OnSize, if set, is told the size of each file opened whose Source
+	// did not know it (NoLstat), as it is opened (progress reporting).
+	OnSize func(n int64)
 
 	bufs    sync.Pool // chunk buffers of the fast balanced builder
 	hashers sync.Pool // xxh3 hashers of the files' content: ~1.2 KB each, one per file
@@ -102,7 +105,6 @@ func (im *Importer) File(ctx context.Context, s Source) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", s.Path, err)
 		}
-		res.Dev, res.Ino = s.Dev, s.Ino
 		return res, nil
 	}
 }
@@ -126,6 +128,12 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	}
 	if before.Type != metadata.File {
 		return Result{}, ErrNotRegular
+	}
+	if s, err = identified(s, f); err != nil {
+		return Result{}, err
+	}
+	if s.NoLstat && im.OnSize != nil {
+		im.OnSize(before.Size)
 	}
 	if ct, ok := f.(interface{ ChangeTime() int64 }); ok && s.NoCopy {
 		s.CTime = ct.ChangeTime()
@@ -151,7 +159,7 @@ func (im *Importer) once(ctx context.Context, s Source) (Result, error) {
 	if !metadata.Same(before, after) || cr.n != before.Size {
 		return Result{Read: cr.n}, ErrChanged
 	}
-	res := Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, CTime: s.CTime}
+	res := Result{Cid: c, Tsize: tsize, Stat: before, Read: cr.n, Dev: s.Dev, Ino: s.Ino, CTime: s.CTime}
 	if cr.h != nil {
 		res.XXH = cr.h.Sum64()
 	}

@@ -43,15 +43,17 @@ type source struct {
 // Source is a file to open for import: Name in the directory open as
 // Dir, the walk's descriptor (unix.AT_FDCWD: Name is the path the user
 // gave), Path for messages, and the device and inode the walk's lstat
-// found there. With NoCopy, its leaves are stored as references to its
-// bytes where the DAG takes them (LeafReferrer), naming the file's
-// change time as its open descriptor has it (CTime, the walk's until
-// then).
+// found there. NoLstat: the walk took none (Dev and Ino are 0), so the
+// file is the one the open finds, its identity its descriptor's. With
+// NoCopy, its leaves are stored as references to its bytes where the DAG
+// takes them (LeafReferrer), naming the file's change time as its open
+// descriptor has it (CTime, the walk's until then).
 type Source struct {
 	Dir      int
 	Name     string
 	Path     string
 	Dev, Ino uint64
+	NoLstat  bool
 	NoCopy   bool
 	CTime    int64
 }
@@ -72,8 +74,8 @@ func (s Source) relisted() (Source, error) {
 // after the listing (pool/ -> /etc) is not on the way any more, and a
 // file swapped for one is refused (ELOOP). O_NONBLOCK: a file swapped for
 // a FIFO does not hang the open; it has no effect on a regular file. The
-// file opened must be the one listed (its device and inode), else the
-// error is ErrReplaced.
+// file opened must be the one listed (its device and inode; any, with
+// NoLstat), else the error is ErrReplaced.
 func OpenAt(s Source) (File, error) {
 	fd, err := fsat.Open(s.Dir, s.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -84,7 +86,7 @@ func OpenAt(s Source) (File, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat", Path: s.Path, Err: err}
 	}
-	if uint64(st.Dev) != s.Dev || uint64(st.Ino) != s.Ino {
+	if !s.NoLstat && (uint64(st.Dev) != s.Dev || uint64(st.Ino) != s.Ino) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
 	}
@@ -130,6 +132,25 @@ func (f *source) Stat() (metadata.Stat, error) {
 // ChangeTime is the open file's change time (ns) when it was opened, as
 // the first Stat has it.
 func (f *source) ChangeTime() int64 { return f.opened.Ctim.Nano() }
+
+// Identity is the open file's device and inode.
+func (f *source) Identity() (dev, ino uint64) {
+	return uint64(f.opened.Dev), uint64(f.opened.Ino)
+}
+
+// identified is s with the identity of the file f, opened from it, where
+// the walk knew none (NoLstat): f's own, or for a File that does not tell
+// it (a test's wrapper), the file's at s's name.
+func identified(s Source, f File) (Source, error) {
+	if !s.NoLstat {
+		return s, nil
+	}
+	if id, ok := f.(interface{ Identity() (uint64, uint64) }); ok {
+		s.Dev, s.Ino = id.Identity()
+		return s, nil
+	}
+	return s.relisted()
+}
 
 func (f *source) Close() error {
 	if err := unix.Close(f.fd); err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/metadata"
 )
 
 // TestReadDirAt: a subdirectory opened relative to its parent's descriptor
@@ -27,7 +29,7 @@ func TestReadDirAt(t *testing.T) {
 	must(os.Symlink("sub", filepath.Join(root, "link")))
 	must(os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
 
-	_, top, err := ReadDirAt(unix.AT_FDCWD, root, root, "", Filter{Hidden: true})
+	_, top, err := ReadDirAt(unix.AT_FDCWD, root, root, "", Filter{Hidden: true}, true)
 	must(err)
 	defer unix.Close(top)
 	cases := []struct {
@@ -43,7 +45,7 @@ func TestReadDirAt(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(root, tc.name)
-			entries, fd, err := ReadDirAt(top, tc.name, p, tc.name, Filter{Hidden: true})
+			entries, fd, err := ReadDirAt(top, tc.name, p, tc.name, Filter{Hidden: true}, true)
 			if tc.err != nil {
 				var pe *os.PathError
 				if !errors.Is(err, tc.err) || !errors.As(err, &pe) || pe.Path != p {
@@ -76,9 +78,72 @@ func TestReadDirAt(t *testing.T) {
 
 // readDir lists the directory at path dir.
 func readDir(dir, rel string, f Filter) ([]Entry, error) {
-	entries, fd, err := ReadDirAt(unix.AT_FDCWD, dir, dir, rel, f)
+	entries, fd, err := ReadDirAt(unix.AT_FDCWD, dir, dir, rel, f, true)
 	if err == nil {
 		unix.Close(fd)
 	}
 	return entries, err
+}
+
+// TestReadDirAtNoLstat: without lstatFiles, a regular file comes with its
+// type alone (NoLstat), under the same filter and in the same order as
+// with; every other kind of entry is lstat'ed all the same.
+func TestReadDirAtNoLstat(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"b.deb", "a", ".hidden", "c.txt"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "d.deb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirOnly, err := ParseRule("*.deb/", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := ParseRule("c.*", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		filter Filter
+	}{
+		{"all", Filter{}},
+		{"hidden", Filter{Hidden: true}},
+		{"by name", Filter{Rules: []Rule{byName}}},
+		{"directory-only rule", Filter{Rules: []Rule{dirOnly}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stated, fd, err := ReadDirAt(unix.AT_FDCWD, root, root, "", tc.filter, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(fd)
+			listed, fd, err := ReadDirAt(unix.AT_FDCWD, root, root, "", tc.filter, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(fd)
+			if len(listed) != len(stated) {
+				t.Fatalf("%d entries without lstat, %d with", len(listed), len(stated))
+			}
+			for i, e := range listed {
+				want := stated[i]
+				if want.Stat.Type == metadata.File {
+					want = Entry{Name: want.Name, Stat: metadata.Stat{Type: metadata.File}, NoLstat: true}
+				}
+				if e != want {
+					t.Errorf("entry %d: %+v, want %+v", i, e, want)
+				}
+			}
+		})
+	}
 }

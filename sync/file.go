@@ -49,7 +49,7 @@ func (w *walker) file(ctx context.Context, at *dirFD, dir, dirRel string, e diff
 func (w *walker) fileAt(ctx context.Context, at *dirFD, path, relPath string, e diff.Entry, prev *diff.Link, idx *blockstore.DirIndex) *result {
 	r, jobs := w.run, w.jobs
 	res := newResult()
-	src := chunker.Source{Dir: at.at(), Name: e.Name, Path: path, Dev: e.Dev, Ino: e.Ino, NoCopy: r.refers(relPath, e.Name)}
+	src := chunker.Source{Dir: at.at(), Name: e.Name, Path: path, Dev: e.Dev, Ino: e.Ino, NoLstat: e.NoLstat, NoCopy: r.refers(relPath, e.Name)}
 	if at == nil {
 		src.Name = path
 	}

@@ -224,7 +224,11 @@ func (w *walker) list(ctx context.Context, at *dirFD, handed bool, wd *dirWalk) 
 	if at == nil {
 		atName = wd.path
 	}
-	entries, fd, err := diff.ReadDirAt(at.at(), atName, wd.path, wd.relPath, r.opts.Filter)
+	// A file with no previous version to compare with is opened without
+	// an lstat before: the open's fstat tells what the import needs. A dry
+	// run opens nothing, and counts the bytes of what it would read.
+	lstatFiles := wd.pd != nil || r.opts.DryRun
+	entries, fd, err := diff.ReadDirAt(at.at(), atName, wd.path, wd.relPath, r.opts.Filter, lstatFiles)
 	if handed {
 		at.release()
 	}

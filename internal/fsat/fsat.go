@@ -74,6 +74,37 @@ func ReadNames(fd int) ([]string, error) {
 	}
 }
 
+// Dirent is a name of a listing with its type as the listing gives it:
+// unix.DT_REG, unix.DT_DIR, ..., or unix.DT_UNKNOWN where the file system
+// (or the platform) gives none, which only an lstat can tell then.
+type Dirent struct {
+	Name string
+	Type uint8
+}
+
+// ReadDirents is ReadNames with each name's type from the listing, which
+// spares an lstat where the type is all a caller needs.
+func ReadDirents(fd int) ([]Dirent, error) {
+	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("lseek: %w", err)
+	}
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
+	var out []Dirent
+	for {
+		var n int
+		err := retry(func() (err error) { n, err = unix.ReadDirent(fd, buf); return err })
+		if err != nil {
+			return nil, fmt.Errorf("getdents: %w", err)
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		out = parseDirents(buf[:n], out)
+	}
+}
+
 // Readlink reads the target of the symlink name below at, which had size
 // bytes when it was lstat'ed; the buffer grows if it has grown since.
 func Readlink(at int, name string, size int64) (string, error) {

@@ -1,6 +1,8 @@
 package fsat
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"syscall"
@@ -74,4 +76,26 @@ func BirthTime(fd int) int64 {
 		return 0
 	}
 	return stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
+}
+
+// parseDirents appends the entries of a getdents64(2) buffer to out, but
+// "." and "..": each a struct linux_dirent64 (inode, offset, record
+// length, type, then the name, NUL-terminated and padded).
+func parseDirents(buf []byte, out []Dirent) []Dirent {
+	const nameOff = 19 // d_ino 8, d_off 8, d_reclen 2, d_type 1
+	for len(buf) >= nameOff {
+		reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
+		if reclen < nameOff || reclen > len(buf) {
+			break
+		}
+		name := buf[nameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if !(len(name) == 1 && name[0] == '.') && !(len(name) == 2 && name[0] == '.' && name[1] == '.') {
+			out = append(out, Dirent{Name: string(name), Type: buf[18]})
+		}
+		buf = buf[reclen:]
+	}
+	return out
 }

@@ -32,3 +32,13 @@ func SyncFS(int) error { return errors.ErrUnsupported }
 
 // BirthTime is 0 where statx(2) is not there.
 func BirthTime(int) int64 { return 0 }
+
+// parseDirents appends the names of a getdents buffer to out, their types
+// unknown (the record's layout differs between platforms).
+func parseDirents(buf []byte, out []Dirent) []Dirent {
+	_, _, names := unix.ParseDirent(buf, -1, nil)
+	for _, n := range names {
+		out = append(out, Dirent{Name: n, Type: unix.DT_UNKNOWN})
+	}
+	return out
+}

@@ -157,6 +157,48 @@ func TestReadNames(t *testing.T) {
 	}
 }
 
+// A typed listing has the names ReadNames has (more than one getdents
+// buffer holds, from the start however much was read before), each with
+// the type an lstat finds where the listing tells one.
+func TestReadDirents(t *testing.T) {
+	dir, fd := tree(t)
+	for i := range 3000 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("entry-with-a-longish-name-%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReadNames(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	typeOf := map[uint32]uint8{unix.S_IFREG: unix.DT_REG, unix.S_IFDIR: unix.DT_DIR, unix.S_IFLNK: unix.DT_LNK, unix.S_IFIFO: unix.DT_FIFO}
+	for pass := range 2 {
+		ents, err := ReadDirents(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range ents {
+			got = append(got, e.Name)
+			var st unix.Stat_t
+			if err := Lstat(fd, e.Name, &st); err != nil {
+				t.Fatal(err)
+			}
+			if e.Type != unix.DT_UNKNOWN && e.Type != typeOf[st.Mode&unix.S_IFMT] {
+				t.Errorf("%s: type %d, lstat says mode %o", e.Name, e.Type, st.Mode)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("pass %d: %d names, want %d", pass, len(got), len(want))
+		}
+	}
+}
+
 // A symlink's target is read whole whatever size its lstat gave (it may
 // have been replaced by a longer one since).
 func TestReadlink(t *testing.T) {
