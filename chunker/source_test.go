@@ -193,6 +193,80 @@ func TestOpenAt(t *testing.T) {
 	}
 }
 
+// With NoLstat the walk knew no identity: OpenAt takes whatever regular
+// file is at the name when it opens it, and the Result names that file's
+// device and inode (which a --nocopy reference keeps), its size told to
+// OnSize once per open.
+func TestOpenAtNoLstat(t *testing.T) {
+	p := mustProfile(t, profile.V1_2025, profile.Overrides{})
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string) // after the listing
+		read   string                         // what Importer.File imports
+		file   error                          // or its error
+	}{
+		{name: "unchanged", change: func(*testing.T, string) {}, read: "listed"},
+		{
+			name: "file renamed over",
+			change: func(t *testing.T, dir string) {
+				mustDo(t, os.WriteFile(filepath.Join(dir, "new"), []byte("renamed over"), 0o644))
+				mustDo(t, os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "kept")))
+				mustDo(t, os.Rename(filepath.Join(dir, "new"), filepath.Join(dir, "f")))
+			},
+			read: "renamed over",
+		},
+		{
+			name: "FIFO put in its place",
+			change: func(t *testing.T, dir string) {
+				mustDo(t, os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "kept")))
+				mustDo(t, unix.Mkfifo(filepath.Join(dir, "f"), 0o644))
+			},
+			file: ErrNotRegular,
+		},
+		{
+			name:   "file removed",
+			change: func(t *testing.T, dir string) { mustDo(t, os.Remove(filepath.Join(dir, "f"))) },
+			file:   fs.ErrNotExist,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustDo(t, os.WriteFile(filepath.Join(dir, "f"), []byte("listed"), 0o644))
+			dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			mustDo(t, err)
+			defer unix.Close(dfd)
+			src := Source{Dir: dfd, Name: "f", Path: filepath.Join(dir, "f"), NoLstat: true}
+			tc.change(t, dir)
+
+			var sized []int64
+			im := &Importer{Profile: p, DAG: newBlockMap(), OnSize: func(n int64) { sized = append(sized, n) }}
+			res, err := im.File(t.Context(), src)
+			if tc.file != nil {
+				if !errors.Is(err, tc.file) {
+					t.Fatalf("File: %v, want %v", err, tc.file)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := (&Importer{Profile: p, DAG: newBlockMap()}).layoutBytes(t, []byte(tc.read), res.Stat)
+			mustDo(t, err)
+			if !res.Cid.Equals(want) {
+				t.Fatalf("imported %s, want the CID of %q (%s)", res.Cid, tc.read, want)
+			}
+			var st unix.Stat_t
+			mustDo(t, unix.Fstatat(dfd, "f", &st, unix.AT_SYMLINK_NOFOLLOW))
+			if res.Dev != uint64(st.Dev) || res.Ino != uint64(st.Ino) {
+				t.Errorf("result names device %d inode %d, the file read is %d, %d", res.Dev, res.Ino, st.Dev, st.Ino)
+			}
+			if len(sized) != 1 || sized[0] != int64(len(tc.read)) {
+				t.Errorf("OnSize told %v, want [%d]", sized, len(tc.read))
+			}
+		})
+	}
+}
+
 func mustDo(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

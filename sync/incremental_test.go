@@ -190,6 +190,26 @@ func TestRacyWindowBounds(t *testing.T) {
 	}
 }
 
+// TestProgressCountsUnlistedSizes: a first import lstats no file (its
+// walk has no previous version to compare with), so each file's size
+// reaches the progress as it is opened: at the end every byte read was
+// queued.
+func TestProgressCountsUnlistedSizes(t *testing.T) {
+	store, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	prog := &Progress{}
+	sum, err := Run(t.Context(), store, Options{Src: incTree(t), Name: "p", Profile: incProfile(t, "mtime,mode"), Progress: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Bytes == 0 || prog.Queued.Load() != sum.Bytes || prog.Read.Load() != sum.Bytes {
+		t.Fatalf("queued %d bytes, read %d, of %d", prog.Queued.Load(), prog.Read.Load(), sum.Bytes)
+	}
+}
+
 // TestDryRunWritesNothing checks that a dry run lists the changes and
 // leaves the ref where it was.
 func TestDryRunWritesNothing(t *testing.T) {
