@@ -3,9 +3,13 @@ package sync
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"slices"
+	gosync "sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -60,8 +64,59 @@ func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile,
 	}
 	// Sorted by hash, the entries of every shard are a contiguous run.
 	slices.SortFunc(ents, func(a, b shardEntry) int { return cmp.Compare(a.hash, b.hash) })
+	if len(ents) >= parallelShardMin {
+		if err := b.buildTop(ents, runtime.GOMAXPROCS(0)); err != nil {
+			return dirBlock{}, err
+		}
+	}
 	c, tsize, err := b.shard(ents, 0, mode, mtime)
 	return dirBlock{cid: c, tsize: tsize}, err
+}
+
+// parallelShardMin is the fewest entries whose HAMT buildShard builds on
+// every core: a directory is built when its last child is done, so the
+// biggest is often the last thing a run builds while the other cores
+// idle (the small preset's 20,000-entry directory: ~7 ms on one core).
+const parallelShardMin = 4096
+
+// subShard is a shard below the root, built: its CID and the Tsize the
+// root links it with.
+type subShard struct {
+	cid   cid.Cid
+	tsize uint64
+}
+
+// buildTop builds the shards one level below the root (ents sorted by
+// hash) on up to workers goroutines, into b.top, where the root's shard
+// finds them. Each goroutine has its own buffers; PutBlock takes blocks
+// from any goroutine, as the file readers' leaves.
+func (b *shardBuilder) buildTop(ents []shardEntry, workers int) error {
+	var runs [][]shardEntry // the root's slots that hold a shard
+	for len(ents) > 0 {
+		s, n := b.slot(ents[0], 0), 1
+		for n < len(ents) && b.slot(ents[n], 0) == s {
+			n++
+		}
+		if n > 1 {
+			runs = append(runs, ents[:n])
+		}
+		ents = ents[n:]
+	}
+	b.top = make([]subShard, b.fanout)
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg gosync.WaitGroup
+	for w := range workers {
+		sub := &shardBuilder{ctx: b.ctx, put: b.put, cb: b.cb, fanout: b.fanout, lg2: b.lg2, pad: b.pad}
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(runs) && errs[w] == nil; i = int(next.Add(1)) - 1 {
+				c, tsize, err := sub.shard(runs[i], 1, 0, time.Time{})
+				b.top[b.slot(runs[i][0], 0)], errs[w] = subShard{c, tsize}, err
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 type shardBuilder struct {
@@ -75,6 +130,9 @@ type shardBuilder struct {
 	// stored before its parent goes on.
 	raws [][]byte
 	bfs  []bitfield.Bitfield
+	// top, by slot, are the root's shards buildTop built beforehand; nil
+	// when the root's shard builds its own.
+	top []subShard
 }
 
 // slot is the index entry e takes in a shard at the given depth.
@@ -93,7 +151,7 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 		// boxo's hash runs out of bits the same way.
 		return cid.Undef, 0, fmt.Errorf("HAMT: entries %q and %q have the same murmur3 hash", ents[0].link.Name, ents[1].link.Name)
 	}
-	if depth == len(b.raws) {
+	for len(b.raws) <= depth { // buildTop's builders start one level down
 		bf, err := bitfield.NewBitfield(b.fanout)
 		if err != nil {
 			return cid.Undef, 0, err
@@ -118,7 +176,7 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 			raw = dagpb.AppendLink(raw, l.Cid, name, l.Name, l.Tsize)
 			tsize += l.Tsize
 		} else {
-			c, size, err := b.shard(ents[:n], depth+1, 0, time.Time{})
+			c, size, err := b.subShard(ents[:n], depth, s)
 			if err != nil {
 				return cid.Undef, 0, err
 			}
@@ -140,6 +198,15 @@ func (b *shardBuilder) shard(ents []shardEntry, depth int, mode fs.FileMode, mti
 		return cid.Undef, 0, err
 	}
 	return c, uint64(len(raw)) + tsize, nil
+}
+
+// subShard is the shard one level below depth for slot s, holding ents:
+// built by buildTop beforehand, or now.
+func (b *shardBuilder) subShard(ents []shardEntry, depth, s int) (cid.Cid, uint64, error) {
+	if depth == 0 && b.top != nil {
+		return b.top[s].cid, b.top[s].tsize, nil
+	}
+	return b.shard(ents, depth+1, 0, time.Time{})
 }
 
 // appendData appends the PBNode's Data field: a UnixFS HAMTShard node
