@@ -467,17 +467,19 @@ func (iw *idxWriter) finish(durable bool) error {
 // readRecord reads the record of kind 0 at l, the block with multihash
 // h, into buf (a new buffer when it has too little room) and returns its
 // data, checking the record's head: its length and multihash.
-func readRecord(f *os.File, l loc, h mh.Multihash, buf []byte) ([]byte, error) {
+func readRecord(p *packFile, l loc, h mh.Multihash, buf []byte) ([]byte, error) {
 	n := recordHead + len(h) + int(l.size)
 	if cap(buf) < n {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := f.ReadAt(buf, int64(l.off)); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = ErrCorrupt
+	if !p.readCached(buf, int64(l.off)) {
+		if _, err := p.f.ReadAt(buf, int64(l.off)); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = ErrCorrupt
+			}
+			return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
 		}
-		return nil, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
 	}
 	if binary.LittleEndian.Uint32(buf) != l.size || int(buf[4]) != len(h) || string(buf[recordHead:recordHead+len(h)]) != string(h) {
 		return nil, fmt.Errorf("pack %s at %d: %w", l.pack, l.off, ErrCorrupt)

@@ -10,10 +10,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mh "github.com/multiformats/go-multihash"
 	"github.com/zeebo/xxh3"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
 
 // packSet is the packs and indexes one process sees. A reader reloads it
@@ -34,8 +37,12 @@ type packSet struct {
 // freed while serve runs.
 type packFile struct {
 	f     *os.File
+	fd    uintptr
 	reads int
 	gone  bool
+	// noWait: every read is a pread (packread_linux.go): RWF_NOWAIT is
+	// refused here, or there are no fast paths.
+	noWait atomic.Bool
 }
 
 func newPackSet(dir string) *packSet {
@@ -155,7 +162,8 @@ func (s *packSet) acquire(name string) (*packFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		p = &packFile{f: f}
+		p = &packFile{f: f, fd: f.Fd()}
+		p.noWait.Store(!fastpath.On())
 		s.files[name] = p
 	}
 	p.reads++
@@ -182,7 +190,7 @@ func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte
 	var data []byte
 	switch l.kind {
 	case kindBlock:
-		data, err = readRecord(p.f, l, h, buf)
+		data, err = readRecord(p, l, h, buf)
 	case kindRef:
 		// Checked by readRef; an unavailable one may have a copy or a
 		// newer reference beside it (nocopy.go).

@@ -133,11 +133,11 @@ func (cp *carPath) serve(w http.ResponseWriter, r *http.Request, c cid.Cid, all 
 func setCARHeaders(hd http.Header, c cid.Cid, all bool) {
 	text := c.String()
 	hd["Content-Disposition"] = []string{`attachment; filename="` + text + `.car"; filename*=UTF-8''` + text + ".car"}
-	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
+	hd["Cache-Control"] = []string{cacheControl}
 	hd["Etag"] = []string{carEtag(text, all)}
 	if authority, err := cid.NewCidV1(c.Type(), c.Hash()).StringOfBase(multibase.Base32); err == nil {
-		if uri, ok := ipfsURI(authority, ""); ok {
-			hd["Ipfs-Uri"] = []string{uri}
+		if uri, ok := appendIpfsURI(nil, authority, ""); ok {
+			hd["Ipfs-Uri"] = []string{string(uri)}
 		}
 	}
 	hd["X-Ipfs-Roots"] = []string{text}

@@ -44,6 +44,7 @@ type fastServer struct {
 	fp      *fastPath
 	sem     chan struct{} // limit's: requests at once, both paths
 	cors    http.Header   // what the CORS wrapper sets on every response
+	head    answerHead    // the head of a file's answer, with cors
 	opts    Options
 	handoff *handoff
 
@@ -142,11 +143,12 @@ func (fs *fastServer) loop(fc *fastConn) {
 		URL: &url.URL{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: http.NoBody, RemoteAddr: c.RemoteAddr().String(),
 	}).WithContext(ctx)
-	w := &fastWriter{conn: c, stall: fs.opts.StallTimeout}
+	sock := newSockIO(c.Conn)
+	w := &fastWriter{conn: c, sock: sock, stall: fs.opts.StallTimeout, answerHead: fs.head}
 	buf := make([]byte, 0, 4<<10)
 	for first := true; ; first = false {
 		end, ok := 0, false
-		if buf, end, ok = fs.readHead(c, buf, first); end < 0 {
+		if buf, end, ok = fs.readHead(c, sock, buf, first); end < 0 {
 			fc.state.Store(connClosed)
 			c.Close()
 			return
@@ -197,7 +199,7 @@ func (fs *fastServer) loop(fc *fastConn) {
 // ReadHeaderTimeout from the first byte of a request (from the accept
 // for the first one); a request that arrives whole costs one deadline
 // call, one already read none.
-func (fs *fastServer) readHead(c *limitedConn, buf []byte, first bool) ([]byte, int, bool) {
+func (fs *fastServer) readHead(c *limitedConn, sock sockIO, buf []byte, first bool) ([]byte, int, bool) {
 	headerDeadline, idle := first || len(buf) > 0, false
 	for {
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
@@ -217,7 +219,7 @@ func (fs *fastServer) readHead(c *limitedConn, buf []byte, first bool) ([]byte, 
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(cap(buf), maxHeaderBytes-len(buf)))
 		}
-		n, err := c.Read(buf[len(buf):min(cap(buf), maxHeaderBytes)])
+		n, err := sock.read(buf[len(buf):min(cap(buf), maxHeaderBytes)])
 		buf = buf[:len(buf)+n]
 		if err != nil && n == 0 {
 			return buf, -1, false
@@ -439,15 +441,17 @@ func canonicalKey(name []byte) string {
 // the head as net/http writes it (status line, the headers sorted by
 // name, then Date), sent with the body's first write in one writev.
 type fastWriter struct {
-	conn   *limitedConn
-	stall  time.Duration
-	hdr    http.Header
-	head   []byte
-	keys   []string
-	head1  bool // a HEAD request: no body
-	status int
-	sent   bool // the head is sent
-	err    error
+	conn       *limitedConn
+	sock       sockIO // conn's socket
+	answerHead answerHead
+	stall      time.Duration
+	hdr        http.Header
+	head       []byte
+	keys       []string
+	head1      bool // a HEAD request: no body
+	status     int
+	sent       bool // the head is sent
+	err        error
 
 	// renewed is when the write deadline was last set: it is moved on
 	// only when it has come stall/16 closer, so a write may wait at
@@ -523,13 +527,12 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 	}
 	w.renew()
 	if w.sent {
-		n, err := w.conn.Conn.Write(p)
+		n, err := w.sock.write2(p, nil)
 		w.err = err
-		return n, err
+		return int(n), err
 	}
 	w.sent = true
-	bufs := net.Buffers{w.head, p}
-	n, err := bufs.WriteTo(w.conn.Conn)
+	n, err := w.sock.write2(w.head, p)
 	w.err = err
 	return int(max(n-int64(len(w.head)), 0)), err
 }
@@ -553,7 +556,7 @@ func (w *fastWriter) finish() error {
 	}
 	w.renew()
 	w.sent = true
-	_, w.err = w.conn.Conn.Write(w.head)
+	_, w.err = w.sock.write2(w.head, nil)
 	return w.err
 }
 

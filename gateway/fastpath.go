@@ -1,14 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"mime"
 	"net/http"
 	gopath "path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gabriel-vasile/mimetype"
 	bstore "github.com/ipfs/boxo/blockstore"
@@ -40,7 +39,8 @@ type fastPath struct {
 
 	// root is the last root a request named, decoded: a mirror's clients
 	// name the same one again and again.
-	root atomic.Pointer[rootName]
+	root    atomic.Pointer[rootName]
+	answers answers
 }
 
 // rootName is a root CID as a path names it, and the authority of its
@@ -131,29 +131,18 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	if has, err := fp.bs.Has(ctx, root.c); err != nil || !has {
 		return false // rootCheck's answer
 	}
-	buf := leafBufs.Get().(*[]byte)
-	roots, last, raw, err := fp.res.walk(ctx, root.c, rest, (*buf)[:0])
-	if err != nil {
-		leafBufs.Put(buf)
-		return false
+	// The fast loop's answers are remembered; net/http's (a connection
+	// the loop handed it) are built each time.
+	fw, fast := w.(*fastWriter)
+	var a *answer
+	if fast {
+		a = fp.answers.get(r.URL.Path)
 	}
-	if cap(raw) > cap(*buf) {
-		*buf = raw[:0]
-	}
-	f, u, err := openFile(ctx, fp.rd, last, raw, buf)
-	if err != nil {
-		leafBufs.Put(buf)
+	f, u, roots, ok := fp.open(ctx, root, rest, a)
+	if !ok {
 		return false
 	}
 	defer f.Close()
-
-	// What boxo's serveFile does: the type by the name's extension, else
-	// sniffed from the first bytes; text/html without its charset.
-	name := ""
-	if rest != "" {
-		name = gopath.Base(rest)
-	}
-	ctype := mime.TypeByExtension(gopath.Ext(name))
 	first, err := f.next()
 	if err != nil && f.size > 0 {
 		return false
@@ -162,19 +151,22 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	if ctype == "" {
+	if a == nil {
 		head := first
 		if out != nil {
 			head = *out
 		}
-		ctype = mimetype.Detect(head).String()
+		a = newAnswer(fp.res, roots, f.root, u, contentType(rest, head), f.size)
+		if fast {
+			fp.answers.put(r.URL.Path, a)
+		}
 	}
-	if strings.HasPrefix(ctype, "text/html;") {
-		ctype = "text/html"
+	if fast {
+		fw.writeAnswer(a, root.authority, rest)
+	} else {
+		a.setHeaders(w.Header(), root.authority, rest)
+		w.WriteHeader(http.StatusOK)
 	}
-
-	setHeaders(w.Header(), fp.res, root.authority, rest, roots, last, u, ctype, f.size)
-	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		if out != nil {
 			writeBufs.Put(out)
@@ -202,6 +194,53 @@ func (fp *fastPath) serve(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// open opens the file the path rest under root leads to: the one a names,
+// if the answer is known, else found by walking the directories (roots).
+func (fp *fastPath) open(ctx context.Context, root *rootName, rest string, a *answer) (*fileReader, dagpb.UnixFS, []cid.Cid, bool) {
+	buf := leafBufs.Get().(*[]byte)
+	var roots []cid.Cid
+	var last cid.Cid
+	var raw []byte
+	var err error
+	if a != nil {
+		last = a.last
+		raw, err = fp.rd.ReadBlock(ctx, last, (*buf)[:0])
+	} else {
+		roots, last, raw, err = fp.res.walk(ctx, root.c, rest, (*buf)[:0])
+	}
+	if err != nil {
+		leafBufs.Put(buf)
+		return nil, dagpb.UnixFS{}, nil, false
+	}
+	if cap(raw) > cap(*buf) {
+		*buf = raw[:0]
+	}
+	f, u, err := openFile(ctx, fp.rd, last, raw, buf)
+	if err != nil || a != nil && f.size != a.size {
+		leafBufs.Put(buf)
+		return nil, dagpb.UnixFS{}, nil, false
+	}
+	return f, u, roots, true
+}
+
+// contentType is what boxo's serveFile sends: the type by the name's
+// extension, else sniffed from the first bytes; text/html without its
+// charset.
+func contentType(rest string, head []byte) string {
+	name := ""
+	if rest != "" {
+		name = gopath.Base(rest)
+	}
+	ctype := mime.TypeByExtension(gopath.Ext(name))
+	if ctype == "" {
+		ctype = mimetype.Detect(head).String()
+	}
+	if strings.HasPrefix(ctype, "text/html;") {
+		ctype = "text/html"
+	}
+	return ctype
+}
+
 // readHead reads the first writeSize bytes of a file of more than one
 // block (and checks them) before the status, for the sniffer and so that
 // a block that does not read there leaves the whole answer to boxo. It
@@ -226,24 +265,6 @@ func readHead(f *fileReader, first []byte) (*[]byte, []byte, bool) {
 			return nil, nil, false
 		}
 	}
-}
-
-// setHeaders sets the headers boxo's handler sends with a UnixFS file,
-// with canonical names set directly (no canonicalisation per request).
-func setHeaders(hd http.Header, res *resolver, authority, rest string, roots []cid.Cid, last cid.Cid, u dagpb.UnixFS, ctype string, size int64) {
-	lastText := last.String()
-	hd["Etag"] = []string{`"` + lastText + `"`}
-	hd["Cache-Control"] = []string{"public, max-age=29030400, immutable"}
-	if uri, ok := ipfsURI(authority, rest); ok {
-		hd["Ipfs-Uri"] = []string{uri}
-	}
-	hd["X-Ipfs-Roots"] = []string{ipfsRoots(res, roots, lastText)}
-	if mt := u.ModTime(); !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
-		hd["Last-Modified"] = []string{mt.UTC().Format(http.TimeFormat)}
-	}
-	hd["Content-Type"] = []string{ctype}
-	hd["Accept-Ranges"] = []string{"bytes"}
-	hd["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 }
 
 // send writes the file's bytes after the status: out (read before it;
@@ -332,43 +353,29 @@ func blockCID(text string) (cid.Cid, bool) {
 // maxIpfsURI is the longest Ipfs-Uri boxo sends (a longer one is left out).
 const maxIpfsURI = 8192
 
-// ipfsURI is boxo's Ipfs-Uri header (ipfsUriHeaderValue) for the path
-// /ipfs/{root}/{rest}: ipfs://{authority} and each segment of rest with
-// every byte but RFC 3986's unreserved ones as %XX.
-func ipfsURI(authority, rest string) (string, bool) {
+// appendIpfsURI appends boxo's Ipfs-Uri header (ipfsUriHeaderValue) for
+// the path /ipfs/{root}/{rest}: ipfs://{authority} and each segment of
+// rest with every byte but RFC 3986's unreserved ones as %XX; false (and
+// b as it was) if that is longer than boxo sends.
+func appendIpfsURI(b []byte, authority, rest string) ([]byte, bool) {
 	const upperhex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len("ipfs://") + len(authority) + 1 + len(rest)*3)
-	b.WriteString("ipfs://")
-	b.WriteString(authority)
+	n := len(b)
+	b = append(b, "ipfs://"...)
+	b = append(b, authority...)
 	if rest != "" {
-		b.WriteByte('/')
+		b = append(b, '/')
 		for i := 0; i < len(rest); i++ {
 			switch c := rest[i]; {
 			case 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 				c == '-' || c == '.' || c == '_' || c == '~' || c == '/':
-				b.WriteByte(c)
+				b = append(b, c)
 			default:
-				b.WriteByte('%')
-				b.WriteByte(upperhex[c>>4])
-				b.WriteByte(upperhex[c&0xF])
+				b = append(b, '%', upperhex[c>>4], upperhex[c&0xF])
 			}
 		}
 	}
-	if b.Len() > maxIpfsURI {
-		return "", false
+	if len(b)-n > maxIpfsURI {
+		return b[:n], false
 	}
-	return b.String(), true
-}
-
-// ipfsRoots is boxo's X-Ipfs-Roots: the CIDs of the path's segments
-// (directories, whose text res keeps).
-func ipfsRoots(res *resolver, roots []cid.Cid, last string) string {
-	var b strings.Builder
-	for _, c := range roots {
-		b.WriteString(res.text(c))
-		b.WriteByte(',')
-	}
-	b.WriteString(last)
-	return b.String()
+	return b, true
 }

@@ -147,7 +147,7 @@ func build(bs bstore.Blockstore, opts Options) (http.Handler, *fastServer, error
 	}
 	cors := http.Header{}
 	corsHeaders.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(headerOnly(cors), nil)
-	fs := &fastServer{fp: fp, sem: sem, cors: cors, opts: opts, conns: map[*fastConn]struct{}{}}
+	fs := &fastServer{fp: fp, sem: sem, cors: cors, head: newAnswerHead(cors), opts: opts, conns: map[*fastConn]struct{}{}}
 	return h, fs, nil
 }
 
