@@ -156,6 +156,9 @@ func (w *packWriter) buffer(p *openPack) ([]byte, error) {
 			w.free <- nil
 			return nil, fmt.Errorf("map a pack buffer: %w", err)
 		}
+		// Huge pages where the kernel has them: two faults fill a buffer
+		// instead of one per 4 KiB page (2,048 of a --nocopy import's).
+		_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 	}
 	return b, nil
 }
