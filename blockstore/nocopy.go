@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -189,11 +188,15 @@ func (d *refDesc) holds() bool {
 
 // readRefDesc reads the descriptor of the reference record at l, the
 // block with multihash h.
-func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
-	buf := make([]byte, refReadAhead+len(h))
-	n, err := f.ReadAt(buf, int64(l.off))
-	if err != nil && !errors.Is(err, io.EOF) {
-		return refDesc{}, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
+func readRefDesc(p *packFile, l loc, h mh.Multihash) (refDesc, error) {
+	var ahead [refReadAhead + maxMHLen]byte
+	buf := ahead[:refReadAhead+len(h)]
+	n := len(buf)
+	if !p.readCached(buf, int64(l.off)) {
+		var err error
+		if n, err = p.f.ReadAt(buf, int64(l.off)); err != nil && !errors.Is(err, io.EOF) {
+			return refDesc{}, fmt.Errorf("read pack %s at %d: %w", l.pack, l.off, err)
+		}
 	}
 	buf = buf[:n]
 	if n < recordHead+len(h) || int(buf[4]) != len(h) || string(buf[recordHead:recordHead+len(h)]) != string(h) {
@@ -202,7 +205,7 @@ func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
 	dl := int(binary.LittleEndian.Uint32(buf))
 	if end := recordHead + len(h) + dl; end > len(buf) {
 		buf = make([]byte, end)
-		if _, err := f.ReadAt(buf, int64(l.off)); err != nil {
+		if _, err := p.f.ReadAt(buf, int64(l.off)); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = ErrCorrupt
 			}
@@ -223,17 +226,18 @@ func readRefDesc(f *os.File, l loc, h mh.Multihash) (refDesc, error) {
 // at l in f, into buf when it has room: the file's identity checked, its
 // range read, framed, and checked against its sum, and with thorough (or
 // no sum) against h. Any difference is an UnavailableError.
-func readRef(f *os.File, l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
-	d, err := readRefDesc(f, l, h)
+func readRef(p *packFile, l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte, error) {
+	d, err := readRefDesc(p, l, h)
 	if err != nil {
 		return nil, err
 	}
 	n := d.blockSize()
 	if cap(buf) < n {
-		buf = make([]byte, n)
+		buf = make([]byte, 0, n+pageSize)
 	}
-	buf = buf[:n]
-	if why := d.read(buf[len(d.head) : len(d.head)+int(d.length)]); why != "" {
+	start := refStart(cap(buf), n, len(d.head), d.off)
+	buf = buf[start : start+n]
+	if why := d.read(buf[len(d.head):len(d.head)+int(d.length)], !p.noWait.Load()); why != "" {
 		return nil, &UnavailableError{Path: d.path, Why: why}
 	}
 	copy(buf, d.head)
@@ -244,10 +248,31 @@ func readRef(f *os.File, l loc, h mh.Multihash, buf []byte, thorough bool) ([]by
 	return buf, nil
 }
 
+// pageSize is the unit of the page cache's copies (refStart).
+const pageSize = 4096
+
+// refStart is where in a buffer of capacity c a reference's block of n
+// bytes is best read, its file's bytes (after head bytes of framing) being
+// at off in the file: so that they land 64 bytes past off's place in a
+// page, if the buffer has room. The kernel copies from the page cache at
+// half the speed when the destination lies at or a few bytes past the
+// source's place in a page (the copy's loads alias its recent stores: see
+// chunker's headroom), and a file's chunks start on page boundaries.
+func refStart(c, n, head int, off int64) int {
+	at := int((off + 64) % pageSize)
+	for at < head {
+		at += pageSize
+	}
+	if start := at - head; start+n <= c {
+		return start
+	}
+	return 0
+}
+
 // read reads d's range of its file into b, checking first that the file
 // is the one d was read from; it says why not ("": read). A change while
 // it reads shows in the sum or hash its caller checks.
-func (d *refDesc) read(b []byte) string {
+func (d *refDesc) read(b []byte, tryCached bool) string {
 	fd, err := fsat.Open(unix.AT_FDCWD, d.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return "open: " + err.Error()
@@ -259,6 +284,12 @@ func (d *refDesc) read(b []byte) string {
 	}
 	if why := d.sameFile(&st); why != "" {
 		return why
+	}
+	if tryCached {
+		// As the packs are read (packFile.readCached).
+		if n, _ := fsat.PreadNoWait(uintptr(fd), b, d.off); n == len(b) {
+			return ""
+		}
 	}
 	if err := fsat.PreadFull(fd, b, d.off); err != nil {
 		return "read: " + err.Error()
@@ -351,7 +382,7 @@ func (s *packSet) refDesc(l loc, h mh.Multihash) (refDesc, error) {
 		return refDesc{}, err
 	}
 	defer s.release(p)
-	return readRefDesc(p.f, l, h)
+	return readRefDesc(p, l, h)
 }
 
 // findAll is every entry for k in the loaded indexes, copies first.
@@ -430,7 +461,7 @@ func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte, thorough bool) ([
 		return nil, err
 	}
 	defer s.release(p)
-	return readRef(p.f, l, h, buf, thorough)
+	return readRef(p, l, h, buf, thorough)
 }
 
 // putRef appends a reference record for block k (multihash h), whose

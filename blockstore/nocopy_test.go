@@ -308,3 +308,34 @@ func TestNoCopyGCKeepsUnavailable(t *testing.T) {
 		t.Errorf("fsck after gc: %+v, %v", fsck, err)
 	}
 }
+
+func TestRefStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		c, n    int
+		head    int
+		off     int64
+		want    int
+		wantPos int // where the file's bytes land, mod pageSize
+	}{
+		{"a chunk on a page boundary, raw leaf", 1<<20 + 1024, 1 << 20, 0, 1 << 20, 64, 64},
+		{"a chunk on a page boundary, dag-pb framing", 1<<20 + 1024, 1<<20 + 20, 14, 2 << 20, 50, 64},
+		{"mid-page", 8192, 1000, 14, 4090, 44, 58},
+		{"late in a page", 16384, 1000, 100, 4000, 3964, 4064},
+		{"framing longer than the room before the page's end", 16384, 1000, 100, 4042, 4006, 10},
+		{"no room: from the start", 1000, 1000, 0, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := refStart(tc.c, tc.n, tc.head, tc.off)
+			if got != tc.want {
+				t.Fatalf("refStart = %d, want %d", got, tc.want)
+			}
+			if got+tc.n > tc.c {
+				t.Fatalf("block ends at %d, past the buffer's %d", got+tc.n, tc.c)
+			}
+			if got != 0 && (got+tc.head)%pageSize != tc.wantPos {
+				t.Errorf("file bytes land at %d within a page, want %d", (got+tc.head)%pageSize, tc.wantPos)
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // packSet is the packs and indexes one process sees. A reader reloads it
@@ -40,9 +41,22 @@ type packFile struct {
 	fd    uintptr
 	reads int
 	gone  bool
-	// noWait: every read is a pread (packread_linux.go): RWF_NOWAIT is
-	// refused here, or there are no fast paths.
+	// noWait: every read is a pread: RWF_NOWAIT is refused here, or
+	// there are no fast paths (readCached).
 	noWait atomic.Bool
+}
+
+// readCached reads b at off if the page cache holds all of it, without
+// giving up the P (fsat.PreadNoWait); false: read it with pread.
+func (p *packFile) readCached(b []byte, off int64) bool {
+	if p.noWait.Load() {
+		return false
+	}
+	n, err := fsat.PreadNoWait(p.fd, b, off)
+	if err != nil {
+		p.noWait.Store(true)
+	}
+	return n == len(b)
 }
 
 func newPackSet(dir string) *packSet {
@@ -194,7 +208,7 @@ func (s *packSet) read(l loc, h mh.Multihash, buf []byte, thorough bool) ([]byte
 	case kindRef:
 		// Checked by readRef; an unavailable one may have a copy or a
 		// newer reference beside it (nocopy.go).
-		if data, err = readRef(p.f, l, h, buf, thorough); errors.Is(err, ErrUnavailable) {
+		if data, err = readRef(p, l, h, buf, thorough); errors.Is(err, ErrUnavailable) {
 			return s.readOther(l, h, buf, thorough, err)
 		}
 		return data, err

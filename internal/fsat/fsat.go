@@ -189,3 +189,6 @@ func retry(fn func() error) error {
 		}
 	}
 }
+
+// ErrNoWait is PreadNoWait's: no read without waiting here.
+var ErrNoWait = errors.New("no RWF_NOWAIT reads")

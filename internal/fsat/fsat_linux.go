@@ -99,3 +99,27 @@ func parseDirents(buf []byte, out []Dirent) []Dirent {
 	}
 	return out
 }
+
+// PreadNoWait reads into b what the page cache holds of fd at off without
+// giving up the P: a raw preadv2 with RWF_NOWAIT. A server reads almost
+// everything from the page cache, and a blocking pread wakes the
+// scheduler's monitor thread and may hand the P to another thread
+// (docs/benchmarks.md#decisions). It returns the bytes read; -1 and nil
+// if the read would wait for the disk (or was interrupted), -1 and
+// ErrNoWait if RWF_NOWAIT is refused for this file (an old kernel, some
+// file systems): read it with pread.
+func PreadNoWait(fd uintptr, b []byte, off int64) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	r, _, e := unix.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&iov)), 1, uintptr(off), 0, unix.RWF_NOWAIT)
+	switch e {
+	case 0:
+		return int(r), nil
+	case unix.EAGAIN, unix.EINTR:
+		return -1, nil
+	}
+	return -1, ErrNoWait
+}

@@ -42,3 +42,7 @@ func parseDirents(buf []byte, out []Dirent) []Dirent {
 	}
 	return out
 }
+
+// PreadNoWait is Linux's preadv2 with RWF_NOWAIT (fsat_linux.go): here
+// every read is a pread.
+func PreadNoWait(uintptr, []byte, int64) (int, error) { return -1, ErrNoWait }
