@@ -14,6 +14,7 @@ import (
 // not, the pack is let go: its stage's buffer back in free, its
 // descriptor closed after its last write.
 func (w *packWriter) sealLocked(p *openPack) error {
+	ahead := w.idxAhead(p)
 	err := w.writeOutLocked(p)
 	w.releaseStageLocked(p)
 	if err == nil {
@@ -26,36 +27,32 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		}
 	}
 	w.closeDirectLocked(p)
+	var idx sealedIdx
+	if ahead != nil {
+		idx = <-ahead
+	} else {
+		p.entMu.Lock()
+		idx.ents = p.ents
+		p.ents = nil
+		p.entMu.Unlock()
+	}
 	if err != nil {
+		idx.drop()
 		return err
 	}
-	p.entMu.Lock()
-	ents := p.ents
-	p.ents = nil
-	p.entMu.Unlock()
-	if len(ents) == 0 {
+	if len(idx.ents) == 0 {
 		w.set.mu.Lock()
 		w.set.dropLocked(p.name)
 		w.set.mu.Unlock()
 		return os.Remove(filepath.Join(w.set.dir, p.name+".pack"))
 	}
-	sortEntries(ents)
-	path := filepath.Join(w.set.dir, p.name+".idx.new")
-	iw, err := newIdxWriter(path, []string{p.name})
-	if err != nil {
-		return fmt.Errorf("write index %s: %w", path, err)
+	if ahead == nil {
+		idx = w.writeIdx(p.name, idx.ents)
 	}
-	for _, e := range ents {
-		iw.add(e.key, e.loc(p.name))
+	if idx.err != nil {
+		return idx.err
 	}
-	if err := iw.finish(!w.fast); err != nil {
-		return err
-	}
-	x, err := loadIdx(path)
-	if err != nil {
-		return err
-	}
-	w.set.add(x)
+	w.set.add(idx.x)
 	w.pmu.Lock()
 	if w.cur == nil && w.clones.cur == nil {
 		// No other pack is open, and each one sealed before took its
@@ -63,15 +60,80 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		// the loop below took ~4 ms of a 25,000-file import's end).
 		clear(w.pending)
 	} else {
-		for _, e := range ents {
+		for _, e := range idx.ents {
 			if w.pending[e.key].pack == p.name {
 				delete(w.pending, e.key)
 			}
 		}
 	}
 	w.pmu.Unlock()
-	w.unnamed = append(w.unnamed, x.name)
+	w.unnamed = append(w.unnamed, idx.x.name)
 	return nil
+}
+
+// sealedIdx is a sealed pack's entries and their idx, written as
+// .idx.new and loaded (x), or the error that stopped it.
+type sealedIdx struct {
+	ents []entry
+	x    *idxFile
+	err  error
+}
+
+// drop lets go of an idx written for a pack whose records failed.
+func (s sealedIdx) drop() {
+	if s.x != nil {
+		s.x.close()
+		os.Remove(s.x.f.Name())
+	}
+}
+
+// idxAhead writes p's idx on another goroutine while p's last stage is
+// written out, where every record of p is claimed already: no stage
+// handed off is in flight (the copies into a stage, which claim its
+// records, end before it is written), and the copies into the stage
+// being filled have ended. nil otherwise (or without entries): the idx
+// is written after, as the records of those stages may not be claimed
+// yet, nor those of a clone pack (reflink.go), which has no stage and
+// claims a checked clone after its write. The last seal of a --nocopy
+// import sorted and wrote its 30,000 entries (~4 ms) after the ~3 ms
+// write of its last stage.
+func (w *packWriter) idxAhead(p *openPack) <-chan sealedIdx {
+	st := p.st
+	if st == nil || p.flying.Load() != 0 || p.failed() != nil {
+		return nil
+	}
+	st.copies.Wait()
+	p.entMu.Lock()
+	ents := p.ents
+	if len(ents) > 0 {
+		p.ents = nil
+	}
+	p.entMu.Unlock()
+	if len(ents) == 0 {
+		return nil
+	}
+	ahead := make(chan sealedIdx, 1)
+	go func() { ahead <- w.writeIdx(p.name, ents) }()
+	return ahead
+}
+
+// writeIdx sorts the entries of the pack called name and writes and
+// loads their idx, as .idx.new.
+func (w *packWriter) writeIdx(name string, ents []entry) sealedIdx {
+	sortEntries(ents)
+	path := filepath.Join(w.set.dir, name+".idx.new")
+	iw, err := newIdxWriter(path, []string{name})
+	if err != nil {
+		return sealedIdx{ents: ents, err: fmt.Errorf("write index %s: %w", path, err)}
+	}
+	for _, e := range ents {
+		iw.add(e.key, e.loc(name))
+	}
+	if err := iw.finish(!w.fast); err != nil {
+		return sealedIdx{ents: ents, err: err}
+	}
+	x, err := loadIdx(path)
+	return sealedIdx{ents: ents, x: x, err: err}
 }
 
 // maxIdx is how many indexes a flush leaves before merging them into one:
