@@ -214,8 +214,10 @@ func putRecordHead(b []byte, h mh.Multihash, size int) {
 // already copied; references are written beside each other and before a
 // copy (each file has its own, nocopy.go).
 func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64, ss []segment) ([]segment, error) {
-	if l, ok := w.pendingLoc(k); ok && kind != kindRef && l.kind != kindRef {
-		return ss, nil
+	if kind != kindRef { // a reference is indexed beside a pending one (claim)
+		if l, ok := w.pendingLoc(k); ok && l.kind != kindRef {
+			return ss, nil
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
