@@ -18,3 +18,7 @@ func openDirect(path string) (*os.File, error) {
 func fallocate(fd int, off, n int64) error {
 	return unix.Fallocate(fd, 0, off, n)
 }
+
+// hugePages asks for b's pages to be huge ones (THP is madvise-only by
+// default).
+func hugePages(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }

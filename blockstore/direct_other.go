@@ -16,3 +16,6 @@ func newAIOStages(*packWriter) (stageWriter, error) { return nil, errors.ErrUnsu
 func openDirect(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 func fallocate(int, int64, int64) error { return errors.ErrUnsupported }
+
+// hugePages is Linux's MADV_HUGEPAGE (direct_linux.go).
+func hugePages([]byte) {}

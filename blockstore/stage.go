@@ -158,7 +158,7 @@ func (w *packWriter) buffer(p *openPack) ([]byte, error) {
 		}
 		// Huge pages where the kernel has them: two faults fill a buffer
 		// instead of one per 4 KiB page (2,048 of a --nocopy import's).
-		_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+		hugePages(b)
 	}
 	return b, nil
 }

@@ -188,7 +188,7 @@ func TestReadDirents(t *testing.T) {
 			if err := Lstat(fd, e.Name, &st); err != nil {
 				t.Fatal(err)
 			}
-			if e.Type != unix.DT_UNKNOWN && e.Type != typeOf[st.Mode&unix.S_IFMT] {
+			if e.Type != unix.DT_UNKNOWN && e.Type != typeOf[uint32(st.Mode)&unix.S_IFMT] {
 				t.Errorf("%s: type %d, lstat says mode %o", e.Name, e.Type, st.Mode)
 			}
 		}
