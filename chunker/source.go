@@ -21,7 +21,7 @@ type File interface {
 
 // source is a file read by descriptor, not through os.File, so that a
 // read the page cache answers keeps the worker's P: on Linux it is a raw
-// preadv2 with RWF_NOWAIT (source_linux.go), and only a read that must
+// preadv2 with RWF_NOWAIT (readCached), and only a read that must
 // wait for the disk is a blocking pread(2), after which the worker waits
 // to get a P back (docs/benchmarks.md#decisions). os.File would also
 // register every file with the poller, one failing epoll_ctl each.
@@ -91,6 +91,18 @@ func OpenAt(s Source) (File, error) {
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
 	}
 	return &source{fd: fd, path: s.Path, noWait: !fastpath.On(), opened: st}, nil
+}
+
+// readCached reads into p what the page cache holds at f.off, without
+// giving up the P (fsat.PreadNoWait). -1: the read would have to wait for
+// the disk (or was interrupted), or RWF_NOWAIT is refused for this file,
+// which then reads only with pread.
+func (f *source) readCached(p []byte) int {
+	n, err := fsat.PreadNoWait(uintptr(f.fd), p, f.off)
+	if err != nil {
+		f.noWait = true
+	}
+	return n
 }
 
 func (f *source) Read(p []byte) (int, error) {

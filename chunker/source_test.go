@@ -173,22 +173,7 @@ func TestOpenAt(t *testing.T) {
 				t.Fatalf("OpenAt: %v, want %v", err, tc.open)
 			}
 			res, err := (&Importer{Profile: p, DAG: newBlockMap()}).File(t.Context(), src)
-			if tc.file != nil {
-				if !errors.Is(err, tc.file) {
-					t.Fatalf("File: %v, want %v", err, tc.file)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := (&Importer{Profile: p, DAG: newBlockMap()}).layoutBytes(t, []byte(tc.read), res.Stat)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Cid.Equals(want) {
-				t.Fatalf("imported %s, want the CID of %q (%s)", res.Cid, tc.read, want)
-			}
+			checkImported(t, p, res, err, tc.file, tc.read)
 		})
 	}
 }
@@ -241,19 +226,8 @@ func TestOpenAtNoLstat(t *testing.T) {
 			var sized []int64
 			im := &Importer{Profile: p, DAG: newBlockMap(), OnSize: func(n int64) { sized = append(sized, n) }}
 			res, err := im.File(t.Context(), src)
-			if tc.file != nil {
-				if !errors.Is(err, tc.file) {
-					t.Fatalf("File: %v, want %v", err, tc.file)
-				}
+			if !checkImported(t, p, res, err, tc.file, tc.read) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := (&Importer{Profile: p, DAG: newBlockMap()}).layoutBytes(t, []byte(tc.read), res.Stat)
-			mustDo(t, err)
-			if !res.Cid.Equals(want) {
-				t.Fatalf("imported %s, want the CID of %q (%s)", res.Cid, tc.read, want)
 			}
 			var st unix.Stat_t
 			mustDo(t, unix.Fstatat(dfd, "f", &st, unix.AT_SYMLINK_NOFOLLOW))
@@ -265,6 +239,27 @@ func TestOpenAtNoLstat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkImported checks Importer.File's result: the error wantErr, if
+// not nil (false: nothing was imported), else the CID of read.
+func checkImported(t *testing.T, p profile.Profile, res Result, err, wantErr error, read string) bool {
+	t.Helper()
+	if wantErr != nil {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("File: %v, want %v", err, wantErr)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := (&Importer{Profile: p, DAG: newBlockMap()}).layoutBytes(t, []byte(read), res.Stat)
+	mustDo(t, err)
+	if !res.Cid.Equals(want) {
+		t.Fatalf("imported %s, want the CID of %q (%s)", res.Cid, read, want)
+	}
+	return true
 }
 
 func mustDo(t *testing.T, err error) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"maps"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -131,27 +132,20 @@ type answerHead []headPart
 var answerFields = []string{"Content-Length", "Content-Type", "Etag", "Ipfs-Uri", "Last-Modified", "X-Ipfs-Roots"}
 
 func newAnswerHead(cors http.Header) answerHead {
-	fixed := http.Header{}
-	for k, v := range cors {
-		fixed[k] = v
+	fixed := maps.Clone(cors)
+	if fixed == nil {
+		fixed = http.Header{}
 	}
 	fixed["Accept-Ranges"] = []string{"bytes"}
 	fixed["Cache-Control"] = []string{cacheControl}
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range fixed {
-			if !slices.Contains(answerFields, k) && !yield(k) {
-				return
-			}
-		}
-		for _, k := range answerFields {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	for _, k := range answerFields {
+		delete(fixed, k) // the answer's own value wins, as in setHeaders
+	}
+	keys := append(slices.Collect(maps.Keys(fixed)), answerFields...)
+	slices.Sort(keys)
 	h := answerHead{{text: []byte("HTTP/1.1 200 OK\r\n")}}
 	for _, k := range keys {
-		if slices.Contains(answerFields, k) {
+		if _, ok := fixed[k]; !ok {
 			h = append(h, headPart{field: k})
 			continue
 		}

@@ -216,7 +216,7 @@ func (fp *fastPath) open(ctx context.Context, root *rootName, rest string, a *an
 		*buf = raw[:0]
 	}
 	f, u, err := openFile(ctx, fp.rd, last, raw, buf)
-	if err != nil || a != nil && f.size != a.size {
+	if err != nil {
 		leafBufs.Put(buf)
 		return nil, dagpb.UnixFS{}, nil, false
 	}

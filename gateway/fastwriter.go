@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -77,13 +75,7 @@ func (w *fastWriter) WriteHeader(code int) {
 	slices.Sort(w.keys)
 	for _, k := range w.keys {
 		for _, v := range hdr[k] {
-			if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, textproto.TrimString(v)...)
-			b = append(b, "\r\n"...)
+			b = appendHeaderLine(b, k, v)
 		}
 	}
 	b = append(b, "Date: "...)

@@ -54,23 +54,32 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &
 // order the file system gives, from its start whatever was read from fd
 // before.
 func ReadNames(fd int) ([]string, error) {
+	var names []string
+	if err := readDir(fd, func(buf []byte) { _, _, names = syscall.ParseDirent(buf, -1, names) }); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// readDir reads the directory open as fd from its start, handing each
+// buffer getdents fills to parse.
+func readDir(fd int, parse func(buf []byte)) error {
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("lseek: %w", err)
+		return fmt.Errorf("lseek: %w", err)
 	}
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
-	var names []string
 	for {
 		var n int
 		err := retry(func() (err error) { n, err = unix.ReadDirent(fd, buf); return err })
 		if err != nil {
-			return nil, fmt.Errorf("getdents: %w", err)
+			return fmt.Errorf("getdents: %w", err)
 		}
 		if n <= 0 {
-			return names, nil
+			return nil
 		}
-		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+		parse(buf[:n])
 	}
 }
 
@@ -85,24 +94,11 @@ type Dirent struct {
 // ReadDirents is ReadNames with each name's type from the listing, which
 // spares an lstat where the type is all a caller needs.
 func ReadDirents(fd int) ([]Dirent, error) {
-	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("lseek: %w", err)
-	}
-	bp := direntBufs.Get().(*[]byte)
-	defer direntBufs.Put(bp)
-	buf := *bp
 	var out []Dirent
-	for {
-		var n int
-		err := retry(func() (err error) { n, err = unix.ReadDirent(fd, buf); return err })
-		if err != nil {
-			return nil, fmt.Errorf("getdents: %w", err)
-		}
-		if n <= 0 {
-			return out, nil
-		}
-		out = parseDirents(buf[:n], out)
+	if err := readDir(fd, func(buf []byte) { out = parseDirents(buf, out) }); err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Readlink reads the target of the symlink name below at, which had size

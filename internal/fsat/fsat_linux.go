@@ -101,9 +101,9 @@ func parseDirents(buf []byte, out []Dirent) []Dirent {
 }
 
 // PreadNoWait reads into b what the page cache holds of fd at off without
-// giving up the P: a raw preadv2 with RWF_NOWAIT. A server reads almost
-// everything from the page cache, and a blocking pread wakes the
-// scheduler's monitor thread and may hand the P to another thread
+// giving up the P: a raw preadv2 with RWF_NOWAIT. An import and a server
+// read almost everything from the page cache, and a blocking pread wakes
+// the scheduler's monitor thread and may hand the P to another thread
 // (docs/benchmarks.md#decisions). It returns the bytes read; -1 and nil
 // if the read would wait for the disk (or was interrupted), -1 and
 // ErrNoWait if RWF_NOWAIT is refused for this file (an old kernel, some
