@@ -15,7 +15,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/go-cid"
-	ds "github.com/ipfs/go-datastore"
 )
 
 // IndexEntry is what the local index remembers of one file of a ref's
@@ -41,8 +40,10 @@ type Index struct {
 	prefix string
 
 	mu    sync.Mutex // held alone, as idleMu is (lock order: packWriter)
-	batch ds.Batch
+	batch *pebble.Batch
 	n     int
+	// A key and a value are built here, under mu: the batch copies them.
+	kbuf, vbuf []byte
 
 	// idle holds iterators of closed DirIndexes for the next Dir: a walk
 	// opens one per directory, and a new pebble iterator loads each
@@ -235,46 +236,47 @@ func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
 	if ix.s.ds == nil {
 		return IndexEntry{}, false
 	}
-	v, err := ix.s.ds.Get(ctx, ix.key(path))
+	v, closer, err := ix.s.ds.DB.Get(ix.appendKey(nil, path))
 	if err != nil {
 		return IndexEntry{}, false
 	}
-	e, err := decodeEntry(v)
+	defer closer.Close()
+	e, err := decodeEntry(v) // copies what it keeps
 	return e, err == nil
 }
 
 // Put records e for path.
 func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
-	return ix.put(ctx, ix.key(path), encodeEntry(e), path)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.vbuf = appendEntry(ix.vbuf[:0], e)
+	return ix.putLocked(ctx, ix.appendKey(ix.kbuf[:0], path), ix.vbuf, path)
 }
 
 // PutDir records the encoded blocks of the directory at dir (source-relative,
 // "" for the top) under the key that sorts first among its entries: no
 // entry has an empty name.
 func (ix *Index) PutDir(ctx context.Context, dir string, blocks [][]byte) error {
-	var n int
-	for _, b := range blocks {
-		n += binary.MaxVarintLen64 + len(b)
-	}
-	v := make([]byte, 0, n)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	v := ix.vbuf[:0]
 	for _, b := range blocks {
 		v = binary.AppendUvarint(v, uint64(len(b)))
 		v = append(v, b...)
 	}
-	return ix.put(ctx, ds.RawKey(ix.prefix+dir+"\x00"), v, dir+"/")
+	ix.vbuf = v
+	k := append(append(append(ix.kbuf[:0], ix.prefix...), dir...), 0)
+	return ix.putLocked(ctx, k, v, dir+"/")
 }
 
-func (ix *Index) put(ctx context.Context, key ds.Key, value []byte, path string) error {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
+// putLocked batches key and value, which the batch copies; the buffers
+// are kept for the next.
+func (ix *Index) putLocked(ctx context.Context, key, value []byte, path string) error {
+	ix.kbuf = key
 	if ix.batch == nil {
-		b, err := ix.s.ds.Batch(ctx)
-		if err != nil {
-			return err
-		}
-		ix.batch = b
+		ix.batch = ix.s.ds.DB.NewBatch()
 	}
-	if err := ix.batch.Put(ctx, key, value); err != nil {
+	if err := ix.batch.Set(key, value, nil); err != nil {
 		return fmt.Errorf("index %s: %w", path, err)
 	}
 	ix.n++
@@ -284,9 +286,9 @@ func (ix *Index) put(ctx context.Context, key ds.Key, value []byte, path string)
 	return nil
 }
 
-// key maps a source-relative path to its index key; "" (a single-file
-// source) becomes ".", which no walked name can be.
-func (ix *Index) key(path string) ds.Key {
+// appendKey appends the index key of a source-relative path to b; ""
+// (a single-file source) becomes ".", which no walked name can be.
+func (ix *Index) appendKey(b []byte, path string) []byte {
 	if path == "" {
 		path = "."
 	}
@@ -294,14 +296,16 @@ func (ix *Index) key(path string) ds.Key {
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		dir, name = path[:i], path[i+1:]
 	}
-	return ds.RawKey(ix.prefix + dir + "\x00" + name)
+	b = append(append(append(b, ix.prefix...), dir...), 0)
+	return append(b, name...)
 }
 
-func (ix *Index) commitLocked(ctx context.Context) error {
+func (ix *Index) commitLocked(context.Context) error {
 	if ix.batch == nil {
 		return nil
 	}
-	err := ix.batch.Commit(ctx)
+	err := ix.batch.Commit(pebble.NoSync)
+	ix.batch.Close()
 	ix.batch, ix.n = nil, 0
 	if err != nil {
 		return fmt.Errorf("write index in %s: %w", ix.s.dir, err)
@@ -316,9 +320,9 @@ func (ix *Index) Flush(ctx context.Context) error {
 	return ix.commitLocked(ctx)
 }
 
-func encodeEntry(e IndexEntry) []byte {
-	c := e.Cid.Bytes()
-	b := make([]byte, 0, len(c)+40)
+// appendEntry appends e's encoding to b.
+func appendEntry(b []byte, e IndexEntry) []byte {
+	c := e.Cid.KeyString()
 	b = binary.AppendUvarint(b, uint64(len(c)))
 	b = append(b, c...)
 	b = binary.AppendVarint(b, e.Size)

@@ -95,7 +95,7 @@ func checkFinds(t *testing.T, ix *Index, dir string, names []string, want map[st
 func TestIndexEntryEncoding(t *testing.T) {
 	h, _ := mh.Sum([]byte("x"), mh.SHA2_256, -1)
 	e := IndexEntry{Cid: cid.NewCidV1(cid.DagProtobuf, h), Size: 12345, MTime: time.Unix(1_700_000_000, 789).UTC(), Mode: 0o4755, XXH: 0xfeedface}
-	b := encodeEntry(e)
+	b := appendEntry(nil, e)
 	for _, tc := range []struct {
 		name string
 		b    []byte

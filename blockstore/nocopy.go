@@ -96,11 +96,22 @@ func descOf(at chunker.LeafAt) refDesc {
 // blockSize is the size of the block the descriptor rebuilds.
 func (d *refDesc) blockSize() int { return len(d.head) + int(d.length) + len(d.tail) }
 
-func (d *refDesc) encode() ([]byte, error) {
+// encodedLen is the length of d's encoding.
+func (d *refDesc) encodedLen() int { return refFixed + len(d.head) + len(d.tail) + len(d.path) }
+
+// check reports a descriptor too long to encode.
+func (d *refDesc) check() error {
 	if len(d.head) > 255 || len(d.tail) > 255 || len(d.path) > 65535 {
-		return nil, fmt.Errorf("reference to %s: framing or path too long to store", d.path)
+		return fmt.Errorf("reference to %s: framing or path too long to store", d.path)
 	}
-	b := make([]byte, 0, refFixed+len(d.head)+len(d.tail)+len(d.path))
+	return nil
+}
+
+// appendTo appends d's encoding to b.
+func (d *refDesc) appendTo(b []byte) ([]byte, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
 	b = append(b, refVersion)
 	b = binary.LittleEndian.AppendUint64(b, d.dev)
 	b = binary.LittleEndian.AppendUint64(b, d.ino)
@@ -317,8 +328,7 @@ func (w *Writer) PutLeafRef(ctx context.Context, c cid.Cid, block []byte, at chu
 	if has {
 		return nil
 	}
-	desc, err := d.encode()
-	if err != nil {
+	if err := d.check(); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -332,7 +342,7 @@ func (w *Writer) PutLeafRef(ctx context.Context, c cid.Cid, block []byte, at chu
 		return nil
 	}
 
-	err = w.s.packs.w.putRef(k, h, desc, len(block), xxh3.Hash(block))
+	err = w.s.packs.w.putRef(k, h, &d, len(block), xxh3.Hash(block))
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -466,14 +476,25 @@ func (s *packSet) readRefAt(l loc, h mh.Multihash, buf []byte, thorough bool) ([
 
 // putRef appends a reference record for block k (multihash h), whose
 // data is desc, for a block of size bytes with xxh3 sum.
-func (w *packWriter) putRef(k key, h mh.Multihash, desc []byte, size int, sum uint64) error {
+func (w *packWriter) putRef(k key, h mh.Multihash, d *refDesc, size int, sum uint64) error {
 	if len(h) > maxMHLen {
 		return fmt.Errorf("multihash of %d bytes is too long to store", len(h))
 	}
-	rec := int64(recordHead + len(h) + len(desc))
-	head := make([]byte, recordHead+len(h), int(rec))
-	putRecordHead(head, h, len(desc))
-	src := append(head, desc...)
+	n := d.encodedLen()
+	rec := int64(recordHead + len(h) + n)
+	// The record is only copied into the stage: built on the stack when
+	// it fits, as nearly every one does.
+	var buf [512]byte
+	src := buf[:0]
+	if rec > int64(len(buf)) {
+		src = make([]byte, 0, rec)
+	}
+	src = src[:recordHead+len(h)]
+	putRecordHead(src, h, n)
+	src, err := d.appendTo(src)
+	if err != nil {
+		return err
+	}
 
 	var segs [3]segment
 	ss, err := w.reserve(k, rec, kindRef, size, sum, segs[:0])
@@ -544,11 +565,7 @@ func (w *packWriter) copyRef(l loc, h mh.Multihash) error {
 	if err != nil {
 		return err
 	}
-	desc, err := d.encode()
-	if err != nil {
-		return err
-	}
-	return w.putRef(keyOf(h), h, desc, int(l.size), l.sum)
+	return w.putRef(keyOf(h), h, &d, int(l.size), l.sum)
 }
 
 // recordData is about how many bytes e's record holds after its

@@ -27,7 +27,7 @@ func TestRefDescRoundTrip(t *testing.T) {
 		{dev: 1 << 60, ino: 1 << 62, size: 3 << 20, mtime: mtime, off: 1 << 20, length: 1 << 20, head: []byte{1, 2, 3}, tail: bytes.Repeat([]byte{9}, 60), path: "/srv/mirror/" + strings.Repeat("n", 3000)},
 		{dev: 5, ino: 6, size: 100, mtime: time.Unix(-5, 7).UTC(), off: 99, length: 1, path: "/pre-epoch"},
 	} {
-		b, err := d.encode()
+		b, err := d.appendTo(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestRefDescRoundTrip(t *testing.T) {
 
 func TestRefDescMalformed(t *testing.T) {
 	d := refDesc{dev: 1, ino: 2, size: 10, mtime: time.Unix(5, 0), off: 2, length: 8, head: []byte{1}, tail: []byte{2}, path: "/a/b"}
-	good, err := d.encode()
+	good, err := d.appendTo(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestRefDescMalformed(t *testing.T) {
 	}
 	long := d
 	long.path = strings.Repeat("p", 70000)
-	if _, err := long.encode(); err == nil {
+	if _, err := long.appendTo(nil); err == nil {
 		t.Error("a path over 65535 bytes encoded")
 	}
 }

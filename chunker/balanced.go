@@ -90,8 +90,8 @@ type leafBuilder struct {
 	n       int    // bytes of the next chunk
 	pending bool   // a chunk is left to store
 	last    bool   // it is the file's last
-	leafPB  cid.Builder
-	leafRaw cid.Builder
+	leafPB  *leafSum
+	leafRaw *leafSum
 	fields  metadata.Fields
 	st      metadata.Stat
 	// A leaf's framing, built here (frame) and copied around its chunk.
@@ -117,16 +117,22 @@ const maxChunk = 2 << 20
 // reused buffer, and returns its root and Tsize.
 func (im *Importer) fastBalanced(ctx context.Context, bp BlockPutter, r io.Reader, st metadata.Stat, src Source) (cid.Cid, uint64, error) {
 	size := int(im.Profile.ChunkSize())
-	bufp, _ := im.bufs.Get().(*[]byte)
-	if bufp == nil || len(*bufp) != headroom+size+tailroom {
-		b := make([]byte, headroom+size+tailroom)
-		bufp = &b
+	b, _ := im.builders.Get().(*leafBuilder)
+	if b == nil || len(b.buf) != headroom+size+tailroom {
+		cb := im.Profile.CidBuilder()
+		b = &leafBuilder{
+			buf:    make([]byte, headroom+size+tailroom),
+			leafPB: newLeafSum(cb, cid.DagProtobuf), leafRaw: newLeafSum(cb, cid.Raw),
+		}
 	}
-	defer im.bufs.Put(bufp)
-	cb := im.Profile.CidBuilder()
-	b := &leafBuilder{
-		ctx: ctx, im: im, put: bp, r: r, buf: *bufp,
-		leafPB: cb.WithCodec(cid.DagProtobuf), leafRaw: cb.WithCodec(cid.Raw),
+	defer func() {
+		// Nothing of this file stays reachable from the pool.
+		*b = leafBuilder{buf: b.buf, leafPB: b.leafPB, leafRaw: b.leafRaw}
+		im.builders.Put(b)
+	}()
+	*b = leafBuilder{
+		ctx: ctx, im: im, put: bp, r: r, buf: b.buf,
+		leafPB: b.leafPB, leafRaw: b.leafRaw,
 		fields: metadata.Fields{Mode: im.Profile.PreserveMode, MTime: im.Profile.PreserveMTime},
 		st:     st, chunk: int64(size),
 	}

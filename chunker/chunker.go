@@ -67,8 +67,8 @@ type Importer struct {
 	// did not know it (NoLstat), as it is opened (progress reporting).
 	OnSize func(n int64)
 
-	bufs    sync.Pool // chunk buffers of the fast balanced builder
-	hashers sync.Pool // xxh3 hashers of the files' content: ~1.2 KB each, one per file
+	builders sync.Pool // leafBuilders of the fast balanced builder, each with its chunk buffer
+	hashers  sync.Pool // xxh3 hashers of the files' content: ~1.2 KB each, one per file
 
 	mhOnce sync.Once
 	mhLen  int // of the profile's multihashes; 0: not known
