@@ -396,6 +396,9 @@ type idxWriter struct {
 	last  key
 	// lastCopied: an entry for last is a copy, not a reference.
 	lastCopied bool
+	// x, when not nil, is the idx being written, indexed as entries are
+	// added (see loaded).
+	x *idxFile
 }
 
 func newIdxWriter(path string, packs []string) (*idxWriter, error) {
@@ -439,8 +442,45 @@ func (iw *idxWriter) add(k key, l loc) {
 	var b [entrySize]byte
 	e.encode(b[:])
 	iw.w.Write(b[:])
+	if iw.x != nil {
+		iw.x.fanout[iw.x.prefix(k)+1] = iw.n + 1
+		iw.x.bloomAdd(k)
+	}
 	iw.n++
 	iw.last = k
+}
+
+// indexAs has the writer index what it writes, for about n entries, so
+// that loaded can hand the idx over without reading it back.
+func (iw *idxWriter) indexAs(n int) {
+	iw.x = &idxFile{esize: entrySize, entries: entriesAt(len(iw.packs)), fanBits: fanBits(n), packs: make([]string, len(iw.packs))}
+	for p, i := range iw.packs {
+		iw.x.packs[i] = p
+	}
+	iw.x.fanout = make([]uint32, 1<<iw.x.fanBits+1)
+	iw.x.bloom = make([]uint64, bloomWords(n))
+}
+
+// loaded is the idx a finished writer wrote at path, as loadIdx would
+// give it (its fanout and Bloom filter may be sized for the n indexAs was
+// told): what was just written is not read back and checked again.
+func (iw *idxWriter) loaded(path string) (*idxFile, error) {
+	x := iw.x
+	x.count = int(iw.n)
+	for i := 1; i < len(x.fanout); i++ {
+		x.fanout[i] = max(x.fanout[i], x.fanout[i-1])
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	x.name, x.f = filepath.Base(path), f
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		if m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			x.m = m
+		}
+	}
+	return x, nil
 }
 
 // finish writes the trailer and closes the file; with durable, it is

@@ -502,6 +502,56 @@ func TestSortEntries(t *testing.T) {
 	}
 }
 
+// The idx a writer hands over as it wrote it answers every lookup as the
+// same file loaded from disk does: each key's entries (a copy dropping
+// the references after it), and no entry for a key it lacks.
+func TestIdxWriterLoaded(t *testing.T) {
+	const pack = "00112233aabbccdd"
+	for _, n := range []int{1, 31, 32, 5000} {
+		ents := make([]entry, n)
+		for i := range ents {
+			ents[i] = entry{key: keyOf(mh.Multihash(fmt.Sprint(i / 3))), kind: kindRef, off: uint32(i), size: uint32(i % 100)}
+			if i%9 == 4 {
+				ents[i].kind = 0 // a copy among a key's references
+			}
+		}
+		sortEntries(ents)
+		path := filepath.Join(t.TempDir(), "x.idx")
+		iw, err := newIdxWriter(path, []string{pack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iw.indexAs(n + n/2) // sized for more than it gets
+		for _, e := range ents {
+			iw.add(e.key, e.loc(pack))
+		}
+		if err := iw.finish(false); err != nil {
+			t.Fatal(err)
+		}
+		got, err := iw.loaded(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := loadIdx(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.count != want.count || !slices.Equal(got.packs, want.packs) {
+			t.Fatalf("n=%d: %d entries of %v, want %d of %v", n, got.count, got.packs, want.count, want.packs)
+		}
+		for i := range n + 50 {
+			k := keyOf(mh.Multihash(fmt.Sprint(i)))
+			g, gerr := got.findAll(k)
+			w, werr := want.findAll(k)
+			if gerr != nil || werr != nil || !slices.Equal(g, w) {
+				t.Fatalf("n=%d: key %d: %v (%v), want %v (%v)", n, i, g, gerr, w, werr)
+			}
+		}
+		got.close()
+		want.close()
+	}
+}
+
 // Blocks built in the place ReserveBlock lends, from two goroutines that
 // both make some of the same blocks and give some places back, across
 // several packs: each new block stored and counted once, all readable

@@ -117,8 +117,8 @@ func (w *packWriter) idxAhead(p *openPack) <-chan sealedIdx {
 	return ahead
 }
 
-// writeIdx sorts the entries of the pack called name and writes and
-// loads their idx, as .idx.new.
+// writeIdx sorts the entries of the pack called name and writes their
+// idx, as .idx.new, and hands it over loaded.
 func (w *packWriter) writeIdx(name string, ents []entry) sealedIdx {
 	sortEntries(ents)
 	path := filepath.Join(w.set.dir, name+".idx.new")
@@ -126,13 +126,14 @@ func (w *packWriter) writeIdx(name string, ents []entry) sealedIdx {
 	if err != nil {
 		return sealedIdx{ents: ents, err: fmt.Errorf("write index %s: %w", path, err)}
 	}
+	iw.indexAs(len(ents))
 	for _, e := range ents {
 		iw.add(e.key, e.loc(name))
 	}
 	if err := iw.finish(!w.fast); err != nil {
 		return sealedIdx{ents: ents, err: err}
 	}
-	x, err := loadIdx(path)
+	x, err := iw.loaded(path)
 	return sealedIdx{ents: ents, x: x, err: err}
 }
 

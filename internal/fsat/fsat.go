@@ -29,7 +29,7 @@ import (
 func Open(at int, name string, flags int, perm uint32) (int, error) {
 	var fd int
 	err := retry(func() (err error) {
-		fd, err = unix.Openat(at, name, flags|unix.O_CLOEXEC, perm)
+		fd, err = openat(at, name, flags|unix.O_CLOEXEC, perm)
 		return err
 	})
 	return fd, err

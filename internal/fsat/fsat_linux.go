@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -12,6 +13,22 @@ import (
 
 	"github.com/ipfs-sync/ipfs-sync/internal/fastpath"
 )
+
+// openat is unix.Openat with the name made NUL-terminated on the stack
+// where it fits: x/sys copies every name to the heap, an allocation for
+// each file an import opens.
+func openat(at int, name string, flags int, perm uint32) (int, error) {
+	var buf [256]byte
+	if len(name) >= len(buf) || strings.IndexByte(name, 0) >= 0 {
+		return unix.Openat(at, name, flags, perm)
+	}
+	copy(buf[:], name)
+	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(at), uintptr(unsafe.Pointer(&buf[0])), uintptr(flags), uintptr(perm), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), nil
+}
 
 // Fstat fills st with the stat of the open file fd, by a raw system call:
 // fstat of an open file reads no disk, so there is no reason to give up

@@ -8,6 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func openat(at int, name string, flags int, perm uint32) (int, error) {
+	return unix.Openat(at, name, flags, perm)
+}
+
 // Fstat fills st with the stat of the open file fd.
 func Fstat(fd int, st *unix.Stat_t) error {
 	return retry(func() error { return unix.Fstat(fd, st) })

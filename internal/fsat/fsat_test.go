@@ -84,6 +84,56 @@ func TestOpenBelow(t *testing.T) {
 	}
 }
 
+// A name is opened whatever its length, the longest one a directory
+// takes and a path longer than that alike, and a name with a NUL in it is
+// refused rather than cut short there.
+func TestOpenNames(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("n", 255)
+	if err := os.WriteFile(filepath.Join(dir, long), []byte("long"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at, err := OpenDir(unix.AT_FDCWD, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(at)
+	for _, tc := range []struct {
+		at   int
+		name string
+		want string // "": refused with EINVAL
+	}{
+		{at, "a", "short"},
+		{at, long, "long"},
+		{unix.AT_FDCWD, filepath.Join(dir, long), "long"},
+		{at, "a\x00b", ""},
+		{unix.AT_FDCWD, filepath.Join(dir, "a") + "\x00" + long, ""},
+	} {
+		fd, err := Open(tc.at, tc.name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+		if tc.want == "" {
+			if !errors.Is(err, unix.EINVAL) {
+				t.Errorf("%.20q: error %v, want EINVAL", tc.name, err)
+			}
+			if err == nil {
+				unix.Close(fd)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%.20q (%d bytes): %v", tc.name, len(tc.name), err)
+		}
+		buf := make([]byte, 16)
+		n, err := unix.Read(fd, buf)
+		unix.Close(fd)
+		if err != nil || string(buf[:n]) != tc.want {
+			t.Errorf("%.20q: read %q (%v), want %q", tc.name, buf[:n], err, tc.want)
+		}
+	}
+}
+
 func TestLstat(t *testing.T) {
 	_, at := tree(t)
 	for _, tc := range []struct {
