@@ -362,7 +362,7 @@ func (p *packStore) usable(k key, h mh.Multihash, d *refDesc) (bool, error) {
 		_, ok, err := p.lookup(k)
 		return ok, err
 	}
-	if l, ok := p.w.pendingLoc(k); ok && l.kind != kindRef {
+	if _, ok := p.w.pendingCopy(k); ok {
 		return true, nil
 	}
 	ls, err := p.set.findAll(k)

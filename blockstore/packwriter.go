@@ -54,8 +54,14 @@ type packWriter struct {
 	mu      sync.Mutex
 	cur     *openPack
 	clones  clonePacks   // the pack of cloned records (reflink.go)
-	pmu     sync.RWMutex // pending
-	pending map[key]loc  // written, not yet in an idx of the set
+	pmu     sync.RWMutex // pending, pendingRefs
+	// What is written, not yet in an idx of the set: the copies, and the
+	// first reference to each block. Apart, so that a reference's check
+	// for a copy of its block (packStore.usable) looks among the few
+	// copies of a --nocopy import (directories, inner nodes), not among
+	// every leaf's reference.
+	pending     map[key]loc
+	pendingRefs map[key]loc
 	unnamed []string     // this run's .idx.new files
 	free    chan []byte  // stage buffers not in use (nil: not mapped yet)
 	// lost, under mu: a reap failed, so AIO writes may be in flight that
@@ -103,7 +109,7 @@ type openPack struct {
 }
 
 func newPackWriter(set *packSet) *packWriter {
-	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
+	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, pendingRefs: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
 	for range stageBuffers {
 		w.free <- nil // allocated when first taken
 	}
@@ -215,7 +221,7 @@ func putRecordHead(b []byte, h mh.Multihash, size int) {
 // copy (each file has its own, nocopy.go).
 func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64, ss []segment) ([]segment, error) {
 	if kind != kindRef { // a reference is indexed beside a pending one (claim)
-		if l, ok := w.pendingLoc(k); ok && l.kind != kindRef {
+		if _, ok := w.pendingCopy(k); ok {
 			return ss, nil
 		}
 	}
@@ -239,14 +245,16 @@ func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64,
 // other, and a copy beside them); it reports whether it did. The record
 // may be written after: a read of it waits for the stage's copies.
 func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, sum uint64) bool {
+	l := loc{pack: p.name, kind: kind, off: uint32(off), size: uint32(size), sum: sum}
 	w.pmu.Lock()
-	l, ok := w.pending[k]
-	if ok && kind != kindRef && l.kind != kindRef {
-		w.pmu.Unlock()
-		return false
-	}
-	if !ok || kind != kindRef {
-		w.pending[k] = loc{pack: p.name, kind: kind, off: uint32(off), size: uint32(size), sum: sum}
+	if kind != kindRef {
+		if _, ok := w.pending[k]; ok {
+			w.pmu.Unlock()
+			return false
+		}
+		w.pending[k] = l
+	} else if _, ok := w.pendingRefs[k]; !ok {
+		w.pendingRefs[k] = l
 	}
 	w.pmu.Unlock()
 	p.entMu.Lock()
@@ -256,6 +264,17 @@ func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, 
 }
 
 func (w *packWriter) pendingLoc(k key) (loc, bool) {
+	w.pmu.RLock()
+	defer w.pmu.RUnlock()
+	if l, ok := w.pending[k]; ok {
+		return l, true
+	}
+	l, ok := w.pendingRefs[k]
+	return l, ok
+}
+
+// pendingCopy is where this run wrote a copy of block k, if it did.
+func (w *packWriter) pendingCopy(k key) (loc, bool) {
 	w.pmu.RLock()
 	defer w.pmu.RUnlock()
 	l, ok := w.pending[k]
