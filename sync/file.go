@@ -258,7 +258,7 @@ func (r *run) doJob(ctx context.Context, fail context.CancelCauseFunc, j job) {
 		r.read.Add(n)
 		if err == nil && xxh == j.prevXXH && st.Size == n {
 			res := r.sameContent(ctx, j, st, blockstore.IndexEntry{XXH: xxh}, false, nil)
-			<-res.done
+			res.wait()
 			j.res.link, j.res.err = res.link, res.err
 			if res.err != nil {
 				fail(res.err)

@@ -10,21 +10,36 @@ import (
 
 // result is a child of a directory, possibly not computed yet.
 type result struct {
-	done chan struct{}
 	link diff.Link
 	skip bool
 	err  error
-	// join is the directory waiting for this result (see whenAll), or
-	// fired once the result is complete.
+	// join is the one waiting for this result, its directory (see
+	// whenAll) or a wait, or fired once the result is complete. Why not a
+	// channel closed when done: one for each file of an import was a
+	// tenth of what the walk allocated, and all but a few results are
+	// only ever joined.
 	join atomic.Pointer[dirJoin]
 }
 
-// complete marks r done, its fields final, and tells the directory
-// waiting for it.
+// complete marks r done, its fields final, and tells the one waiting for
+// it.
 func (r *result) complete() {
-	close(r.done)
 	if j := r.join.Swap(fired); j != nil {
 		j.childDone()
+	}
+}
+
+// wait returns once r is complete. Only a result no directory joins is
+// waited for: a result has one joiner.
+func (r *result) wait() {
+	if r.join.Load() == fired {
+		return
+	}
+	done := make(chan struct{})
+	j := &dirJoin{then: func() { close(done) }}
+	j.left.Store(1)
+	if r.join.CompareAndSwap(nil, j) {
+		<-done
 	}
 }
 
@@ -50,29 +65,28 @@ func whenAll(rs []*result, then func()) {
 	j := &dirJoin{then: then}
 	j.left.Store(int64(len(rs)) + 1)
 	for _, c := range rs {
-		// Known at once (resolved, failed, skippedResult): never completed.
-		if c.done == closedDone || c.join.Swap(j) == fired {
+		if c.join.Load() == fired || c.join.Swap(j) == fired {
+			// Complete already: it stays marked so.
+			c.join.Store(fired)
 			j.left.Add(-1)
 		}
 	}
 	j.childDone()
 }
 
-func newResult() *result { return &result{done: make(chan struct{})} }
+func newResult() *result { return &result{} }
 
-// closedDone is the done channel of every result known at once: most
-// entries of a re-sync are, and would otherwise cost a channel each.
-var closedDone = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
+// completed is a result known at once: resolved, failed or skipped.
+func completed(r *result) *result {
+	r.join.Store(fired)
+	return r
+}
 
-func resolved(l diff.Link) *result { return &result{link: l, done: closedDone} }
+func resolved(l diff.Link) *result { return completed(&result{link: l}) }
 
-func failed(err error) *result { return &result{err: err, done: closedDone} }
+func failed(err error) *result { return completed(&result{err: err}) }
 
-func skippedResult() *result { return &result{skip: true, done: closedDone} }
+func skippedResult() *result { return completed(&result{skip: true}) }
 
 // finishDir completes out, wd's result, once every child has: with the
 // first child's error, or the run's, else with wd's link.
@@ -86,13 +100,12 @@ func (w *walker) finishDir(ctx context.Context, wd *dirWalk, children []*result,
 	out.link, out.err = w.dirLink(ctx, wd, links)
 }
 
-// childLinks waits for each child in turn and returns their links (a
-// skipped child has none), letting each result go once read.
+// childLinks returns the links of children, each complete (whenAll): a
+// skipped child has none. It lets each result go once read.
 func childLinks(ctx context.Context, children []*result) ([]diff.Link, error) {
 	links := make([]diff.Link, 0, len(children))
 	for i, c := range children {
-		<-c.done
-		children[i] = nil
+		children[i] = nil // whenAll saw each complete
 		if c.err != nil {
 			return nil, c.err
 		}

@@ -61,7 +61,7 @@ func (r *run) walkRoot(ctx context.Context, src string, prev cid.Cid) (cid.Cid, 
 	r.walkers.Wait()
 	r.opts.Progress.WalkDone.Store(true)
 	close(jobs)
-	<-res.done
+	res.wait()
 	read.Wait()
 	if r.items != nil {
 		close(r.items)
@@ -149,7 +149,7 @@ func (w *walker) dir(ctx context.Context, at *dirFD, path, relPath, name string,
 		}
 		<-w.slots
 		w.walkers.Done()
-		<-res.done
+		res.wait()
 		out.link, out.skip, out.err = res.link, res.skip, res.err
 		out.complete()
 	}()
