@@ -51,10 +51,10 @@ type packWriter struct {
 	set   *packSet
 	limit int64 // bytes of records per pack
 
-	mu      sync.Mutex
-	cur     *openPack
-	clones  clonePacks   // the pack of cloned records (reflink.go)
-	pmu     sync.RWMutex // pending, pendingRefs
+	mu     sync.Mutex
+	cur    *openPack
+	clones clonePacks   // the pack of cloned records (reflink.go)
+	pmu    sync.RWMutex // pending, pendingRefs
 	// What is written, not yet in an idx of the set: the copies, and the
 	// first reference to each block. Apart, so that a reference's check
 	// for a copy of its block (packStore.usable) looks among the few
@@ -62,8 +62,8 @@ type packWriter struct {
 	// every leaf's reference.
 	pending     map[key]loc
 	pendingRefs map[key]loc
-	unnamed []string     // this run's .idx.new files
-	free    chan []byte  // stage buffers not in use (nil: not mapped yet)
+	unnamed     []string    // this run's .idx.new files
+	free        chan []byte // stage buffers not in use (nil: not mapped yet)
 	// lost, under mu: a reap failed, so AIO writes may be in flight that
 	// nothing will end. Nothing more is written, and no descriptor or
 	// buffer they may use is let go.

@@ -165,7 +165,7 @@ func identified(s Source, f File) (Source, error) {
 }
 
 func (f *source) Close() error {
-	if err := unix.Close(f.fd); err != nil {
+	if err := fsat.Close(f.fd); err != nil {
 		return &fs.PathError{Op: "close", Path: f.path, Err: err}
 	}
 	return nil

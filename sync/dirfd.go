@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipfs-sync/ipfs-sync/internal/fsat"
 )
 
 // dirFD is a walked directory's descriptor, shared by its walk and by what
@@ -51,7 +53,7 @@ func (d *dirFD) release() {
 	if d == nil || d.refs.Add(-1) != 0 {
 		return
 	}
-	unix.Close(d.fd)
+	fsat.Close(d.fd)
 	if d.lingers {
 		<-d.run.linger
 	}

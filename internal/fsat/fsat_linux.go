@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -15,20 +16,58 @@ import (
 )
 
 // openat is unix.Openat with the name made NUL-terminated on the stack
-// where it fits: x/sys copies every name to the heap, an allocation for
-// each file an import opens.
+// where it fits (x/sys copies every name to the heap, an allocation for
+// each file an import opens), and first tried without giving up the P:
+// a raw openat2 with RESOLVE_CACHED, which fails at once where the name
+// is not in the dentry cache rather than wait for the disk. As for
+// PreadNoWait: a blocking call wakes the scheduler's monitor thread and
+// may hand the P to another thread, and an import opens every file.
 func openat(at int, name string, flags int, perm uint32) (int, error) {
 	var buf [256]byte
 	if len(name) >= len(buf) || strings.IndexByte(name, 0) >= 0 {
 		return unix.Openat(at, name, flags, perm)
 	}
 	copy(buf[:], name)
-	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(at), uintptr(unsafe.Pointer(&buf[0])), uintptr(flags), uintptr(perm), 0, 0)
+	p := uintptr(unsafe.Pointer(&buf[0]))
+	if flags&(unix.O_CREAT|unix.O_TRUNC|unix.O_TMPFILE) == 0 && perm == 0 && !noCachedOpen.Load() {
+		how := unix.OpenHow{Flags: uint64(flags), Resolve: resolveCached}
+		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT2, uintptr(at), p, uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+		switch e {
+		case 0:
+			return int(fd), nil
+		case unix.ENOSYS, unix.EINVAL:
+			// openat2 (5.6) or RESOLVE_CACHED (5.12) is not there.
+			noCachedOpen.Store(true)
+		case unix.EAGAIN, unix.EINTR:
+		default:
+			return -1, e
+		}
+	}
+	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(at), p, uintptr(flags), uintptr(perm), 0, 0)
 	if e != 0 {
 		return -1, e
 	}
 	return int(fd), nil
 }
+
+// Close closes fd, a file or directory opened for reading, by a raw
+// system call: such a close does no I/O, and an import closes every file
+// it reads (see openat).
+func Close(fd int) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// resolveCached is RESOLVE_CACHED of linux/openat2.h, which x/sys lacks.
+const resolveCached = 0x20
+
+// noCachedOpen: openat2 with RESOLVE_CACHED is refused here, or the fast
+// paths are off.
+var noCachedOpen atomic.Bool
+
+func init() { noCachedOpen.Store(!fastpath.On()) }
 
 // Fstat fills st with the stat of the open file fd, by a raw system call:
 // fstat of an open file reads no disk, so there is no reason to give up

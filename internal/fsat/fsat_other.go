@@ -12,6 +12,9 @@ func openat(at int, name string, flags int, perm uint32) (int, error) {
 	return unix.Openat(at, name, flags, perm)
 }
 
+// Close closes fd, a file or directory opened for reading.
+func Close(fd int) error { return unix.Close(fd) }
+
 // Fstat fills st with the stat of the open file fd.
 func Fstat(fd int, st *unix.Stat_t) error {
 	return retry(func() error { return unix.Fstat(fd, st) })
