@@ -29,7 +29,7 @@ func openat(at int, name string, flags int, perm uint32) (int, error) {
 	}
 	copy(buf[:], name)
 	p := uintptr(unsafe.Pointer(&buf[0]))
-	if flags&(unix.O_CREAT|unix.O_TRUNC|unix.O_TMPFILE) == 0 && perm == 0 && !noCachedOpen.Load() {
+	if flags&(unix.O_CREAT|unix.O_TRUNC) == 0 && flags&unix.O_TMPFILE != unix.O_TMPFILE && perm == 0 && !noCachedOpen.Load() {
 		how := unix.OpenHow{Flags: uint64(flags), Resolve: resolveCached}
 		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT2, uintptr(at), p, uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
 		switch e {
