@@ -32,12 +32,15 @@ type source struct {
 	// noWait: every read is a pread: RWF_NOWAIT is refused here (old
 	// kernel, some file systems), or there are no fast paths.
 	noWait bool
-	// opened is the fstat OpenAt took to check the file's identity: the
-	// first Stat answers it (nothing happened to the file in between that
-	// a second fstat would see), and ChangeTime always does, saving two
-	// fstats of every file read.
-	opened unix.Stat_t
-	stated bool // the first Stat has answered opened
+	// opened is the fstat OpenAt took to check the file's identity, and
+	// dev, ino and ctime the rest of it that is kept: the first Stat
+	// answers it (nothing happened to the file in between that a second
+	// fstat would see), and ChangeTime always does, saving two fstats of
+	// every file read.
+	opened   metadata.Stat
+	dev, ino uint64
+	ctime    int64
+	stated   bool // the first Stat has answered opened
 }
 
 // Source is a file to open for import: Name in the directory open as
@@ -90,7 +93,7 @@ func OpenAt(s Source) (File, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "open", Path: s.Path, Err: ErrReplaced}
 	}
-	return &source{fd: fd, path: s.Path, noWait: !fastpath.On(), opened: st}, nil
+	return &source{fd: fd, path: s.Path, noWait: !fastpath.On(), opened: metadata.FromStatT(&st), dev: uint64(st.Dev), ino: uint64(st.Ino), ctime: st.Ctim.Nano()}, nil
 }
 
 // readCached reads into p what the page cache holds at f.off, without
@@ -132,7 +135,7 @@ func (f *source) Read(p []byte) (int, error) {
 func (f *source) Stat() (metadata.Stat, error) {
 	if !f.stated {
 		f.stated = true
-		return metadata.FromStatT(&f.opened), nil
+		return f.opened, nil
 	}
 	var s unix.Stat_t
 	if err := fsat.Fstat(f.fd, &s); err != nil {
@@ -143,11 +146,11 @@ func (f *source) Stat() (metadata.Stat, error) {
 
 // ChangeTime is the open file's change time (ns) when it was opened, as
 // the first Stat has it.
-func (f *source) ChangeTime() int64 { return f.opened.Ctim.Nano() }
+func (f *source) ChangeTime() int64 { return f.ctime }
 
 // Identity is the open file's device and inode.
 func (f *source) Identity() (dev, ino uint64) {
-	return uint64(f.opened.Dev), uint64(f.opened.Ino)
+	return f.dev, f.ino
 }
 
 // identified is s with the identity of the file f, opened from it, where
