@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
-	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/ipfs-sync/ipfs-sync/chunker"
 	"github.com/ipfs-sync/ipfs-sync/diff"
 	"github.com/ipfs-sync/ipfs-sync/internal/dagpb"
+	"github.com/ipfs-sync/ipfs-sync/internal/usort"
 	"github.com/ipfs-sync/ipfs-sync/profile"
 )
 
@@ -63,7 +63,7 @@ func buildShard(ctx context.Context, put chunker.BlockPutter, p profile.Profile,
 		ents[i] = shardEntry{hash: murmur3.Sum64(unsafe.Slice(unsafe.StringData(name), len(name))), link: &links[i]}
 	}
 	// Sorted by hash, the entries of every shard are a contiguous run.
-	slices.SortFunc(ents, func(a, b shardEntry) int { return cmp.Compare(a.hash, b.hash) })
+	usort.SortFunc(ents, func(e shardEntry) uint16 { return uint16(e.hash >> 48) }, func(a, b shardEntry) int { return cmp.Compare(a.hash, b.hash) })
 	if len(ents) >= parallelShardMin {
 		if err := b.buildTop(ents, runtime.GOMAXPROCS(0)); err != nil {
 			return dirBlock{}, err
