@@ -6,22 +6,14 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/ipfs-sync/ipfs-sync/cli"
+	// The collector's target, set before the other packages initialise.
+	_ "github.com/ipfs-sync/ipfs-sync/internal/gctune"
 )
 
 func main() {
-	// An import's garbage is short-lived chunks: fewer collections, under a
-	// soft ceiling, for memory the RSS budget has (docs/benchmarks.md#decisions).
-	// GOGC and GOMEMLIMIT still win when set.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(192 << 20)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
