@@ -86,6 +86,7 @@ type openPack struct {
 	f      *os.File // written only through stage buffers
 	fd     int      // f's: read while f may be closing after its last write
 	direct bool     // f is its own (O_DIRECT) descriptor, not the one reads use
+	rf     *os.File // the descriptor reads use, through the page cache
 	size   int64    // bytes of records appended
 	st     *stage   // the stage being filled
 	onDisk int64    // records below this offset are in the file
@@ -131,7 +132,7 @@ func (w *packWriter) newPack() (*openPack, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	p := &openPack{name: name, f: rf, fd: int(rf.Fd()), sw: pwriteStages{w}}
+	p := &openPack{name: name, f: rf, fd: int(rf.Fd()), rf: rf, sw: pwriteStages{w}}
 	p.st = newStage(p, buf, 0)
 	// Where O_DIRECT is refused, at open or (alignment) at the first
 	// write, the same stages go through the page cache.
@@ -348,7 +349,7 @@ func (w *packWriter) readable(l loc) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p := w.cur; p != nil && p.name == l.pack && int64(l.off)+recordHead+maxMHLen+int64(l.size) > p.onDisk {
-		return w.writeOutLocked(p)
+		return w.writeOutLocked(p, false)
 	}
 	return nil
 }

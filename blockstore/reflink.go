@@ -122,7 +122,7 @@ func (w *packWriter) clonePackLocked(rec int64) (*openPack, error) {
 		w.set.mu.Lock()
 		w.set.files[name] = &packFile{f: f}
 		w.set.mu.Unlock()
-		w.clones.cur = &openPack{name: name, f: f, fd: int(f.Fd())}
+		w.clones.cur = &openPack{name: name, f: f, fd: int(f.Fd()), rf: f}
 	}
 	p := w.clones.cur
 	if err := p.failed(); err != nil {

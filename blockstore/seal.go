@@ -15,7 +15,7 @@ import (
 // descriptor closed after its last write.
 func (w *packWriter) sealLocked(p *openPack) error {
 	ahead := w.idxAhead(p)
-	err := w.writeOutLocked(p)
+	err := w.writeOutLocked(p, true)
 	w.releaseStageLocked(p)
 	if err == nil {
 		err = p.f.Truncate(p.size)

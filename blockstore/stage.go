@@ -238,10 +238,26 @@ func (w *packWriter) waitWritesLocked(p *openPack) error {
 // with zeros, which stays in the stage to be written again when it fills.
 // Whatever fails, it returns only once every stage handed off is written
 // (waitWritesLocked), so the caller may let p's descriptor go.
-func (w *packWriter) writeOutLocked(p *openPack) error {
+//
+// With last, p takes no more records: the block its records end in is
+// written through the page cache instead, without the padding, so that
+// the seal's cut to the records' end finds that block in the page cache.
+// A cut inside a block written with O_DIRECT has the file system read the
+// block back from the disk to zero its end: 0.2–6.5 ms of the seal that
+// ends a run.
+func (w *packWriter) writeOutLocked(p *openPack, last bool) error {
 	if st := p.st; st != nil {
 		st.copies.Wait()
-		if st.n > 0 && p.failed() == nil {
+		if last && p.direct && st.n > 0 && p.failed() == nil {
+			whole := st.n &^ (dioAlign - 1)
+			err := fsat.PwriteAll(p.fd, st.buf[:whole], st.start)
+			if err == nil {
+				err = fsat.PwriteAll(int(p.rf.Fd()), st.buf[whole:st.n], st.start+int64(whole))
+			}
+			if err != nil {
+				p.setErr(err)
+			}
+		} else if st.n > 0 && p.failed() == nil {
 			padded := (st.n + dioAlign - 1) &^ (dioAlign - 1)
 			clear(st.buf[st.n:padded])
 			if err := fsat.PwriteAll(p.fd, st.buf[:padded], st.start); err != nil {

@@ -78,8 +78,9 @@ func parseSyncJSON(t *testing.T, out string) (flatSummary, []flatItem) {
 
 // tracedSync runs `ipfs-sync --repo REPO ARGS...` under strace, when the
 // machine has it, and returns the paths under src the process opened
-// successfully (one per open; nil when strace is missing). Only openat is traced,
-// through seccomp, so the run is barely slowed.
+// successfully (one per open; nil when strace is missing). Only the opens
+// are traced (open, openat, and openat2, which opens what the dentry cache
+// holds), through seccomp, so the run is barely slowed.
 func tracedSync(t *testing.T, repo, src string, args ...string) (result, []string, bool) {
 	t.Helper()
 	argv := append([]string{"--repo", repo}, args...)
@@ -92,7 +93,7 @@ func tracedSync(t *testing.T, repo, src string, args ...string) (result, []strin
 	trace := filepath.Join(t.TempDir(), "openat")
 	// -y: a returned descriptor is printed with its path, so an open
 	// relative to a directory's descriptor is counted by what it opened.
-	res := run(t, nil, strace, append([]string{"-ff", "-y", "--seccomp-bpf", "-qq", "-e", "trace=openat,open", "-o", trace, syncBin}, argv...)...)
+	res := run(t, nil, strace, append([]string{"-ff", "-y", "--seccomp-bpf", "-qq", "-e", "trace=openat,open,openat2", "-o", trace, syncBin}, argv...)...)
 	traces, _ := filepath.Glob(trace + ".*")
 	if len(traces) == 0 {
 		// strace could not start the child (no ptrace here): run it
