@@ -185,14 +185,26 @@ func loadIdx(path string) (*idxFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("index %s: %w", path, err)
 	}
-	x.name = filepath.Base(path)
-	x.f = f
+	x.attach(f)
+	return x, nil
+}
+
+// attach gives x its file f, mapped where the system allows.
+func (x *idxFile) attach(f *os.File) {
+	x.name, x.f = filepath.Base(f.Name()), f
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
 		if m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED); err == nil {
 			x.m = m
 		}
 	}
-	return x, nil
+}
+
+// spreadFanout has the slot of each prefix without entries end where the
+// entries of the prefix before it end; only those with entries were set.
+func (x *idxFile) spreadFanout() {
+	for i := 1; i < len(x.fanout); i++ {
+		x.fanout[i] = max(x.fanout[i], x.fanout[i-1])
+	}
 }
 
 // close lets the idx go; no lookup may be running (they hold packSet.mu).
@@ -270,9 +282,7 @@ func readIdx(f *os.File) (*idxFile, error) {
 		x.fanout[x.prefix(e.key)+1] = uint32(i + 1)
 		x.bloomAdd(e.key)
 	}
-	for i := 1; i < len(x.fanout); i++ {
-		x.fanout[i] = max(x.fanout[i], x.fanout[i-1])
-	}
+	x.spreadFanout()
 	var tail [12]byte
 	if _, err := io.ReadFull(r, tail[:4]); err != nil || binary.LittleEndian.Uint32(tail[:4]) != uint32(x.count) {
 		return nil, errBadIdx
@@ -443,19 +453,12 @@ func (iw *idxWriter) indexAs(n int) {
 func (iw *idxWriter) loaded(path string) (*idxFile, error) {
 	x := iw.x
 	x.count = int(iw.n)
-	for i := 1; i < len(x.fanout); i++ {
-		x.fanout[i] = max(x.fanout[i], x.fanout[i-1])
-	}
+	x.spreadFanout()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	x.name, x.f = filepath.Base(path), f
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		if m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED); err == nil {
-			x.m = m
-		}
-	}
+	x.attach(f)
 	return x, nil
 }
 

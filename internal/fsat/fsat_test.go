@@ -32,12 +32,18 @@ func tree(t *testing.T) (string, int) {
 			t.Fatal(err)
 		}
 	}
+	return dir, openDir(t, dir)
+}
+
+// openDir opens dir for the test, closed when it ends.
+func openDir(t *testing.T, dir string) int {
+	t.Helper()
 	fd, err := OpenDir(unix.AT_FDCWD, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	return dir, fd
+	return fd
 }
 
 // What is opened below a directory's descriptor is the entry there, never
@@ -96,11 +102,7 @@ func TestOpenNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("short"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	at, err := OpenDir(unix.AT_FDCWD, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(at)
+	at := openDir(t, dir)
 	for _, tc := range []struct {
 		at   int
 		name string
@@ -188,11 +190,7 @@ func TestReadNames(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			fd, err := OpenDir(unix.AT_FDCWD, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
+			fd := openDir(t, dir)
 			for pass := range 2 {
 				got, err := ReadNames(fd)
 				if err != nil {
@@ -253,11 +251,7 @@ func TestReadDirents(t *testing.T) {
 // have been replaced by a longer one since).
 func TestReadlink(t *testing.T) {
 	dir := t.TempDir()
-	at, err := OpenDir(unix.AT_FDCWD, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(at)
+	at := openDir(t, dir)
 	for _, tc := range []struct {
 		target string
 		size   int64
@@ -342,11 +336,7 @@ func TestSetMTime(t *testing.T) {
 func TestWriteReadCopy(t *testing.T) {
 	fastpathtest.BothModes(t, func(t *testing.T, _ bool) {
 		dir := t.TempDir()
-		at, err := OpenDir(unix.AT_FDCWD, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(at)
+		at := openDir(t, dir)
 		data := bytes.Repeat([]byte("0123456789abcdef"), 300_000) // more than one copy buffer
 		src, err := Open(at, "src", unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if err != nil {

@@ -4,7 +4,7 @@
 // their imports are (the spec, "Package initialization"), and this path
 // sorts before github.com/ipfs/boxo's, whose gateway assets parse their
 // HTML templates at init, and golang.org/x's. With the default target,
-// initialisation alone ran four collections, about 4 ms of every
+// initialisation alone ran four collections, about 3 ms of every
 // command's start.
 //
 // An import's garbage is short-lived chunks: fewer collections, under a
