@@ -42,6 +42,11 @@ type Index struct {
 	mu    sync.Mutex // held alone, as idleMu is (lock order: packWriter)
 	batch *pebble.Batch
 	n     int
+	// commitMu orders the commits of full batches: taken under mu when a
+	// batch is handed over (takeLocked), held through its commit, which
+	// runs off mu. Committed under mu, a batch of 4,096 entries held the
+	// other reader's Put for ~0.2 ms, its core idle meanwhile.
+	commitMu sync.Mutex
 	// A key and a value are built here, under mu: the batch copies them.
 	kbuf, vbuf []byte
 
@@ -248,9 +253,10 @@ func (ix *Index) Get(ctx context.Context, path string) (IndexEntry, bool) {
 // Put records e for path.
 func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	ix.vbuf = appendEntry(ix.vbuf[:0], e)
-	return ix.putLocked(ctx, ix.appendKey(ix.kbuf[:0], path), ix.vbuf, path)
+	full, err := ix.putLocked(ix.appendKey(ix.kbuf[:0], path), ix.vbuf, path)
+	ix.mu.Unlock()
+	return errors.Join(err, ix.commit(full))
 }
 
 // PutDir records the encoded blocks of the directory at dir (source-relative,
@@ -258,7 +264,6 @@ func (ix *Index) Put(ctx context.Context, path string, e IndexEntry) error {
 // entry has an empty name.
 func (ix *Index) PutDir(ctx context.Context, dir string, blocks [][]byte) error {
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	v := ix.vbuf[:0]
 	for _, b := range blocks {
 		v = binary.AppendUvarint(v, uint64(len(b)))
@@ -266,24 +271,27 @@ func (ix *Index) PutDir(ctx context.Context, dir string, blocks [][]byte) error 
 	}
 	ix.vbuf = v
 	k := append(append(append(ix.kbuf[:0], ix.prefix...), dir...), 0)
-	return ix.putLocked(ctx, k, v, dir+"/")
+	full, err := ix.putLocked(k, v, dir+"/")
+	ix.mu.Unlock()
+	return errors.Join(err, ix.commit(full))
 }
 
 // putLocked batches key and value, which the batch copies; the buffers
-// are kept for the next.
-func (ix *Index) putLocked(ctx context.Context, key, value []byte, path string) error {
+// are kept for the next. A batch that is full is handed over, to be
+// committed off mu (commit).
+func (ix *Index) putLocked(key, value []byte, path string) (*pebble.Batch, error) {
 	ix.kbuf = key
 	if ix.batch == nil {
 		ix.batch = ix.s.ds.DB.NewBatch()
 	}
 	if err := ix.batch.Set(key, value, nil); err != nil {
-		return fmt.Errorf("index %s: %w", path, err)
+		return nil, fmt.Errorf("index %s: %w", path, err)
 	}
 	ix.n++
 	if ix.n >= 4096 {
-		return ix.commitLocked(ctx)
+		return ix.takeLocked(), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // appendKey appends the index key of a source-relative path to b; ""
@@ -300,24 +308,40 @@ func (ix *Index) appendKey(b []byte, path string) []byte {
 	return append(b, name...)
 }
 
-func (ix *Index) commitLocked(context.Context) error {
-	if ix.batch == nil {
+// takeLocked hands over the batch (nil: none) for commit, taking
+// commitMu: batches are committed in the order they were taken.
+func (ix *Index) takeLocked() *pebble.Batch {
+	b := ix.batch
+	ix.batch, ix.n = nil, 0
+	ix.commitMu.Lock()
+	return b
+}
+
+// commit commits a batch takeLocked handed over, and lets commitMu go.
+func (ix *Index) commit(b *pebble.Batch) error {
+	if b == nil {
 		return nil
 	}
-	err := ix.batch.Commit(pebble.NoSync)
-	ix.batch.Close()
-	ix.batch, ix.n = nil, 0
+	defer ix.commitMu.Unlock()
+	err := b.Commit(pebble.NoSync)
+	b.Close()
 	if err != nil {
 		return fmt.Errorf("write index in %s: %w", ix.s.dir, err)
 	}
 	return nil
 }
 
-// Flush writes what is batched. Durability comes with the store's Sync.
-func (ix *Index) Flush(ctx context.Context) error {
+// Flush writes what is batched, after the commits under way. Durability
+// comes with the store's Sync.
+func (ix *Index) Flush(context.Context) error {
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.commitLocked(ctx)
+	b := ix.takeLocked()
+	ix.mu.Unlock()
+	if b == nil {
+		ix.commitMu.Unlock()
+		return nil
+	}
+	return ix.commit(b)
 }
 
 // appendEntry appends e's encoding to b.

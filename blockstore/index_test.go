@@ -2,7 +2,9 @@ package blockstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,54 @@ func TestIndexEntryEncoding(t *testing.T) {
 				t.Fatalf("decoded %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Two writers' entries, over several full batches committed off the
+// index's lock, are all there after a Flush, and a path put again after
+// its first batch was handed over keeps its last entry.
+func TestIndexConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entry := func(i int) IndexEntry {
+		h, _ := mh.Sum([]byte(fmt.Sprint(i)), mh.SHA2_256, -1)
+		return IndexEntry{Cid: cid.NewCidV1(cid.Raw, h), Size: int64(i), MTime: time.Unix(int64(i), 0).UTC(), Mode: 0o644}
+	}
+	const per = 3 * 4096
+	ix := s.Index("ref")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for g := range 2 {
+		wg.Go(func() {
+			for i := range per {
+				if errs[g] = ix.Put(ctx, fmt.Sprintf("d%d/f%05d", g, i), entry(g*per+i)); errs[g] != nil {
+					return
+				}
+			}
+			errs[g] = ix.Put(ctx, fmt.Sprintf("d%d/f%05d", g, 0), entry(-1))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for g := range 2 {
+		for i := range per {
+			want := g*per + i
+			if i == 0 {
+				want = -1
+			}
+			e, ok := ix.Get(ctx, fmt.Sprintf("d%d/f%05d", g, i))
+			if !ok || e.Size != int64(want) {
+				t.Fatalf("d%d/f%05d: %v %d, want size %d", g, i, ok, e.Size, want)
+			}
+		}
 	}
 }

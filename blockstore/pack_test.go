@@ -646,3 +646,44 @@ func (c *atomicCount) add() {
 	c.n++
 	c.mu.Unlock()
 }
+
+// A pending copy is found by its key, through its bit in copied; a key
+// sharing the bit, or with a clear one, is not; after a flush every bit is
+// clear and the copy is found in the sealed pack's idx.
+func TestPendingCopyBits(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	s.packs.w.limit = packMax // one pack, open until the flush
+	b := testBlocks(2, "bits")[1]
+	if err := s.NewWriter(false).PutBlock(t.Context(), b.Cid(), b.RawData()); err != nil {
+		t.Fatal(err)
+	}
+	w := s.packs.w
+	k := keyOf(b.Cid().Hash())
+	same, other := k, k
+	same[keySize-1]++ // same bit, not put
+	other[0]++        // another bit
+	for _, c := range []struct {
+		name string
+		k    key
+		want bool
+	}{{"put", k, true}, {"same bit", same, false}, {"other bit", other, false}} {
+		if _, ok := w.pendingCopy(c.k); ok != c.want {
+			t.Errorf("%s: pendingCopy %v, want %v", c.name, ok, c.want)
+		}
+	}
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range w.copied {
+		if w.copied[i].Load() != 0 {
+			t.Fatalf("word %d of copied set after the flush", i)
+		}
+	}
+	if _, ok := w.pendingCopy(k); ok {
+		t.Error("pendingCopy after the flush")
+	}
+	if has, err := s.Blockstore().Has(t.Context(), b.Cid()); err != nil || !has {
+		t.Fatalf("Has after the flush: %v %v", has, err)
+	}
+}

@@ -22,17 +22,18 @@ import (
 // place under a lock and write it outside, so blocks from all cores go
 // into one pack without waiting for each other's copies.
 //
-// Lock order, for every lock in the package: mu before pmu,
-// openPack.entMu, openPack.errMu, packSet.mu and aioStages.mu. Those five
+// Lock order, for every lock in the package: mu before pmu, refShard.mu,
+// openPack.entMu, openPack.errMu, packSet.mu and aioStages.mu. Those six
 // are leaves: none is held while another lock is taken, so no two of them
 // are ever held together, and each is also taken without mu (readers take
-// packSet.mu and pmu alone). Writer.mu, Index.mu and Index.idleMu are
-// each held alone, never with another lock of the package. mu is the one
-// lock held while waiting: for a stage's copies and writes, a free buffer,
-// a reap. So a copy into a stage, its end, and the write of a full stage
-// by the copier that ends it never take mu (a seal waits for them while it
-// holds mu): only errMu and aioStages.mu, and commitRecord's claim pmu and
-// entMu.
+// packSet.mu, pmu and refShard.mu alone). Writer.mu, Index.mu (and
+// Index.commitMu, taken under it) and Index.idleMu are held apart from
+// every other lock of the package. mu is the one lock held while waiting:
+// for a stage's copies and writes, a free buffer, a reap. So a copy into a
+// stage, its end, and the write of a full stage by the copier that ends it
+// never take mu (a seal waits for them while it holds mu): only errMu and
+// aioStages.mu, and the claims of reserve and commitRecord, pmu or a
+// refShard.mu, and entMu.
 //
 // Who owns what, so that no write can land in a file it was not meant for
 // and no buffer is unmapped under a copy or a write:
@@ -55,16 +56,25 @@ type packWriter struct {
 	mu     sync.Mutex
 	cur    *openPack
 	clones clonePacks   // the pack of cloned records (reflink.go)
-	pmu    sync.RWMutex // pending, pendingRefs
+	pmu    sync.RWMutex // pending
 	// What is written, not yet in an idx of the set: the copies, and the
 	// first reference to each block. Apart, so that a reference's check
 	// for a copy of its block (packStore.usable) looks among the few
 	// copies of a --nocopy import (directories, inner nodes), not among
 	// every leaf's reference.
 	pending     map[key]loc
-	pendingRefs map[key]loc
-	unnamed     []string    // this run's .idx.new files
-	free        chan []byte // stage buffers not in use (nil: not mapped yet)
+	pendingRefs [refShards]refShard
+	// copied has the bit of each key in pending (copyBit), set before the
+	// key goes in and cleared only with the whole map: a reference's check
+	// for a copy of its block (pendingCopy) reads it without the lock and
+	// skips the map when the bit is clear, as it nearly always is in a
+	// --nocopy import. Behind the read lock, the two readers' checks and
+	// claims made each other wait ~700 times an import, and each wait
+	// left a core idle for ~60 µs while the runtime found the waiter again
+	// (docs/benchmarks.md#decisions).
+	copied  [copyBits / 64]atomic.Uint64
+	unnamed []string    // this run's .idx.new files
+	free    chan []byte // stage buffers not in use (nil: not mapped yet)
 	// lost, under mu: a reap failed, so AIO writes may be in flight that
 	// nothing will end. Nothing more is written, and no descriptor or
 	// buffer they may use is let go.
@@ -111,7 +121,10 @@ type openPack struct {
 }
 
 func newPackWriter(set *packSet) *packWriter {
-	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, pendingRefs: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
+	w := &packWriter{set: set, limit: packMax, pending: map[key]loc{}, free: make(chan []byte, stageBuffers), fast: fastpath.On()}
+	for i := range w.pendingRefs {
+		w.pendingRefs[i].m = map[key]loc{}
+	}
 	for range stageBuffers {
 		w.free <- nil // allocated when first taken
 	}
@@ -228,16 +241,22 @@ func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64,
 		}
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	p, err := w.packLocked(rec)
 	if err != nil {
+		w.mu.Unlock()
 		return ss, err
 	}
 	off := p.size
-	if ss, err = w.reserveLocked(p, rec, ss); err != nil {
+	ss, err = w.reserveLocked(p, rec, ss)
+	w.mu.Unlock()
+	if err != nil {
 		return ss, err
 	}
-	w.claim(p, k, kind, off, size, sum) // put meanwhile: the place reserved stays a hole
+	// Claimed off mu, which the other reader's next reservation waits
+	// for, yet before the segments are released: a seal takes a pack's
+	// entries only once every segment reserved in it is (idxAhead,
+	// writeOutLocked). Put meanwhile, the place reserved stays a hole.
+	w.claim(p, k, kind, off, size, sum)
 	return ss, nil
 }
 
@@ -248,17 +267,24 @@ func (w *packWriter) reserve(k key, rec int64, kind uint8, size int, sum uint64,
 // may be written after: a read of it waits for the stage's copies.
 func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, sum uint64) bool {
 	l := loc{pack: p.name, kind: kind, off: uint32(off), size: uint32(size), sum: sum}
-	w.pmu.Lock()
 	if kind != kindRef {
+		w.pmu.Lock()
 		if _, ok := w.pending[k]; ok {
 			w.pmu.Unlock()
 			return false
 		}
+		i := copyBit(k)
+		w.copied[i/64].Or(1 << (i % 64))
 		w.pending[k] = l
-	} else if _, ok := w.pendingRefs[k]; !ok {
-		w.pendingRefs[k] = l
+		w.pmu.Unlock()
+	} else {
+		sh := w.refShard(k)
+		sh.mu.Lock()
+		if _, ok := sh.m[k]; !ok {
+			sh.m[k] = l
+		}
+		sh.mu.Unlock()
 	}
-	w.pmu.Unlock()
 	p.entMu.Lock()
 	if len(p.ents) == cap(p.ents) {
 		// Doubled: append grows a large slice by a quarter, and the
@@ -272,16 +298,52 @@ func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, 
 
 func (w *packWriter) pendingLoc(k key) (loc, bool) {
 	w.pmu.RLock()
-	defer w.pmu.RUnlock()
-	if l, ok := w.pending[k]; ok {
+	l, ok := w.pending[k]
+	w.pmu.RUnlock()
+	if ok {
 		return l, true
 	}
-	l, ok := w.pendingRefs[k]
+	sh := w.refShard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l, ok = sh.m[k]
 	return l, ok
+}
+
+// refShards is how many parts pendingRefs is split into, by key, each
+// under its own lock: every leaf of a --nocopy import is claimed there,
+// from both readers at once, and under one lock with the copies their
+// claims waited for each other ~180 times an import.
+const refShards = 16
+
+// refShard is a part of pendingRefs, a cache line of its own.
+type refShard struct {
+	mu sync.Mutex
+	m  map[key]loc
+	_  [64 - 16]byte
+}
+
+func (w *packWriter) refShard(k key) *refShard { return &w.pendingRefs[k[0]%refShards] }
+
+// copyBits is the size of packWriter.copied: with the few thousand copies
+// of a --nocopy import, about one reference in twenty finds its bit set
+// by another key and looks in the map all the same.
+const copyBits = 1 << 16
+
+func copyBit(k key) uint32 { return uint32(binary.LittleEndian.Uint16(k[:2])) }
+
+// clearCopied clears packWriter.copied, with pending emptied (under pmu).
+func (w *packWriter) clearCopied() {
+	for i := range w.copied {
+		w.copied[i].Store(0)
+	}
 }
 
 // pendingCopy is where this run wrote a copy of block k, if it did.
 func (w *packWriter) pendingCopy(k key) (loc, bool) {
+	if i := copyBit(k); w.copied[i/64].Load()&(1<<(i%64)) == 0 {
+		return loc{}, false
+	}
 	w.pmu.RLock()
 	defer w.pmu.RUnlock()
 	l, ok := w.pending[k]

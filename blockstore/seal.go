@@ -53,24 +53,40 @@ func (w *packWriter) sealLocked(p *openPack) error {
 		return idx.err
 	}
 	w.set.add(idx.x)
-	w.pmu.Lock()
 	if w.cur == nil && w.clones.cur == nil {
 		// No other pack is open, and each one sealed before took its
 		// entries out: every entry is p's (a flush's last seal, where
 		// the loop below took ~4 ms of a 25,000-file import's end).
+		w.pmu.Lock()
 		clear(w.pending)
-		clear(w.pendingRefs)
+		w.clearCopied()
+		w.pmu.Unlock()
+		for i := range w.pendingRefs {
+			sh := &w.pendingRefs[i]
+			sh.mu.Lock()
+			clear(sh.m)
+			sh.mu.Unlock()
+		}
 	} else {
+		w.pmu.Lock()
 		for _, e := range idx.ents {
 			if w.pending[e.key].pack == p.name {
 				delete(w.pending, e.key)
 			}
-			if w.pendingRefs[e.key].pack == p.name {
-				delete(w.pendingRefs, e.key)
+		}
+		w.pmu.Unlock()
+		for _, e := range idx.ents {
+			if e.kind != kindRef {
+				continue
 			}
+			sh := w.refShard(e.key)
+			sh.mu.Lock()
+			if sh.m[e.key].pack == p.name {
+				delete(sh.m, e.key)
+			}
+			sh.mu.Unlock()
 		}
 	}
-	w.pmu.Unlock()
 	w.unnamed = append(w.unnamed, idx.x.name)
 	return nil
 }
