@@ -53,6 +53,7 @@ type config struct {
 	workers int
 	dst     string // where copies go; "" in read and sha256 modes
 	list    string // -files: the list of paths to read instead of a walk
+	buffer  int    // bytes read at a time
 	root    string // DIR
 }
 
@@ -83,18 +84,19 @@ func parseFlags() config {
 	mode := flag.String("mode", "sha256", "sha256: read and hash every byte; read: only read; sha256-pack: hash and append a copy to a pack under -dst; sha256-write: hash and write a copy as a file under -dst")
 	workers := flag.Int("workers", runtime.NumCPU(), "files processed at once")
 	dst := flag.String("dst", "", "`DIR` (absent or empty) for -mode sha256-write")
+	buffer := flag.Int("buffer", 1<<20, "`BYTES` read at a time (an import reads and hashes a 1 MiB chunk at a time)")
 	list := flag.String("files", "", "only the files named in `FILE`, one path relative to DIR per line (bench/large.sh: the files a publish cycle changed)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-pack|sha256-write] [-dst DIR] [-files FILE] [-workers N] DIR\n")
+		fmt.Fprintf(os.Stderr, "usage: floor [-mode sha256|read|sha256-pack|sha256-write] [-dst DIR] [-files FILE] [-workers N] [-buffer BYTES] DIR\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ok := *mode == "sha256" || *mode == "read" || ((*mode == "sha256-write" || *mode == "sha256-pack") && *dst != "")
-	if flag.NArg() != 1 || !ok || *workers < 1 {
+	if flag.NArg() != 1 || !ok || *workers < 1 || *buffer < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	return config{mode: *mode, workers: *workers, dst: *dst, list: *list, root: flag.Arg(0)}
+	return config{mode: *mode, workers: *workers, dst: *dst, list: *list, buffer: *buffer, root: flag.Arg(0)}
 }
 
 // prepareDst makes -dst and, for sha256-write, its shard directories.
@@ -159,7 +161,7 @@ func (r *run) work() {
 	if r.mode != "read" {
 		h = sha256.New()
 	}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, r.buffer)
 	var pack *os.File
 	if r.mode == "sha256-pack" {
 		var err error
