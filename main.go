@@ -9,7 +9,9 @@ import (
 	"syscall"
 
 	"github.com/ipfs-sync/ipfs-sync/cli"
-	// The collector's target, set before the other packages initialise.
+	// The descriptor table grown, and the collector's target set, while
+	// or before the other packages initialise.
+	_ "github.com/ipfs-sync/ipfs-sync/internal/fdtable"
 	_ "github.com/ipfs-sync/ipfs-sync/internal/gctune"
 )
 
