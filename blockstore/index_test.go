@@ -12,17 +12,27 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-func TestIndexDirFind(t *testing.T) {
-	ctx := context.Background()
+// openIndexTest is a store in a temporary directory, closed after the test.
+func openIndexTest(t *testing.T) *Store {
+	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	entry := func(i int) IndexEntry {
-		h, _ := mh.Sum([]byte{byte(i)}, mh.SHA2_256, -1)
-		return IndexEntry{Cid: cid.NewCidV1(cid.DagProtobuf, h), Size: int64(i), MTime: time.Unix(int64(i), 5).UTC(), Mode: 0o644, XXH: uint64(i)}
-	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testEntry is an index entry told apart by i.
+func testEntry(i int) IndexEntry {
+	h, _ := mh.Sum([]byte(fmt.Sprint(i)), mh.SHA2_256, -1)
+	return IndexEntry{Cid: cid.NewCidV1(cid.DagProtobuf, h), Size: int64(i), MTime: time.Unix(int64(i), 5).UTC(), Mode: 0o644, XXH: uint64(i)}
+}
+
+func TestIndexDirFind(t *testing.T) {
+	ctx := context.Background()
+	s := openIndexTest(t)
+	entry := testEntry
 	// Names chosen to sit next to the separators in byte order: a
 	// directory's entries must not mix with its subdirectories' or a
 	// sibling's that shares its name as a prefix.
@@ -126,15 +136,8 @@ func TestIndexEntryEncoding(t *testing.T) {
 // its first batch was handed over keeps its last entry.
 func TestIndexConcurrentPuts(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	entry := func(i int) IndexEntry {
-		h, _ := mh.Sum([]byte(fmt.Sprint(i)), mh.SHA2_256, -1)
-		return IndexEntry{Cid: cid.NewCidV1(cid.Raw, h), Size: int64(i), MTime: time.Unix(int64(i), 0).UTC(), Mode: 0o644}
-	}
+	s := openIndexTest(t)
+	entry := testEntry
 	const per = 3 * 4096
 	ix := s.Index("ref")
 	var wg sync.WaitGroup
