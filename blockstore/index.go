@@ -39,7 +39,7 @@ type Index struct {
 	s      *Store
 	prefix string
 
-	mu    sync.Mutex // held alone, as idleMu is (lock order: packWriter)
+	mu    sync.Mutex // held alone but for commitMu, as idleMu is (lock order: packWriter)
 	batch *pebble.Batch
 	n     int
 	// commitMu orders the commits of full batches: taken under mu when a
@@ -317,7 +317,8 @@ func (ix *Index) takeLocked() *pebble.Batch {
 	return b
 }
 
-// commit commits a batch takeLocked handed over, and lets commitMu go.
+// commit commits a batch takeLocked handed over, and lets commitMu go;
+// with nil (none handed over, commitMu not taken) it does nothing.
 func (ix *Index) commit(b *pebble.Batch) error {
 	if b == nil {
 		return nil

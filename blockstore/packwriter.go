@@ -296,17 +296,15 @@ func (w *packWriter) claim(p *openPack, k key, kind uint8, off int64, size int, 
 	return true
 }
 
+// pendingLoc is where this run wrote block k, a copy or a reference.
 func (w *packWriter) pendingLoc(k key) (loc, bool) {
-	w.pmu.RLock()
-	l, ok := w.pending[k]
-	w.pmu.RUnlock()
-	if ok {
+	if l, ok := w.pendingCopy(k); ok {
 		return l, true
 	}
 	sh := w.refShard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	l, ok = sh.m[k]
+	l, ok := sh.m[k]
 	return l, ok
 }
 
